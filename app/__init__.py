@@ -1,0 +1,1 @@
+"""Community waste-reduction passbook service (减废存折)."""

@@ -1,0 +1,1 @@
+"""The audit log: which staff user changed or exported what, when, from which request."""

@@ -1,0 +1,87 @@
+"""Settings read from the environment (prefix-free, as operators expect: DATABASE_URL, JWT_SECRET...)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: str = Field("development", description="development | test | production")
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    jwt_secret: str = ""
+    # Key for the keyed hash that lets phone numbers be matched without being stored in clear.
+    phone_hash_key: str = ""
+    access_token_minutes: int = 15
+    refresh_token_days: int = 30
+    jwt_audience: str = "jianfei-api"
+    jwt_issuer: str = "jianfei"
+
+    wechat_app_id: str = "wx-demo-app"
+    wechat_app_secret: str = "demo-secret"
+    wechat_api_base: str = "http://127.0.0.1:8765"
+    wechat_timeout_seconds: float = 5.0
+    wechat_retries: int = 2
+
+    timezone: str = "Asia/Shanghai"
+    seed_demo: bool = True
+    log_level: str = "INFO"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Operators paste postgres:// or postgresql:// URLs; we speak psycopg 3.
+            if url.startswith("postgres://"):
+                url = "postgresql://" + url[len("postgres://") :]
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
+            return url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.data_dir / 'jianfei.db').as_posix()}"
+
+    def _kept_secret(self, name: str) -> str:
+        """A development secret generated once and kept in the data folder."""
+        path = self.data_dir / name
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        path.write_text(value)
+        path.chmod(0o600)
+        return value
+
+    def resolved_jwt_secret(self) -> str:
+        if self.jwt_secret:
+            return self.jwt_secret
+        if self.is_production:
+            raise RuntimeError("JWT_SECRET must be set in production")
+        return self._kept_secret("jwt_secret")
+
+    def resolved_phone_hash_key(self) -> str:
+        if self.phone_hash_key:
+            return self.phone_hash_key
+        if self.is_production:
+            raise RuntimeError("PHONE_HASH_KEY must be set in production")
+        return self._kept_secret("phone_hash_key")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def check_production_settings(settings: Settings) -> None:
+    """Refuse to start in production without the secrets that must not be generated."""
+    settings.resolved_jwt_secret()
+    settings.resolved_phone_hash_key()

@@ -1,0 +1,108 @@
+"""Passwords (argon2), access tokens (PyJWT, HS256), keyed hashes for phones and QR payloads."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+from typing import Any
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from app.core.config import get_settings
+from app.core.db import utcnow
+
+_hasher = PasswordHasher()
+ALGORITHM = "HS256"
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    if not password_hash:
+        # Spend the same time as a real check so unknown users cannot be told apart by timing.
+        _hasher.hash(password)
+        return False
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def create_access_token(claims: dict[str, Any]) -> tuple[str, int]:
+    s = get_settings()
+    now = utcnow()
+    ttl = timedelta(minutes=s.access_token_minutes)
+    payload = {
+        **claims,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl,
+        "aud": s.jwt_audience,
+        "iss": s.jwt_issuer,
+        "typ": "access",
+        "jti": secrets.token_hex(8),
+    }
+    return jwt.encode(payload, s.resolved_jwt_secret(), algorithm=ALGORITHM), int(ttl.total_seconds())
+
+
+def decode_access_token(token: str) -> dict[str, Any]:
+    """Raises jwt.InvalidTokenError on any defect: signature, expiry, audience, issuer, algorithm."""
+    s = get_settings()
+    payload = jwt.decode(
+        token,
+        s.resolved_jwt_secret(),
+        algorithms=[ALGORITHM],
+        audience=s.jwt_audience,
+        issuer=s.jwt_issuer,
+        options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+    )
+    if payload.get("typ") != "access":
+        raise jwt.InvalidTokenError("not an access token")
+    return payload
+
+
+def new_opaque_token(nbytes: int = 32) -> str:
+    return secrets.token_urlsafe(nbytes)
+
+
+def sha256_hex(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def normalize_phone(raw: str) -> str | None:
+    """Mainland mobile numbers: 11 digits starting with 1, optional +86/86 prefix."""
+    digits = "".join(ch for ch in raw if ch.isdigit())
+    if digits.startswith("86") and len(digits) == 13:
+        digits = digits[2:]
+    if len(digits) == 11 and digits.startswith("1") and digits[1] in "3456789":
+        return digits
+    return None
+
+
+def phone_hash(normalized: str) -> str:
+    key = get_settings().resolved_phone_hash_key().encode()
+    return hmac.new(key, normalized.encode(), hashlib.sha256).hexdigest()
+
+
+def mask_phone(normalized: str) -> str:
+    return f"{normalized[:3]}****{normalized[-4:]}"
+
+
+def _qr_key() -> bytes:
+    return hmac.new(get_settings().resolved_jwt_secret().encode(), b"household-qr", hashlib.sha256).digest()
+
+
+def sign_code(public_code: str) -> str:
+    mac = hmac.new(_qr_key(), public_code.encode(), hashlib.sha256).digest()[:10]
+    return base64.b32encode(mac).decode().rstrip("=")
+
+
+def verify_code_signature(public_code: str, signature: str) -> bool:
+    return hmac.compare_digest(sign_code(public_code), signature)

@@ -1,0 +1,1 @@
+"""Users, their scoped roles, sign-in (WeChat and password) and tokens."""

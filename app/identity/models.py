@@ -1,0 +1,148 @@
+"""Users, household membership, scoped role grants and refresh tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, ForeignKey, String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from app.core.db import utcnow
+from app.kit.columns import BigId, fk, pk
+
+
+class Role(StrEnum):
+    resident = "resident"  # 居民 (via household membership, not a grant)
+    volunteer = "volunteer"  # 盯桶侠 / 桶边值守志愿者
+    supervisor = "supervisor"  # 督导员
+    clerk = "clerk"  # 兑换员
+    compost_keeper = "compost_keeper"  # 堆肥技师
+    committee = "committee"  # 居委会/物业/业委会 staff, one community
+    org_admin = "org_admin"  # 社会组织 admin, the communities it runs
+    street_viewer = "street_viewer"  # 街道, read-only roll-ups
+    platform_admin = "platform_admin"
+
+
+COMMUNITY_ROLES = {Role.volunteer, Role.supervisor, Role.clerk, Role.compost_keeper, Role.committee}
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "app_user"
+    id: int | None = Field(default=None, sa_column=pk())
+    username: str | None = Field(default=None, max_length=60, unique=True, index=True)
+    password_hash: str | None = Field(default=None, max_length=200)
+    wechat_openid: str | None = Field(default=None, max_length=64, unique=True, index=True)
+    wechat_unionid: str | None = Field(default=None, max_length=64, index=True)
+    display_name: str = Field(default="", max_length=60)
+    phone_hash: str | None = Field(default=None, max_length=64, index=True)
+    phone_masked: str | None = Field(default=None, max_length=16)
+    is_active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class HouseholdMember(SQLModel, table=True):
+    """A resident's membership of a household: family members share one passbook."""
+
+    __tablename__ = "household_member"
+    __table_args__ = (UniqueConstraint("user_id", "household_id"),)
+    id: int | None = Field(default=None, sa_column=pk())
+    user_id: int = Field(sa_column=fk("app_user.id"))
+    household_id: int = Field(sa_column=fk("household.id"))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class RoleGrant(SQLModel, table=True):
+    """A role held in one scope: a community, an organisation, a street, or the platform."""
+
+    __tablename__ = "role_grant"
+    __table_args__ = (
+        UniqueConstraint("user_id", "role", "community_id", "organisation_id", "street_id"),
+    )
+    id: int | None = Field(default=None, sa_column=pk())
+    user_id: int = Field(sa_column=fk("app_user.id"))
+    role: Role = Field(sa_column=Column(String(20), nullable=False))  # text, not a PG enum: roles grow
+    community_id: int | None = Field(default=None, sa_column=fk("community.id", nullable=True))
+    organisation_id: int | None = Field(default=None, sa_column=fk("organisation.id", nullable=True))
+    street_id: int | None = Field(default=None, sa_column=fk("street.id", nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    created_by: int | None = Field(
+        default=None, sa_column=Column(BigId, ForeignKey("app_user.id"), nullable=True)
+    )
+
+
+class RefreshToken(SQLModel, table=True):
+    """Rotating refresh tokens, stored as hashes. Reusing a rotated token revokes its whole family."""
+
+    __tablename__ = "refresh_token"
+    id: int | None = Field(default=None, sa_column=pk())
+    user_id: int = Field(sa_column=fk("app_user.id"))
+    family_id: str = Field(max_length=64, index=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    issued_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+# --- API shapes -------------------------------------------------------------------------------
+
+class GrantPublic(SQLModel):
+    role: Role
+    community_id: int | None = None
+    organisation_id: int | None = None
+    street_id: int | None = None
+
+
+class UserPublic(SQLModel):
+    id: int
+    username: str | None = None
+    display_name: str
+    phone_masked: str | None = None
+    household_ids: list[int] = []
+    grants: list[GrantPublic] = []
+
+
+class TokenPair(SQLModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    user: UserPublic
+
+
+class WechatLogin(SQLModel):
+    code: str = Field(min_length=1, max_length=128, description="wx.login 返回的 code")
+
+
+class PhoneBind(SQLModel):
+    code: str = Field(min_length=1, max_length=128, description="getPhoneNumber 返回的 code")
+
+
+class PasswordLogin(SQLModel):
+    username: str = Field(min_length=1, max_length=60)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class RefreshRequest(SQLModel):
+    refresh_token: str = Field(min_length=10, max_length=200)
+
+
+class StaffCreate(SQLModel):
+    username: str = Field(min_length=3, max_length=60, regex=r"^[A-Za-z0-9_.@-]+$")
+    password: str = Field(min_length=8, max_length=200)
+    display_name: str = Field(default="", max_length=60)
+
+
+class GrantCreate(SQLModel):
+    user_id: int
+    role: Role
+    community_id: int | None = None
+    organisation_id: int | None = None
+    street_id: int | None = None
+
+
+class PhoneBindResult(SQLModel):
+    phone_masked: str
+    household_ids: list[int]
+    matched: bool

@@ -1,0 +1,75 @@
+"""Sign-in, tokens, the current user, staff accounts and role grants."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+
+from app.core.db import SessionDep
+from app.identity import service
+from app.identity.auth import CurrentPrincipal
+from app.identity.models import (
+    GrantCreate,
+    GrantPublic,
+    PasswordLogin,
+    PhoneBind,
+    PhoneBindResult,
+    RefreshRequest,
+    StaffCreate,
+    TokenPair,
+    UserPublic,
+    WechatLogin,
+)
+from app.kit.errors import error_responses
+from app.wechat.client import WechatClient, get_wechat
+
+router = APIRouter(prefix="/api/v1", tags=["identity"])
+Wechat = Annotated[WechatClient, Depends(get_wechat)]
+
+
+@router.post("/auth/wechat/login", summary="Sign in with a wx.login code", response_model=TokenPair, responses=error_responses(400, 403, 422, 502, 503))
+def wechat_login(session: SessionDep, wechat: Wechat, data: WechatLogin):
+    return service.wechat_login(session, wechat, data.code)
+
+
+@router.post("/auth/wechat/phone", summary="Bind my phone number (getPhoneNumber code) and join my household", response_model=PhoneBindResult, responses=error_responses(400, 401, 422, 502, 503))
+def bind_phone(session: SessionDep, wechat: Wechat, principal: CurrentPrincipal, data: PhoneBind):
+    return service.bind_phone(session, wechat, principal, data.code)
+
+
+@router.post("/auth/password/login", summary="Staff sign-in with username and password", response_model=TokenPair, responses=error_responses(401, 422))
+def password_login(session: SessionDep, data: PasswordLogin):
+    return service.password_login(session, data.username, data.password)
+
+
+@router.post("/auth/refresh", summary="Exchange a refresh token for new tokens (rotation)", response_model=TokenPair, responses=error_responses(401, 422))
+def refresh(session: SessionDep, data: RefreshRequest):
+    return service.refresh(session, data.refresh_token)
+
+
+@router.post("/auth/logout", summary="Revoke a refresh token and its family", status_code=204, responses=error_responses(422))
+def logout(session: SessionDep, data: RefreshRequest):
+    service.logout(session, data.refresh_token)
+    return Response(status_code=204)
+
+
+@router.get("/me", summary="Who am I: roles and households", response_model=UserPublic, responses=error_responses(401))
+def me(session: SessionDep, principal: CurrentPrincipal):
+    return service.me(session, principal)
+
+
+@router.post("/staff", summary="Create a staff account (password sign-in)", status_code=201, response_model=UserPublic, responses=error_responses(401, 403, 409, 422))
+def create_staff(session: SessionDep, principal: CurrentPrincipal, data: StaffCreate):
+    return service.create_staff(session, principal, data)
+
+
+@router.post("/grants", summary="Grant a role in a scope", status_code=201, response_model=GrantPublic, responses=error_responses(400, 401, 403, 404, 422))
+def grant_role(session: SessionDep, principal: CurrentPrincipal, data: GrantCreate):
+    return service.grant_role(session, principal, data)
+
+
+@router.post("/grants/revoke", summary="Revoke a role in a scope", status_code=204, responses=error_responses(400, 401, 403, 404, 422))
+def revoke_role(session: SessionDep, principal: CurrentPrincipal, data: GrantCreate):
+    service.revoke_role(session, principal, data)
+    return Response(status_code=204)

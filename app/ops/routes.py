@@ -1,0 +1,66 @@
+"""/healthz, /readyz, /metrics, and the community audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from app.audit import service as audit
+from app.audit.models import AuditLogPublic
+from app.core.db import SessionDep, get_engine
+from app.core.migrate import at_head
+from app.identity.auth import MANAGERS, CurrentPrincipal, authorize
+from app.kit.errors import error_responses
+from app.kit.observability import metrics_payload
+from app.kit.pagination import Page
+from app.places.service import get_community
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz", summary="Process is up")
+def healthz():
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Database reachable and migrations at head", responses={503: {"description": "Not ready"}})
+def readyz():
+    engine = get_engine()
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        migrated = at_head(engine)
+    except Exception:  # noqa: BLE001 - any failure means not ready
+        return JSONResponse({"status": "unavailable", "database": False, "migrations": False}, status_code=503)
+    if not migrated:
+        return JSONResponse({"status": "migrating", "database": True, "migrations": False}, status_code=503)
+    return {"status": "ready", "database": True, "migrations": True}
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+def metrics():
+    body, content_type = metrics_payload()
+    return Response(content=body, media_type=content_type)
+
+
+@router.get(
+    "/api/v1/communities/{community_id}/audit",
+    summary="Audit log of a community (who changed or exported what)",
+    response_model=Page[AuditLogPublic],
+    responses=error_responses(401, 403, 404, 422),
+    tags=["audit"],
+)
+def community_audit(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    community_id: int,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+):
+    get_community(session, community_id)
+    authorize(session, principal, community_id, MANAGERS)
+    items, next_cursor = audit.list_for_community(session, community_id, cursor, limit)
+    return Page(items=items, next_cursor=next_cursor)

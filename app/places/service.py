@@ -1,0 +1,463 @@
+"""Rules for places and households: who owns what, uniqueness, codes. Routes call these."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from sqlalchemy import exists, func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from app.audit import service as audit
+from app.core.db import utcnow
+from app.core.security import mask_phone, normalize_phone, phone_hash, sign_code, verify_code_signature
+from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, authorize, require_platform_admin
+from app.identity.models import Role
+from app.kit.errors import BadRequest, Conflict, not_found
+from app.kit.pagination import page_by_id
+from app.places.models import (
+    Building,
+    BuildingCreate,
+    BuildingUpdate,
+    Community,
+    CommunityCreate,
+    CommunityUpdate,
+    Compound,
+    CompoundCreate,
+    CompoundUpdate,
+    Household,
+    HouseholdCreate,
+    HouseholdPublic,
+    HouseholdUpdate,
+    Organisation,
+    OrganisationCommunity,
+    OrganisationCreate,
+    Street,
+    StreetCreate,
+)
+
+CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud and typed by hand
+QR_PREFIX = "JF1"
+
+
+def _commit(session: Session, zh: str, en: str) -> None:
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict("duplicate", zh, en) from None
+
+
+def _insert(session: Session, row: Any, zh: str, en: str) -> None:
+    """Add and flush (to get the id for the audit row); a uniqueness clash becomes a 409."""
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict("duplicate", zh, en) from None
+
+
+def _audit(session: Session, principal: Principal, action: str, obj: Any, community_id: int | None, **detail):
+    audit.record(
+        session,
+        actor_user_id=principal.user_id,
+        action=action,
+        object_type=type(obj).__name__.lower(),
+        object_id=getattr(obj, "id", None),
+        community_id=community_id,
+        request_id=principal.request_id,
+        detail=detail,
+    )
+
+
+# --- streets and organisations (platform admin) ----------------------------------------------
+
+def create_street(session: Session, principal: Principal, data: StreetCreate) -> Street:
+    require_platform_admin(principal)
+    street = Street.model_validate(data)
+    _insert(session, street, "该街道已存在", "This street already exists")
+    _audit(session, principal, "street.create", street, None, name=street.name)
+    _commit(session, "该街道已存在", "This street already exists")
+    return street
+
+
+def list_streets(session: Session, principal: Principal) -> list[Street]:
+    if principal.is_platform_admin:
+        return list(session.exec(select(Street).order_by(Street.id)).all())
+    ids = {g.street_id for g in principal.grants if g.street_id is not None}
+    if not ids:
+        return []
+    return list(session.exec(select(Street).where(Street.id.in_(ids)).order_by(Street.id)).all())
+
+
+def create_organisation(session: Session, principal: Principal, data: OrganisationCreate) -> Organisation:
+    require_platform_admin(principal)
+    org = Organisation.model_validate(data)
+    session.add(org)
+    session.flush()
+    _audit(session, principal, "organisation.create", org, None, name=org.name)
+    session.commit()
+    return org
+
+
+def link_organisation(session: Session, principal: Principal, organisation_id: int, community_id: int) -> None:
+    require_platform_admin(principal)
+    if session.get(Organisation, organisation_id) is None:
+        raise not_found("社会组织", "Organisation", "organisation_id")
+    get_community(session, community_id)
+    if session.get(OrganisationCommunity, (organisation_id, community_id)) is None:
+        session.add(OrganisationCommunity(organisation_id=organisation_id, community_id=community_id))
+        _audit(session, principal, "organisation.link", Organisation(id=organisation_id, name=""), community_id)
+        _commit(session, "已关联", "Already linked")
+
+
+# --- communities -------------------------------------------------------------------------------
+
+def get_community(session: Session, community_id: int) -> Community:
+    community = session.get(Community, community_id)
+    if community is None:
+        raise not_found("社区", "Community", "community_id")
+    return community
+
+
+def create_community(session: Session, principal: Principal, data: CommunityCreate) -> Community:
+    require_platform_admin(principal)
+    if session.get(Street, data.street_id) is None:
+        raise not_found("街道", "Street", "street_id")
+    _check_timezone(data.timezone)
+    community = Community.model_validate(data.model_dump(exclude={"organisation_id"}))
+    session.add(community)
+    session.flush()
+    if data.organisation_id is not None:
+        if session.get(Organisation, data.organisation_id) is None:
+            raise not_found("社会组织", "Organisation", "organisation_id")
+        session.add(OrganisationCommunity(organisation_id=data.organisation_id, community_id=community.id))
+    _audit(session, principal, "community.create", community, community.id, name=community.name)
+    session.commit()
+    return community
+
+
+def _check_timezone(tz: str | None) -> None:
+    if tz is None:
+        return
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadRequest("invalid_timezone", "时区无效", "Unknown time zone", "timezone") from None
+
+
+def visible_communities(session: Session, principal: Principal, cursor: str | None, limit: int):
+    stmt = select(Community)
+    if not principal.is_platform_admin:
+        direct = {g.community_id for g in principal.grants if g.community_id is not None}
+        orgs = {g.organisation_id for g in principal.grants if g.role == Role.org_admin and g.organisation_id}
+        streets = {g.street_id for g in principal.grants if g.role == Role.street_viewer and g.street_id}
+        conds = [Community.id.in_(direct or {-1})]
+        if orgs:
+            conds.append(
+                Community.id.in_(
+                    select(OrganisationCommunity.community_id).where(OrganisationCommunity.organisation_id.in_(orgs))
+                )
+            )
+        if streets:
+            conds.append(Community.street_id.in_(streets))
+        if principal.household_ids:
+            conds.append(
+                Community.id.in_(select(Household.community_id).where(Household.id.in_(principal.household_ids)))
+            )
+        from sqlalchemy import or_
+
+        stmt = stmt.where(or_(*conds))
+    return page_by_id(session, stmt, Community.id, cursor, limit)
+
+
+def read_community(session: Session, principal: Principal, community_id: int) -> Community:
+    community = get_community(session, community_id)
+    authorize(session, principal, community_id, STAFF_READ)
+    return community
+
+
+def update_community(session: Session, principal: Principal, community_id: int, data: CommunityUpdate) -> Community:
+    community = get_community(session, community_id)
+    authorize(session, principal, community_id, MANAGERS)
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    _check_timezone(changes.get("timezone"))
+    for k, v in changes.items():
+        setattr(community, k, v)
+    session.add(community)
+    _audit(session, principal, "community.update", community, community_id, changes=changes)
+    session.commit()
+    return community
+
+
+# --- compounds ---------------------------------------------------------------------------------
+
+def get_compound(session: Session, compound_id: int) -> Compound:
+    compound = session.get(Compound, compound_id)
+    if compound is None:
+        raise not_found("小区", "Compound", "compound_id")
+    return compound
+
+
+def create_compound(session: Session, principal: Principal, community_id: int, data: CompoundCreate) -> Compound:
+    get_community(session, community_id)
+    authorize(session, principal, community_id, MANAGERS)
+    compound = Compound(name=data.name, community_id=community_id)
+    _insert(session, compound, "该小区已存在", "This compound already exists")
+    _audit(session, principal, "compound.create", compound, community_id, name=compound.name)
+    _commit(session, "该小区已存在", "This compound already exists")
+    return compound
+
+
+def list_compounds(session: Session, principal: Principal, community_id: int, cursor: str | None, limit: int):
+    get_community(session, community_id)
+    authorize(session, principal, community_id, STAFF_READ)
+    stmt = select(Compound).where(Compound.community_id == community_id)
+    return page_by_id(session, stmt, Compound.id, cursor, limit)
+
+
+def read_compound(session: Session, principal: Principal, compound_id: int) -> Compound:
+    compound = get_compound(session, compound_id)
+    authorize(session, principal, compound.community_id, STAFF_READ)
+    return compound
+
+
+def update_compound(session: Session, principal: Principal, compound_id: int, data: CompoundUpdate) -> Compound:
+    compound = get_compound(session, compound_id)
+    authorize(session, principal, compound.community_id, MANAGERS)
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    for k, v in changes.items():
+        setattr(compound, k, v)
+    session.add(compound)
+    _audit(session, principal, "compound.update", compound, compound.community_id, changes=changes)
+    _commit(session, "该小区已存在", "This compound already exists")
+    return compound
+
+
+def delete_compound(session: Session, principal: Principal, compound_id: int) -> None:
+    compound = get_compound(session, compound_id)
+    authorize(session, principal, compound.community_id, MANAGERS)
+    if session.exec(select(exists().where(Building.compound_id == compound_id))).one():
+        raise Conflict("not_empty", "小区下还有楼栋，不能删除", "The compound still has buildings")
+    _audit(session, principal, "compound.delete", compound, compound.community_id, name=compound.name)
+    session.delete(compound)
+    session.commit()
+
+
+# --- buildings ---------------------------------------------------------------------------------
+
+def get_building(session: Session, building_id: int) -> Building:
+    building = session.get(Building, building_id)
+    if building is None:
+        raise not_found("楼栋", "Building", "building_id")
+    return building
+
+
+def create_building(session: Session, principal: Principal, compound_id: int, data: BuildingCreate) -> Building:
+    compound = get_compound(session, compound_id)
+    authorize(session, principal, compound.community_id, MANAGERS)
+    building = Building(name=data.name, compound_id=compound_id, community_id=compound.community_id)
+    _insert(session, building, "该楼栋已存在", "This building already exists")
+    _audit(session, principal, "building.create", building, compound.community_id, name=building.name)
+    _commit(session, "该楼栋已存在", "This building already exists")
+    return building
+
+
+def list_buildings(session: Session, principal: Principal, compound_id: int, cursor: str | None, limit: int):
+    compound = get_compound(session, compound_id)
+    authorize(session, principal, compound.community_id, STAFF_READ)
+    stmt = select(Building).where(Building.compound_id == compound_id)
+    return page_by_id(session, stmt, Building.id, cursor, limit)
+
+
+def read_building(session: Session, principal: Principal, building_id: int) -> Building:
+    building = get_building(session, building_id)
+    authorize(session, principal, building.community_id, STAFF_READ)
+    return building
+
+
+def update_building(session: Session, principal: Principal, building_id: int, data: BuildingUpdate) -> Building:
+    building = get_building(session, building_id)
+    authorize(session, principal, building.community_id, MANAGERS)
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    for k, v in changes.items():
+        setattr(building, k, v)
+    session.add(building)
+    _audit(session, principal, "building.update", building, building.community_id, changes=changes)
+    _commit(session, "该楼栋已存在", "This building already exists")
+    return building
+
+
+def delete_building(session: Session, principal: Principal, building_id: int) -> None:
+    building = get_building(session, building_id)
+    authorize(session, principal, building.community_id, MANAGERS)
+    if session.exec(select(exists().where(Household.building_id == building_id))).one():
+        raise Conflict("not_empty", "楼栋下还有住户，不能删除", "The building still has households")
+    _audit(session, principal, "building.delete", building, building.community_id, name=building.name)
+    session.delete(building)
+    session.commit()
+
+
+# --- households --------------------------------------------------------------------------------
+
+def new_public_code(session: Session) -> str:
+    while True:
+        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(8))
+        if session.exec(select(Household.id).where(Household.public_code == code)).first() is None:
+            return code
+
+
+def get_household(session: Session, household_id: int) -> Household:
+    household = session.get(Household, household_id)
+    if household is None:
+        raise not_found("住户", "Household", "household_id")
+    return household
+
+
+def _phone_fields(raw: str | None) -> dict[str, str | None]:
+    if raw is None or raw == "":
+        return {"phone_hash": None, "phone_masked": None}
+    normalized = normalize_phone(raw)
+    if normalized is None:
+        raise BadRequest("invalid_phone", "手机号格式不正确", "Malformed mobile number", "phone")
+    return {"phone_hash": phone_hash(normalized), "phone_masked": mask_phone(normalized)}
+
+
+def to_public(household: Household, building_name: str | None = None) -> HouseholdPublic:
+    return HouseholdPublic.model_validate(household, update={"building_name": building_name})
+
+
+def create_household(session: Session, principal: Principal, community_id: int, data: HouseholdCreate) -> Household:
+    get_community(session, community_id)
+    authorize(session, principal, community_id, MANAGERS)
+    building = get_building(session, data.building_id)
+    if building.community_id != community_id:
+        raise not_found("楼栋", "Building", "building_id")
+    household = Household(
+        community_id=community_id,
+        building_id=building.id,
+        unit=data.unit.strip(),
+        door_plate=data.door_plate.strip(),
+        members=data.members,
+        public_code=new_public_code(session),
+        **_phone_fields(data.phone),
+    )
+    _insert(session, household, "该门牌的住户已存在", "A household with this door plate already exists")
+    _audit(session, principal, "household.create", household, community_id, door_plate=household.door_plate)
+    _commit(session, "该门牌的住户已存在", "A household with this door plate already exists")
+    return household
+
+
+def list_households(
+    session: Session,
+    principal: Principal,
+    community_id: int,
+    *,
+    q: str | None,
+    building_id: int | None,
+    status: str | None,
+    cursor: str | None,
+    limit: int,
+):
+    get_community(session, community_id)
+    authorize(session, principal, community_id, STAFF_READ)
+    stmt = select(Household).where(Household.community_id == community_id)
+    if q:
+        pattern = q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(Household.door_plate.like(f"{pattern}%", escape="\\"))
+    if building_id is not None:
+        stmt = stmt.where(Household.building_id == building_id)
+    if status:
+        stmt = stmt.where(Household.status == status)
+    rows, next_cursor = page_by_id(session, stmt, Household.id, cursor, limit)
+    names = building_names(session, {h.building_id for h in rows})
+    return [to_public(h, names.get(h.building_id)) for h in rows], next_cursor
+
+
+def building_names(session: Session, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return dict(session.exec(select(Building.id, Building.name).where(Building.id.in_(ids))).all())
+
+
+def read_household(session: Session, principal: Principal, household_id: int) -> HouseholdPublic:
+    household = get_household(session, household_id)
+    if household_id not in principal.household_ids:
+        authorize(session, principal, household.community_id, STAFF_READ)
+    return to_public(household, building_names(session, {household.building_id}).get(household.building_id))
+
+
+def update_household(session: Session, principal: Principal, household_id: int, data: HouseholdUpdate) -> HouseholdPublic:
+    household = get_household(session, household_id)
+    authorize(session, principal, household.community_id, MANAGERS)
+    changes = data.model_dump(exclude_unset=True)
+    phone_changed = "phone" in changes
+    raw_phone = changes.pop("phone", None)
+    changes = {k: v for k, v in changes.items() if v is not None}
+    for k, v in changes.items():
+        setattr(household, k, v.strip() if isinstance(v, str) else v)
+    if phone_changed:
+        for k, v in _phone_fields(raw_phone).items():
+            setattr(household, k, v)
+    household.updated_at = utcnow()
+    session.add(household)
+    logged = {k: str(v) for k, v in changes.items()}
+    if phone_changed:
+        logged["phone"] = "changed"  # never the number itself
+    _audit(session, principal, "household.update", household, household.community_id, changes=logged)
+    _commit(session, "该门牌的住户已存在", "A household with this door plate already exists")
+    return to_public(household, building_names(session, {household.building_id}).get(household.building_id))
+
+
+def count_households(session: Session, community_id: int) -> int:
+    return session.exec(select(func.count()).select_from(Household).where(Household.community_id == community_id)).one()
+
+
+# --- door-plate QR codes -----------------------------------------------------------------------
+
+def qr_payload(household: Household) -> str:
+    return f"{QR_PREFIX}.{household.public_code}.{sign_code(household.public_code)}"
+
+
+def parse_qr_payload(payload: str) -> str:
+    """The public code of a genuine payload; raises on a forged or altered one."""
+    parts = payload.strip().split(".")
+    if len(parts) != 3 or parts[0] != QR_PREFIX or not verify_code_signature(parts[1], parts[2]):
+        raise BadRequest("forged_code", "二维码无效或已被篡改", "Invalid or forged household code", "payload")
+    return parts[1]
+
+
+def household_by_payload(session: Session, payload: str) -> Household:
+    code = parse_qr_payload(payload)
+    household = session.exec(select(Household).where(Household.public_code == code)).first()
+    if household is None:
+        raise not_found("住户", "Household", "payload")
+    return household
+
+
+def resolve_scan(session: Session, principal: Principal, payload: str) -> HouseholdPublic:
+    household = household_by_payload(session, payload)
+    authorize(session, principal, household.community_id, FIELD_STAFF)
+    return to_public(household, building_names(session, {household.building_id}).get(household.building_id))
+
+
+def household_qr(session: Session, principal: Principal, household_id: int, kind: str) -> tuple[bytes, str]:
+    import io
+
+    import segno
+
+    household = get_household(session, household_id)
+    if household_id not in principal.household_ids:
+        authorize(session, principal, household.community_id, MANAGERS)
+    qr = segno.make(qr_payload(household), error="m")
+    buf = io.BytesIO()
+    if kind == "svg":
+        qr.save(buf, kind="svg", scale=8, border=2)
+        return buf.getvalue(), "image/svg+xml"
+    qr.save(buf, kind="png", scale=8, border=2)
+    return buf.getvalue(), "image/png"
+

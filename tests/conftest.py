@@ -1,0 +1,140 @@
+"""Test harness: every API test runs twice, on SQLite and on PostgreSQL, through the HTTP API.
+
+PostgreSQL comes from TEST_DATABASE_URL (the test command sets it, starting a throwaway server when
+none answers). Without it the run fails: the PostgreSQL half is never skipped silently.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+_TMP = Path(tempfile.mkdtemp(prefix="jianfei-test-"))
+os.environ.setdefault("ENVIRONMENT", "test")
+os.environ["DATA_DIR"] = str(_TMP)
+os.environ.setdefault("JWT_SECRET", "test-secret-" + "x" * 40)
+os.environ.setdefault("PHONE_HASH_KEY", "test-phone-key")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+os.environ["DATABASE_URL"] = f"sqlite:///{_TMP}/default.db"
+
+import pytest  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from tests.support import World  # noqa: E402
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def pg_admin_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL", "")
+    if not url:
+        pytest.fail(
+            "TEST_DATABASE_URL is not set: run the suite with `make test` (it finds or starts PostgreSQL)",
+            pytrace=False,
+        )
+    return url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://") else url
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def fresh_pg_database(tag: str) -> str:
+    """Create an empty database for this worker on the test server; returns its URL."""
+    admin = create_engine(pg_admin_url(), isolation_level="AUTOCOMMIT")
+    name = f"jf_{tag}_{_worker()}_{os.getpid()}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    base = pg_admin_url().rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
+def drop_pg_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    admin = create_engine(pg_admin_url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def fresh_sqlite_database(tag: str) -> str:
+    return f"sqlite:///{_TMP}/{tag}-{uuid.uuid4().hex[:8]}.db"
+
+
+def fresh_database(backend: str, tag: str) -> str:
+    return fresh_pg_database(tag) if backend == "postgresql" else fresh_sqlite_database(tag)
+
+
+@pytest.fixture(scope="session")
+def fake_wechat():
+    from app.wechat.fake import FakeWechatServer
+
+    server = FakeWechatServer().start()
+    os.environ["WECHAT_API_BASE"] = server.url
+    from app.core.config import get_settings
+    from app.wechat.client import reset_wechat
+
+    get_settings.cache_clear()
+    reset_wechat()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def migrated_engine(backend, fake_wechat):
+    """One migrated database per backend per worker, shared by the tests (each builds its own world)."""
+    from app.core.db import make_engine
+    from app.core.migrate import upgrade
+
+    url = fresh_database(backend, "api")
+    upgrade(url)
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
+    if backend == "postgresql":
+        drop_pg_database(url)
+
+
+@pytest.fixture
+def engine(migrated_engine):
+    from app.core.db import set_engine
+
+    set_engine(migrated_engine)
+    yield migrated_engine
+
+
+@pytest.fixture
+def client(engine, fake_wechat):
+    from app.main import app
+
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def world(client, engine) -> World:
+    """A fresh street with a community, compound, buildings, households and staff of every role."""
+    return World.build(client, engine)
+
+
+@pytest.fixture
+def other_world(client, engine) -> World:
+    """A second, unrelated community: its staff must get nothing in `world`."""
+    return World.build(client, engine)
+
+
+@pytest.fixture
+def wechat_state(fake_wechat):
+    state = fake_wechat.app.state.fake
+    state.reset()
+    return state

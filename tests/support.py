@@ -1,0 +1,130 @@
+"""Factories for tests: a whole community with staff of every role, built through the services.
+
+Users get tokens from the token service directly (sign-in itself is tested in tests/identity);
+everything they then do goes through the HTTP API.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from dataclasses import dataclass, field
+
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from app.core.security import mask_phone, phone_hash
+from app.identity.models import Role, RoleGrant, User
+from app.identity.service import issue_tokens
+from app.places.models import (
+    Building,
+    Community,
+    Compound,
+    Household,
+    Organisation,
+    OrganisationCommunity,
+    Street,
+)
+from app.places.service import new_public_code
+
+_seq = itertools.count(1)
+
+
+def auth(token: str, **headers: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", **headers}
+
+
+@dataclass
+class World:
+    client: TestClient
+    engine: Engine
+    street: Street
+    community: Community
+    organisation: Organisation
+    compound: Compound
+    buildings: list[Building]
+    households: list[Household]
+    tokens: dict[str, str] = field(default_factory=dict)
+    users: dict[str, int] = field(default_factory=dict)
+    phones: dict[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, client: TestClient, engine: Engine, households_per_building: int = 4) -> World:
+        n = next(_seq)
+        tag = uuid.uuid4().hex[:6]
+        with Session(engine, expire_on_commit=False) as s:
+            street = Street(city="苏州市", district="昆山市", name=f"测试街道{n}-{tag}")
+            s.add(street)
+            s.flush()
+            community = Community(name=f"测试社区{n}", street_id=street.id)
+            org = Organisation(name=f"测试机构{n}")
+            s.add_all([community, org])
+            s.flush()
+            s.add(OrganisationCommunity(organisation_id=org.id, community_id=community.id))
+            compound = Compound(name="一期", community_id=community.id)
+            s.add(compound)
+            s.flush()
+            buildings, households, phones = [], [], {}
+            for b in (1, 2):
+                building = Building(name=f"{b}号楼", compound_id=compound.id, community_id=community.id)
+                s.add(building)
+                s.flush()
+                buildings.append(building)
+                for i in range(households_per_building):
+                    phone = f"139{n % 10000:04d}{b}{i:03d}"
+                    h = Household(
+                        community_id=community.id,
+                        building_id=building.id,
+                        unit="1",
+                        door_plate=f"{i + 1}01",
+                        members=3,
+                        public_code=new_public_code(s),
+                        phone_hash=phone_hash(phone),
+                        phone_masked=mask_phone(phone),
+                    )
+                    s.add(h)
+                    s.flush()
+                    households.append(h)
+                    phones[h.id] = phone
+            s.commit()
+            world = cls(client, engine, street, community, org, compound, buildings, households, phones=phones)
+            for role in Role:
+                if role == Role.resident:
+                    continue
+                world._add_user(s, role.value, role)
+            world._add_resident(s, "resident", households[0].id)
+        return world
+
+    def _add_user(self, s: Session, name: str, role: Role) -> None:
+        user = User(username=f"{name}-{uuid.uuid4().hex[:10]}", display_name=name)
+        s.add(user)
+        s.flush()
+        scope: dict[str, int] = {}
+        if role == Role.org_admin:
+            scope["organisation_id"] = self.organisation.id
+        elif role == Role.street_viewer:
+            scope["street_id"] = self.street.id
+        elif role != Role.platform_admin:
+            scope["community_id"] = self.community.id
+        s.add(RoleGrant(user_id=user.id, role=role, **scope))
+        s.commit()
+        self.users[name] = user.id
+        self.tokens[name] = issue_tokens(s, user).access_token
+
+    def _add_resident(self, s: Session, name: str, household_id: int) -> None:
+        from app.identity.models import HouseholdMember
+
+        user = User(wechat_openid=f"openid-{uuid.uuid4().hex}", display_name=name)
+        s.add(user)
+        s.flush()
+        s.add(HouseholdMember(user_id=user.id, household_id=household_id))
+        s.commit()
+        self.users[name] = user.id
+        self.tokens[name] = issue_tokens(s, user).access_token
+
+    def h(self, role: str, **extra: str) -> dict[str, str]:
+        return auth(self.tokens[role], **extra)
+
+    def token_for(self, name: str) -> str:
+        return self.tokens[name]
