@@ -1,9 +1,10 @@
-"""The `jianfei` command line: serve, migrate, create the platform admin, run the fake WeChat server."""
+"""The `jianfei` command line: serve, migrate, create the platform admin, import rosters, run the fake WeChat server."""
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -107,6 +108,100 @@ def demo() -> None:
     """Seed the demo community (does nothing if it exists)."""
     os.environ.setdefault("SEED_DEMO", "true")
     _prepare(seed=True)
+
+
+@app.command("import-roster")
+def import_roster_cmd(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="The roster file: .xlsx, or .csv in UTF-8 or GBK."),
+    community: int = typer.Option(..., "--community", "-c", help="Id of the community the households live in."),
+    mode: str = typer.Option(
+        "dry_run",
+        "--mode",
+        "-m",
+        help="dry_run: only check the file and list its problems (the default). "
+        "valid_rows: import every valid row, list the others. "
+        "all_or_nothing: import only if every row is valid.",
+    ),
+    compound: int | None = typer.Option(None, "--compound", help="Only match buildings of this compound (id); needed with --create-buildings."),
+    create_buildings: bool = typer.Option(False, "--create-buildings", help="Create the buildings the file names but the community lacks, in --compound."),
+    errors_out: Path | None = typer.Option(None, "--errors", help="Write every problem to this CSV file (opens in Excel)."),
+    english: bool = typer.Option(False, "--english", help="Report problems in English instead of Chinese."),
+) -> None:
+    """Import a household roster (花名册) from a spreadsheet into a community.
+
+    Columns, with Chinese or English headers: 楼栋/building, 单元/unit, 门牌/door_plate, 人数/members, 电话/phone, 姓名/name (the name is read but never stored). Importing the same file again creates nothing new; rows whose members or phone changed update their household.
+
+    Exits with 1 when the file has problems, 2 when it cannot be read at all.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.kit.errors import DomainError
+    from app.roster import service as roster
+    from app.roster.models import ImportMode
+
+    try:
+        import_mode = ImportMode(mode)
+    except ValueError:
+        console.print(f"[red]--mode must be one of: {', '.join(m.value for m in ImportMode)}[/]")
+        raise typer.Exit(2) from None
+    options = roster.ImportOptions(mode=import_mode, compound_id=compound, create_buildings=create_buildings)
+    stages = {"validate": "Checking rows", "write": "Writing households"}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stages.get(stage, stage), total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        with Session(get_engine(), expire_on_commit=False) as session:
+            try:
+                record = roster.import_roster(
+                    session,
+                    community_id=community,
+                    data=path.read_bytes(),
+                    filename=path.name,
+                    options=options,
+                    actor_user_id=None,
+                    progress=progress,
+                    via="cli",
+                )
+            except DomainError as exc:
+                bar.stop()
+                console.print(f"[red]{exc.en if english else exc.zh}[/]")
+                raise typer.Exit(2) from None
+    report = roster.to_public(record, english)
+    summary = Table(show_header=False, box=None)
+    summary.add_row("rows", str(report.rows))
+    summary.add_row("valid rows", str(report.valid_rows))
+    verb = "" if report.applied else " (would be)"
+    summary.add_row(f"created{verb}", str(report.created))
+    summary.add_row(f"updated{verb}", str(report.updated))
+    summary.add_row("unchanged", str(report.unchanged))
+    summary.add_row(f"buildings created{verb}", str(report.buildings_created))
+    summary.add_row("problems", str(report.error_count))
+    console.print(summary)
+    if report.errors:
+        problems = Table("row", "column", "problem")
+        for e in report.errors[:20]:
+            problems.add_row(str(e.row), e.column, e.message)
+        console.print(problems)
+        if report.error_count > 20:
+            console.print(f"... and {report.error_count - 20} more")
+    if errors_out is not None:
+        errors_out.write_bytes(roster.errors_csv(record, english))
+        console.print(f"Problems written to {errors_out}")
+    if report.applied:
+        console.print(f"[green]Imported[/] (import #{report.id}).")
+    elif import_mode == ImportMode.dry_run:
+        console.print("Dry run: nothing was stored. Run again with --mode valid_rows or all_or_nothing to import.")
+    else:
+        console.print("[yellow]Nothing was imported: the file has problems (all_or_nothing).[/]")
+    if report.error_count:
+        raise typer.Exit(1)
 
 
 def main() -> None:

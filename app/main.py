@@ -10,6 +10,7 @@ from app.kit.errors import install_error_handlers
 from app.kit.observability import RequestContextMiddleware, configure_logging
 from app.ops.routes import router as ops_router
 from app.places.routes import router as places_router
+from app.roster.routes import router as roster_router
 
 DESCRIPTION = """
 减废存折 — the backend of the household waste-reduction passbook mini-program.
@@ -27,6 +28,7 @@ def create_app() -> FastAPI:
     app.include_router(ops_router)
     app.include_router(identity_router)
     app.include_router(places_router)
+    app.include_router(roster_router)
     app.add_middleware(RequestContextMiddleware)
     return app
 

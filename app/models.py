@@ -13,5 +13,6 @@ from app.places.models import (  # noqa: F401
     OrganisationCommunity,
     Street,
 )
+from app.roster.models import RosterImport  # noqa: F401
 
 metadata = SQLModel.metadata

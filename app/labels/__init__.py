@@ -1,0 +1,1 @@
+"""Door-plate labels: printable PDF sheets of household QR codes."""

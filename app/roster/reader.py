@@ -1,0 +1,153 @@
+"""Read a roster spreadsheet (XLSX, or CSV in UTF-8 with or without BOM, or GBK) into plain rows.
+
+Committees keep rosters in Excel on Chinese Windows, so a CSV saved from there is GBK, numbers come
+as numbers (302, 13800001111, 3.0) and a title line may sit above the header. This module only turns
+the file into (row number, {field: text}); the rules live in service.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from app.kit.errors import BadRequest
+
+FIELDS = ("building", "unit", "door_plate", "members", "phone", "name")
+REQUIRED = ("building", "door_plate")
+
+# Header spellings seen in committee spreadsheets, by field; compared after normalising.
+HEADERS: dict[str, tuple[str, ...]] = {
+    "building": ("楼栋", "楼栋号", "楼号", "楼", "幢", "栋", "building", "bldg", "buildingname"),
+    "unit": ("单元", "单元号", "unit"),
+    "door_plate": ("门牌", "门牌号", "房号", "房间号", "室", "户号", "doorplate", "door", "room", "roomno"),
+    "members": ("人数", "家庭人数", "户人数", "人口", "人口数", "members", "householdsize", "size"),
+    "phone": ("电话", "手机", "手机号", "手机号码", "联系电话", "联系方式", "phone", "mobile", "tel", "telephone"),
+    "name": ("姓名", "户主", "户主姓名", "联系人", "name", "contact"),
+}
+_LOOKUP = {spelling: f for f, spellings in HEADERS.items() for spelling in spellings}
+
+MAX_BYTES = 20 * 1024 * 1024
+MAX_ROWS = 50_000
+HEADER_SEARCH_ROWS = 10
+
+
+@dataclass
+class Sheet:
+    columns: dict[str, str]  # field → header text as written in the file (for the report)
+    rows: list[tuple[int, dict[str, str]]]  # (spreadsheet row number, field → cell text)
+
+
+def _norm_header(value: object) -> str:
+    text = _cell_text(value).lower()
+    for ch in " \t\r\n_-*：:()（）\ufeff":
+        text = text.replace(ch, "")
+    return text
+
+
+def _cell_text(value: object) -> str:
+    """Cell value as the committee sees it: 302 not 302.0, 13800001111 not 1.38e10."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        if value.is_integer():
+            return str(int(value))
+        return repr(value)
+    return str(value).strip()
+
+
+def _bad_file(zh: str, en: str) -> BadRequest:
+    return BadRequest("invalid_roster_file", zh, en, "file")
+
+
+def _decode(data: bytes) -> str:
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="strict")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        # GB18030 is a superset of GBK (Excel's "CSV" on Chinese Windows).
+        return data.decode("gb18030")
+    except UnicodeDecodeError:
+        raise _bad_file(
+            "无法识别文件编码，请保存为 UTF-8 或 GBK 编码的 CSV，或 XLSX 文件",
+            "Unrecognised text encoding: save the file as CSV (UTF-8 or GBK) or XLSX",
+        ) from None
+
+
+def _csv_rows(data: bytes) -> Iterator[list[object]]:
+    text = _decode(data)
+    sample = text[:4096]
+    try:
+        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    yield from csv.reader(io.StringIO(text, newline=""), dialect)
+
+
+def _xlsx_rows(data: bytes) -> Iterator[list[object]]:
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception:
+        raise _bad_file("无法读取该 Excel 文件，请确认是 .xlsx 格式", "Could not read this Excel file (.xlsx expected)") from None
+    try:
+        ws = wb.worksheets[0]
+        for row in ws.iter_rows(values_only=True):
+            yield list(row)
+    finally:
+        wb.close()
+
+
+def is_xlsx(data: bytes) -> bool:
+    return data[:4] == b"PK\x03\x04"
+
+
+def read_roster(data: bytes) -> Sheet:
+    """Parse the file; raises BadRequest (stores nothing) when it is not a roster at all."""
+    if not data:
+        raise _bad_file("文件为空", "The file is empty")
+    if len(data) > MAX_BYTES:
+        raise _bad_file("文件过大（最大 20 MB）", "The file is too large (20 MB at most)")
+    if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+        raise _bad_file("不支持旧版 .xls 文件，请在 Excel 中另存为 .xlsx 或 CSV", "Old .xls files are not supported: save as .xlsx or CSV")
+    source = _xlsx_rows(data) if is_xlsx(data) else _csv_rows(data)
+
+    columns: dict[str, str] | None = None
+    positions: dict[str, int] = {}
+    rows: list[tuple[int, dict[str, str]]] = []
+    try:
+        for number, raw in enumerate(source, start=1):
+            if columns is None:
+                if number > HEADER_SEARCH_ROWS:
+                    break
+                found = {}
+                for i, cell in enumerate(raw):
+                    field = _LOOKUP.get(_norm_header(cell))
+                    if field and field not in found:
+                        found[field] = i
+                if all(f in found for f in REQUIRED):
+                    positions = found
+                    columns = {f: _cell_text(raw[i]) for f, i in found.items()}
+                continue
+            cells = {f: (_cell_text(raw[i]) if i < len(raw) else "") for f, i in positions.items()}
+            if not any(cells.values()):
+                continue  # blank line
+            rows.append((number, cells))
+            if len(rows) > MAX_ROWS:
+                raise _bad_file(f"行数过多（最多 {MAX_ROWS} 行），请拆分文件", f"Too many rows ({MAX_ROWS} at most): split the file")
+    except csv.Error:
+        raise _bad_file("CSV 文件格式有误", "Malformed CSV file") from None
+    if columns is None:
+        raise _bad_file(
+            "找不到表头：需要至少包含「楼栋」和「门牌」两列（可选：单元、人数、电话、姓名）",
+            "No header row found: the file needs at least the columns building and door_plate "
+            "(optional: unit, members, phone, name)",
+        )
+    return Sheet(columns=columns, rows=rows)

@@ -1,0 +1,71 @@
+"""HTTP routes for roster import: upload a spreadsheet, read the report, download the error file."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+
+from app.core.db import SessionDep
+from app.identity.auth import CurrentPrincipal
+from app.kit.errors import error_responses, wants_english
+from app.roster import service
+from app.roster.models import ImportMode, RosterImportPublic
+from app.roster.reader import MAX_BYTES
+
+router = APIRouter(prefix="/api/v1", tags=["roster"])
+
+
+@router.post(
+    "/communities/{community_id}/roster-imports",
+    summary="Import a household roster (XLSX or CSV), or check it first",
+    description=(
+        "Columns (Chinese or English headers): 楼栋/building, 单元/unit, 门牌/door_plate, 人数/members, "
+        "电话/phone, 姓名/name (the name is never stored). CSV may be UTF-8 (with or without BOM) or GBK. "
+        "`mode`: `dry_run` reports the problems and stores nothing; `valid_rows` imports the valid rows in "
+        "one transaction and reports the others (download them from `errors_url`); `all_or_nothing` imports "
+        "only when every row is valid. Re-importing the same file creates nothing new."
+    ),
+    status_code=201,
+    response_model=RosterImportPublic,
+    responses=error_responses(400, 401, 403, 404, 409, 422),
+)
+def import_roster(
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    community_id: int,
+    file: Annotated[UploadFile, File(description="花名册文件（.xlsx 或 .csv）")],
+    mode: Annotated[ImportMode, Form(description="dry_run 仅检查；valid_rows 导入有效行；all_or_nothing 全部有效才导入")] = ImportMode.dry_run,
+    compound_id: Annotated[int | None, Form(description="只匹配该小区的楼栋；自动创建楼栋时必填")] = None,
+    create_buildings: Annotated[bool, Form(description="文件中不存在的楼栋自动创建在所选小区下")] = False,
+):
+    data = file.file.read(MAX_BYTES + 1)
+    options = service.ImportOptions(mode=mode, compound_id=compound_id, create_buildings=create_buildings)
+    record = service.import_roster_as(session, principal, community_id, data, file.filename or "", options)
+    return service.to_public(record, wants_english(request))
+
+
+@router.get(
+    "/roster-imports/{import_id}",
+    summary="Read the report of a roster import",
+    response_model=RosterImportPublic,
+    responses=error_responses(401, 403, 404, 422),
+)
+def read_import(request: Request, session: SessionDep, principal: CurrentPrincipal, import_id: int):
+    return service.to_public(service.read_import(session, principal, import_id), wants_english(request))
+
+
+@router.get(
+    "/roster-imports/{import_id}/errors.csv",
+    summary="Download the problems of a roster import (CSV for Excel: row, column, problem)",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "UTF-8 CSV with BOM"}, **error_responses(401, 403, 404, 422)},
+)
+def import_errors(request: Request, session: SessionDep, principal: CurrentPrincipal, import_id: int):
+    record = service.read_import(session, principal, import_id)
+    return Response(
+        content=service.errors_csv(record, wants_english(request)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="roster-import-{record.id}-errors.csv"'},
+    )

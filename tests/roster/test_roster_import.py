@@ -1,0 +1,230 @@
+"""Roster import through the HTTP API: validation report, modes, re-import, encodings, XLSX, scope."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import uuid
+
+from openpyxl import Workbook
+
+from tests.support import auth
+
+
+def _phone() -> str:
+    return f"13{random.randint(5, 9)}{random.randint(0, 99_999_999):08d}"
+
+
+def _csv(rows: list[list[object]], encoding: str = "utf-8-sig") -> bytes:
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    return out.getvalue().encode(encoding)
+
+
+def _xlsx(rows: list[list[object]]) -> bytes:
+    wb = Workbook()
+    ws = wb.active
+    for r in rows:
+        ws.append(r)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def upload(client, world, data: bytes, role: str = "committee", filename: str = "roster.csv", **form):
+    form = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in form.items()}
+    return client.post(
+        f"/api/v1/communities/{world.community.id}/roster-imports",
+        files={"file": (filename, data, "application/octet-stream")},
+        data=form,
+        headers=world.h(role),
+    )
+
+
+def households(client, world, **params) -> list[dict]:
+    items, cursor = [], None
+    while True:
+        q = {"limit": 200, **params} | ({"cursor": cursor} if cursor else {})
+        body = client.get(f"/api/v1/communities/{world.community.id}/households", params=q, headers=world.h("committee")).json()
+        items += body["items"]
+        cursor = body["next_cursor"]
+        if not cursor:
+            return items
+
+
+def by_plate(items: list[dict]) -> dict[tuple[str, str, str], dict]:
+    return {(h["building_name"], h["unit"], h["door_plate"]): h for h in items}
+
+
+BAD_FILE = [
+    ["楼栋", "单元", "门牌", "人数", "电话", "姓名"],
+    ["1号楼", "2", "501", "3", "", "张三"],  # row 2: fine
+    ["1号楼", "2", "", "3", "", "李四"],  # row 3: no door plate
+    ["1号楼", "2", "501", "2", "", "王五"],  # row 4: duplicate of row 2
+    ["1号楼", "2", "502", "3", "12345", "赵六"],  # row 5: bad phone
+    ["9号楼", "1", "101", "3", "", "钱七"],  # row 6: unknown building
+    ["2号楼", "1", "601", "0", "", "孙八"],  # row 7: members not positive
+    ["2号楼", "1", "602", "两", "", "周九"],  # row 8: members not a number
+]
+
+
+def test_dry_run_reports_every_problem_by_row_and_column_and_stores_nothing(client, world):
+    before = len(households(client, world))
+    r = upload(client, world, _csv(BAD_FILE))
+    assert r.status_code == 201, r.text
+    report = r.json()
+    assert report["mode"] == "dry_run" and report["applied"] is False
+    assert report["rows"] == 7 and report["valid_rows"] == 1 and report["created"] == 1
+    problems = {(e["row"], e["column"], e["code"]) for e in report["errors"]}
+    assert problems == {
+        (3, "门牌", "missing_door_plate"),
+        (4, "门牌", "duplicate_household"),
+        (5, "电话", "invalid_phone"),
+        (6, "楼栋", "unknown_building"),
+        (7, "人数", "invalid_members"),
+        (8, "人数", "invalid_members"),
+    }
+    messages = {e["row"]: e["message"] for e in report["errors"]}
+    assert messages[3] == "缺少门牌号" and "第2行" in messages[4] and "9号楼" in messages[6]
+    assert "12345" not in r.text  # the bad number is not echoed
+    assert len(households(client, world)) == before
+
+    en = client.get(f"/api/v1/roster-imports/{report['id']}", headers=world.h("committee", **{"Accept-Language": "en"}))
+    assert en.status_code == 200
+    assert {e["row"]: e["message"] for e in en.json()["errors"]}[3] == "Door plate is missing"
+
+
+def test_valid_rows_import_writes_them_and_offers_the_error_file(client, world, engine):
+    phone = _phone()
+    rows = [r[:] for r in BAD_FILE]
+    rows[1][4] = phone
+    r = upload(client, world, _csv(rows), mode="valid_rows")
+    assert r.status_code == 201, r.text
+    report = r.json()
+    assert report["applied"] is True and report["created"] == 1 and report["error_count"] == 6
+    new = by_plate(households(client, world))[("1号楼", "2", "501")]
+    assert new["members"] == 3 and new["phone_masked"] == f"{phone[:3]}****{phone[-4:]}"
+    assert phone not in str(households(client, world))
+
+    errors = client.get(report["errors_url"], headers=world.h("committee"))
+    assert errors.status_code == 200 and errors.headers["content-type"].startswith("text/csv")
+    assert errors.content.startswith(b"\xef\xbb\xbf")
+    lines = list(csv.reader(io.StringIO(errors.content.decode("utf-8-sig"))))
+    assert lines[0] == ["行号", "列", "问题"] and len(lines) == 7
+    assert ["3", "门牌", "缺少门牌号"] in lines
+    en = client.get(report["errors_url"], headers=world.h("committee", **{"Accept-Language": "en"}))
+    assert list(csv.reader(io.StringIO(en.content.decode("utf-8-sig"))))[0] == ["row", "column", "problem"]
+
+    audit = client.get(f"/api/v1/communities/{world.community.id}/audit", headers=world.h("committee")).json()["items"]
+    entry = next(a for a in audit if a["action"] == "roster.import")
+    assert entry["detail"]["created"] == 1 and entry["actor_user_id"] == world.users["committee"]
+    assert phone not in str(audit) and "张三" not in str(audit)
+
+    # The resident with that phone finds the household on binding: the stored hash is the real one.
+    tokens = client.post("/api/v1/auth/wechat/login", json={"code": f"code-{uuid.uuid4().hex[:8]}"}).json()
+    bound = client.post("/api/v1/auth/wechat/phone", json={"code": f"phone-{phone}"}, headers=auth(tokens["access_token"]))
+    assert bound.status_code == 200 and bound.json()["household_ids"] == [new["id"]]
+
+
+def test_reimport_creates_nothing_and_changed_rows_update(client, world):
+    p1, p2 = _phone(), _phone()
+    rows = [["building", "unit", "door_plate", "members", "phone"], ["1号楼", "3", "101", 2, p1], ["2号楼", "3", "102", 4, p2]]
+    first = upload(client, world, _csv(rows), mode="valid_rows").json()
+    assert (first["created"], first["updated"], first["unchanged"]) == (2, 0, 0)
+    count = len(households(client, world))
+    codes = {k: h["public_code"] for k, h in by_plate(households(client, world)).items()}
+
+    again = upload(client, world, _csv(rows), mode="valid_rows").json()
+    assert (again["created"], again["updated"], again["unchanged"], again["error_count"]) == (0, 0, 2, 0)
+    assert len(households(client, world)) == count
+
+    p3 = _phone()
+    rows[1][3] = 5  # members changed
+    rows[2][4] = p3  # phone changed
+    changed = upload(client, world, _csv(rows), mode="valid_rows").json()
+    assert (changed["created"], changed["updated"], changed["unchanged"]) == (0, 2, 0)
+    now = by_plate(households(client, world))
+    assert now[("1号楼", "3", "101")]["members"] == 5
+    assert now[("2号楼", "3", "102")]["phone_masked"] == f"{p3[:3]}****{p3[-4:]}"
+    assert {k: h["public_code"] for k, h in now.items()} == codes  # the door codes never change
+
+    # Blank phone and members cells leave the stored values alone.
+    rows[1][3], rows[1][4] = "", ""
+    blank = upload(client, world, _csv(rows), mode="valid_rows").json()
+    assert blank["updated"] == 0 and blank["unchanged"] == 2
+    assert by_plate(households(client, world))[("1号楼", "3", "101")]["members"] == 5
+
+
+def test_gbk_csv_and_utf8_without_bom(client, world):
+    rows = [["楼栋", "单元", "门牌号", "家庭人数", "联系电话"], ["1号楼", "1单元", "701室", "3", ""]]
+    for encoding in ("gbk", "utf-8"):
+        r = upload(client, world, _csv(rows, encoding), mode="dry_run")
+        assert r.status_code == 201, r.text
+        assert r.json()["error_count"] == 0 and r.json()["created"] == 1, encoding
+    done = upload(client, world, _csv(rows, "gbk"), mode="valid_rows").json()
+    assert done["created"] == 1
+    assert ("1号楼", "1", "701") in by_plate(households(client, world))
+
+
+def test_xlsx_with_numbers_and_a_title_line(client, world):
+    phone = _phone()
+    data = _xlsx([
+        ["玫瑰里小区住户花名册"],
+        ["Building", "Unit", "Door plate", "Members", "Phone", "Name"],
+        ["2号楼", 1, 803, 2, int(phone), "Zhang"],
+        ["2", 1, 804.0, 3.0, None, None],  # "2" means 2号楼; Excel's floats are whole numbers
+        [None, None, None, None, None, None],  # blank line: skipped
+    ])
+    r = upload(client, world, data, filename="roster.xlsx", mode="all_or_nothing")
+    assert r.status_code == 201, r.text
+    assert r.json()["applied"] is True and r.json()["created"] == 2, r.text
+    got = by_plate(households(client, world))
+    assert got[("2号楼", "1", "803")]["phone_masked"] == f"{phone[:3]}****{phone[-4:]}"
+    assert got[("2号楼", "1", "804")]["members"] == 3
+
+
+def test_all_or_nothing_refuses_a_file_with_any_problem(client, world):
+    before = len(households(client, world))
+    r = upload(client, world, _csv(BAD_FILE), mode="all_or_nothing")
+    assert r.status_code == 201 and r.json()["applied"] is False and r.json()["error_count"] == 6
+    assert len(households(client, world)) == before
+    audit = client.get(f"/api/v1/communities/{world.community.id}/audit", headers=world.h("committee")).json()["items"]
+    assert any(a["action"] == "roster.check" for a in audit)
+
+
+def test_unknown_buildings_can_be_created_under_a_compound(client, world):
+    rows = [["楼栋", "门牌"], ["12", "101"], ["12号楼", "102"], ["东楼", "101"]]
+    needs_compound = upload(client, world, _csv(rows), mode="valid_rows", create_buildings=True)
+    assert needs_compound.status_code == 400 and needs_compound.json()["error"]["field"] == "compound_id"
+
+    dry = upload(client, world, _csv(rows), compound_id=world.compound.id, create_buildings=True).json()
+    assert dry["buildings_created"] == 2 and dry["created"] == 3 and dry["applied"] is False
+    buildings = client.get(f"/api/v1/compounds/{world.compound.id}/buildings", headers=world.h("committee")).json()["items"]
+    assert {b["name"] for b in buildings} == {"1号楼", "2号楼"}
+
+    done = upload(client, world, _csv(rows), mode="valid_rows", compound_id=world.compound.id, create_buildings=True).json()
+    assert done["applied"] and done["buildings_created"] == 2 and done["created"] == 3
+    buildings = client.get(f"/api/v1/compounds/{world.compound.id}/buildings", headers=world.h("committee")).json()["items"]
+    assert {b["name"] for b in buildings} == {"1号楼", "2号楼", "12号楼", "东楼"}
+    assert ("12号楼", "", "102") in by_plate(households(client, world))
+
+
+def test_not_a_roster_is_a_clear_error(client, world):
+    r = upload(client, world, _csv([["a", "b"], ["1", "2"]]))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_roster_file"
+    assert "楼栋" in r.json()["error"]["message"]
+    empty = upload(client, world, b"")
+    assert empty.status_code == 400
+    xls = upload(client, world, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 100, filename="old.xls")
+    assert xls.status_code == 400 and ".xlsx" in xls.json()["error"]["message"]
+
+
+def test_only_managers_of_the_community_may_import(client, world, other_world):
+    data = _csv([["楼栋", "门牌"], ["1号楼", "901"]])
+    for role in ("volunteer", "clerk", "street_viewer", "resident"):
+        assert upload(client, world, data, role=role, mode="valid_rows").status_code == 403, role
+    r = upload(client, world, data, role="org_admin", mode="valid_rows")
+    assert r.status_code == 201 and r.json()["created"] == 1
+    assert client.get(f"/api/v1/roster-imports/{r.json()['id']}", headers=other_world.h("committee")).status_code == 403
+    assert client.get(f"/api/v1/roster-imports/{r.json()['id']}/errors.csv", headers=world.h("volunteer")).status_code == 403
