@@ -13,6 +13,15 @@ app = typer.Typer(help="减废存折 service: operator commands.", no_args_is_he
 console = Console()
 
 
+def _register_subcommands() -> None:
+    from app.ledger.cli import app as ledger_app
+
+    app.add_typer(ledger_app, name="ledger")
+
+
+_register_subcommands()
+
+
 def _prepare(seed: bool) -> None:
     from sqlmodel import Session
 

@@ -1,16 +1,13 @@
-"""The FastAPI application: routers of every domain, error handlers, request context."""
+"""The FastAPI application: the routers of every domain package, error handlers, request context."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
 from app.core.config import get_settings
-from app.identity.routes import router as identity_router
+from app.domains import domain_modules
 from app.kit.errors import install_error_handlers
 from app.kit.observability import RequestContextMiddleware, configure_logging
-from app.ops.routes import router as ops_router
-from app.places.routes import router as places_router
-from app.roster.routes import router as roster_router
 
 DESCRIPTION = """
 减废存折 — the backend of the household waste-reduction passbook mini-program.
@@ -25,10 +22,8 @@ def create_app() -> FastAPI:
     configure_logging(settings.log_level)
     app = FastAPI(title="Jianfei passbook API", version="1.0.0", description=DESCRIPTION)
     install_error_handlers(app)
-    app.include_router(ops_router)
-    app.include_router(identity_router)
-    app.include_router(places_router)
-    app.include_router(roster_router)
+    for module in domain_modules("routes"):
+        app.include_router(module.router)
     app.add_middleware(RequestContextMiddleware)
     return app
 

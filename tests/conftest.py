@@ -45,7 +45,7 @@ def _worker() -> str:
 def fresh_pg_database(tag: str) -> str:
     """Create an empty database for this worker on the test server; returns its URL."""
     admin = create_engine(pg_admin_url(), isolation_level="AUTOCOMMIT")
-    name = f"jf_{tag}_{_worker()}_{os.getpid()}"
+    name = f"jf_{tag}_{_worker()}_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -138,3 +138,21 @@ def wechat_state(fake_wechat):
     state = fake_wechat.app.state.fake
     state.reset()
     return state
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "postgres_only: runs on PostgreSQL only (real concurrency); never skipped")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked postgres_only are collected for the postgresql backend only (not skipped for SQLite)."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if item.get_closest_marker("postgres_only") and callspec and callspec.params.get("backend") == "sqlite":
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept

@@ -1,0 +1,146 @@
+"""Point expiry. Spending consumes the oldest points first (FIFO), so what is left of the points earned
+before a cutoff T is max(0, earned before T − everything debited since the start); expiry takes exactly
+that. Reversed entries and their reversals cancel and are left out of both sums.
+
+Expiry entries use the key `expiry:<household>:<cutoff>`, so a run repeated, or run by two instances
+at once, posts each expiry exactly once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, func, select
+from sqlmodel import Session
+
+from app.core.db import utcnow
+from app.ledger import service as ledger
+from app.ledger.models import ExpiryMode, LedgerPolicy, PolicyPublic, Source, SystemAccount
+from app.ledger.service import ACCOUNT, ENTRY, POSTING, Line
+
+
+def get_policy(session: Session, community_id: int) -> LedgerPolicy:
+    return session.get(LedgerPolicy, community_id) or LedgerPolicy(community_id=community_id)
+
+
+def set_policy(session: Session, community_id: int, data: PolicyPublic) -> LedgerPolicy:
+    policy = session.get(LedgerPolicy, community_id) or LedgerPolicy(community_id=community_id)
+    policy.expiry_mode = data.expiry_mode.value
+    policy.expiry_month = data.expiry_month
+    policy.expiry_day = data.expiry_day
+    policy.expiry_months = data.expiry_months
+    policy.updated_at = utcnow()
+    session.add(policy)
+    return policy
+
+
+def _local_midnight(d: date, tz: ZoneInfo) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=tz).astimezone(UTC)
+
+
+def _expiry_date(policy: LedgerPolicy, year: int) -> date:
+    day = policy.expiry_day
+    while True:
+        try:
+            return date(year, policy.expiry_month, day)
+        except ValueError:  # 31 in a 30-day month, 29 Feb
+            day -= 1
+
+
+def _add_months(d: date, months: int) -> date:
+    y, m = divmod(d.month - 1 + months, 12)
+    year, month = d.year + y, m + 1
+    day = d.day
+    while True:
+        try:
+            return date(year, month, day)
+        except ValueError:
+            day -= 1
+
+
+def cutoff_at(policy: LedgerPolicy, tz: ZoneInfo, now: datetime) -> tuple[datetime | None, datetime | None]:
+    """(T, when): points earned before T have expired by `now`; `when` is the expiry moment that applied."""
+    today = now.astimezone(tz).date()
+    if policy.expiry_mode == ExpiryMode.year_end:
+        this_year = _expiry_date(policy, today.year)
+        year = today.year if today > this_year else today.year - 1
+        when = _expiry_date(policy, year)
+        # Earned in year-1 or before expire at the end of `when` (local day).
+        return _local_midnight(date(year, 1, 1), tz), _local_midnight(when + timedelta(days=1), tz)
+    if policy.expiry_mode == ExpiryMode.rolling:
+        # Earned before (today − N months) has expired; day granularity keeps reruns on one key.
+        t = _add_months(today, -policy.expiry_months)
+        return _local_midnight(t, tz), _local_midnight(today, tz)
+    return None, None
+
+
+def _remaining_before(session: Session, community_id: int, cutoff: datetime, household_id: int | None = None):
+    """Per household account: (household_id, points earned before cutoff still unspent, balance)."""
+    reversed_ids = select(ENTRY.c.reverses_entry_id).where(ENTRY.c.reverses_entry_id.is_not(None))
+    earned = func.coalesce(func.sum(case((and_(POSTING.c.amount > 0, ENTRY.c.occurred_at < cutoff), POSTING.c.amount), else_=0)), 0)
+    debited = func.coalesce(func.sum(case((POSTING.c.amount < 0, -POSTING.c.amount), else_=0)), 0)
+    cond = [
+        ACCOUNT.c.community_id == community_id,
+        ACCOUNT.c.household_id.is_not(None),
+        ENTRY.c.reverses_entry_id.is_(None),
+        ENTRY.c.id.not_in(reversed_ids),
+    ]
+    if household_id is not None:
+        cond.append(ACCOUNT.c.household_id == household_id)
+    stmt = (
+        select(ACCOUNT.c.household_id, earned - debited, ACCOUNT.c.balance)
+        .select_from(POSTING.join(ACCOUNT, ACCOUNT.c.id == POSTING.c.account_id).join(ENTRY, ENTRY.c.id == POSTING.c.entry_id))
+        .where(*cond)
+        .group_by(ACCOUNT.c.household_id, ACCOUNT.c.balance)
+    )
+    return session.execute(stmt).all()
+
+
+def run_expiry(session: Session, community_id: int, tz: ZoneInfo, now: datetime | None = None) -> tuple[datetime | None, int, int]:
+    """Post the expiry entries due at `now`. Idempotent. Commits. Returns (cutoff, households, points)."""
+    now = now or utcnow()
+    policy = get_policy(session, community_id)
+    cutoff, when = cutoff_at(policy, tz, now)
+    if cutoff is None:
+        return None, 0, 0
+    households = points = 0
+    label = cutoff.astimezone(tz).date().isoformat()
+    for household_id, remaining, balance in _remaining_before(session, community_id, cutoff):
+        amount = min(int(remaining), int(balance))
+        if amount <= 0:
+            continue
+        posted = ledger.post(
+            session,
+            community_id=community_id,
+            idempotency_key=f"expiry:{household_id}:{label}",
+            source=Source.expiry,
+            memo=f"积分过期（{label}前获得）",
+            lines=[Line(-amount, household_id=household_id), Line(amount, system=SystemAccount.expired)],
+            household_id=household_id,
+            occurred_at=min(when, now),
+        )
+        if not posted.replayed:
+            households += 1
+            points += amount
+    session.commit()
+    return cutoff, households, points
+
+
+def expiring_soon(session: Session, community_id: int, household_id: int, tz: ZoneInfo, days: int = 30) -> tuple[int, datetime | None]:
+    """Points that will expire within `days`, and when."""
+    policy = get_policy(session, community_id)
+    now = utcnow()
+    future = now + timedelta(days=days)
+    cutoff_now, _ = cutoff_at(policy, tz, now)
+    cutoff_future, when = cutoff_at(policy, tz, future)
+    if cutoff_future is None or cutoff_future == cutoff_now and policy.expiry_mode == ExpiryMode.year_end:
+        return 0, None
+    rows = _remaining_before(session, community_id, cutoff_future, household_id)
+    if not rows:
+        return 0, None
+    _, remaining, balance = rows[0]
+    amount = max(0, min(int(remaining), int(balance)))
+    if policy.expiry_mode == ExpiryMode.rolling:
+        when = future
+    return amount, (when if amount else None)

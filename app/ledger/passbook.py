@@ -1,0 +1,152 @@
+"""The passbook (减废存折): balance, statement lines with running balance, period totals.
+
+A statement page reads the household's postings backwards by their sequence number (an index range
+scan), so the first page costs the same for 10 entries or 100,000.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, func, select
+from sqlmodel import Session
+
+from app.identity.auth import Principal, Role, authorize
+from app.kit.errors import BadRequest
+from app.kit.pagination import decode_cursor, encode_cursor
+from app.ledger.models import StatementLine, StatementTotals
+from app.ledger.service import ACCOUNT, ENTRY, POSTING
+from app.places.models import Household
+from app.places.service import get_community, get_household
+
+# Staff who may read a household's passbook (it is the household's money).
+PASSBOOK_STAFF = frozenset({Role.committee, Role.org_admin, Role.clerk})
+
+
+def open_passbook(session: Session, principal: Principal, household_id: int) -> tuple[Household, ZoneInfo]:
+    """The household and its community's time zone, if the caller is a member or passbook staff."""
+    household = get_household(session, household_id)
+    if household_id not in principal.household_ids:
+        authorize(session, principal, household.community_id, PASSBOOK_STAFF)
+    return household, ZoneInfo(get_community(session, household.community_id).timezone)
+
+
+def local_period(tz: ZoneInfo, start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
+    """Local calendar days [start, end] as UTC instants [from, to)."""
+    if start and end and end < start:
+        raise BadRequest("invalid_period", "结束日期早于开始日期", "End date is before start date", "to")
+    lo = datetime.combine(start, time.min, tz) if start else None
+    hi = datetime.combine(end + timedelta(days=1), time.min, tz) if end else None
+    return lo, hi
+
+
+def _account(session: Session, household_id: int) -> tuple[int | None, int]:
+    row = session.execute(select(ACCOUNT.c.id, ACCOUNT.c.balance).where(ACCOUNT.c.household_id == household_id)).first()
+    return (row[0], int(row[1])) if row else (None, 0)
+
+
+def statement(
+    session: Session,
+    household_id: int,
+    tz: ZoneInfo,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    source: str | None = None,
+    cursor: str | None = None,
+    limit: int = 20,
+) -> tuple[int, list[StatementLine], str | None]:
+    account_id, balance = _account(session, household_id)
+    if account_id is None:
+        return balance, [], None
+    limit = max(1, min(limit, 200))
+    cond = [POSTING.c.account_id == account_id, POSTING.c.seq.is_not(None)]
+    after = decode_cursor(cursor)
+    if after is not None:
+        seq = after.get("seq")
+        if not isinstance(seq, int):
+            raise BadRequest("invalid_cursor", "分页游标无效", "Invalid cursor", "cursor")
+        cond.append(POSTING.c.seq < seq)
+    if start is not None:
+        cond.append(ENTRY.c.occurred_at >= start)
+    if end is not None:
+        cond.append(ENTRY.c.occurred_at < end)
+    if source:
+        cond.append(ENTRY.c.source == source)
+    rows = session.execute(
+        select(
+            POSTING.c.seq,
+            POSTING.c.amount,
+            POSTING.c.balance_after,
+            ENTRY.c.id,
+            ENTRY.c.occurred_at,
+            ENTRY.c.source,
+            ENTRY.c.memo,
+            ENTRY.c.quantity_g,
+            ENTRY.c.category,
+            ENTRY.c.reverses_entry_id,
+        )
+        .select_from(POSTING.join(ENTRY, ENTRY.c.id == POSTING.c.entry_id))
+        .where(and_(*cond))
+        .order_by(POSTING.c.seq.desc())
+        .limit(limit + 1)
+    ).all()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor({"seq": rows[-1].seq})
+    items = []
+    for r in rows:
+        items.append(
+            StatementLine(
+                entry_id=r.id,
+                occurred_at=r.occurred_at,
+                date=r.occurred_at.astimezone(tz).date().isoformat(),
+                source=r.source,
+                memo=r.memo,
+                points_in=max(r.amount, 0),
+                points_out=max(-r.amount, 0),
+                balance_after=r.balance_after,
+                quantity_g=r.quantity_g,
+                category=r.category,
+                reverses_entry_id=r.reverses_entry_id,
+            )
+        )
+    return balance, items, next_cursor
+
+
+def totals(session: Session, household_id: int, start: datetime | None, end: datetime | None) -> StatementTotals:
+    """Period totals. A reversed act and its reversal both drop out, so corrected mistakes leave no trace in totals."""
+    account_id, _ = _account(session, household_id)
+    result = StatementTotals(household_id=household_id, points_in=0, points_out=0, points_by_source={}, grams_by_category={})
+    if account_id is None:
+        return result
+    reversed_ids = select(ENTRY.c.reverses_entry_id).where(
+        ENTRY.c.reverses_entry_id.is_not(None), ENTRY.c.household_id == household_id
+    )
+    cond = [POSTING.c.account_id == account_id, ENTRY.c.reverses_entry_id.is_(None), ENTRY.c.id.not_in(reversed_ids)]
+    if start is not None:
+        cond.append(ENTRY.c.occurred_at >= start)
+    if end is not None:
+        cond.append(ENTRY.c.occurred_at < end)
+    rows = session.execute(
+        select(
+            ENTRY.c.source,
+            ENTRY.c.category,
+            func.sum(POSTING.c.amount),
+            func.sum(func.abs(POSTING.c.amount)),
+            func.sum(ENTRY.c.quantity_g),
+        )
+        .select_from(POSTING.join(ENTRY, ENTRY.c.id == POSTING.c.entry_id))
+        .where(*cond)
+        .group_by(ENTRY.c.source, ENTRY.c.category)
+    ).all()
+    for src, category, net, gross, grams in rows:
+        net, gross = int(net or 0), int(gross or 0)
+        result.points_in += (gross + net) // 2
+        result.points_out += (gross - net) // 2
+        result.points_by_source[src] = result.points_by_source.get(src, 0) + net
+        if category and grams:
+            result.grams_by_category[category] = result.grams_by_category.get(category, 0) + int(grams)
+    return result

@@ -1,0 +1,364 @@
+"""The ledger service: the only code that writes journal entries, postings and balances.
+
+Every movement is one journal entry whose postings sum to zero. Household balances are kept on
+the account row and changed by one conditional UPDATE, so the database refuses an overdraft even
+under concurrency; system balances are derived from postings (a shared hot row would serialise
+every writer). Each entry carries a unique idempotency key: posting the same key again returns the
+first entry and moves nothing. Nothing is updated or deleted: corrections are reversal entries.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import event, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from app.core.db import utcnow
+from app.kit.errors import BadRequest, Conflict, not_found
+from app.ledger.models import HOUSEHOLD, JournalEntry, LedgerAccount, Posting, Source, SystemAccount
+
+ACCOUNT = LedgerAccount.__table__
+ENTRY = JournalEntry.__table__
+POSTING = Posting.__table__
+
+
+class InsufficientPoints(Conflict):
+    def __init__(self, balance: int | None = None, needed: int | None = None):
+        super().__init__(
+            "insufficient_points",
+            "积分不足",
+            "Insufficient points",
+            "points",
+            **({"balance": balance, "needed": needed} if balance is not None else {}),
+        )
+
+
+@dataclass(frozen=True)
+class Credit:
+    """Points earned by a household for an act, posted against the community's `issued` account."""
+
+    community_id: int
+    household_id: int
+    points: int
+    source: str
+    idempotency_key: str
+    memo: str
+    occurred_at: datetime
+    quantity_g: int | None = None
+    category: str | None = None
+
+
+@dataclass(frozen=True)
+class Line:
+    """One side of an entry: a household (by id) or a community system account, and what it gains."""
+
+    amount: int
+    household_id: int | None = None
+    system: SystemAccount | None = None
+
+
+@dataclass(frozen=True)
+class Posted:
+    entry_id: int
+    replayed: bool
+    balance_after: int | None = None
+
+
+def _insert(session: Session, table):
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def _is_pg(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+# --- accounts ----------------------------------------------------------------------------------
+
+_system_ids: dict[tuple[str, int, str], int] = {}
+
+
+@event.listens_for(Session, "after_commit")
+def _remember_system_accounts(session) -> None:
+    """Cache system account ids only once the transaction that saw or created them has committed."""
+    pending = session.info.pop("ledger_system_ids", None)
+    if pending:
+        _system_ids.update(pending)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_pending(session) -> None:
+    session.info.pop("ledger_system_ids", None)
+
+
+def system_account_id(session: Session, community_id: int, kind: SystemAccount) -> int:
+    """Id of a community's system account, created on first use inside the caller's transaction."""
+    cache_key = (str(session.get_bind().engine.url), community_id, kind.value)
+    cached = _system_ids.get(cache_key) or session.info.get("ledger_system_ids", {}).get(cache_key)
+    if cached is not None:
+        return cached
+    row = {"community_id": community_id, "kind": kind.value, "balance": 0, "version": 0, "household_id": None}
+    session.execute(
+        _insert(session, ACCOUNT)
+        .values(row)
+        .on_conflict_do_nothing(index_elements=["community_id", "kind"], index_where=text("household_id IS NULL"))
+    )
+    account_id = session.execute(
+        select(ACCOUNT.c.id).where(
+            ACCOUNT.c.community_id == community_id, ACCOUNT.c.kind == kind.value, ACCOUNT.c.household_id.is_(None)
+        )
+    ).scalar_one()
+    session.info.setdefault("ledger_system_ids", {})[cache_key] = account_id
+    return account_id
+
+
+def _apply_household_deltas(session: Session, community_of: dict[int, int], deltas: dict[int, tuple[int, int]]) -> dict[int, tuple[int, int, int]]:
+    """Add credits (positive deltas) to household accounts, creating them as needed, in one statement.
+
+    deltas: household_id → (points, number of postings). Returns household_id → (account_id, balance, version).
+    Rows are written in household order so concurrent batches lock in the same order (no deadlock).
+    """
+    rows = [
+        {"community_id": community_of[h], "household_id": h, "kind": HOUSEHOLD, "balance": d, "version": n}
+        for h, (d, n) in sorted(deltas.items())
+    ]
+    stmt = _insert(session, ACCOUNT).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["household_id"],
+        set_={"balance": ACCOUNT.c.balance + stmt.excluded.balance, "version": ACCOUNT.c.version + stmt.excluded.version},
+    ).returning(ACCOUNT.c.household_id, ACCOUNT.c.id, ACCOUNT.c.balance, ACCOUNT.c.version)
+    return {h: (a, b, v) for h, a, b, v in session.execute(stmt).all()}
+
+
+def _change_household(session: Session, community_id: int, household_id: int, delta: int) -> tuple[int, int, int]:
+    """Apply one delta to a household; a debit succeeds only if the balance covers it (one conditional UPDATE)."""
+    if delta >= 0:
+        return _apply_household_deltas(session, {household_id: community_id}, {household_id: (delta, 1)})[household_id]
+    result = session.execute(
+        update(ACCOUNT)
+        .where(ACCOUNT.c.household_id == household_id, ACCOUNT.c.balance + delta >= 0)
+        .values(balance=ACCOUNT.c.balance + delta, version=ACCOUNT.c.version + 1)
+        .returning(ACCOUNT.c.id, ACCOUNT.c.balance, ACCOUNT.c.version)
+    ).first()
+    if result is None:
+        raise InsufficientPoints(balance_of(session, household_id), -delta)
+    return result[0], result[1], result[2]
+
+
+def balance_of(session: Session, household_id: int) -> int:
+    value = session.execute(select(ACCOUNT.c.balance).where(ACCOUNT.c.household_id == household_id)).scalar()
+    return int(value or 0)
+
+
+# --- posting -----------------------------------------------------------------------------------
+
+def post_credits(session: Session, credits: Sequence[Credit]) -> list[int]:
+    """Post many earned credits at once, set-based (a few statements whatever the batch size).
+
+    Returns the journal entry id of each credit, in order. A key seen before (in an earlier batch,
+    a concurrent one, or twice in this one) yields the existing entry and moves nothing.
+    Does not commit: the caller commits its own rows and the points in one transaction.
+    """
+    if not credits:
+        return []
+    for c in credits:
+        if c.points <= 0:
+            raise BadRequest("invalid_points", "积分必须为正数", "Points must be positive", "points")
+    first: dict[str, Credit] = {}
+    for c in credits:
+        first.setdefault(c.idempotency_key, c)
+    now = utcnow()
+    entry_rows = [
+        {
+            "community_id": c.community_id,
+            "household_id": c.household_id,
+            "source": c.source,
+            "idempotency_key": c.idempotency_key,
+            "memo": c.memo,
+            "occurred_at": c.occurred_at,
+            "posted_at": now,
+            "quantity_g": c.quantity_g,
+            "category": c.category,
+        }
+        for c in first.values()
+    ]
+    stmt = (
+        _insert(session, ENTRY)
+        .values(entry_rows)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(ENTRY.c.id, ENTRY.c.idempotency_key)
+    )
+    new_ids = dict((k, i) for i, k in session.execute(stmt).all())
+    ids = dict(new_ids)
+    missing = [k for k in first if k not in ids]
+    if missing:
+        ids.update(
+            (k, i)
+            for i, k in session.execute(select(ENTRY.c.id, ENTRY.c.idempotency_key).where(ENTRY.c.idempotency_key.in_(missing))).all()
+        )
+    if new_ids:
+        fresh = [first[k] for k in first if k in new_ids]
+        _post_credit_lines(session, fresh, new_ids)
+    return [ids[c.idempotency_key] for c in credits]
+
+
+def _post_credit_lines(session: Session, fresh: list[Credit], entry_ids: dict[str, int]) -> None:
+    deltas: dict[int, tuple[int, int]] = {}
+    community_of: dict[int, int] = {}
+    for c in fresh:
+        d, n = deltas.get(c.household_id, (0, 0))
+        deltas[c.household_id] = (d + c.points, n + 1)
+        community_of[c.household_id] = c.community_id
+    accounts = _apply_household_deltas(session, community_of, deltas)
+    # Walk each household's new credits backwards from its final balance to give each its running balance.
+    by_household: dict[int, list[Credit]] = defaultdict(list)
+    for c in fresh:
+        by_household[c.household_id].append(c)
+    postings = []
+    issued: dict[int, int] = {}
+    for h, items in by_household.items():
+        account_id, balance, version = accounts[h]
+        for c in reversed(items):
+            eid = entry_ids[c.idempotency_key]
+            postings.append({"entry_id": eid, "account_id": account_id, "amount": c.points, "seq": version, "balance_after": balance})
+            if c.community_id not in issued:
+                issued[c.community_id] = system_account_id(session, c.community_id, SystemAccount.issued)
+            postings.append({"entry_id": eid, "account_id": issued[c.community_id], "amount": -c.points, "seq": None, "balance_after": None})
+            balance -= c.points
+            version -= 1
+    session.execute(POSTING.insert(), postings)
+
+
+def post(
+    session: Session,
+    *,
+    community_id: int,
+    idempotency_key: str,
+    source: str,
+    memo: str,
+    lines: Iterable[Line],
+    household_id: int | None = None,
+    occurred_at: datetime | None = None,
+    quantity_g: int | None = None,
+    category: str | None = None,
+    actor_user_id: int | None = None,
+    reverses_entry_id: int | None = None,
+    reason: str | None = None,
+) -> Posted:
+    """Post one balanced entry. Household debits are refused by the database when not covered.
+
+    Does not commit. A replayed key returns the first entry (replayed=True) and moves nothing.
+    """
+    lines = [ln for ln in lines if ln.amount != 0]
+    if not lines or sum(ln.amount for ln in lines) != 0:
+        raise BadRequest("unbalanced_entry", "记账分录不平衡", "Entry does not balance")
+    now = utcnow()
+    row = {
+        "community_id": community_id,
+        "household_id": household_id,
+        "source": source,
+        "idempotency_key": idempotency_key,
+        "memo": memo,
+        "occurred_at": occurred_at or now,
+        "posted_at": now,
+        "quantity_g": quantity_g,
+        "category": category,
+        "actor_user_id": actor_user_id,
+        "reverses_entry_id": reverses_entry_id,
+        "reason": reason,
+    }
+    try:
+        entry_id = session.execute(
+            _insert(session, ENTRY)
+            .values(row)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(ENTRY.c.id)
+        ).scalar()
+    except IntegrityError as e:
+        if reverses_entry_id is not None and "reverses_entry_id" in str(e.orig):
+            raise _already_reversed() from None
+        raise
+    if entry_id is None:
+        return _replay(session, idempotency_key)
+    postings = []
+    balance_after = None
+    # Debits first in household order: a refusal happens before anything else is touched.
+    for ln in sorted(lines, key=lambda x: (x.household_id is None, x.amount >= 0, x.household_id or 0)):
+        if ln.household_id is not None:
+            account_id, balance, version = _change_household(session, community_id, ln.household_id, ln.amount)
+            postings.append({"entry_id": entry_id, "account_id": account_id, "amount": ln.amount, "seq": version, "balance_after": balance})
+            if ln.household_id == household_id:
+                balance_after = balance
+        else:
+            postings.append(
+                {"entry_id": entry_id, "account_id": system_account_id(session, community_id, ln.system), "amount": ln.amount, "seq": None, "balance_after": None}
+            )
+    session.execute(POSTING.insert(), postings)
+    return Posted(entry_id, False, balance_after)
+
+
+def _replay(session: Session, idempotency_key: str) -> Posted:
+    entry_id = entry_by_key(session, idempotency_key)
+    return Posted(entry_id, True, household_balance_after(session, entry_id))
+
+
+def _already_reversed() -> Conflict:
+    return Conflict("already_reversed", "该记录已被冲正，不能重复冲正", "This entry has already been reversed")
+
+
+def get_entry(session: Session, entry_id: int) -> JournalEntry:
+    entry = session.get(JournalEntry, entry_id)
+    if entry is None:
+        raise not_found("记账记录", "Ledger entry", "entry_id")
+    return entry
+
+
+def reverse(session: Session, entry_id: int, *, reason: str, actor_user_id: int | None, idempotency_key: str) -> int:
+    """Post the mirror image of an entry, pointing at it. An entry is reversed at most once."""
+    entry = get_entry(session, entry_id)
+    replay = entry_by_key(session, idempotency_key)
+    if replay is not None:
+        return replay
+    if entry.reverses_entry_id is not None:
+        raise Conflict("cannot_reverse_correction", "冲正记录不能再被冲正", "A correction cannot itself be reversed")
+    if session.execute(select(ENTRY.c.id).where(ENTRY.c.reverses_entry_id == entry_id)).scalar() is not None:
+        raise _already_reversed()
+    rows = session.execute(
+        select(POSTING.c.amount, ACCOUNT.c.household_id, ACCOUNT.c.kind)
+        .join(ACCOUNT, ACCOUNT.c.id == POSTING.c.account_id)
+        .where(POSTING.c.entry_id == entry_id)
+    ).all()
+    lines = [
+        Line(-amount, household_id=h) if h is not None else Line(-amount, system=SystemAccount(kind))
+        for amount, h, kind in rows
+    ]
+    return post(
+        session,
+        community_id=entry.community_id,
+        idempotency_key=idempotency_key,
+        source=Source.correction,
+        memo=f"冲正：{entry.memo}"[:200],
+        lines=lines,
+        household_id=entry.household_id,
+        quantity_g=-entry.quantity_g if entry.quantity_g else None,
+        category=entry.category,
+        actor_user_id=actor_user_id,
+        reverses_entry_id=entry_id,
+        reason=reason,
+    ).entry_id
+
+
+def entry_by_key(session: Session, idempotency_key: str) -> int | None:
+    return session.execute(select(ENTRY.c.id).where(ENTRY.c.idempotency_key == idempotency_key)).scalar()
+
+
+def household_balance_after(session: Session, entry_id: int) -> int | None:
+    return session.execute(
+        select(POSTING.c.balance_after).where(POSTING.c.entry_id == entry_id, POSTING.c.seq.is_not(None)).limit(1)
+    ).scalar()
