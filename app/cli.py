@@ -14,9 +14,11 @@ console = Console()
 
 
 def _register_subcommands() -> None:
-    from app.ledger.cli import app as ledger_app
+    """Each domain with an `app/<domain>/cli.py` exposing `app` gets `jianfei <domain> ...`."""
+    from app.domains import domain_modules
 
-    app.add_typer(ledger_app, name="ledger")
+    for module in domain_modules("cli"):
+        app.add_typer(module.app, name=module.__name__.split(".")[1])
 
 
 _register_subcommands()
