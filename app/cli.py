@@ -1,4 +1,4 @@
-"""The `jianfei` command line: serve, migrate, create the platform admin, import rosters, run the fake WeChat server."""
+"""The `jianfei` command line: serve, migrate, create the platform admin, import rosters, print labels, run the fake WeChat server."""
 
 from __future__ import annotations
 
@@ -213,6 +213,47 @@ def import_roster_cmd(
         console.print("[yellow]Nothing was imported: the file has problems (all_or_nothing).[/]")
     if report.error_count:
         raise typer.Exit(1)
+
+
+@app.command("labels")
+def labels_cmd(
+    output: Path = typer.Option(..., "--output", "-o", dir_okay=False, help="Where to write the PDF."),
+    building: int | None = typer.Option(None, "--building", "-b", help="Print every household of this building (id)."),
+    household: list[int] = typer.Option([], "--household", help="Print this household (id); repeat for several."),
+    per_page: bool = typer.Option(False, "--per-page", help="One large label per page instead of 12 labels (3 × 4) per A4 page."),
+) -> None:
+    """Print door-plate QR labels (A4 PDF) for a building or chosen households.
+
+    Each label has the QR code volunteers scan, the door plate in Chinese (3号楼 1单元 302), the community name and the short code to type in when a camera fails.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.kit.errors import DomainError
+    from app.labels.service import LabelLayout, operator_labels
+
+    if building is None and not household:
+        console.print("[red]Say what to print: --building ID and/or --household ID.[/]")
+        raise typer.Exit(2)
+    layout = LabelLayout.single if per_page else LabelLayout.sheet
+    with Progress(TextColumn("Drawing labels"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("labels", total=None)
+        with Session(get_engine(), expire_on_commit=False) as session:
+            try:
+                pdf, count = operator_labels(
+                    session,
+                    building_id=building,
+                    household_ids=household,
+                    layout=layout,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+            except DomainError as exc:
+                bar.stop()
+                console.print(f"[red]{exc.zh} / {exc.en}[/]")
+                raise typer.Exit(2) from None
+    output.write_bytes(pdf)
+    console.print(f"[green]{count} labels[/] written to {output}.")
 
 
 def main() -> None:
