@@ -503,7 +503,8 @@ def write_households_bulk(
 ) -> None:
     """Set-based insert and update of households in the caller's transaction (caller commits).
 
-    `creates`: building_id, unit, door_plate, members, phone_hash, phone_masked.
+    `creates`: building_id, unit, door_plate, members, phone_hash, phone_masked, and optionally
+    public_code (the demo generator brings its own, drawn from its seed).
     `updates`: id plus the columns that change. A concurrent writer of the same door plate makes the
     whole batch fail with 409, never half of it.
     """
@@ -512,7 +513,7 @@ def write_households_bulk(
     now = utcnow()
     try:
         if creates:
-            codes = new_public_codes(session, len(creates))
+            codes = iter(new_public_codes(session, sum(1 for row in creates if not row.get("public_code"))))
             rows = [
                 {
                     "community_id": community_id,
@@ -521,9 +522,9 @@ def write_households_bulk(
                     "created_at": now,
                     "updated_at": now,
                     **row,
-                    "public_code": code,
+                    "public_code": row.get("public_code") or next(codes),
                 }
-                for row, code in zip(creates, codes, strict=True)
+                for row in creates
             ]
             for chunk in _chunks(rows, 2000):
                 session.execute(insert(Household), chunk)
