@@ -1,6 +1,6 @@
 """Point expiry. Spending consumes the oldest points first (FIFO), so what is left of the points earned
-before a cutoff T is max(0, earned before T − everything debited since the start); expiry takes exactly
-that. Reversed entries and their reversals cancel and are left out of both sums.
+before a cutoff T is max(0, earned before T − everything debited since the start) = max(0, balance −
+earned since T); expiry takes exactly that. Reversed entries and their reversals cancel.
 
 Expiry entries use the key `expiry:<household>:<cutoff>`, so a run repeated, or run by two instances
 at once, posts each expiry exactly once.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from app.core.db import utcnow
@@ -76,24 +76,33 @@ def cutoff_at(policy: LedgerPolicy, tz: ZoneInfo, now: datetime) -> tuple[dateti
 
 
 def _remaining_before(session: Session, community_id: int, cutoff: datetime, household_id: int | None = None):
-    """Per household account: (household_id, points earned before cutoff still unspent, balance)."""
+    """Per household: (household_id, points earned before cutoff still unspent, balance).
+
+    Reversed pairs cancel in the balance, so what is left of the old points is the balance minus the
+    (non-reversed) credits earned since the cutoff: only the recent window is read, however long the history.
+    """
     reversed_ids = select(ENTRY.c.reverses_entry_id).where(ENTRY.c.reverses_entry_id.is_not(None))
-    earned = func.coalesce(func.sum(case((and_(POSTING.c.amount > 0, ENTRY.c.occurred_at < cutoff), POSTING.c.amount), else_=0)), 0)
-    debited = func.coalesce(func.sum(case((POSTING.c.amount < 0, -POSTING.c.amount), else_=0)), 0)
-    cond = [
-        ACCOUNT.c.community_id == community_id,
-        ACCOUNT.c.household_id.is_not(None),
-        ENTRY.c.reverses_entry_id.is_(None),
-        ENTRY.c.id.not_in(reversed_ids),
-    ]
+    recent = (
+        select(ENTRY.c.household_id, func.sum(POSTING.c.amount).label("recent"))
+        .select_from(ENTRY.join(POSTING, POSTING.c.entry_id == ENTRY.c.id).join(ACCOUNT, ACCOUNT.c.id == POSTING.c.account_id))
+        .where(
+            ENTRY.c.community_id == community_id,
+            ENTRY.c.occurred_at >= cutoff,
+            ENTRY.c.reverses_entry_id.is_(None),
+            ENTRY.c.id.not_in(reversed_ids),
+            ACCOUNT.c.household_id == ENTRY.c.household_id,
+            POSTING.c.amount > 0,
+            *([ENTRY.c.household_id == household_id] if household_id is not None else []),
+        )
+        .group_by(ENTRY.c.household_id)
+        .subquery()
+    )
+    cond = [ACCOUNT.c.community_id == community_id, ACCOUNT.c.household_id.is_not(None), ACCOUNT.c.balance > 0]
     if household_id is not None:
         cond.append(ACCOUNT.c.household_id == household_id)
-    stmt = (
-        select(ACCOUNT.c.household_id, earned - debited, ACCOUNT.c.balance)
-        .select_from(POSTING.join(ACCOUNT, ACCOUNT.c.id == POSTING.c.account_id).join(ENTRY, ENTRY.c.id == POSTING.c.entry_id))
-        .where(*cond)
-        .group_by(ACCOUNT.c.household_id, ACCOUNT.c.balance)
-    )
+    stmt = select(
+        ACCOUNT.c.household_id, ACCOUNT.c.balance - func.coalesce(recent.c.recent, 0), ACCOUNT.c.balance
+    ).select_from(ACCOUNT.outerjoin(recent, recent.c.household_id == ACCOUNT.c.household_id)).where(*cond)
     return session.execute(stmt).all()
 
 

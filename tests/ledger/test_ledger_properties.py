@@ -56,16 +56,19 @@ def test_ledger_invariants_hold_for_random_histories(world, engine):
             return sum(e["amount"] for e in self.events if not e["reversed"])
 
         def model_unexpired_before(self, cutoff: datetime) -> int:
+            # A debit takes the oldest points available; when a correction rewrote history so that a
+            # debit found nothing left, it is owed by the next points earned.
             lots: list[list] = []
+            debt = 0
             for e in sorted((e for e in self.events if not e["reversed"]), key=lambda e: (e["at"], e["id"])):
                 if e["amount"] > 0:
                     lots.append([e["at"], e["amount"]])
                 else:
-                    need = -e["amount"]
-                    for lot in lots:
-                        take = min(lot[1], need)
-                        lot[1] -= take
-                        need -= take
+                    debt += -e["amount"]
+                for lot in lots:
+                    take = min(lot[1], debt)
+                    lot[1] -= take
+                    debt -= take
             return sum(left for at, left in lots if at < cutoff)
 
         # --- rules ------------------------------------------------------------------------------
