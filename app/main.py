@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from app.core.config import get_settings
 from app.domains import domain_modules
 from app.kit.errors import install_error_handlers
+from app.kit.guard import InputGuard
 from app.kit.observability import RequestContextMiddleware, configure_logging
 
 DESCRIPTION = """
@@ -24,6 +25,7 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     for module in domain_modules("routes"):
         app.include_router(module.router)
+    app.add_middleware(InputGuard, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app
 

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     wechat_timeout_seconds: float = 5.0
     wechat_retries: int = 2
 
+    # Request bodies: JSON and other bodies, and multipart uploads (roster files up to 20 MiB).
+    max_body_bytes: int = 1024 * 1024
+    max_upload_bytes: int = 21 * 1024 * 1024
+
     timezone: str = "Asia/Shanghai"
     seed_demo: bool = True
     log_level: str = "INFO"

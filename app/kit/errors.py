@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -182,6 +183,21 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc.detail, str) and exc.status_code not in _HTTP_MESSAGES:
             en = exc.detail
         return error_response(request, exc.status_code, code, zh, en)
+
+    # Safety nets behind app.kit.guard: a value the database cannot hold is the client's error, not ours.
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError):
+        return error_response(request, 422, "number_out_of_range", "数值超出范围", "Number out of range")
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError):
+        import logging
+
+        logging.getLogger("app.errors").warning(
+            "value refused by the database: %s", type(exc.orig).__name__,
+            extra={"request_id": getattr(request.state, "request_id", None)},
+        )
+        return error_response(request, 422, "invalid_value", "取值超出允许范围", "Value out of the allowed range")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

@@ -30,7 +30,7 @@ def test_scan_resolves_genuine_codes_only(client, world, engine):
     assert r.status_code == 200 and r.json()["id"] == household.id and r.json()["building_name"] == "1号楼"
     prefix, code, sig = payload.split(".")
     other_code = world.households[4].public_code
-    for forged in (f"{prefix}.{other_code}.{sig}", f"{prefix}.{code}.{sig[:-1]}A", "hello", f"{prefix}.{code}"):
+    for forged in (f"{prefix}.{other_code}.{sig}", f"{prefix}.{code}.{sig[:-1]}{'B' if sig[-1] != 'B' else 'C'}", "hello", f"{prefix}.{code}"):
         bad = client.post("/api/v1/scan/resolve", json={"payload": forged}, headers=world.h("volunteer"))
         assert bad.status_code == 400 and bad.json()["error"]["code"] == "forged_code", forged
 

@@ -1,0 +1,200 @@
+"""Refuses, before any route runs, input that no route should ever receive.
+
+- Bodies over the limit (1 MiB; multipart uploads get their own, larger limit) → 413.
+- Integers beyond 64 bits, in a path segment, a query parameter or a JSON body → 422 (they would
+  otherwise reach the database and fail there with a 500).
+- NUL characters and unpaired surrogates in text, anywhere → 422 (PostgreSQL refuses to store them;
+  SQLite would store them silently).
+
+Every refusal uses the one error shape. JSON bodies are small (bounded by the limit), so parsing
+them once more here costs microseconds; the routes still validate them as usual.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.kit.errors import error_response
+
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+_BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class Refusal(Exception):
+    def __init__(self, status: int, code: str, zh: str, en: str, field: str | None = None):
+        super().__init__(en)
+        self.status, self.code, self.zh, self.en, self.field = status, code, zh, en, field
+
+
+def _too_large() -> Refusal:
+    return Refusal(413, "payload_too_large", "请求体过大", "Request body too large")
+
+
+def _out_of_range(field: str | None) -> Refusal:
+    return Refusal(422, "number_out_of_range", "数值超出范围", "Number out of range", field)
+
+
+def _bad_text(field: str | None) -> Refusal:
+    return Refusal(422, "invalid_text", "文本含有不允许的字符", "Text contains characters that are not allowed", field)
+
+
+def _looks_like_int(text: str) -> bool:
+    digits = text[1:] if text[:1] in "-+" else text
+    return digits.isascii() and digits.isdigit()
+
+
+def _check_text(value: str, field: str | None, numeric: bool = False) -> None:
+    """numeric: the text may be parsed as an integer by the route (path segments, query values)."""
+    if "\x00" in value:
+        raise _bad_text(field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _bad_text(field) from None
+    if numeric and len(value) >= 19 and _looks_like_int(value):
+        if len(value) > 20 or not INT64_MIN <= int(value) <= INT64_MAX:
+            raise _out_of_range(field)
+
+
+def check_url(scope: Scope) -> None:
+    """Path segments and query parameters."""
+    for segment in scope.get("path", "").split("/"):
+        _check_text(segment, None, numeric=True)
+    raw = scope.get("query_string", b"")
+    if raw:
+        if b"%00" in raw:
+            raise _bad_text(None)
+        for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+            _check_text(value, name, numeric=True)
+
+
+def _parse_int(text: str) -> int:
+    if len(text) > 20:  # also spares int() the work on absurd literals
+        raise _out_of_range(None)
+    value = int(text)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise _out_of_range(None)
+    return value
+
+
+MAX_DEPTH = 32
+
+
+def _too_deep() -> Refusal:
+    return Refusal(400, "json_too_deep", "JSON 嵌套层级过深", "JSON nested too deeply")
+
+
+def _walk(value: Any, path: str | None, depth: int = 0) -> None:
+    if isinstance(value, str):
+        _check_text(value, path)
+    elif isinstance(value, dict | list):
+        if depth >= MAX_DEPTH:
+            raise _too_deep()
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for k, v in items:
+            if isinstance(k, str):
+                _check_text(k, path)
+            _walk(v, f"{path}.{k}" if path else str(k), depth + 1)
+
+
+def check_json(body: bytes) -> None:
+    """Encoding, nesting, out-of-range integers and forbidden characters. Malformed JSON is left to the route."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Refusal(400, "invalid_encoding", "请求体不是有效的 UTF-8 编码", "Request body is not valid UTF-8") from None
+    try:
+        parsed = json.loads(text, parse_int=_parse_int)
+    except Refusal:
+        raise
+    except RecursionError:
+        raise _too_deep() from None
+    except ValueError:
+        return
+    _walk(parsed, None)
+
+
+class InputGuard:
+    """Pure ASGI middleware; sits inside RequestContextMiddleware so refusals carry the request id."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int = 1024 * 1024, max_upload_bytes: int = 21 * 1024 * 1024):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.max_upload_bytes = max_upload_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        content_type, length = "", None
+        for k, v in scope.get("headers", ()):
+            if k == b"content-type":
+                content_type = v.decode("latin-1").lower()
+            elif k == b"content-length":
+                length = int(v) if v.isdigit() else None
+        limit = self.max_upload_bytes if content_type.startswith("multipart/") else self.max_body_bytes
+        try:
+            check_url(scope)
+            if length is not None and length > limit:
+                raise _too_large()
+            if scope.get("method") in _BODY_METHODS and "json" in content_type:
+                body = await self._read(receive, limit)
+                check_json(body)
+                receive = _replay(body, receive)
+            else:
+                receive = _counting(receive, limit)
+        except Refusal as r:
+            await error_response(Request(scope), r.status, r.code, r.zh, r.en, r.field)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _read(receive: Receive, limit: int) -> bytes:
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _too_large()
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _counting(receive: Receive, limit: int) -> Receive:
+    """Streams the body through; past the limit, raises 413 inside the app (rendered by the error handler)."""
+    size = 0
+
+    async def counted() -> Message:
+        nonlocal size
+        message = await receive()
+        if message["type"] == "http.request":
+            size += len(message.get("body", b""))
+            if size > limit:
+                raise StarletteHTTPException(413)
+        return message
+
+    return counted

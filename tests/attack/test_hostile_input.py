@@ -1,0 +1,267 @@
+"""Malformed and hostile input gets a clear 4xx in the one error shape, and nothing is stored.
+
+Huge bodies, deep JSON, wrong types, negative and enormous numbers, invalid UTF-8, NUL characters,
+forged door-plate codes, and SQL-looking text (stored verbatim, never executed).
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from app.audit.models import AuditLog
+from app.ledger.models import JournalEntry
+from app.places.models import Building, Compound, Household, Street
+from app.places.service import qr_payload
+
+JSON = {"content-type": "application/json"}
+INT64_MAX = 2**63 - 1
+
+
+def _count(engine, model) -> int:
+    with Session(engine) as s:
+        return s.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+def _snapshot(engine) -> tuple[int, ...]:
+    return tuple(_count(engine, m) for m in (Street, Compound, Building, Household, JournalEntry, AuditLog))
+
+
+def _error(r, status: int, code: str | None = None) -> dict:
+    assert r.status_code == status, r.text[:300]
+    body = r.json()["error"]
+    assert set(body) >= {"code", "message", "field", "request_id"}
+    if code:
+        assert body["code"] == code, body
+    return body
+
+
+# --- size and shape ---------------------------------------------------------------------------
+
+
+def test_huge_json_body_is_refused_with_413(client, world, engine):
+    before = _snapshot(engine)
+    url = f"/api/v1/communities/{world.community.id}/compounds"
+    body = b'{"name": "' + b"x" * (1024 * 1024 + 10) + b'"}'
+    r = client.post(url, content=body, headers=world.h("committee") | JSON)
+    _error(r, 413, "payload_too_large")
+    # Also when the route would not read a body at all, and in English.
+    r = client.request("GET", url, content=b"x" * 2_000_000, headers=world.h("committee", **{"Accept-Language": "en"}))
+    assert _error(r, 413)["message"] == "Request body too large"
+    assert _snapshot(engine) == before
+
+
+def test_upload_route_takes_more_than_the_json_limit(client, world):
+    rows = "".join(f"1号楼,1,{i}01,3,,{'张' * 300}\n" for i in range(2000))
+    data = ("楼栋,单元,门牌,人数,电话,姓名\n" + rows).encode()
+    assert len(data) > 1024 * 1024
+    r = client.post(
+        f"/api/v1/communities/{world.community.id}/roster-imports",
+        files={"file": ("roster.csv", data, "text/csv")},
+        headers=world.h("committee"),
+    )
+    assert r.status_code not in (413, 500), r.text[:200]
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["[" * 100_000 + "]" * 100_000, '{"name": ' + "[" * 40 + "]" * 40 + "}", '{"name": ' + '{"a": ' * 50 + "1" + "}" * 51],
+    ids=["very-deep", "deep-list", "deep-object"],
+)
+def test_deep_json_is_refused(client, world, engine, body):
+    before = _snapshot(engine)
+    r = client.post(f"/api/v1/communities/{world.community.id}/compounds", content=body, headers=world.h("committee") | JSON)
+    _error(r, 400, "json_too_deep")
+    assert _snapshot(engine) == before
+
+
+def test_invalid_utf8_is_refused(client, world, engine):
+    before = _snapshot(engine)
+    r = client.post(
+        f"/api/v1/communities/{world.community.id}/compounds",
+        content=b'{"name": "\xff\xfe\xc3("}',
+        headers=world.h("committee") | JSON,
+    )
+    _error(r, 400, "invalid_encoding")
+    assert _snapshot(engine) == before
+
+
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"name": {"a": 1}}, "name"),
+        ({"name": ["x"]}, "name"),
+        ({"name": 12}, "name"),
+        ({"name": None}, "name"),
+        ({"name": True}, "name"),
+        ([{"name": "x"}], None),
+        ("x", None),
+        ({}, "name"),
+    ],
+)
+def test_wrong_types_are_422(client, world, engine, body, field):
+    before = _snapshot(engine)
+    r = client.post(f"/api/v1/communities/{world.community.id}/compounds", json=body, headers=world.h("committee"))
+    assert _error(r, 422, "validation_error")["field"] == field
+    assert _snapshot(engine) == before
+
+
+def test_malformed_json_is_422(client, world):
+    r = client.post(f"/api/v1/communities/{world.community.id}/compounds", content=b'{"name": "x",}', headers=world.h("committee") | JSON)
+    _error(r, 422, "validation_error")
+
+
+@pytest.mark.parametrize(
+    "members",
+    ["0", "-1", str(-(2**63)), "31", "1000000", str(2**63), str(2**64), str(-(2**64)), "1" + "0" * 40, "1" + "0" * 5000,
+     "1.5", '"3a"', "NaN", "Infinity", "1e400"],
+)
+def test_out_of_range_numbers_in_a_body_are_422(client, world, engine, members):
+    before = _snapshot(engine)
+    body = f'{{"building_id": {world.buildings[0].id}, "door_plate": "999", "members": {members}}}'
+    r = client.post(f"/api/v1/communities/{world.community.id}/households", content=body, headers=world.h("committee") | JSON)
+    _error(r, 422)
+    assert _snapshot(engine) == before
+
+
+@pytest.mark.parametrize("value", [2**63, 2**64, -(2**63) - 1, 10**30])
+def test_ids_beyond_64_bits_are_422_everywhere(client, world, engine, value):
+    h = world.h("committee")
+    before = _snapshot(engine)
+    _error(client.get(f"/api/v1/households/{value}", headers=h), 422, "number_out_of_range")
+    _error(client.get(f"/api/v1/households/{value}/passbook", headers=h), 422, "number_out_of_range")
+    r = client.get(f"/api/v1/communities/{world.community.id}/households", params={"building_id": value}, headers=h)
+    assert _error(r, 422, "number_out_of_range")["field"] == "building_id"
+    body = {"building_id": value, "door_plate": "1"}
+    _error(client.post(f"/api/v1/communities/{world.community.id}/households", json=body, headers=h), 422, "number_out_of_range")
+    body = {"reason": "更正", "idempotency_key": "k" * 12}
+    _error(client.post(f"/api/v1/ledger/entries/{value}/reverse", json=body, headers=h), 422, "number_out_of_range")
+    _error(client.get(f"/api/v1/households/{'9' * 5000}", headers=h), 422, "number_out_of_range")
+    assert _snapshot(engine) == before
+
+
+def test_ids_at_the_64_bit_edges_are_plain_404(client, world):
+    h = world.h("committee")
+    for value in (INT64_MAX, 0, -1, -(2**63)):
+        _error(client.get(f"/api/v1/households/{value}", headers=h), 404)
+
+
+def test_adjustment_points_beyond_the_limit_store_nothing(client, world, engine):
+    before = _snapshot(engine)
+    url = f"/api/v1/households/{world.households[0].id}/adjustments"
+    for points in (10**7, -(10**7), 2**63, 10**30):
+        r = client.post(url, json={"points": points, "reason": "测试", "idempotency_key": f"adj-{points}"[:80]}, headers=world.h("committee"))
+        _error(r, 422)
+    r = client.post(url, json={"points": -5, "reason": "测试", "idempotency_key": "adj-negative"}, headers=world.h("committee"))
+    _error(r, 409, "insufficient_points")
+    assert _snapshot(engine) == before
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "\ud800", "x\udfffy"], ids=["nul", "lone-high-surrogate", "lone-low-surrogate"])
+def test_nul_and_unpaired_surrogates_are_422(client, world, engine, text):
+    import json
+
+    before = _snapshot(engine)
+    body = json.dumps({"name": text}).encode()  # ensure_ascii: sent as \\u escapes
+    r = client.post(f"/api/v1/communities/{world.community.id}/compounds", content=body, headers=world.h("committee") | JSON)
+    assert _error(r, 422, "invalid_text")["field"] == "name"
+    r = client.get(f"/api/v1/communities/{world.community.id}/households", params={"q": "1\x00"}, headers=world.h("committee"))
+    _error(r, 422, "invalid_text")
+    assert _snapshot(engine) == before
+
+
+# --- forged door-plate codes -----------------------------------------------------------------
+
+
+def _genuine(engine, household) -> str:
+    with Session(engine) as s:
+        return qr_payload(s.get(Household, household.id))
+
+
+def test_forged_qr_payloads_are_refused(client, world, other_world, engine):
+    genuine = _genuine(engine, world.households[0])
+    prefix, code, sig = genuine.split(".")
+    other_code = world.households[1].public_code
+    flipped = sig[:-1] + ("B" if sig[-1] != "B" else "C")
+    forgeries = [
+        f"{prefix}.{other_code}.{sig}",  # another household's code with this signature
+        f"{prefix}.{code}.{flipped}",  # altered signature
+        f"{prefix}.{code}.",
+        f"{prefix}.{code}",
+        f"XX.{code}.{sig}",
+        f"{prefix}.{code}.{sig}.extra",
+        f"{prefix}.{code}' OR '1'='1.{sig}",
+        f"{prefix}.{_genuine(engine, other_world.households[0]).split('.')[1]}.{sig}",
+        "",
+        " ",
+        "https://evil.example/?h=" + code,
+        "J" * 200,
+    ]
+    before = _snapshot(engine)
+    for forged in forgeries:
+        r = client.post("/api/v1/scan/resolve", json={"payload": forged}, headers=world.h("volunteer"))
+        assert r.status_code in (400, 422), (forged, r.status_code)
+        assert r.json()["error"]["code"] in ("forged_code", "validation_error"), forged
+    r = client.post("/api/v1/scan/resolve", json={"payload": "J" * 201}, headers=world.h("volunteer"))
+    _error(r, 422, "validation_error")
+    r = client.post("/api/v1/scan/resolve", json={"payload": genuine}, headers=world.h("volunteer"))
+    assert r.status_code == 200 and r.json()["id"] == world.households[0].id
+    assert _snapshot(engine) == before
+
+
+# --- SQL-looking text -------------------------------------------------------------------------
+
+SQLISH = [
+    "'; DROP TABLE household; --",
+    "1' OR '1'='1",
+    "楼\"); DELETE FROM journal_entry; --",
+    "%' UNION SELECT * FROM app_user --",
+    "\\'; SELECT pg_sleep(5); --",
+]
+
+
+@pytest.mark.parametrize("text", SQLISH)
+def test_sql_looking_text_is_stored_verbatim(client, world, engine, text):
+    h = world.h("committee")
+    admin = world.h("platform_admin")
+    households_before = _count(engine, Household)
+
+    r = client.post("/api/v1/streets", json={"city": text[:40], "district": text[:40], "name": text[:60]}, headers=admin)
+    assert r.status_code == 201 and r.json()["name"] == text[:60]
+    street_id = r.json()["id"]
+    r = client.post("/api/v1/organisations", json={"name": text}, headers=admin)
+    assert r.status_code == 201 and r.json()["name"] == text
+    r = client.post("/api/v1/communities", json={"name": text[:60], "street_id": street_id}, headers=admin)
+    assert r.status_code == 201 and r.json()["name"] == text[:60]
+
+    r = client.post(f"/api/v1/communities/{world.community.id}/compounds", json={"name": text}, headers=h)
+    assert r.status_code == 201 and r.json()["name"] == text
+    compound_id = r.json()["id"]
+    assert client.get(f"/api/v1/compounds/{compound_id}", headers=h).json()["name"] == text
+    r = client.post(f"/api/v1/compounds/{compound_id}/buildings", json={"name": text[:30]}, headers=h)
+    assert r.status_code == 201 and r.json()["name"] == text[:30]
+    building_id = r.json()["id"]
+    r = client.post(
+        f"/api/v1/communities/{world.community.id}/households",
+        json={"building_id": building_id, "unit": text[:10], "door_plate": text[:20]},
+        headers=h,
+    )
+    assert r.status_code == 201 and (r.json()["unit"], r.json()["door_plate"]) == (text[:10], text[:20])
+    household_id = r.json()["id"]
+
+    r = client.post(
+        f"/api/v1/households/{household_id}/adjustments",
+        json={"points": 5, "reason": text, "idempotency_key": text},
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    statement = client.get(f"/api/v1/households/{household_id}/statement", headers=h).json()
+    assert statement["balance"] == 5 and text in statement["items"][0]["memo"]
+
+    # Searching with it finds only the household whose door plate is exactly that text.
+    found = client.get(f"/api/v1/communities/{world.community.id}/households", params={"q": text[:20]}, headers=h).json()
+    assert [x["id"] for x in found["items"]] == [household_id]
+    # And the tables are all still there, with exactly one household more.
+    assert _count(engine, Household) == households_before + 1
+    assert client.get(f"/api/v1/communities/{world.community.id}/households", headers=h).status_code == 200
