@@ -487,14 +487,14 @@ def phone_columns(normalized: str) -> dict[str, str]:
     return {"phone_hash": phone_hash(normalized), "phone_masked": mask_phone(normalized)}
 
 
-def create_buildings_bulk(session: Session, compound: Compound, names: list[str]) -> dict[str, int]:
-    """Create the named buildings in `compound` (caller commits); returns name → id."""
+def create_buildings_bulk(session: Session, community_id: int, wanted: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """Create buildings given as (compound id, name) in the community (caller commits); returns their ids."""
     created = {}
-    for name in names:
-        building = Building(name=name, compound_id=compound.id, community_id=compound.community_id)
+    for compound_id, name in wanted:
+        building = Building(name=name, compound_id=compound_id, community_id=community_id)
         session.add(building)
         session.flush()
-        created[name] = building.id
+        created[(compound_id, name)] = building.id
     return created
 
 

@@ -73,3 +73,19 @@ class RosterImportPublic(SQLModel):
     errors: list[ProblemPublic] = Field(description="前 200 个问题；完整列表请下载错误文件")
     errors_url: str | None = Field(default=None, description="错误文件（CSV，带 BOM，Excel 可直接打开）")
     created_at: datetime
+
+
+class RosterImportSummary(SQLModel):
+    """One line of the import history (the problems themselves: read the import)."""
+
+    id: int
+    mode: ImportMode
+    filename: str
+    actor_user_id: int | None
+    applied: bool
+    rows: int
+    created: int
+    updated: int
+    unchanged: int
+    error_count: int
+    created_at: datetime

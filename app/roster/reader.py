@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 from app.kit.errors import BadRequest
 
-FIELDS = ("building", "unit", "door_plate", "members", "phone", "name")
+FIELDS = ("compound", "building", "unit", "door_plate", "members", "phone", "name")
 REQUIRED = ("building", "door_plate")
 
 # Header spellings seen in committee spreadsheets, by field; compared after normalising.
 HEADERS: dict[str, tuple[str, ...]] = {
+    "compound": ("小区", "小区名称", "compound"),
     "building": ("楼栋", "楼栋号", "楼号", "楼", "幢", "栋", "building", "bldg", "buildingname"),
     "unit": ("单元", "单元号", "unit"),
     "door_plate": ("门牌", "门牌号", "房号", "房间号", "室", "户号", "doorplate", "door", "room", "roomno"),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
 from app.core.db import SessionDep
 from app.identity.auth import CurrentPrincipal
 from app.kit.errors import error_responses, wants_english
+from app.kit.pagination import Page
 from app.roster import service
-from app.roster.models import ImportMode, RosterImportPublic
+from app.roster.models import ImportMode, RosterImportPublic, RosterImportSummary
 from app.roster.reader import MAX_BYTES
 
 router = APIRouter(prefix="/api/v1", tags=["roster"])
@@ -68,4 +69,38 @@ def import_errors(request: Request, session: SessionDep, principal: CurrentPrinc
         content=service.errors_csv(record, wants_english(request)),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="roster-import-{record.id}-errors.csv"'},
+    )
+
+
+@router.get(
+    "/communities/{community_id}/roster-imports",
+    summary="List the roster imports of a community, newest first",
+    response_model=Page[RosterImportSummary],
+    responses=error_responses(400, 401, 403, 404, 422),
+)
+def list_imports(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    community_id: int,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+):
+    items, next_cursor = service.list_imports(session, principal, community_id, cursor, limit)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/communities/{community_id}/roster.xlsx",
+    summary="Download the community's roster as XLSX, in the import format (edit it and import it back)",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}, "description": "XLSX"},
+        **error_responses(401, 403, 404, 422),
+    },
+)
+def export_roster(session: SessionDep, principal: CurrentPrincipal, community_id: int):
+    return Response(
+        content=service.export_roster(session, principal, community_id),
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f'attachment; filename="roster-{community_id}.xlsx"'},
     )

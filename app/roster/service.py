@@ -21,9 +21,10 @@ from app.audit import service as audit
 from app.core.security import normalize_phone
 from app.identity.auth import MANAGERS, Principal, authorize
 from app.kit.errors import BadRequest, not_found
+from app.kit.pagination import cursor_id, encode_cursor
 from app.places import service as places
-from app.places.models import Building, Household
-from app.roster.models import ImportMode, ProblemPublic, RosterImport, RosterImportPublic
+from app.places.models import Building, Compound, Household, HouseholdStatus
+from app.roster.models import ImportMode, ProblemPublic, RosterImport, RosterImportPublic, RosterImportSummary
 from app.roster.reader import Sheet, read_roster
 
 MAX_MEMBERS = 30  # as HouseholdBase.members
@@ -46,12 +47,12 @@ class _Plan:
     creates: list[tuple[object, dict[str, Any]]] = field(default_factory=list)  # (building key, columns)
     updates: list[dict[str, Any]] = field(default_factory=list)
     unchanged: int = 0
-    new_buildings: dict[str, None] = field(default_factory=dict)  # ordered set of names to create
+    new_buildings: dict[tuple[int, str], None] = field(default_factory=dict)  # ordered set of (compound id, name)
     errors: list[dict[str, Any]] = field(default_factory=list)
     valid_rows: int = 0
 
 
-_FIELD_ZH = {"building": "楼栋", "unit": "单元", "door_plate": "门牌", "members": "人数", "phone": "电话"}
+_FIELD_ZH = {"compound": "小区", "building": "楼栋", "unit": "单元", "door_plate": "门牌", "members": "人数", "phone": "电话"}
 
 
 def _problem(sheet: Sheet, row: int, fld: str, code: str, zh: str, en: str) -> dict[str, Any]:
@@ -82,15 +83,16 @@ def _parse_members(text: str) -> int | None | str:
 
 
 class _Buildings:
-    """Resolve the building names written in the file to building ids of the community."""
+    """Resolve the building (and optional compound) names written in the file to building ids."""
 
     def __init__(self, session: Session, community_id: int, options: ImportOptions):
-        stmt = select(Building.id, Building.name).where(Building.community_id == community_id)
-        if options.compound_id is not None:
-            stmt = stmt.where(Building.compound_id == options.compound_id)
-        self.by_name: dict[str, list[int]] = {}
-        for bid, name in session.exec(stmt).all():
-            self.by_name.setdefault(name, []).append(bid)
+        self.compounds = dict(session.exec(select(Compound.name, Compound.id).where(Compound.community_id == community_id)).all())
+        self.by_name: dict[str, list[tuple[int, int]]] = {}  # name → [(compound id, building id)]
+        for bid, name, cid in session.exec(
+            select(Building.id, Building.name, Building.compound_id).where(Building.community_id == community_id)
+        ).all():
+            self.by_name.setdefault(name, []).append((cid, bid))
+        self.default_compound = options.compound_id
         self.create = options.create_buildings
 
     @staticmethod
@@ -98,15 +100,24 @@ class _Buildings:
         # Committees often write just "3" for 3号楼.
         return f"{name}号楼" if name.isdigit() else name
 
-    def resolve(self, name: str) -> tuple[str, object]:
-        """('ok', building id), ('new', name to create), ('unknown', None) or ('ambiguous', None)."""
-        ids = self.by_name.get(name) or self.by_name.get(self.canonical(name)) or []
+    def resolve(self, name: str, compound_name: str) -> tuple[str, object]:
+        """('ok', building id), ('new', (compound id, name)), or ('unknown' | 'ambiguous' | 'unknown_compound', None).
+
+        A compound named in the row wins; otherwise the compound chosen for the import, if any.
+        """
+        compound_id = self.default_compound
+        if compound_name:
+            compound_id = self.compounds.get(compound_name)
+            if compound_id is None:
+                return "unknown_compound", None
+        candidates = self.by_name.get(name) or self.by_name.get(self.canonical(name)) or []
+        ids = [bid for cid, bid in candidates if compound_id is None or cid == compound_id]
         if len(ids) == 1:
             return "ok", ids[0]
         if len(ids) > 1:
             return "ambiguous", None
-        if self.create:
-            return "new", self.canonical(name)
+        if self.create and compound_id is not None:
+            return "new", (compound_id, self.canonical(name))
         return "unknown", None
 
 
@@ -137,11 +148,18 @@ def _plan(session: Session, community_id: int, sheet: Sheet, options: ImportOpti
         elif len(building_text) > MAX_LEN["building"]:
             problems.append(_problem(sheet, row, "building", "too_long", "楼栋名称过长（最多30个字符）", "Building name too long (30 characters at most)"))
         else:
-            state, value = buildings.resolve(building_text)
+            compound_text = cells.get("compound", "")
+            state, value = buildings.resolve(building_text, compound_text)
             if state == "ok":
                 building_key = value
             elif state == "new":
-                building_key = ("new", value)
+                building_key = value
+            elif state == "unknown_compound":
+                problems.append(_problem(
+                    sheet, row, "compound", "unknown_compound",
+                    f"小区「{compound_text}」不存在，请先创建该小区",
+                    f"Unknown compound '{compound_text}': create it first",
+                ))
             elif state == "ambiguous":
                 problems.append(_problem(
                     sheet, row, "building", "ambiguous_building",
@@ -196,7 +214,7 @@ def _plan(session: Session, community_id: int, sheet: Sheet, options: ImportOpti
         current = existing.get((building_key, unit, door_plate)) if isinstance(building_key, int) else None
         if current is None:
             if isinstance(building_key, tuple):
-                plan.new_buildings[building_key[1]] = None
+                plan.new_buildings[building_key] = None
             plan.creates.append((
                 building_key,
                 {"unit": unit, "door_plate": door_plate, "members": members or 1,
@@ -236,11 +254,14 @@ def import_roster(
         compound = places.get_compound(session, options.compound_id)
         if compound.community_id != community_id:
             raise not_found("小区", "Compound", "compound_id")
-    if options.create_buildings and compound is None:
-        raise BadRequest(
-            "compound_required", "自动创建楼栋时需要指定小区", "Choose the compound the new buildings belong to", "compound_id"
-        )
     sheet = read_roster(data)
+    if options.create_buildings and compound is None and "compound" not in sheet.columns:
+        raise BadRequest(
+            "compound_required",
+            "自动创建楼栋时需要指定小区（或在文件中加「小区」列）",
+            "Choose the compound the new buildings belong to (or add a compound column)",
+            "compound_id",
+        )
     plan = _plan(session, community_id, sheet, options, progress)
 
     apply = options.mode == ImportMode.valid_rows or (options.mode == ImportMode.all_or_nothing and not plan.errors)
@@ -262,10 +283,8 @@ def import_roster(
     if apply:
         if progress:
             progress("write", 0, len(plan.creates) + len(plan.updates))
-        new_ids = places.create_buildings_bulk(session, compound, list(plan.new_buildings)) if plan.new_buildings else {}
-        creates = [
-            {"building_id": new_ids[key[1]] if isinstance(key, tuple) else key, **cols} for key, cols in plan.creates
-        ]
+        new_ids = places.create_buildings_bulk(session, community_id, list(plan.new_buildings)) if plan.new_buildings else {}
+        creates = [{"building_id": new_ids[key] if isinstance(key, tuple) else key, **cols} for key, cols in plan.creates]
         places.write_households_bulk(session, community_id, creates, plan.updates)
         if progress:
             progress("write", len(creates) + len(plan.updates), len(creates) + len(plan.updates))
@@ -339,6 +358,67 @@ def to_public(record: RosterImport, english: bool) -> RosterImportPublic:
         errors_url=f"/api/v1/roster-imports/{record.id}/errors.csv" if record.errors else None,
         created_at=record.created_at,
     )
+
+
+def list_imports(session: Session, principal: Principal, community_id: int, cursor: str | None, limit: int):
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, MANAGERS)
+    # Newest first: the dashboard shows the latest upload on top.
+    stmt = select(RosterImport).where(RosterImport.community_id == community_id)
+    before = cursor_id(cursor)
+    if before is not None:
+        stmt = stmt.where(RosterImport.id < before)
+    rows = list(session.exec(stmt.order_by(RosterImport.id.desc()).limit(limit + 1)).all())
+    next_cursor = encode_cursor({"id": rows[limit - 1].id}) if len(rows) > limit else None
+    rows = rows[:limit]
+    return [RosterImportSummary.model_validate(r, update={"error_count": len(r.errors)}) for r in rows], next_cursor
+
+
+EXPORT_HEADERS = ("小区", "楼栋", "单元", "门牌", "人数", "电话", "已登记电话（仅供核对，导入时忽略）")
+
+
+def export_roster(session: Session, principal: Principal, community_id: int) -> bytes:
+    """The community's active households as an XLSX in the import format: edit it and import it back.
+
+    Phones are stored only as a hash, so the phone column is left blank (blank keeps the stored
+    phone on re-import) and the masked number is shown beside it for checking.
+    """
+    import io
+
+    import xlsxwriter
+
+    community = places.get_community(session, community_id)
+    authorize(session, principal, community_id, MANAGERS)
+    rows = session.exec(
+        select(Compound.name, Building.name, Household.unit, Household.door_plate, Household.members, Household.phone_masked)
+        .join(Building, Building.id == Household.building_id)
+        .join(Compound, Compound.id == Building.compound_id)
+        .where(Household.community_id == community_id, Household.status == HouseholdStatus.active)
+        .order_by(Compound.name, Building.name, Household.unit, Household.door_plate)
+    ).all()
+    buf = io.BytesIO()
+    book = xlsxwriter.Workbook(buf, {"in_memory": True, "strings_to_formulas": False, "strings_to_numbers": False})
+    sheet = book.add_worksheet("花名册")
+    bold = book.add_format({"bold": True})
+    sheet.write_row(0, 0, EXPORT_HEADERS, bold)
+    sheet.set_column(0, 1, 14)
+    sheet.set_column(6, 6, 34)
+    sheet.freeze_panes(1, 0)
+    for i, (compound, building, unit, door_plate, members, masked) in enumerate(rows, start=1):
+        sheet.write_row(i, 0, (compound, building, unit, door_plate, members, "", masked or ""))
+    book.close()
+    audit.record(
+        session,
+        actor_user_id=principal.user_id,
+        action="roster.export",
+        object_type="community",
+        object_id=community.id,
+        community_id=community_id,
+        request_id=principal.request_id,
+        detail={"households": len(rows)},
+    )
+    session.commit()
+    return buf.getvalue()
 
 
 def _safe_cell(text: str) -> str:

@@ -228,3 +228,63 @@ def test_only_managers_of_the_community_may_import(client, world, other_world):
     assert r.status_code == 201 and r.json()["created"] == 1
     assert client.get(f"/api/v1/roster-imports/{r.json()['id']}", headers=other_world.h("committee")).status_code == 403
     assert client.get(f"/api/v1/roster-imports/{r.json()['id']}/errors.csv", headers=world.h("volunteer")).status_code == 403
+
+
+def test_a_compound_column_tells_same_named_buildings_apart(client, world):
+    c = world.community.id
+    second = client.post(f"/api/v1/communities/{c}/compounds", json={"name": "二期"}, headers=world.h("committee")).json()
+    assert client.post(f"/api/v1/compounds/{second['id']}/buildings", json={"name": "1号楼"}, headers=world.h("committee")).status_code == 201
+
+    plain = upload(client, world, _csv([["楼栋", "门牌"], ["1号楼", "808"]])).json()
+    assert [e["code"] for e in plain["errors"]] == ["ambiguous_building"]
+    chosen = upload(client, world, _csv([["楼栋", "门牌"], ["1号楼", "808"]]), compound_id=second["id"]).json()
+    assert chosen["error_count"] == 0
+
+    rows = [["小区", "楼栋", "门牌"], ["二期", "1号楼", "808"], ["一期", "1号楼", "808"], ["三期", "1号楼", "809"], ["二期", "5", "101"]]
+    report = upload(client, world, _csv(rows), mode="valid_rows", create_buildings=True).json()
+    assert report["created"] == 3 and report["buildings_created"] == 1
+    assert [(e["row"], e["column"], e["code"]) for e in report["errors"]] == [(4, "小区", "unknown_compound")]
+    buildings = client.get(f"/api/v1/compounds/{second['id']}/buildings", headers=world.h("committee")).json()["items"]
+    assert {b["name"] for b in buildings} == {"1号楼", "5号楼"}
+    first = client.get(f"/api/v1/compounds/{world.compound.id}/buildings", headers=world.h("committee")).json()["items"]
+    assert {b["name"] for b in first} == {"1号楼", "2号楼"}
+
+
+def test_export_edit_and_import_back(client, world):
+    from openpyxl import load_workbook
+
+    r = client.get(f"/api/v1/communities/{world.community.id}/roster.xlsx", headers=world.h("committee"))
+    assert r.status_code == 200 and r.content[:2] == b"PK"
+    wb = load_workbook(io.BytesIO(r.content))
+    ws = wb.active
+    rows = [list(row) for row in ws.iter_rows(values_only=True)]
+    assert rows[0][:6] == ["小区", "楼栋", "单元", "门牌", "人数", "电话"]
+    assert len(rows) == 1 + len(world.households)
+    first = world.households[0]
+    phone = world.phones[first.id]
+    assert rows[1][:5] == ["一期", "1号楼", "1", "101", 3] and rows[1][5] in (None, "")
+    assert rows[1][6] == f"{phone[:3]}****{phone[-4:]}" and phone not in str(rows)
+
+    ws.cell(row=2, column=5, value=6)  # one family grew
+    buf = io.BytesIO()
+    wb.save(buf)
+    back = upload(client, world, buf.getvalue(), filename="roster.xlsx", mode="all_or_nothing").json()
+    assert back["applied"] and back["error_count"] == 0
+    assert (back["created"], back["updated"], back["unchanged"]) == (0, 1, len(world.households) - 1)
+    household = client.get(f"/api/v1/households/{first.id}", headers=world.h("committee")).json()
+    assert household["members"] == 6 and household["phone_masked"] == f"{phone[:3]}****{phone[-4:]}"
+
+    audit = client.get(f"/api/v1/communities/{world.community.id}/audit", headers=world.h("committee")).json()["items"]
+    assert any(a["action"] == "roster.export" and a["detail"]["households"] == len(world.households) for a in audit)
+    assert client.get(f"/api/v1/communities/{world.community.id}/roster.xlsx", headers=world.h("volunteer")).status_code == 403
+
+
+def test_import_history_newest_first(client, world):
+    data = _csv([["楼栋", "门牌"], ["1号楼", "101"]])
+    ids = [upload(client, world, data, filename=f"v{i}.csv").json()["id"] for i in range(3)]
+    url = f"/api/v1/communities/{world.community.id}/roster-imports"
+    page = client.get(url, params={"limit": 2}, headers=world.h("committee")).json()
+    assert [i["id"] for i in page["items"]] == ids[::-1][:2] and page["items"][0]["filename"] == "v2.csv"
+    rest = client.get(url, params={"limit": 2, "cursor": page["next_cursor"]}, headers=world.h("committee")).json()
+    assert [i["id"] for i in rest["items"]] == [ids[0]] and rest["next_cursor"] is None
+    assert client.get(url, headers=world.h("clerk")).status_code == 403
