@@ -65,6 +65,9 @@ def _bad_file(zh: str, en: str) -> BadRequest:
 
 
 def _decode(data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        # Excel's "Unicode Text" export: UTF-16 with BOM, tab-separated.
+        return data.decode("utf-16")
     if data.startswith(b"\xef\xbb\xbf"):
         return data[3:].decode("utf-8", errors="strict")
     try:
@@ -99,11 +102,45 @@ def _xlsx_rows(data: bytes) -> Iterator[list[object]]:
     except Exception:
         raise _bad_file("无法读取该 Excel 文件，请确认是 .xlsx 格式", "Could not read this Excel file (.xlsx expected)") from None
     try:
-        ws = wb.worksheets[0]
-        for row in ws.iter_rows(values_only=True):
-            yield list(row)
+        ws = wb.active or wb.worksheets[0]
+        followers = _merged_followers(ws)
+        tops: dict[tuple[int, int], object] = {}
+        for r, row in enumerate(ws.iter_rows(values_only=True), start=1):
+            values = list(row)
+            if followers:
+                for c, value in enumerate(values, start=1):
+                    if (r, c) in followers:
+                        values[c - 1] = tops.get(followers[(r, c)])
+                    elif value is not None:
+                        tops[(r, c)] = value
+            yield values
     finally:
         wb.close()
+
+
+def _merged_followers(ws) -> dict[tuple[int, int], tuple[int, int]]:
+    """Cells covered by a merged range → the range's top-left cell, whose value they show in Excel.
+
+    Committees merge the 楼栋 cell over all of a building's rows; openpyxl's read-only mode keeps
+    only the top-left value, so the ranges are read from the sheet's XML (they follow the data).
+    """
+    import re
+
+    from openpyxl.utils.cell import range_boundaries
+
+    followers: dict[tuple[int, int], tuple[int, int]] = {}
+    try:
+        with ws._get_source() as src:  # openpyxl's handle on the sheet XML; a regex is ~100× faster than parsing it
+            refs = re.findall(rb"<(?:\w+:)?mergeCell\b[^>]*\bref=\"([A-Z]+[0-9]+:[A-Z]+[0-9]+)\"", src.read())
+        for ref in refs:
+            min_col, min_row, max_col, max_row = range_boundaries(ref.decode())
+            for r in range(min_row, max_row + 1):
+                for c in range(min_col, max_col + 1):
+                    if (r, c) != (min_row, min_col):
+                        followers[(r, c)] = (min_row, min_col)
+    except (AttributeError, KeyError, ValueError, TypeError):
+        return {}
+    return followers
 
 
 def is_xlsx(data: bytes) -> bool:

@@ -22,7 +22,8 @@ router = APIRouter(prefix="/api/v1", tags=["roster"])
     summary="Import a household roster (XLSX or CSV), or check it first",
     description=(
         "Columns (Chinese or English headers): 楼栋/building, 单元/unit, 门牌/door_plate, 人数/members, "
-        "电话/phone, 姓名/name (the name is never stored). CSV may be UTF-8 (with or without BOM) or GBK. "
+        "电话/phone, 姓名/name (the name is never stored), optionally 小区/compound. CSV may be UTF-8 (with or "
+        "without BOM) or GBK; in XLSX a merged 楼栋 cell applies to every row it covers. "
         "`mode`: `dry_run` reports the problems and stores nothing; `valid_rows` imports the valid rows in "
         "one transaction and reports the others (download them from `errors_url`); `all_or_nothing` imports "
         "only when every row is valid. Re-importing the same file creates nothing new."

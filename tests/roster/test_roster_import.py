@@ -288,3 +288,23 @@ def test_import_history_newest_first(client, world):
     rest = client.get(url, params={"limit": 2, "cursor": page["next_cursor"]}, headers=world.h("committee")).json()
     assert [i["id"] for i in rest["items"]] == [ids[0]] and rest["next_cursor"] is None
     assert client.get(url, headers=world.h("clerk")).status_code == 403
+
+
+def test_merged_building_cells_and_excel_unicode_text(client, world):
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["名单"])
+    ws.append(["楼栋", "单元", "门牌", "人数"])
+    for door in ("901", "902", "903"):
+        ws.append(["2号楼" if door == "901" else None, "1" if door == "901" else None, door, 2])
+    ws.append([None, None, "904", 2])  # not merged: a genuinely blank building
+    ws.merge_cells("A3:A5")
+    ws.merge_cells("B3:B5")
+    buf = io.BytesIO()
+    wb.save(buf)
+    report = upload(client, world, buf.getvalue(), filename="merged.xlsx").json()
+    assert report["created"] == 3
+    assert [(e["row"], e["code"]) for e in report["errors"]] == [(6, "missing_building")]
+
+    text = "楼栋\t门牌\n1号楼\t905\n".encode("utf-16")
+    assert upload(client, world, text, filename="roster.txt").json()["created"] == 1
