@@ -88,7 +88,7 @@ MAX_DEPTH = 32
 
 
 def _too_deep() -> Refusal:
-    return Refusal(400, "json_too_deep", "JSON 嵌套层级过深", "JSON nested too deeply")
+    return Refusal(422, "json_too_deep", "JSON 嵌套层级过深", "JSON nested too deeply")
 
 
 def _walk(value: Any, path: str | None, depth: int = 0) -> None:
@@ -109,7 +109,7 @@ def check_json(body: bytes) -> None:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise Refusal(400, "invalid_encoding", "请求体不是有效的 UTF-8 编码", "Request body is not valid UTF-8") from None
+        raise Refusal(422, "invalid_encoding", "请求体不是有效的 UTF-8 编码", "Request body is not valid UTF-8") from None
     try:
         parsed = json.loads(text, parse_int=_parse_int)
     except Refusal:

@@ -6,7 +6,7 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from app.core.db import SessionDep
 from app.identity.auth import CurrentPrincipal
@@ -66,8 +66,9 @@ def read_totals(session: SessionDep, principal: CurrentPrincipal, household_id: 
 @router.get(
     "/households/{household_id}/statement.html",
     summary="Printable passbook statement (Chinese) for residents without a smartphone",
-    response_class=HTMLResponse,
-    responses=READ,
+    # Errors stay JSON: the 200 is declared as HTML here rather than through response_class.
+    response_class=Response,
+    responses={200: {"content": {"text/html": {}}, "description": "Printable statement"}, **READ},
 )
 def printable_statement(session: SessionDep, principal: CurrentPrincipal, household_id: int, start: From = None, end: To = None):
     return HTMLResponse(flows.printable_statement(session, principal, household_id, start, end))

@@ -36,7 +36,7 @@ router = APIRouter(prefix="/api/v1", tags=["places"])
 
 Cursor = Annotated[str | None, Query(max_length=200, description="上一页返回的 next_cursor")]
 Limit = Annotated[int, Query(ge=1, le=200)]
-READ_ERRORS = error_responses(401, 403, 404, 422)
+READ_ERRORS = error_responses(400, 401, 403, 404, 422)  # 400: an invalid cursor
 WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 422)
 
 

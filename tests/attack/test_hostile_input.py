@@ -72,7 +72,7 @@ def test_upload_route_takes_more_than_the_json_limit(client, world):
 def test_deep_json_is_refused(client, world, engine, body):
     before = _snapshot(engine)
     r = client.post(f"/api/v1/communities/{world.community.id}/compounds", content=body, headers=world.h("committee") | JSON)
-    _error(r, 400, "json_too_deep")
+    _error(r, 422, "json_too_deep")
     assert _snapshot(engine) == before
 
 
@@ -83,7 +83,7 @@ def test_invalid_utf8_is_refused(client, world, engine):
         content=b'{"name": "\xff\xfe\xc3("}',
         headers=world.h("committee") | JSON,
     )
-    _error(r, 400, "invalid_encoding")
+    _error(r, 422, "invalid_encoding")
     assert _snapshot(engine) == before
 
 
