@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date, time
 
 from app.kit.errors import BadRequest
 
@@ -38,6 +40,8 @@ HEADER_SEARCH_ROWS = 10
 class Sheet:
     columns: dict[str, str]  # field → header text as written in the file (for the report)
     rows: list[tuple[int, dict[str, str]]]  # (spreadsheet row number, field → cell text)
+    # Row number → fields whose cell Excel turned into a date ("3-1" typed into a General cell).
+    dates: dict[int, set[str]] = field(default_factory=dict)
 
 
 def _norm_header(value: object) -> str:
@@ -57,7 +61,8 @@ def _cell_text(value: object) -> str:
         if value.is_integer():
             return str(int(value))
         return repr(value)
-    return str(value).strip()
+    # Full-width digits and letters typed in a Chinese input method are the same door plate.
+    return unicodedata.normalize("NFKC", str(value)).strip()
 
 
 def _bad_file(zh: str, en: str) -> BadRequest:
@@ -160,6 +165,7 @@ def read_roster(data: bytes) -> Sheet:
     columns: dict[str, str] | None = None
     positions: dict[str, int] = {}
     rows: list[tuple[int, dict[str, str]]] = []
+    dates: dict[int, set[str]] = {}
     try:
         for number, raw in enumerate(source, start=1):
             if columns is None:
@@ -178,6 +184,9 @@ def read_roster(data: bytes) -> Sheet:
             if not any(cells.values()):
                 continue  # blank line
             rows.append((number, cells))
+            dated = {f for f, i in positions.items() if i < len(raw) and isinstance(raw[i], date | time)}
+            if dated:
+                dates[number] = dated
             if len(rows) > MAX_ROWS:
                 raise _bad_file(f"行数过多（最多 {MAX_ROWS} 行），请拆分文件", f"Too many rows ({MAX_ROWS} at most): split the file")
     except csv.Error:
@@ -188,4 +197,4 @@ def read_roster(data: bytes) -> Sheet:
             "No header row found: the file needs at least the columns building and door_plate "
             "(optional: unit, members, phone, name)",
         )
-    return Sheet(columns=columns, rows=rows)
+    return Sheet(columns=columns, rows=rows, dates=dates)

@@ -137,7 +137,14 @@ def _plan(session: Session, community_id: int, sheet: Sheet, options: ImportOpti
     for index, (row, cells) in enumerate(sheet.rows, start=1):
         if progress and (index % 500 == 0 or index == total):
             progress("validate", index, total)
-        problems: list[dict[str, Any]] = []
+        problems: list[dict[str, Any]] = [
+            _problem(
+                sheet, row, f, "date_cell",
+                "该单元格被 Excel 识别成了日期，请把此列设为「文本」格式后重新填写",
+                "Excel turned this cell into a date: format the column as Text and type it again",
+            )
+            for f in ("compound", "building", "unit", "door_plate") if f in sheet.dates.get(row, ())
+        ]
         building_text = cells.get("building", "")
         unit = _clean_unit(cells.get("unit", ""))
         door_plate = _clean_door_plate(cells.get("door_plate", ""))

@@ -308,3 +308,14 @@ def test_merged_building_cells_and_excel_unicode_text(client, world):
 
     text = "楼栋\t门牌\n1号楼\t905\n".encode("utf-16")
     assert upload(client, world, text, filename="roster.txt").json()["created"] == 1
+
+
+def test_excel_dates_and_full_width_digits(client, world):
+    from datetime import datetime
+
+    data = _xlsx([["楼栋", "单元", "门牌"], ["1号楼", "1", datetime(2026, 3, 1)], ["１号楼", "１", "３０５"]])
+    report = upload(client, world, data, filename="roster.xlsx", mode="valid_rows").json()
+    assert [(e["row"], e["column"], e["code"]) for e in report["errors"]] == [(2, "门牌", "date_cell")]
+    assert "文本" in report["errors"][0]["message"]
+    assert report["created"] == 1
+    assert ("1号楼", "1", "305") in by_plate(households(client, world))
