@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -16,9 +18,25 @@ from app.core.config import get_settings
 _engine: Engine | None = None
 
 
+_simulated_now: ContextVar[datetime | None] = ContextVar("simulated_now", default=None)
+
+
 def utcnow() -> datetime:
     """Aware UTC. Columns are timestamptz on PostgreSQL; SQLModel's UTCDateTime keeps SQLite in UTC too."""
-    return datetime.now(UTC)
+    return _simulated_now.get() or datetime.now(UTC)
+
+
+@contextmanager
+def simulated_clock(at: datetime) -> Iterator[None]:
+    """Inside the block, `utcnow()` answers `at` (aware). For replaying history through the services,
+    e.g. the demo generator's year of check-ins; never set while serving requests."""
+    if at.tzinfo is None:
+        raise ValueError("simulated_clock needs an aware datetime")
+    token = _simulated_now.set(at.astimezone(UTC))
+    try:
+        yield
+    finally:
+        _simulated_now.reset(token)
 
 
 def make_engine(url: str) -> Engine:

@@ -62,3 +62,26 @@ def test_generate_demo_builds_a_street_staff_can_use(client, engine):
 
     again = runner.invoke(app, ["generate-demo", "--seed", str(seed), "--communities", "1", "--households", "10"])
     assert again.exit_code == 2 and "already exists" in again.output
+
+
+def test_the_simulated_clock_is_what_services_see(client, world):
+    """Replaying history: inside simulated_clock, rows written through the services carry that time."""
+    from datetime import UTC, datetime
+
+    from sqlmodel import Session, select
+
+    from app.audit.models import AuditLog
+    from app.core.db import simulated_clock, utcnow
+    from app.identity.auth import Grant, Principal
+    from app.identity.models import Role
+    from app.places import service as places
+    from app.places.models import CompoundCreate
+
+    at = datetime(2025, 6, 1, 0, 30, tzinfo=UTC)
+    principal = Principal(user_id=world.users["committee"], grants=(Grant(Role.committee, community_id=world.community.id),))
+    with Session(world.engine) as s, simulated_clock(at):
+        assert utcnow() == at
+        compound = places.create_compound(s, principal, world.community.id, CompoundCreate(name="回放小区"))
+        entry = s.exec(select(AuditLog).where(AuditLog.action == "compound.create", AuditLog.object_id == str(compound.id))).one()
+        assert compound.created_at == at and entry.at == at
+    assert utcnow() > at
