@@ -319,6 +319,14 @@ def get_household(session: Session, household_id: int) -> Household:
     return household
 
 
+def set_household_pin(session: Session, household_id: int, pin_hash: str) -> None:
+    """Store the household's redemption PIN (an argon2 hash; rewards checks it). Does not commit."""
+    household = get_household(session, household_id)
+    household.pin_hash = pin_hash
+    household.updated_at = utcnow()
+    session.add(household)
+
+
 def _phone_fields(raw: str | None) -> dict[str, str | None]:
     if raw is None or raw == "":
         return {"phone_hash": None, "phone_masked": None}

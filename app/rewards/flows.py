@@ -1,0 +1,185 @@
+"""Redemption workflows behind the routes: who may, whose consent, which service calls, one commit."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from app.audit import service as audit
+from app.identity.auth import MANAGERS, Principal, authorize, require_member
+from app.kit.errors import BadRequest, Forbidden
+from app.places import service as places
+from app.places.models import Household
+from app.rewards import consent, service
+from app.rewards.models import (
+    ConsentCode,
+    CounterRequest,
+    FulfilRequest,
+    LapseRunResult,
+    PinSet,
+    RedemptionPublic,
+    RedemptionStatus,
+    ReserveRequest,
+)
+from app.rewards.service import CLERKS
+
+
+def _audit(session: Session, principal: Principal, action: str, object_type: str, object_id, community_id: int, **detail) -> None:
+    audit.record(
+        session,
+        actor_user_id=principal.user_id,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        community_id=community_id,
+        request_id=principal.request_id,
+        detail=detail,
+    )
+
+
+def _open_household(session: Session, principal: Principal, household_id: int, staff_roles=CLERKS) -> Household:
+    household = places.get_household(session, household_id)
+    if household_id not in principal.household_ids:
+        authorize(session, principal, household.community_id, staff_roles)
+    return household
+
+
+# --- resident ----------------------------------------------------------------------------------
+
+def reserve(session: Session, principal: Principal, household_id: int, data: ReserveRequest) -> RedemptionPublic:
+    """A resident reserves an item from their own mini-program (their sign-in is the consent)."""
+    require_member(principal, household_id)
+    household = places.get_household(session, household_id)
+    redemption, replayed, balance = service.reserve(
+        session, household, data.item_id, data.quantity, data.idempotency_key, actor_user_id=principal.user_id
+    )
+    session.commit()
+    return service.redemption_public(session, redemption, replayed=replayed, balance_after=balance)
+
+
+def new_consent_code(session: Session, principal: Principal, household_id: int) -> ConsentCode:
+    require_member(principal, household_id)
+    places.get_household(session, household_id)
+    return consent.issue_code(household_id)
+
+
+def set_pin(session: Session, principal: Principal, household_id: int, data: PinSet) -> None:
+    """The resident sets their PIN, or the committee sets it in person for a resident without a phone.
+    Clerks cannot: a clerk who could set a PIN could spend with it."""
+    household = places.get_household(session, household_id)
+    is_member = household_id in principal.household_ids
+    if not is_member:
+        authorize(session, principal, household.community_id, MANAGERS)
+    places.set_household_pin(session, household.id, consent.hash_pin(data.pin))
+    consent.reset_guard(session, household.id)
+    if not is_member:
+        _audit(session, principal, "rewards.pin_set", "household", household.id, household.community_id)
+    session.commit()
+
+
+def household_redemptions(session: Session, principal: Principal, household_id: int, status, cursor, limit):
+    household = _open_household(session, principal, household_id)
+    rows, next_cursor = service.list_for_household(session, household.id, status, cursor, limit)
+    return [service.redemption_public(session, r) for r in rows], next_cursor
+
+
+def read_redemption(session: Session, principal: Principal, redemption_id: int) -> RedemptionPublic:
+    redemption = service.get_redemption(session, redemption_id)
+    _open_household(session, principal, redemption.household_id)
+    return service.redemption_public(session, redemption)
+
+
+# --- exchange point ----------------------------------------------------------------------------
+
+def _consent(session: Session, household: Household, proof) -> str:
+    return consent.require_consent(session, household.id, household.pin_hash, proof.consent_code, proof.pin)
+
+
+def fulfil(session: Session, principal: Principal, redemption_id: int, data: FulfilRequest) -> RedemptionPublic:
+    redemption = service.get_redemption(session, redemption_id)
+    authorize(session, principal, redemption.community_id, CLERKS)
+    if redemption.status == RedemptionStatus.fulfilled:
+        return service.redemption_public(session, redemption, replayed=True)
+    household = places.get_household(session, redemption.household_id)
+    how = _consent(session, household, data)
+    done = service.fulfil(session, redemption, actor_user_id=principal.user_id, consent=how)
+    if done:
+        _audit(session, principal, "rewards.fulfil", "redemption", redemption.id, redemption.community_id, points=redemption.points, consent=how)
+    session.commit()
+    return service.redemption_public(session, redemption, replayed=not done)
+
+
+def cancel(session: Session, principal: Principal, redemption_id: int, reason: str | None) -> RedemptionPublic:
+    """The resident or a clerk cancels a held redemption; points, stock and limit come back."""
+    redemption = service.get_redemption(session, redemption_id)
+    by_member = redemption.household_id in principal.household_ids
+    if not by_member:
+        authorize(session, principal, redemption.community_id, CLERKS)
+    if redemption.status == RedemptionStatus.cancelled:
+        return service.redemption_public(session, redemption, replayed=True)
+    why = (reason or "").strip() or ("居民取消" if by_member else "兑换员取消")
+    done = service.release(session, redemption.id, RedemptionStatus.cancelled, actor_user_id=principal.user_id, reason=why)
+    if not done:
+        session.rollback()
+        session.refresh(redemption)
+        if redemption.status == RedemptionStatus.cancelled:
+            return service.redemption_public(session, redemption, replayed=True)
+        raise service._not_held(redemption)
+    if not by_member:
+        _audit(session, principal, "rewards.cancel", "redemption", redemption.id, redemption.community_id, reason=why)
+    session.commit()
+    session.refresh(redemption)
+    return service.redemption_public(session, redemption)
+
+
+def counter_spend(session: Session, principal: Principal, community_id: int, data: CounterRequest):
+    """Spend at the counter (柜台兑换): the clerk picks items for a resident who is present and
+    consents; each item is reserved and fulfilled at once, all in one transaction."""
+    from app.rewards.models import Consent, CounterResult
+
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, CLERKS)
+    household_id = data.household_id
+    if data.consent_code:
+        code_household = consent.code_household(data.consent_code)
+        if household_id is not None and household_id != code_household:
+            raise Forbidden("consent_code_other_household", "授权码不属于该住户", "This consent code belongs to another household", "consent_code")
+        household_id = code_household
+    if household_id is None:
+        raise BadRequest("household_required", "请指定住户或扫描居民授权码", "Give the household or scan the resident's consent code", "household_id")
+    household = places.get_household(session, household_id)
+    if household.community_id != community_id:
+        raise Forbidden("forbidden", "该住户不属于本社区", "This household is not in this community", "household_id")
+    keys = [f"counter:{data.idempotency_key}:{i}" for i in range(len(data.items))]
+    first = service.redemption_by_key(session, household.id, keys[0])
+    if first is not None:
+        found = [service.redemption_by_key(session, household.id, k) for k in keys]
+        rows = [service.redemption_public(session, r, replayed=True) for r in found if r is not None]
+        return CounterResult(household_id=household.id, points=sum(r.points for r in rows), redemptions=rows, replayed=True)
+    how = _consent(session, household, data)
+    out = []
+    for key, line in zip(keys, data.items, strict=True):
+        redemption, _, balance = service.reserve(session, household, line.item_id, line.quantity, key, actor_user_id=principal.user_id)
+        service.fulfil(session, redemption, actor_user_id=principal.user_id, consent=how)
+        out.append(service.redemption_public(session, redemption, balance_after=balance))
+    _audit(
+        session, principal, "rewards.counter_spend", "household", household.id, community_id,
+        redemptions=[r.id for r in out], points=sum(r.points for r in out), consent=Consent(how).value,
+    )
+    session.commit()
+    return CounterResult(household_id=household.id, points=sum(r.points for r in out), redemptions=out)
+
+
+def community_redemptions(session: Session, principal: Principal, community_id: int, status, household_id, cursor, limit):
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, CLERKS)
+    rows, next_cursor = service.list_for_community(session, community_id, status, household_id, cursor, limit)
+    return [service.redemption_public(session, r) for r in rows], next_cursor
+
+
+def run_lapse(session: Session, principal: Principal, community_id: int) -> LapseRunResult:
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, MANAGERS | CLERKS)
+    lapsed, points = service.lapse_due(session, community_id)
+    _audit(session, principal, "rewards.lapse_run", "community", community_id, community_id, lapsed=lapsed, points=points)
+    session.commit()
+    return LapseRunResult(lapsed=lapsed, points_released=points)

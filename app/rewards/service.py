@@ -1,0 +1,445 @@
+"""The catalogue and redemptions (积分兑换): reserve like a card hold, fulfil, cancel, lapse.
+
+A reservation holds points (ledger: household −N, held +N) and stock (conditional UPDATE on the
+item row) and counts against the household's period limit (conditional UPDATE on a counter row), all
+in the caller's transaction: any refusal rolls every part back. Fulfilling moves held → redeemed;
+cancelling or lapsing reverses the hold entry and gives the stock and the limit back.
+Row locks are always taken in the order redemption → limit counter → item → household account, so
+concurrent reservations, cancellations and lapses cannot deadlock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, select
+
+from app.audit import service as audit
+from app.core.db import utcnow
+from app.identity.auth import MANAGERS, STAFF_READ, Principal, authorize, may_act_in
+from app.identity.models import Role
+from app.kit.errors import BadRequest, Conflict, not_found
+from app.kit.pagination import page_by_id
+from app.ledger import service as ledger
+from app.ledger.models import Source, SystemAccount
+from app.places.models import Household, HouseholdStatus
+from app.places.service import get_community, get_household
+from app.rewards.models import (
+    LimitPeriod,
+    Redemption,
+    RedemptionPublic,
+    RedemptionStatus,
+    RedemptionUsage,
+    RewardItem,
+    RewardItemCreate,
+    RewardItemPublic,
+    RewardItemUpdate,
+)
+
+ITEM = RewardItem.__table__
+REDEMPTION = Redemption.__table__
+USAGE = RedemptionUsage.__table__
+
+# Who works the exchange point (兑换点): fulfil, cancel, spend at the counter, see open holds.
+CLERKS = frozenset({Role.clerk, Role.committee, Role.org_admin})
+
+
+def _insert(session: Session, table):
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def _tz(session: Session, community_id: int) -> ZoneInfo:
+    return ZoneInfo(get_community(session, community_id).timezone)
+
+
+def _audit(session: Session, principal: Principal, action: str, object_type: str, object_id, community_id: int, **detail) -> None:
+    audit.record(
+        session,
+        actor_user_id=principal.user_id,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        community_id=community_id,
+        request_id=principal.request_id,
+        detail=detail,
+    )
+
+
+def is_resident_of(session: Session, principal: Principal, community_id: int) -> bool:
+    return any(
+        (h := session.get(Household, hid)) is not None and h.community_id == community_id and h.status == HouseholdStatus.active
+        for hid in principal.household_ids
+    )
+
+
+# --- catalogue ---------------------------------------------------------------------------------
+
+def _available(item: RewardItem, now: datetime) -> bool:
+    return (
+        item.active
+        and (item.available_from is None or item.available_from <= now)
+        and (item.available_until is None or item.available_until > now)
+        and (item.stock is None or item.stock > 0)
+    )
+
+
+def item_public(item: RewardItem, now: datetime | None = None) -> RewardItemPublic:
+    return RewardItemPublic.model_validate(item, from_attributes=True, update={"available_now": _available(item, now or utcnow())})
+
+
+def get_item(session: Session, item_id: int) -> RewardItem:
+    item = session.get(RewardItem, item_id)
+    if item is None:
+        raise not_found("兑换物品", "Reward item", "item_id")
+    return item
+
+
+def create_item(session: Session, principal: Principal, community_id: int, data: RewardItemCreate) -> RewardItemPublic:
+    get_community(session, community_id)
+    authorize(session, principal, community_id, MANAGERS)
+    item = RewardItem.model_validate(data, update={"community_id": community_id})
+    session.add(item)
+    session.flush()
+    _audit(session, principal, "rewards.item_create", "reward_item", item.id, community_id, name=item.name, price=item.price_points, stock=item.stock)
+    session.commit()
+    return item_public(item)
+
+
+def update_item(session: Session, principal: Principal, item_id: int, data: RewardItemUpdate) -> RewardItemPublic:
+    item = get_item(session, item_id)
+    authorize(session, principal, item.community_id, MANAGERS)
+    changes = data.model_dump(exclude_unset=True)
+    unlimited = changes.pop("unlimited_stock", None)
+    no_limit = changes.pop("no_limit", None)
+    for key in ("name", "price_points", "limit_period", "hold_hours", "active", "description"):
+        if key in changes and changes[key] is None:
+            raise BadRequest("invalid_value", f"{key} 不能为空", f"{key} cannot be null", key)
+    values = dict(changes)
+    if unlimited:
+        values["stock"] = None
+    elif "stock" in values and values["stock"] is None:
+        values.pop("stock")
+    if no_limit:
+        values["limit_per_household"] = None
+    start = values.get("available_from", item.available_from)
+    end = values.get("available_until", item.available_until)
+    if start and end and end <= start:
+        raise BadRequest("invalid_period", "截止时间应晚于开始时间", "available_until must be after available_from", "available_until")
+    values["updated_at"] = utcnow()
+    # One UPDATE statement: a stock set here is absolute (a stocktake), applied under the row lock.
+    session.execute(update(ITEM).where(ITEM.c.id == item.id).values(values))
+    _audit(session, principal, "rewards.item_update", "reward_item", item.id, item.community_id, **{k: v for k, v in data.model_dump(mode="json", exclude_unset=True).items()})
+    session.commit()
+    session.refresh(item)
+    return item_public(item)
+
+
+def withdraw_item(session: Session, principal: Principal, item_id: int) -> None:
+    """Take an item off the catalogue (it stays for the redemptions that name it)."""
+    item = get_item(session, item_id)
+    authorize(session, principal, item.community_id, MANAGERS)
+    session.execute(update(ITEM).where(ITEM.c.id == item.id).values(active=False, updated_at=utcnow()))
+    _audit(session, principal, "rewards.item_withdraw", "reward_item", item.id, item.community_id, name=item.name)
+    session.commit()
+
+
+def read_item(session: Session, principal: Principal, item_id: int) -> RewardItemPublic:
+    item = get_item(session, item_id)
+    if not is_resident_of(session, principal, item.community_id):
+        authorize(session, principal, item.community_id, STAFF_READ)
+    return item_public(item)
+
+
+def list_items(session: Session, principal: Principal, community_id: int, include_unavailable: bool, cursor: str | None, limit: int):
+    get_community(session, community_id)
+    if include_unavailable:
+        authorize(session, principal, community_id, MANAGERS)
+    elif not is_resident_of(session, principal, community_id):
+        authorize(session, principal, community_id, STAFF_READ)
+    now = utcnow()
+    stmt = select(RewardItem).where(RewardItem.community_id == community_id)
+    if not include_unavailable:
+        stmt = stmt.where(
+            RewardItem.active.is_(True),
+            (RewardItem.available_from.is_(None)) | (RewardItem.available_from <= now),
+            (RewardItem.available_until.is_(None)) | (RewardItem.available_until > now),
+            (RewardItem.stock.is_(None)) | (RewardItem.stock > 0),
+        )
+    rows, next_cursor = page_by_id(session, stmt, RewardItem.id, cursor, limit)
+    return [item_public(r, now) for r in rows], next_cursor
+
+
+# --- redemption core (no permission checks; callers check who and consent) --------------------
+
+def period_key(period: str, when: datetime, tz: ZoneInfo) -> str:
+    local = when.astimezone(tz)
+    if period == LimitPeriod.day:
+        return local.date().isoformat()
+    if period == LimitPeriod.week:
+        year, week, _ = local.isocalendar()
+        return f"{year}-W{week:02d}"
+    if period == LimitPeriod.month:
+        return f"{local.year}-{local.month:02d}"
+    if period == LimitPeriod.year:
+        return str(local.year)
+    return "ever"
+
+
+def _out_of_stock() -> Conflict:
+    return Conflict("out_of_stock", "库存不足", "Out of stock", "quantity")
+
+
+def _limit_reached(item: RewardItem) -> Conflict:
+    names = {"day": "每天", "week": "每周", "month": "每月", "year": "每年", "ever": "每户"}
+    return Conflict(
+        "limit_reached",
+        f"已达兑换上限（{names.get(item.limit_period, '')}限{item.limit_per_household}件）",
+        f"Household limit reached ({item.limit_per_household} per {item.limit_period})",
+        "quantity",
+    )
+
+
+def redemption_by_key(session: Session, household_id: int, key: str) -> Redemption | None:
+    return session.exec(select(Redemption).where(Redemption.household_id == household_id, Redemption.idempotency_key == key)).first()
+
+
+def reserve(
+    session: Session,
+    household: Household,
+    item_id: int,
+    quantity: int,
+    key: str,
+    *,
+    actor_user_id: int | None,
+    now: datetime | None = None,
+) -> tuple[Redemption, bool, int | None]:
+    """Hold points, stock and the period limit for one item. Does not commit.
+
+    Returns (redemption, replayed, balance after). A key seen before returns the first redemption.
+    """
+    existing = redemption_by_key(session, household.id, key)
+    if existing is not None:
+        return existing, True, _hold_balance(session, existing)
+    now = now or utcnow()
+    item = get_item(session, item_id)
+    if item.community_id != household.community_id:
+        raise not_found("兑换物品", "Reward item", "item_id")
+    if household.status != HouseholdStatus.active:
+        raise Conflict("household_inactive", "该住户已迁出，不能兑换", "This household has moved out", "household_id")
+    if not item.active or (item.available_from and item.available_from > now) or (item.available_until and item.available_until <= now):
+        raise Conflict("not_available", "该物品当前不可兑换", "This item is not available now", "item_id")
+    points = item.price_points * quantity
+    pkey = period_key(item.limit_period, now, _tz(session, household.community_id)) if item.limit_per_household else None
+    row = {
+        "community_id": household.community_id,
+        "household_id": household.id,
+        "item_id": item.id,
+        "item_name": item.name,
+        "quantity": quantity,
+        "points": points,
+        "status": RedemptionStatus.held.value,
+        "idempotency_key": key,
+        "period_key": pkey,
+        "reserved_by_user_id": actor_user_id,
+        "created_at": now,
+        "expires_at": now + timedelta(hours=item.hold_hours),
+    }
+    # The key's unique index decides between concurrent retries: the others wait, then find the row.
+    redemption_id = session.execute(
+        _insert(session, REDEMPTION)
+        .values(row)
+        .on_conflict_do_nothing(index_elements=["household_id", "idempotency_key"])
+        .returning(REDEMPTION.c.id)
+    ).scalar()
+    if redemption_id is None:
+        existing = redemption_by_key(session, household.id, key)
+        return existing, True, _hold_balance(session, existing)
+    if pkey is not None:
+        session.execute(
+            _insert(session, USAGE)
+            .values(household_id=household.id, item_id=item.id, period_key=pkey, used=0)
+            .on_conflict_do_nothing(index_elements=["household_id", "item_id", "period_key"])
+        )
+        counted = session.execute(
+            update(USAGE)
+            .where(
+                USAGE.c.household_id == household.id,
+                USAGE.c.item_id == item.id,
+                USAGE.c.period_key == pkey,
+                USAGE.c.used + quantity <= item.limit_per_household,
+            )
+            .values(used=USAGE.c.used + quantity)
+            .returning(USAGE.c.used)
+        ).scalar()
+        if counted is None:
+            raise _limit_reached(item)
+    taken = session.execute(
+        update(ITEM).where(ITEM.c.id == item.id, ITEM.c.stock >= quantity).values(stock=ITEM.c.stock - quantity).returning(ITEM.c.stock)
+    ).first()
+    if taken is None and session.execute(select(ITEM.c.stock).where(ITEM.c.id == item.id)).scalar() is not None:
+        raise _out_of_stock()
+    posted = ledger.post(
+        session,
+        community_id=household.community_id,
+        idempotency_key=f"redemption:{redemption_id}:hold",
+        source=Source.redemption,
+        memo=f"兑换 {item.name} ×{quantity}"[:200],
+        lines=[ledger.Line(-points, household_id=household.id), ledger.Line(points, system=SystemAccount.held)],
+        household_id=household.id,
+        occurred_at=now,
+        actor_user_id=actor_user_id,
+    )
+    session.execute(update(REDEMPTION).where(REDEMPTION.c.id == redemption_id).values(hold_entry_id=posted.entry_id))
+    return session.get(Redemption, redemption_id), False, posted.balance_after
+
+
+def _hold_balance(session: Session, redemption: Redemption) -> int | None:
+    return ledger.household_balance_after(session, redemption.hold_entry_id) if redemption.hold_entry_id else None
+
+
+def _not_held(redemption: Redemption) -> Conflict:
+    names = {"fulfilled": "已兑付", "cancelled": "已取消", "lapsed": "已过期释放", "held": "已过保留时间"}
+    return Conflict(
+        "redemption_not_held",
+        f"该兑换{names.get(redemption.status, redemption.status)}，不能再操作",
+        f"This redemption is {redemption.status}",
+        "redemption_id",
+        redemption_status=redemption.status,
+    )
+
+
+def fulfil(session: Session, redemption: Redemption, *, actor_user_id: int | None, consent: str | None, now: datetime | None = None) -> bool:
+    """Hand over a held redemption: points move held → redeemed. Does not commit.
+
+    Returns False when it was already fulfilled (a retry), True when fulfilled now.
+    """
+    now = now or utcnow()
+    won = session.execute(
+        update(REDEMPTION)
+        .where(REDEMPTION.c.id == redemption.id, REDEMPTION.c.status == RedemptionStatus.held, REDEMPTION.c.expires_at > now)
+        .values(status=RedemptionStatus.fulfilled.value, resolved_at=now, resolved_by_user_id=actor_user_id, consent=consent)
+        .returning(REDEMPTION.c.id)
+    ).scalar()
+    if won is None:
+        session.refresh(redemption)
+        if redemption.status == RedemptionStatus.fulfilled:
+            return False
+        raise _not_held(redemption)
+    posted = ledger.post(
+        session,
+        community_id=redemption.community_id,
+        idempotency_key=f"redemption:{redemption.id}:fulfil",
+        source=Source.redemption,
+        memo=f"兑付 {redemption.item_name} ×{redemption.quantity}"[:200],
+        lines=[ledger.Line(-redemption.points, system=SystemAccount.held), ledger.Line(redemption.points, system=SystemAccount.redeemed)],
+        household_id=redemption.household_id,
+        occurred_at=now,
+        actor_user_id=actor_user_id,
+    )
+    session.execute(update(REDEMPTION).where(REDEMPTION.c.id == redemption.id).values(settle_entry_id=posted.entry_id))
+    session.refresh(redemption)
+    return True
+
+
+def release(
+    session: Session,
+    redemption_id: int,
+    status: RedemptionStatus,
+    *,
+    actor_user_id: int | None,
+    reason: str,
+    now: datetime | None = None,
+) -> bool:
+    """Cancel or lapse a held redemption: reverse the hold, give back stock and the limit. Does not commit.
+
+    Returns False when another caller released or fulfilled it first (nothing is done twice).
+    """
+    now = now or utcnow()
+    cond = [REDEMPTION.c.id == redemption_id, REDEMPTION.c.status == RedemptionStatus.held]
+    if status == RedemptionStatus.lapsed:
+        cond.append(REDEMPTION.c.expires_at <= now)
+    row = session.execute(
+        update(REDEMPTION)
+        .where(*cond)
+        .values(status=status.value, resolved_at=now, resolved_by_user_id=actor_user_id, reason=reason[:200])
+        .returning(REDEMPTION.c.household_id, REDEMPTION.c.item_id, REDEMPTION.c.quantity, REDEMPTION.c.period_key, REDEMPTION.c.hold_entry_id)
+    ).first()
+    if row is None:
+        return False
+    household_id, item_id, quantity, pkey, hold_entry_id = row
+    if pkey is not None:
+        session.execute(
+            update(USAGE)
+            .where(USAGE.c.household_id == household_id, USAGE.c.item_id == item_id, USAGE.c.period_key == pkey, USAGE.c.used >= quantity)
+            .values(used=USAGE.c.used - quantity)
+        )
+    session.execute(update(ITEM).where(ITEM.c.id == item_id, ITEM.c.stock.is_not(None)).values(stock=ITEM.c.stock + quantity))
+    release_entry = ledger.reverse(
+        session, hold_entry_id, reason=reason[:200], actor_user_id=actor_user_id, idempotency_key=f"redemption:{redemption_id}:release"
+    )
+    session.execute(update(REDEMPTION).where(REDEMPTION.c.id == redemption_id).values(settle_entry_id=release_entry))
+    return True
+
+
+def lapse_due(session: Session, community_id: int | None = None, *, now: datetime | None = None, batch: int = 200) -> tuple[int, int]:
+    """Release every held redemption past its time. One short transaction per redemption; the
+    conditional status UPDATE makes a second instance running at once skip what the first took.
+    Returns (redemptions lapsed, points released)."""
+    now = now or utcnow()
+    lapsed = points = 0
+    last_id = 0
+    while True:
+        stmt = select(REDEMPTION.c.id, REDEMPTION.c.points).where(
+            REDEMPTION.c.status == RedemptionStatus.held, REDEMPTION.c.expires_at <= now, REDEMPTION.c.id > last_id
+        )
+        if community_id is not None:
+            stmt = stmt.where(REDEMPTION.c.community_id == community_id)
+        due = session.execute(stmt.order_by(REDEMPTION.c.id).limit(batch)).all()
+        session.commit()
+        if not due:
+            break
+        for rid, pts in due:
+            last_id = rid
+            if release(session, rid, RedemptionStatus.lapsed, actor_user_id=None, reason="超时未领取，自动释放", now=now):
+                lapsed += 1
+                points += pts
+            session.commit()
+    return lapsed, points
+
+
+def redemption_public(session: Session, redemption: Redemption, *, replayed: bool = False, balance_after: int | None = None) -> RedemptionPublic:
+    return RedemptionPublic.model_validate(redemption, from_attributes=True, update={"replayed": replayed, "balance_after": balance_after})
+
+
+def get_redemption(session: Session, redemption_id: int) -> Redemption:
+    redemption = session.get(Redemption, redemption_id)
+    if redemption is None:
+        raise not_found("兑换记录", "Redemption", "redemption_id")
+    return redemption
+
+
+def list_for_household(session: Session, household_id: int, status: RedemptionStatus | None, cursor: str | None, limit: int):
+    stmt = select(Redemption).where(Redemption.household_id == household_id)
+    if status:
+        stmt = stmt.where(Redemption.status == status)
+    return page_by_id(session, stmt, Redemption.id, cursor, limit)
+
+
+def list_for_community(session: Session, community_id: int, status: RedemptionStatus | None, household_id: int | None, cursor: str | None, limit: int):
+    stmt = select(Redemption).where(Redemption.community_id == community_id)
+    if status:
+        stmt = stmt.where(Redemption.status == status)
+    if household_id is not None:
+        stmt = stmt.where(Redemption.household_id == household_id)
+    return page_by_id(session, stmt, Redemption.id, cursor, limit)
+
+
+def may_work_counter(session: Session, principal: Principal, community_id: int) -> bool:
+    return may_act_in(session, principal, community_id, CLERKS)
+
+
+def household_for(session: Session, household_id: int) -> Household:
+    return get_household(session, household_id)

@@ -1,0 +1,90 @@
+"""Voucher workflows behind the routes: who may issue, claim and expire, what is audited, one commit."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from app.audit import service as audit
+from app.identity.auth import MANAGERS, Principal, authorize
+from app.identity.models import Role
+from app.places import service as places
+from app.vouchers import service
+from app.vouchers.models import (
+    VoucherClaim,
+    VoucherClaimed,
+    VoucherCreate,
+    VoucherExpiryResult,
+    VoucherIssued,
+)
+
+# Staff who hand out points cheques: the exchange clerk, the committee, field volunteers on recycling days.
+ISSUERS = frozenset({Role.clerk, Role.committee, Role.org_admin, Role.volunteer, Role.supervisor})
+# Staff who may type a code in for a resident standing in front of them (it only adds points).
+CLAIM_HELPERS = ISSUERS
+READERS = frozenset({Role.clerk, Role.committee, Role.org_admin})
+
+
+def issue(session: Session, principal: Principal, community_id: int, data: VoucherCreate) -> VoucherIssued:
+    community = places.get_community(session, community_id)
+    authorize(session, principal, community_id, ISSUERS)
+    voucher, code, replayed = service.issue_voucher(
+        session,
+        community_id=community_id,
+        points=data.points,
+        idempotency_key=f"api:{data.idempotency_key}",
+        actor_user_id=principal.user_id,
+        memo=data.memo.strip(),
+        valid_days=data.valid_days,
+    )
+    if not replayed:
+        audit.record(
+            session,
+            actor_user_id=principal.user_id,
+            action="vouchers.issue",
+            object_type="voucher",
+            object_id=voucher.id,
+            community_id=community_id,
+            request_id=principal.request_id,
+            detail={"points": voucher.points, "memo": voucher.memo, "code_hint": voucher.code_hint},
+        )
+    session.commit()
+    return service.issued_public(voucher, code, replayed, community.name)
+
+
+def claim(session: Session, principal: Principal, household_id: int, data: VoucherClaim) -> VoucherClaimed:
+    household = places.get_household(session, household_id)
+    if household_id not in principal.household_ids:
+        authorize(session, principal, household.community_id, CLAIM_HELPERS)
+    result = service.claim(session, household, data.code, actor_user_id=principal.user_id)
+    session.commit()
+    return result
+
+
+def list_vouchers(session: Session, principal: Principal, community_id: int, status, cursor, limit):
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, READERS)
+    return service.list_vouchers(session, community_id, status, cursor, limit)
+
+
+def read_voucher(session: Session, principal: Principal, voucher_id: int):
+    voucher = service.get_voucher(session, voucher_id)
+    authorize(session, principal, voucher.community_id, READERS)
+    return service.public(voucher)
+
+
+def run_expiry(session: Session, principal: Principal, community_id: int) -> VoucherExpiryResult:
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, MANAGERS)
+    count, points = service.expire_due(session, community_id)
+    audit.record(
+        session,
+        actor_user_id=principal.user_id,
+        action="vouchers.expiry_run",
+        object_type="community",
+        object_id=community_id,
+        community_id=community_id,
+        request_id=principal.request_id,
+        detail={"expired": count, "points": points},
+    )
+    session.commit()
+    return VoucherExpiryResult(expired=count, points=points)
