@@ -53,9 +53,22 @@ def issue(session: Session, principal: Principal, community_id: int, data: Vouch
 
 def claim(session: Session, principal: Principal, household_id: int, data: VoucherClaim) -> VoucherClaimed:
     household = places.get_household(session, household_id)
-    if household_id not in principal.household_ids:
+    by_member = household_id in principal.household_ids
+    if not by_member:
         authorize(session, principal, household.community_id, CLAIM_HELPERS)
     result = service.claim(session, household, data.code, actor_user_id=principal.user_id)
+    if not by_member and not result.replayed:
+        # Staff typing a code in for a resident: who put which cheque into which passbook.
+        audit.record(
+            session,
+            actor_user_id=principal.user_id,
+            action="vouchers.claim_for_household",
+            object_type="voucher",
+            object_id=result.voucher_id,
+            community_id=household.community_id,
+            request_id=principal.request_id,
+            detail={"household_id": household.id, "points": result.points},
+        )
     session.commit()
     return result
 

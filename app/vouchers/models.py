@@ -83,6 +83,7 @@ class VoucherClaimed(SQLModel):
     household_id: int
     points: int
     balance_after: int | None
+    replayed: bool = False
 
 
 class VoucherExpiryResult(SQLModel):

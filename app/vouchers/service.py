@@ -194,7 +194,7 @@ def claim(session: Session, household: Household, code: str, *, actor_user_id: i
         if voucher is not None and voucher.claimed_household_id == household.id and voucher.settle_entry_id:
             return VoucherClaimed(
                 voucher_id=voucher.id, household_id=household.id, points=voucher.points,
-                balance_after=ledger.household_balance_after(session, voucher.settle_entry_id),
+                balance_after=ledger.household_balance_after(session, voucher.settle_entry_id), replayed=True,
             )
         raise _bad_code()
     voucher_id, points = won

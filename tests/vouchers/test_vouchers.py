@@ -60,7 +60,8 @@ def test_issue_then_claim_once_into_the_passbook(client, world, engine):
     assert balance(engine, h) == 40
     assert _system_balance(engine, world.community.id, SystemAccount.vouchers) == 0
     # The same household retrying gets the first result; another household gets nothing.
-    assert client.post(f"/api/v1/households/{h.id}/voucher-claims", json={"code": code}, headers=world.h("resident")).json()["points"] == 40
+    retry = client.post(f"/api/v1/households/{h.id}/voucher-claims", json={"code": code}, headers=world.h("resident")).json()
+    assert retry["points"] == 40 and retry["replayed"] and retry["balance_after"] == 40
     other = world.households[1]
     r = client.post(f"/api/v1/households/{other.id}/voucher-claims", json={"code": code}, headers=world.h("clerk"))
     assert r.status_code == 409 and r.json()["error"]["code"] == "voucher_invalid"

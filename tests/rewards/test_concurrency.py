@@ -1,0 +1,159 @@
+"""Real concurrency on PostgreSQL: threads, each with its own connection, racing on stock, limits,
+idempotency keys, consent codes and the lapse job."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import create_engine, func, select, update
+from sqlmodel import Session
+
+from app.core.db import utcnow
+from app.identity.auth import Grant, Principal
+from app.identity.models import Role
+from app.kit.errors import Conflict
+from app.ledger.models import JournalEntry
+from app.rewards import consent, flows, service
+from app.rewards.models import FulfilRequest, Redemption, ReserveRequest, RewardItem
+from tests.ledger.helpers import earn, verify_clean
+from tests.rewards.helpers import add_item, balance
+
+pytestmark = pytest.mark.postgres_only
+
+
+@pytest.fixture
+def pg_engine(engine, backend):
+    assert backend == "postgresql"
+    racing = create_engine(engine.url, pool_size=40, max_overflow=0, pool_timeout=60)
+    yield racing
+    racing.dispose()
+
+
+def race(n: int, workers: int, fn):
+    barrier = threading.Barrier(workers)
+    results, lock = [], threading.Lock()
+
+    def run(i):
+        if i < workers:
+            barrier.wait()
+        try:
+            out = fn(i)
+        except Exception as e:  # noqa: BLE001 - collected for assertions
+            out = e
+        with lock:
+            results.append(out)
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(run, range(n)))
+    return results
+
+
+_RESIDENT_USER: dict[str, int] = {}
+
+
+@pytest.fixture(autouse=True)
+def _resident_user(world):
+    _RESIDENT_USER["id"] = world.users["resident"]
+
+
+def _resident(household) -> Principal:
+    """A member of `household` (the user row is any real one: only the membership claim matters here)."""
+    return Principal(user_id=_RESIDENT_USER["id"], household_ids=(household.id,))
+
+
+def _reserve(pg_engine, household, item_id, key=None):
+    with Session(pg_engine, expire_on_commit=False) as s:
+        return flows.reserve(s, _resident(household), household.id, ReserveRequest(item_id=item_id, idempotency_key=key or uuid.uuid4().hex))
+
+
+def _stock(pg_engine, item_id) -> int | None:
+    with Session(pg_engine) as s:
+        return s.get(RewardItem, item_id).stock
+
+
+def test_100_reservations_of_an_item_with_stock_10(world, pg_engine):
+    hs = world.households
+    for h in hs:
+        earn(pg_engine, h, 1000)
+    bag = add_item(world, price_points=5, stock=10)
+    results = race(100, 40, lambda i: _reserve(pg_engine, hs[i % len(hs)], bag["id"]))
+    ok = [r for r in results if not isinstance(r, Exception)]
+    refused = [r for r in results if isinstance(r, Conflict)]
+    assert len(ok) == 10 and len(refused) == 90, [r for r in results if isinstance(r, Exception) and not isinstance(r, Conflict)][:3]
+    assert {r.code for r in refused} == {"out_of_stock"}
+    assert _stock(pg_engine, bag["id"]) == 0
+    assert sum(1000 - balance(pg_engine, h) for h in hs) == 50
+    verify_clean(pg_engine, world.community.id)
+
+
+def test_same_key_30_times_at_once_is_one_reservation(world, pg_engine):
+    h = world.households[0]
+    earn(pg_engine, h, 100)
+    bag = add_item(world, price_points=7, stock=5)
+    key = uuid.uuid4().hex
+    results = race(30, 30, lambda i: _reserve(pg_engine, h, bag["id"], key))
+    assert all(not isinstance(r, Exception) for r in results), [r for r in results if isinstance(r, Exception)][:3]
+    assert len({r.id for r in results}) == 1 and sum(not r.replayed for r in results) == 1
+    assert balance(pg_engine, h) == 93 and _stock(pg_engine, bag["id"]) == 4
+    with Session(pg_engine) as s:
+        assert s.scalar(select(func.count()).select_from(Redemption).where(Redemption.household_id == h.id)) == 1
+        assert s.scalar(select(func.count()).select_from(JournalEntry).where(JournalEntry.household_id == h.id, JournalEntry.source == "redemption")) == 1
+    verify_clean(pg_engine, world.community.id)
+
+
+def test_household_limit_holds_under_concurrency(world, pg_engine):
+    h = world.households[0]
+    earn(pg_engine, h, 1000)
+    repair = add_item(world, name="乐修匠上门维修", kind="service", price_points=10, stock=None, limit_per_household=2, limit_period="month")
+    results = race(30, 30, lambda i: _reserve(pg_engine, h, repair["id"]))
+    ok = [r for r in results if not isinstance(r, Exception)]
+    assert len(ok) == 2 and {r.code for r in results if isinstance(r, Conflict)} == {"limit_reached"}
+    assert balance(pg_engine, h) == 980
+    verify_clean(pg_engine, world.community.id)
+
+
+def test_one_consent_code_fulfils_once_among_10_clerks(world, pg_engine):
+    h = world.households[0]
+    earn(pg_engine, h, 1000)
+    soap = add_item(world, price_points=10, stock=None)
+    reds = [_reserve(pg_engine, h, soap["id"]) for _ in range(10)]
+    code = consent.issue_code(h.id).code
+    clerk = Principal(user_id=world.users["clerk"], grants=(Grant(Role.clerk, world.community.id),))
+
+    def fulfil(i):
+        with Session(pg_engine, expire_on_commit=False) as s:
+            return flows.fulfil(s, clerk, reds[i].id, FulfilRequest(consent_code=code))
+
+    results = race(10, 10, fulfil)
+    done = [r for r in results if not isinstance(r, Exception)]
+    assert len(done) == 1, results
+    assert {r.code for r in results if isinstance(r, Exception)} == {"consent_code_used"}
+    verify_clean(pg_engine, world.community.id)
+
+
+def test_two_lapse_jobs_at_once_release_each_hold_once(world, pg_engine):
+    hs = world.households
+    for h in hs:
+        earn(pg_engine, h, 100)
+    bag = add_item(world, price_points=10, stock=40)
+    for h in hs:
+        for _ in range(3):
+            _reserve(pg_engine, h, bag["id"])
+    with Session(pg_engine) as s:
+        s.execute(update(Redemption).where(Redemption.item_id == bag["id"]).values(expires_at=utcnow() - timedelta(minutes=1)))
+        s.commit()
+
+    def job(i):
+        with Session(pg_engine) as s:
+            return service.lapse_due(s, world.community.id, batch=5)
+
+    results = race(4, 4, job)
+    assert all(isinstance(r, tuple) for r in results), results
+    assert sum(r[0] for r in results) == 3 * len(hs) and sum(r[1] for r in results) == 30 * len(hs)
+    assert _stock(pg_engine, bag["id"]) == 40
+    assert all(balance(pg_engine, h) == 100 for h in hs)
+    verify_clean(pg_engine, world.community.id)
