@@ -1,0 +1,414 @@
+"""Ingest benchmark: the service against the plainest SQL check-in, same PostgreSQL, same run, same concurrency.
+
+    bench/run.sh                 # or: .venv/bin/python -m bench.checkin [--smoke] [--seconds 20] [--no-profile]
+
+1. A fresh database, migrated; one community with many households and a committee member's token.
+2. The server started exactly as the container starts it (scripts/docker-entrypoint.sh: migrate, then
+   uvicorn with WEB_CONCURRENCY workers, production settings).
+3. wrk (a separate, nearly CPU-free load generator) with 32 connections POSTs to the ingest endpoint,
+   each request a distinct household and a fresh idempotency key / client id (bench/checkin.lua).
+   The endpoint is the check-in route when the app has one, else a ledger adjustment (the same
+   writes: a journal entry, two postings, a household balance).
+4. pgbench runs the yardstick (/work/shared/bench/reference-checkin/checkin.sql) against the same server
+   with 32 clients, in its own database.
+5. py-spy samples the workers during a second, shorter wrk run: bench/profiles/ keeps the collapsed
+   stacks and a summary of where the time goes.
+Prints tps, p50/p99 and the ratio, and appends them to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SECRET = "bench-secret-" + "x" * 40
+os.environ.setdefault("ENVIRONMENT", "test")
+os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="jianfei-bench-"))
+os.environ.setdefault("JWT_SECRET", SECRET)
+os.environ.setdefault("PHONE_HASH_KEY", "bench-phone-key")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+from sqlalchemy import create_engine, insert, text  # noqa: E402
+from sqlmodel import Session, select  # noqa: E402
+
+from bench.common import drop_database, fresh_database, record  # noqa: E402
+
+REFERENCE = Path(os.environ.get("BENCH_REFERENCE", "/work/shared/bench/reference-checkin"))
+PROFILES = ROOT / "bench" / "profiles"
+TARGET_TPS, TARGET_P99_MS, TARGET_RATIO = 1500, 50, 0.5
+
+
+# --- parsing tool output (tested in tests/bench/test_bench_harness.py) ----------------------------
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(value: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", value.strip())
+    if not m:
+        raise ValueError(value)
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_wrk(output: str) -> dict[str, float]:
+    """Requests/sec, p50/p99 (--latency), total requests and non-2xx answers from wrk's report."""
+    tps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1))
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))
+    total = int(re.search(r"(\d+) requests in", output).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return {
+        "tps": tps,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "requests": total,
+        "non_2xx": int(bad.group(1)) if bad else 0,
+        "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0,
+    }
+
+
+def parse_pgbench(output: str, log_lines: list[str]) -> dict[str, float]:
+    """tps from pgbench's report; p50/p99 from its per-transaction log (-l: latency in µs is field 3)."""
+    tps = float(re.search(r"tps = ([\d.]+)", output).group(1))
+    latencies = sorted(int(line.split()[2]) for line in log_lines if line.strip())
+    p50 = latencies[len(latencies) // 2] / 1000 if latencies else float("nan")
+    p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)] / 1000 if latencies else float("nan")
+    failed = re.search(r"number of failed transactions: (\d+)", output)
+    return {"tps": tps, "p50_ms": p50, "p99_ms": p99, "requests": len(latencies), "failed": int(failed.group(1)) if failed else 0}
+
+
+def summarise_profile(collapsed: list[str], top: int = 25) -> dict[str, list[tuple[str, float]]]:
+    """Where the busy samples go, from py-spy's collapsed ("raw") stacks.
+
+    "app": our functions by inclusive share; "self": the frames that were on CPU (leaf), grouped by
+    function; "package": the leaf share by top-level package (sqlalchemy, pydantic, psycopg...).
+    """
+    inclusive: collections.Counter[str] = collections.Counter()
+    leaf: collections.Counter[str] = collections.Counter()
+    package: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in collapsed:
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        frames = [_frame(f) for f in stack.split(";") if not f.startswith(("process ", " "))]
+        if not frames:
+            continue
+        total += n
+        for frame in set(frames):
+            if "(app/" in frame:
+                inclusive[frame] += n
+        leaf[frames[-1]] += n
+        package[_package(frames[-1])] += n
+    if not total:
+        return {"app": [], "self": [], "package": []}
+
+    def share(counter: collections.Counter[str]) -> list[tuple[str, float]]:
+        return [(f, 100 * c / total) for f, c in counter.most_common(top)]
+
+    return {"app": share(inclusive), "self": share(leaf), "package": share(package)}
+
+
+def _package(frame: str) -> str:
+    m = re.search(r"\((.*?)\)$", frame)
+    path = m.group(1) if m else frame
+    return path.split("/", 1)[0] if "/" in path else path
+
+
+def _frame(frame: str) -> str:
+    # "function (path/to/file.py:123)" → "function (file.py)" ; site-packages shortened to the package
+    m = re.match(r"(.*?) \((.*?)(?::\d+)?\)$", frame)
+    if not m:
+        return frame
+    func, path = m.groups()
+    if "site-packages/" in path:
+        path = path.split("site-packages/", 1)[1]
+    elif "/app/" in path:
+        path = "app/" + path.split("/app/", 1)[1]
+    return f"{func} ({path})"
+
+
+# --- set-up --------------------------------------------------------------------------------------
+
+def seed(url: str, households: int) -> dict:
+    """One community, `households` households over 100 buildings, a committee member and a volunteer."""
+    from app.core.db import make_engine
+    from app.identity.models import Role, RoleGrant, User
+    from app.identity.service import issue_tokens
+    from app.places.models import Building, Community, Compound, Household, Street
+    from app.places.service import qr_payload
+
+    engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with Session(engine, expire_on_commit=False) as s:
+        street = Street(city="苏州市", district="昆山市", name=f"压测街道-{uuid.uuid4().hex[:6]}")
+        s.add(street)
+        s.flush()
+        community = Community(name="压测社区", street_id=street.id)
+        s.add(community)
+        s.flush()
+        compound = Compound(name="一期", community_id=community.id)
+        s.add(compound)
+        s.flush()
+        buildings = [Building(name=f"{b}号楼", compound_id=compound.id, community_id=community.id) for b in range(1, 101)]
+        s.add_all(buildings)
+        s.flush()
+        rows = [
+            {
+                "community_id": community.id,
+                "building_id": buildings[i % 100].id,
+                "unit": "1",
+                "door_plate": str(1000 + i // 100),
+                "members": 3,
+                "status": "active",
+                "public_code": f"BN{i:08d}",
+                "created_at": datetime.now(UTC),
+                "updated_at": datetime.now(UTC),
+            }
+            for i in range(households)
+        ]
+        s.execute(insert(Household.__table__), rows)
+        tokens = {}
+        for role in (Role.committee, Role.volunteer):
+            user = User(username=f"bench-{role.value}-{uuid.uuid4().hex[:6]}", display_name=role.value)
+            s.add(user)
+            s.flush()
+            s.add(RoleGrant(user_id=user.id, role=role, community_id=community.id))
+            s.commit()
+            tokens[role.value] = issue_tokens(s, user).access_token
+        s.commit()
+        ids = [h for (h,) in s.execute(text("select id from household where community_id = :c order by id"), {"c": community.id})]
+        payloads = {h.id: qr_payload(h) for h in s.exec(select(Household).where(Household.community_id == community.id))}
+    engine.dispose()
+    return {"community_id": community.id, "household_ids": ids, "payloads": payloads, "tokens": tokens}
+
+
+def ingest_target(world: dict, out: Path, run: str) -> tuple[str, str]:
+    """Writes the wrk request file; returns (name of the endpoint measured, token to use)."""
+    from app.main import app
+
+    paths = app.openapi()["paths"]
+    c = world["community_id"]
+    lines = []
+    if "/api/v1/communities/{community_id}/checkins" in paths:
+        from bench.checkin_body import checkin_body  # written with the check-in route; see that module
+
+        for h in world["household_ids"]:
+            lines.append(f"/api/v1/communities/{c}/checkins\t{json.dumps(checkin_body(world, h), ensure_ascii=False)}")
+        name, token = "POST /api/v1/communities/{id}/checkins", world["tokens"]["volunteer"]
+    else:
+        for h in world["household_ids"]:
+            body = {"points": 10, "reason": "压测", "idempotency_key": "{KEY}"}
+            lines.append(f"/api/v1/households/{h}/adjustments\t{json.dumps(body, ensure_ascii=False)}")
+        name, token = "POST /api/v1/households/{id}/adjustments (stand-in until check-ins land)", world["tokens"]["committee"]
+    out.write_text("\n".join(lines) + "\n")
+    return name, token
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(url: str, port: int, workers: int, log: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "ENVIRONMENT": "production",
+        "SEED_DEMO": "false",
+        "JWT_SECRET": SECRET,
+        "PHONE_HASH_KEY": "bench-phone-key",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": str(workers),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+    }
+    env.pop("LOG_LEVEL", None)  # as in the container: request logs on
+    proc = subprocess.Popen(
+        ["sh", str(ROOT / "scripts" / "docker-entrypoint.sh")],
+        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.3)
+        if proc.poll() is not None:
+            break
+    stop_server(proc)
+    raise SystemExit(f"server did not become ready; see {log}")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def run_wrk(port: int, seconds: int, requests_file: Path, token: str, run: str, connections: int = 32, threads: int = 2) -> str:
+    env = {**os.environ, "BENCH_TOKEN": token, "BENCH_REQUESTS": str(requests_file), "BENCH_RUN": run}
+    cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency", "--timeout", "10s",
+           "-s", str(ROOT / "bench" / "checkin.lua"), f"http://127.0.0.1:{port}"]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+
+
+def run_pgbench(base_url: str, seconds: int, clients: int = 32) -> tuple[str, list[str]]:
+    """Loads the yardstick schema into its own database and runs its script; returns (report, log lines)."""
+    admin = create_engine(base_url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
+    name = f"refbench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    ref_url = base_url.rsplit("/", 1)[0] + "/" + name
+    try:
+        subprocess.run(["psql", "-q", "-X", "-v", "ON_ERROR_STOP=1", "-d", ref_url, "-f", str(REFERENCE / "schema.sql")],
+                       check=True, capture_output=True)
+        logdir = Path(tempfile.mkdtemp(prefix="pgbench-"))
+        out = subprocess.run(
+            ["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(seconds), "-l",
+             "--log-prefix", str(logdir / "tx"), "-f", str(REFERENCE / "checkin.sql"), ref_url],
+            check=True, capture_output=True, text=True, cwd=logdir,
+        ).stdout
+        lines = [line for f in glob.glob(str(logdir / "tx*")) for line in Path(f).read_text().splitlines()]
+        shutil.rmtree(logdir, ignore_errors=True)
+        return out, lines
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def profile(server: subprocess.Popen, port: int, seconds: int, requests_file: Path, token: str, run: str, stamp: str) -> Path | None:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists() and not shutil.which("py-spy"):
+        print("py-spy not installed (pip install py-spy): no profile")
+        return None
+    PROFILES.mkdir(exist_ok=True)
+    raw = PROFILES / f"checkin-{stamp}.collapsed.txt"
+    # uvicorn's master is the entry script's exec'd process; --subprocesses follows its workers.
+    spy_proc = subprocess.Popen([spy, "record", "--pid", str(server.pid), "--subprocesses", "--rate", "250",
+                                 "--duration", str(seconds), "--format", "raw", "--output", str(raw), "--nonblocking"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1)
+    run_wrk(port, seconds - 1, requests_file, token, run + "p")
+    _, err = spy_proc.communicate(timeout=60)
+    if not raw.exists():
+        print("py-spy failed:", err.decode()[-300:])
+        return None
+    tables = summarise_profile(raw.read_text().splitlines())
+    summary = PROFILES / f"checkin-{stamp}.md"
+    lines = [f"# Where the time goes in the ingest path ({stamp})", "",
+             f"py-spy ({seconds} s, 250 Hz) over all uvicorn workers under the same wrk load; shares of the busy samples",
+             "(a thread waiting on PostgreSQL counts as busy in `Connection.wait`).", ""]
+    for title, key in (("Our code, inclusive", "app"), ("On CPU (leaf frames)", "self"), ("On CPU by package", "package")):
+        lines += [f"## {title}", "", "| frame | % |", "|---|---|"]
+        lines += [f"| `{f}` | {pct:.1f} |" for f, pct in tables[key]]
+        lines.append("")
+    summary.write_text("\n".join(lines))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--households", type=int, default=40_000)
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="seconds-long run that records nothing (checks the harness)")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.seconds, args.households, args.no_profile = 2, 200, True
+    base = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+    base = base.replace("postgresql+psycopg://", "postgresql://", 1)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+    run = uuid.uuid4().hex[:8]
+    load_before = os.getloadavg()[0]
+    url = fresh_database("ingest").replace("postgresql+psycopg://", "postgresql://", 1)
+    work = Path(tempfile.mkdtemp(prefix="ingest-"))
+    server = None
+    try:
+        world = seed(url, args.households)
+        requests_file = work / "requests.tsv"
+        endpoint, token = ingest_target(world, requests_file, run)
+        port = free_port()
+        server = start_server(url, port, args.workers, work / "server.log")
+        run_wrk(port, max(1, args.seconds // 5), requests_file, token, run + "w")  # warm-up
+        service = parse_wrk(run_wrk(port, args.seconds, requests_file, token, run, connections=args.connections))
+        summary = None if args.no_profile else profile(server, port, 10, requests_file, token, run, stamp)
+        stop_server(server)
+        server = None
+        reference = parse_pgbench(*run_pgbench(base, args.seconds, clients=args.connections))
+    finally:
+        if server is not None:
+            stop_server(server)
+        drop_database(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    ratio = service["tps"] / reference["tps"] if reference["tps"] else float("nan")
+    figures = {"endpoint": endpoint, "service": service, "reference": reference, "ratio": ratio}
+    pg = subprocess.run(["psql", "-XtA", "-d", base, "-c", "show server_version"], capture_output=True, text=True).stdout.strip()
+    cpu = _cpu_model()
+
+    def ok(good: bool) -> str:
+        return "✓" if good else "✗"
+
+    lines = [
+        f"Endpoint: `{endpoint}`; {args.connections} connections from wrk (2 threads), {args.seconds} s; "
+        f"server: scripts/docker-entrypoint.sh, {args.workers} uvicorn workers; PostgreSQL {pg}; CPU: {cpu}; "
+        f"load average before the run {load_before:.1f} (other work on the machine competes for the same cores).",
+        "",
+        "| | tps | p50 (ms) | p99 (ms) | requests | errors |",
+        "|---|---|---|---|---|---|",
+        f"| service | {service['tps']:.0f} | {service['p50_ms']:.1f} | {service['p99_ms']:.1f} | {service['requests']} | "
+        f"{service['non_2xx'] + service['socket_errors']} |",
+        f"| yardstick (pgbench, `-M prepared`) | {reference['tps']:.0f} | {reference['p50_ms']:.1f} | {reference['p99_ms']:.1f} | "
+        f"{reference['requests']} | {reference['failed']} |",
+        "",
+        f"Ratio service/yardstick: **{ratio:.0%}** (target ≥ {TARGET_RATIO:.0%} {ok(ratio >= TARGET_RATIO)}); "
+        f"service {service['tps']:.0f}/s (target ≥ {TARGET_TPS} {ok(service['tps'] >= TARGET_TPS)}), "
+        f"p99 {service['p99_ms']:.1f} ms (target < {TARGET_P99_MS} {ok(service['p99_ms'] < TARGET_P99_MS)}).",
+    ]
+    if summary:
+        lines.append(f"Profile: `{summary.relative_to(ROOT)}` (collapsed stacks beside it).")
+    if args.smoke:
+        print("\n".join(lines))
+    else:
+        record("Check-in ingest vs the SQL yardstick (PostgreSQL, wrk + pgbench)", lines)
+    return figures
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} × {os.cpu_count()}"
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores"
+
+
+if __name__ == "__main__":
+    main()
