@@ -50,7 +50,7 @@ def metrics():
     "/api/v1/communities/{community_id}/audit",
     summary="Audit log of a community (who changed or exported what)",
     response_model=Page[AuditLogPublic],
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(400, 401, 403, 404, 422),
     tags=["audit"],
 )
 def community_audit(

@@ -113,3 +113,16 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(engine, world, backen
             run()
     assert not failures, f"{len(failures)} failures:\n" + "\n\n".join(dict.fromkeys(failures))
     assert checked > 200
+
+
+def test_routes_taking_a_cursor_declare_its_400():
+    """A forged cursor is a 400 (invalid_cursor): every paged route must say so in the contract."""
+    from app.main import app
+
+    missing = [
+        f"{method.upper()} {path}"
+        for path, item in app.openapi()["paths"].items()
+        for method, op in item.items()
+        if any(p.get("name") == "cursor" for p in op.get("parameters", [])) and "400" not in op["responses"]
+    ]
+    assert not missing, missing

@@ -1,0 +1,195 @@
+"""Every mutating endpoint, sent twice with the same body (same idempotency key / client id): no double effect.
+
+A phone on a bad network retries. The second request must leave the database exactly as the first
+left it: no extra row in any table, no point moved twice, no second audit entry for the same act.
+A new mutating route fails `test_every_mutating_route_is_replayed` until it is added here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import Session, SQLModel
+
+from app.main import app
+from tests.support import World
+
+# Tables that record attempts rather than effects: each attempt may add a row (sign-ins, imports).
+ATTEMPT_LOGS = {"refresh_token", "roster_import"}
+
+
+@dataclass
+class Call:
+    method: str
+    url: str
+    role: str
+    kwargs: dict
+    # Each attempt may leave its own record (an audit row, an import report) while the effect happens once.
+    attempt_logged: bool = False
+
+
+def _snapshot(engine) -> dict[str, int]:
+    state: dict[str, int] = {}
+    with Session(engine) as s:
+        for name in sorted(SQLModel.metadata.tables):
+            if name not in ATTEMPT_LOGS:
+                state[name] = s.execute(text(f'SELECT count(*) FROM "{name}"')).scalar_one()
+        state["balance"], state["version"] = s.execute(
+            text("SELECT coalesce(sum(balance), 0), coalesce(sum(version), 0) FROM ledger_account")
+        ).one()
+        state["posted"] = s.execute(text("SELECT coalesce(sum(abs(amount)), 0) FROM posting")).scalar_one()
+    return state
+
+
+def _key() -> str:
+    return f"replay-{uuid.uuid4().hex}"
+
+
+def _entry_to_reverse(client, w: World) -> int:
+    r = client.post(
+        f"/api/v1/households/{w.households[1].id}/adjustments",
+        json={"points": 30, "reason": "先加分", "idempotency_key": _key()},
+        headers=w.h("committee"),
+    )
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def _empty_compound(client, w: World) -> int:
+    r = client.post(f"/api/v1/communities/{w.community.id}/compounds", json={"name": f"空{_key()[-6:]}"}, headers=w.h("committee"))
+    return r.json()["id"]
+
+
+def _empty_building(client, w: World) -> int:
+    r = client.post(f"/api/v1/compounds/{w.compound.id}/buildings", json={"name": f"空{_key()[-6:]}"}, headers=w.h("committee"))
+    return r.json()["id"]
+
+
+def _roster() -> bytes:
+    return "楼栋,单元,门牌,人数\n1号楼,1,901,2\n1号楼,1,902,3\n".encode()
+
+
+c = "/api/v1/communities/{community_id}"
+REPLAYS: dict[tuple[str, str], Callable[..., Call]] = {
+    ("POST", "/api/v1/households/{household_id}/adjustments"): lambda client, w: Call(
+        "POST", f"/api/v1/households/{w.households[0].id}/adjustments", "committee",
+        {"json": {"points": 25, "reason": "补录积分", "idempotency_key": _key()}},
+    ),
+    ("POST", "/api/v1/ledger/entries/{entry_id}/reverse"): lambda client, w: Call(
+        "POST", f"/api/v1/ledger/entries/{_entry_to_reverse(client, w)}/reverse", "committee",
+        {"json": {"reason": "录错了", "idempotency_key": _key()}},
+    ),
+    ("POST", c + "/ledger/expiry-runs"): lambda client, w: Call("POST", f"/api/v1/communities/{w.community.id}/ledger/expiry-runs", "committee", {}, True),
+    ("PUT", c + "/ledger/policy"): lambda client, w: Call(
+        "PUT", f"/api/v1/communities/{w.community.id}/ledger/policy", "committee",
+        {"json": {"expiry_mode": "rolling", "expiry_months": 12}}, True,
+    ),
+    ("POST", c + "/roster-imports"): lambda client, w: Call(
+        "POST", f"/api/v1/communities/{w.community.id}/roster-imports", "committee",
+        {"files": {"file": ("roster.csv", _roster(), "text/csv")}, "data": {"mode": "valid_rows"}}, True,
+    ),
+    ("POST", c + "/labels"): lambda client, w: Call(
+        "POST", f"/api/v1/communities/{w.community.id}/labels", "committee",
+        {"json": {"household_ids": [w.households[0].id]}}, True,
+    ),
+    ("POST", "/api/v1/scan/resolve"): lambda client, w: Call("POST", "/api/v1/scan/resolve", "volunteer", {"json": {"payload": _payload(w)}}),
+    # Creates with a natural key: the retry is refused (409) and nothing is added.
+    ("POST", "/api/v1/streets"): lambda client, w: Call(
+        "POST", "/api/v1/streets", "platform_admin", {"json": {"city": "苏州市", "district": "姑苏区", "name": f"重放街道{_key()[-6:]}"}},
+    ),
+    ("POST", c + "/compounds"): lambda client, w: Call(
+        "POST", f"/api/v1/communities/{w.community.id}/compounds", "committee", {"json": {"name": f"二期{_key()[-6:]}"}},
+    ),
+    ("POST", "/api/v1/compounds/{compound_id}/buildings"): lambda client, w: Call(
+        "POST", f"/api/v1/compounds/{w.compound.id}/buildings", "committee", {"json": {"name": f"{_key()[-4:]}号楼"}},
+    ),
+    ("POST", c + "/households"): lambda client, w: Call(
+        "POST", f"/api/v1/communities/{w.community.id}/households", "committee",
+        {"json": {"building_id": w.buildings[0].id, "unit": "2", "door_plate": _key()[-6:], "members": 2}},
+    ),
+    ("POST", "/api/v1/staff"): lambda client, w: Call(
+        "POST", "/api/v1/staff", "committee", {"json": {"username": f"staff-{_key()[-8:]}", "password": "pass-word-2026", "display_name": "新同事"}},
+    ),
+    ("POST", "/api/v1/grants"): lambda client, w: Call(
+        "POST", "/api/v1/grants", "committee", {"json": {"user_id": w.users["clerk"], "role": "volunteer", "community_id": w.community.id}},
+    ),
+    ("POST", "/api/v1/grants/revoke"): lambda client, w: Call(
+        "POST", "/api/v1/grants/revoke", "committee", {"json": {"user_id": w.users["volunteer"], "role": "volunteer", "community_id": w.community.id}},
+    ),
+    ("POST", "/api/v1/organisations/{organisation_id}/communities"): lambda client, w: Call(
+        "POST", f"/api/v1/organisations/{w.organisation.id}/communities", "platform_admin", {"json": {"community_id": w.community.id}},
+    ),
+    # Updates and deletes: the same request again changes nothing more.
+    ("PATCH", c): lambda client, w: Call("PATCH", f"/api/v1/communities/{w.community.id}", "committee", {"json": {"name": "改名社区"}}, True),
+    ("PATCH", "/api/v1/compounds/{compound_id}"): lambda client, w: Call("PATCH", f"/api/v1/compounds/{w.compound.id}", "committee", {"json": {"name": "改名小区"}}, True),
+    ("PATCH", "/api/v1/buildings/{building_id}"): lambda client, w: Call("PATCH", f"/api/v1/buildings/{w.buildings[0].id}", "committee", {"json": {"name": "改名楼"}}, True),
+    ("PATCH", "/api/v1/households/{household_id}"): lambda client, w: Call(
+        "PATCH", f"/api/v1/households/{w.households[0].id}", "committee", {"json": {"members": 5}}, True,
+    ),
+    ("DELETE", "/api/v1/compounds/{compound_id}"): lambda client, w: Call("DELETE", f"/api/v1/compounds/{_empty_compound(client, w)}", "committee", {}),
+    ("DELETE", "/api/v1/buildings/{building_id}"): lambda client, w: Call("DELETE", f"/api/v1/buildings/{_empty_building(client, w)}", "committee", {}),
+}
+
+NOT_REPLAYED = {
+    ("POST", "/api/v1/auth/wechat/login"): "each sign-in opens a session (refresh_token rows are attempt logs); covered in tests/identity",
+    ("POST", "/api/v1/auth/wechat/phone"): "binding is idempotent by phone and household; covered in tests/identity",
+    ("POST", "/api/v1/auth/password/login"): "each sign-in opens a session; covered in tests/identity",
+    ("POST", "/api/v1/auth/refresh"): "a replayed refresh token revokes its family by design (theft detection); covered in tests/identity",
+    ("POST", "/api/v1/auth/logout"): "revoking twice is revoking once; covered in tests/identity",
+    ("POST", "/api/v1/organisations"): "platform console action without a natural key; not retried by phones",
+    ("POST", "/api/v1/communities"): "platform console action without a natural key; not retried by phones",
+}
+
+
+def _payload(w: World) -> str:
+    from app.places.service import qr_payload
+
+    with Session(w.engine) as s:
+        return qr_payload(s.merge(w.households[0]))
+
+
+def _mutating_routes() -> set[tuple[str, str]]:
+    spec = app.openapi()
+    return {(m.upper(), p) for p, item in spec["paths"].items() for m in item if m != "get" and p.startswith("/api/")}
+
+
+def test_every_mutating_route_is_replayed():
+    missing = _mutating_routes() - set(REPLAYS) - set(NOT_REPLAYED)
+    assert not missing, f"add these routes to tests/attack/test_replay.py (REPLAYS or NOT_REPLAYED): {sorted(missing)}"
+
+
+@pytest.mark.parametrize("route", sorted(REPLAYS), ids=lambda r: f"{r[0]} {r[1]}")
+def test_replaying_a_write_has_no_second_effect(client, world, engine, route):
+    if route not in _mutating_routes():
+        pytest.fail(f"{route} is no longer a route: remove it from REPLAYS")
+    call = REPLAYS[route](client, world)
+    headers = world.h(call.role)
+    first = client.request(call.method, call.url, headers=headers, **call.kwargs)
+    assert 200 <= first.status_code < 300, (route, first.status_code, first.text[:300])
+    after_first = _snapshot(engine)
+    second = client.request(call.method, call.url, headers=headers, **call.kwargs)
+    assert second.status_code in (200, 201, 204, 404, 409), (route, second.status_code, second.text[:300])
+    after_second = _snapshot(engine)
+    if call.attempt_logged:
+        after_first.pop("audit_log"), after_second.pop("audit_log")
+    assert after_second == after_first, route
+    if first.status_code in (200, 201) and first.headers.get("content-type", "").startswith("application/json"):
+        body = first.json()
+        if isinstance(body, dict) and "id" in body and second.status_code in (200, 201) and not call.attempt_logged:
+            assert second.json()["id"] == body["id"], "a replay answers with the first result"
+            if "replayed" in body:
+                assert (body["replayed"], second.json()["replayed"]) == (False, True)
+
+
+def test_replaying_many_at_once_posts_once(client, world, engine):
+    """The same adjustment sent ten times in a row (a phone retrying on a flaky network)."""
+    body = {"points": 7, "reason": "重试", "idempotency_key": _key()}
+    url = f"/api/v1/households/{world.households[2].id}/adjustments"
+    ids = {client.post(url, json=body, headers=world.h("committee")).json()["id"] for _ in range(10)}
+    assert len(ids) == 1
+    passbook = client.get(f"/api/v1/households/{world.households[2].id}/passbook", headers=world.h("committee")).json()
+    assert passbook["balance"] == 7
