@@ -69,6 +69,73 @@ def _empty_building(client, w: World) -> int:
     return r.json()["id"]
 
 
+def _fund(client, w: World, household_id: int, points: int = 200) -> None:
+    r = client.post(
+        f"/api/v1/households/{household_id}/adjustments",
+        json={"points": points, "reason": "兑换前充值", "idempotency_key": _key()},
+        headers=w.h("committee"),
+    )
+    assert r.status_code == 201, r.text
+
+
+def _item(client, w: World, price: int = 10) -> int:
+    r = client.post(
+        f"/api/v1/communities/{w.community.id}/rewards",
+        json={"name": f"环保袋{_key()[-6:]}", "price_points": price, "stock": 50},
+        headers=w.h("committee"),
+    )
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def _pin(client, w: World, household_id: int) -> str:
+    r = client.put(f"/api/v1/households/{household_id}/pin", json={"pin": "2468"}, headers=w.h("committee"))
+    assert r.status_code == 204, r.text
+    return "2468"
+
+
+def _reservation(client, w: World) -> int:
+    h = w.households[0].id  # the resident's household
+    _fund(client, w, h)
+    r = client.post(
+        f"/api/v1/households/{h}/redemptions",
+        json={"item_id": _item(client, w), "quantity": 1, "idempotency_key": _key()},
+        headers=w.h("resident"),
+    )
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def _fulfil(client, w: World) -> Call:
+    redemption = _reservation(client, w)
+    pin = _pin(client, w, w.households[0].id)
+    return Call("POST", f"/api/v1/redemptions/{redemption}/fulfil", "clerk", {"json": {"pin": pin}})
+
+
+def _reserve(client, w: World) -> Call:
+    h = w.households[0].id
+    _fund(client, w, h)
+    body = {"item_id": _item(client, w), "quantity": 2, "idempotency_key": _key()}
+    return Call("POST", f"/api/v1/households/{h}/redemptions", "resident", {"json": body})
+
+
+def _counter(client, w: World) -> Call:
+    h = w.households[3].id
+    _fund(client, w, h)
+    body = {"household_id": h, "items": [{"item_id": _item(client, w), "quantity": 1}], "pin": _pin(client, w, h), "idempotency_key": _key()}
+    return Call("POST", f"/api/v1/communities/{w.community.id}/counter-redemptions", "clerk", {"json": body})
+
+
+def _voucher_code(client, w: World) -> str:
+    r = client.post(
+        f"/api/v1/communities/{w.community.id}/vouchers",
+        json={"points": 40, "memo": "回收日", "idempotency_key": _key()},
+        headers=w.h("committee"),
+    )
+    assert r.status_code == 201, r.text
+    return r.json()["claim_code"]
+
+
 def _roster() -> bytes:
     return "楼栋,单元,门牌,人数\n1号楼,1,901,2\n1号楼,1,902,3\n".encode()
 
@@ -97,6 +164,25 @@ REPLAYS: dict[tuple[str, str], Callable[..., Call]] = {
         {"json": {"household_ids": [w.households[0].id]}}, True,
     ),
     ("POST", "/api/v1/scan/resolve"): lambda client, w: Call("POST", "/api/v1/scan/resolve", "volunteer", {"json": {"payload": _payload(w)}}),
+    ("POST", "/api/v1/households/{household_id}/redemptions"): _reserve,
+    ("POST", "/api/v1/redemptions/{redemption_id}/fulfil"): _fulfil,
+    ("POST", "/api/v1/redemptions/{redemption_id}/cancel"): lambda client, w: Call(
+        "POST", f"/api/v1/redemptions/{_reservation(client, w)}/cancel", "committee", {"json": {"reason": "不要了"}},
+    ),
+    ("POST", c + "/counter-redemptions"): _counter,
+    ("POST", c + "/redemptions/lapse-runs"): lambda client, w: Call("POST", f"/api/v1/communities/{w.community.id}/redemptions/lapse-runs", "committee", {}, True),
+    ("PUT", "/api/v1/households/{household_id}/pin"): lambda client, w: Call(
+        "PUT", f"/api/v1/households/{w.households[0].id}/pin", "resident", {"json": {"pin": "1357"}}, True,
+    ),
+    ("PATCH", "/api/v1/rewards/{item_id}"): lambda client, w: Call("PATCH", f"/api/v1/rewards/{_item(client, w)}", "committee", {"json": {"price_points": 12}}, True),
+    ("DELETE", "/api/v1/rewards/{item_id}"): lambda client, w: Call("DELETE", f"/api/v1/rewards/{_item(client, w)}", "committee", {}, True),
+    ("POST", c + "/vouchers"): lambda client, w: Call(
+        "POST", f"/api/v1/communities/{w.community.id}/vouchers", "committee", {"json": {"points": 30, "idempotency_key": _key()}},
+    ),
+    ("POST", "/api/v1/households/{household_id}/voucher-claims"): lambda client, w: Call(
+        "POST", f"/api/v1/households/{w.households[0].id}/voucher-claims", "resident", {"json": {"code": _voucher_code(client, w)}},
+    ),
+    ("POST", c + "/vouchers/expiry-runs"): lambda client, w: Call("POST", f"/api/v1/communities/{w.community.id}/vouchers/expiry-runs", "committee", {}, True),
     # Creates with a natural key: the retry is refused (409) and nothing is added.
     ("POST", "/api/v1/streets"): lambda client, w: Call(
         "POST", "/api/v1/streets", "platform_admin", {"json": {"city": "苏州市", "district": "姑苏区", "name": f"重放街道{_key()[-6:]}"}},
@@ -142,6 +228,8 @@ NOT_REPLAYED = {
     ("POST", "/api/v1/auth/logout"): "revoking twice is revoking once; covered in tests/identity",
     ("POST", "/api/v1/organisations"): "platform console action without a natural key; not retried by phones",
     ("POST", "/api/v1/communities"): "platform console action without a natural key; not retried by phones",
+    ("POST", "/api/v1/communities/{community_id}/rewards"): "catalogue console action without a natural key; not retried by phones",
+    ("POST", "/api/v1/households/{household_id}/consent-codes"): "each call issues a fresh single-use code by design; moves nothing",
 }
 
 
@@ -162,8 +250,21 @@ def test_every_mutating_route_is_replayed():
     assert not missing, f"add these routes to tests/attack/test_replay.py (REPLAYS or NOT_REPLAYED): {sorted(missing)}"
 
 
+@pytest.fixture(scope="module")
+def shared(migrated_engine):
+    """One community for all replays of a backend (each replay compares its own before and after)."""
+    from fastapi.testclient import TestClient
+
+    from app.core.db import set_engine
+
+    set_engine(migrated_engine)
+    with TestClient(app) as client:
+        yield client, World.build(client, migrated_engine)
+
+
 @pytest.mark.parametrize("route", sorted(REPLAYS), ids=lambda r: f"{r[0]} {r[1]}")
-def test_replaying_a_write_has_no_second_effect(client, world, engine, route):
+def test_replaying_a_write_has_no_second_effect(shared, engine, route):
+    client, world = shared
     if route not in _mutating_routes():
         pytest.fail(f"{route} is no longer a route: remove it from REPLAYS")
     call = REPLAYS[route](client, world)
