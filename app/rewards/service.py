@@ -4,8 +4,10 @@ A reservation holds points (ledger: household −N, held +N) and stock (conditio
 item row) and counts against the household's period limit (conditional UPDATE on a counter row), all
 in the caller's transaction: any refusal rolls every part back. Fulfilling moves held → redeemed;
 cancelling or lapsing reverses the hold entry and gives the stock and the limit back.
-Row locks are always taken in the order redemption → limit counter → item → household account, so
-concurrent reservations, cancellations and lapses cannot deadlock.
+Row locks are always taken in the order redemption → limit counter → household account → item, so
+concurrent reservations, cancellations and lapses cannot deadlock; the item row, shared by every
+household reserving it, is taken last and held only until commit. A catalogue item with unlimited
+stock (services) is never locked by a reservation.
 """
 
 from __future__ import annotations
@@ -231,6 +233,8 @@ def reserve(
         raise Conflict("household_inactive", "该住户已迁出，不能兑换", "This household has moved out", "household_id")
     if not item.active or (item.available_from and item.available_from > now) or (item.available_until and item.available_until <= now):
         raise Conflict("not_available", "该物品当前不可兑换", "This item is not available now", "item_id")
+    if item.stock is not None and item.stock < quantity:
+        raise _out_of_stock()  # sold out as last read: refuse before locking anything (the UPDATE below decides)
     points = item.price_points * quantity
     pkey = period_key(item.limit_period, now, _tz(session, household.community_id)) if item.limit_per_household else None
     row = {
@@ -276,11 +280,6 @@ def reserve(
         ).scalar()
         if counted is None:
             raise _limit_reached(item)
-    taken = session.execute(
-        update(ITEM).where(ITEM.c.id == item.id, ITEM.c.stock >= quantity).values(stock=ITEM.c.stock - quantity).returning(ITEM.c.stock)
-    ).first()
-    if taken is None and session.execute(select(ITEM.c.stock).where(ITEM.c.id == item.id)).scalar() is not None:
-        raise _out_of_stock()
     posted = ledger.post(
         session,
         community_id=household.community_id,
@@ -292,6 +291,13 @@ def reserve(
         occurred_at=now,
         actor_user_id=actor_user_id,
     )
+    if item.stock is not None:
+        # Last, so the item row (shared by every household reserving it) stays locked only until commit.
+        taken = session.execute(
+            update(ITEM).where(ITEM.c.id == item.id, ITEM.c.stock >= quantity).values(stock=ITEM.c.stock - quantity).returning(ITEM.c.stock)
+        ).first()
+        if taken is None:
+            raise _out_of_stock()
     session.execute(update(REDEMPTION).where(REDEMPTION.c.id == redemption_id).values(hold_entry_id=posted.entry_id))
     return session.get(Redemption, redemption_id), False, posted.balance_after
 
@@ -376,10 +382,10 @@ def release(
             .where(USAGE.c.household_id == household_id, USAGE.c.item_id == item_id, USAGE.c.period_key == pkey, USAGE.c.used >= quantity)
             .values(used=USAGE.c.used - quantity)
         )
-    session.execute(update(ITEM).where(ITEM.c.id == item_id, ITEM.c.stock.is_not(None)).values(stock=ITEM.c.stock + quantity))
     release_entry = ledger.reverse(
         session, hold_entry_id, reason=reason[:200], actor_user_id=actor_user_id, idempotency_key=f"redemption:{redemption_id}:release"
     )
+    session.execute(update(ITEM).where(ITEM.c.id == item_id, ITEM.c.stock.is_not(None)).values(stock=ITEM.c.stock + quantity))
     session.execute(update(REDEMPTION).where(REDEMPTION.c.id == redemption_id).values(settle_entry_id=release_entry))
     return True
 

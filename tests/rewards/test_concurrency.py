@@ -157,3 +157,25 @@ def test_two_lapse_jobs_at_once_release_each_hold_once(world, pg_engine):
     assert _stock(pg_engine, bag["id"]) == 40
     assert all(balance(pg_engine, h) == 100 for h in hs)
     verify_clean(pg_engine, world.community.id)
+
+
+def test_parallel_wrong_pins_get_at_most_five_guesses(world, pg_engine):
+    """Each attempt is counted in the database before the PIN is checked: 20 guesses at once still
+    get at most 5 checks before the household locks."""
+    from app.rewards.models import CounterLine, CounterRequest
+
+    h = world.households[4]
+    earn(pg_engine, h, 100)
+    soap = add_item(world, price_points=10, stock=None)
+    assert world.client.put(f"/api/v1/households/{h.id}/pin", json={"pin": "97531"}, headers=world.h("committee")).status_code == 204
+    clerk = Principal(user_id=world.users["clerk"], grants=(Grant(Role.clerk, world.community.id),))
+
+    def guess(i):
+        with Session(pg_engine, expire_on_commit=False) as s:
+            body = CounterRequest(household_id=h.id, pin=f"{10000 + i}", items=[CounterLine(item_id=soap["id"])], idempotency_key=uuid.uuid4().hex)
+            return flows.counter_spend(s, clerk, world.community.id, body)
+
+    results = race(20, 20, guess)
+    codes = [getattr(r, "code", None) for r in results]
+    assert codes.count("wrong_pin") <= 4 and codes.count("wrong_pin") + codes.count("pin_locked") == 20, codes
+    assert balance(pg_engine, h) == 100
