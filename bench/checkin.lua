@@ -1,12 +1,13 @@
 -- wrk script for the ingest benchmark: authenticated POSTs spread over distinct households.
 -- BENCH_REQUESTS names a file of "path<TAB>body" lines written by bench/checkin.py; "{KEY}" in a body
--- becomes a key unique to this run, thread and request (idempotency key / client id).
+-- becomes a key unique to this run, thread and request (idempotency key / client id). BENCH_OFFSET skips
+-- the households that earlier runs (warm-up) already used, so that every scan is a first one.
 local token = os.getenv("BENCH_TOKEN")
 local source = os.getenv("BENCH_REQUESTS")
 local run = os.getenv("BENCH_RUN") or "0"
 local threads_started = 0
 local lines = {}
-local counter = 0
+local counter = tonumber(os.getenv("BENCH_OFFSET") or "0")
 
 function setup(thread)
   thread:set("tid", threads_started)

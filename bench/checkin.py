@@ -201,7 +201,7 @@ def seed(url: str, households: int) -> dict:
     return {"community_id": community.id, "household_ids": ids, "payloads": payloads, "tokens": tokens}
 
 
-def ingest_target(world: dict, out: Path, run: str) -> tuple[str, str]:
+def ingest_target(world: dict, url: str, out: Path) -> tuple[str, str]:
     """Writes the wrk request file; returns (name of the endpoint measured, token to use)."""
     from app.main import app
 
@@ -209,10 +209,19 @@ def ingest_target(world: dict, out: Path, run: str) -> tuple[str, str]:
     c = world["community_id"]
     lines = []
     if "/api/v1/communities/{community_id}/checkins" in paths:
-        from bench.checkin_body import checkin_body  # written with the check-in route; see that module
+        from fastapi.testclient import TestClient
 
+        from app.core.db import make_engine, set_engine
+        from bench.checkin_body import checkin_body, prepare
+
+        engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        set_engine(engine)
+        with TestClient(app) as client:
+            shared = prepare(client, world)
+        set_engine(None)
+        engine.dispose()
         for h in world["household_ids"]:
-            lines.append(f"/api/v1/communities/{c}/checkins\t{json.dumps(checkin_body(world, h), ensure_ascii=False)}")
+            lines.append(f"/api/v1/communities/{c}/checkins\t{json.dumps(checkin_body(world, shared, h), ensure_ascii=False)}")
         name, token = "POST /api/v1/communities/{id}/checkins", world["tokens"]["volunteer"]
     else:
         for h in world["household_ids"]:
@@ -221,6 +230,45 @@ def ingest_target(world: dict, out: Path, run: str) -> tuple[str, str]:
         name, token = "POST /api/v1/households/{id}/adjustments (stand-in until check-ins land)", world["tokens"]["committee"]
     out.write_text("\n".join(lines) + "\n")
     return name, token
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def group_pids(pgid: int) -> list[int]:
+    """The server's processes: uvicorn's master and workers share the process group the harness gave them."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+                    pids.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return pids
+
+
+def backend_pids(url: str) -> list[int]:
+    """PostgreSQL backends connected to the benchmark database (the workers' pooled connections)."""
+    out = subprocess.run(["psql", "-XtA", "-d", url, "-c",
+                          "select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()"],
+                         capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def cpu_delta(before: dict[int, float]) -> float:
+    """CPU seconds used since `before` by the processes still alive (a pooled connection may have closed)."""
+    total = 0.0
+    for pid, then in before.items():
+        now = _cpu_seconds(pid)
+        if now >= then:
+            total += now - then
+    return total
 
 
 def free_port() -> int:
@@ -270,11 +318,19 @@ def stop_server(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+_sent = 0  # requests sent by earlier wrk runs: the next run starts on households they did not touch
+
+
 def run_wrk(port: int, seconds: int, requests_file: Path, token: str, run: str, connections: int = 32, threads: int = 2) -> str:
-    env = {**os.environ, "BENCH_TOKEN": token, "BENCH_REQUESTS": str(requests_file), "BENCH_RUN": run}
+    global _sent
+    env = {**os.environ, "BENCH_TOKEN": token, "BENCH_REQUESTS": str(requests_file), "BENCH_RUN": run,
+           "BENCH_OFFSET": str(_sent // threads + 1)}
     cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency", "--timeout", "10s",
            "-s", str(ROOT / "bench" / "checkin.lua"), f"http://127.0.0.1:{port}"]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    m = re.search(r"(\d+) requests in", out)
+    _sent += int(m.group(1)) if m else 0
+    return out
 
 
 def run_pgbench(base_url: str, seconds: int, clients: int = 32) -> tuple[str, list[str]]:
@@ -310,7 +366,8 @@ def profile(server: subprocess.Popen, port: int, seconds: int, requests_file: Pa
     PROFILES.mkdir(exist_ok=True)
     raw = PROFILES / f"checkin-{stamp}.collapsed.txt"
     # uvicorn's master is the entry script's exec'd process; --subprocesses follows its workers.
-    spy_proc = subprocess.Popen([spy, "record", "--pid", str(server.pid), "--subprocesses", "--rate", "250",
+    # --gil: only the thread holding the GIL is sampled, i.e. where the Python CPU goes (not threads waiting on I/O).
+    spy_proc = subprocess.Popen([spy, "record", "--pid", str(server.pid), "--subprocesses", "--gil", "--rate", "250",
                                  "--duration", str(seconds), "--format", "raw", "--output", str(raw), "--nonblocking"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(1)
@@ -322,8 +379,8 @@ def profile(server: subprocess.Popen, port: int, seconds: int, requests_file: Pa
     tables = summarise_profile(raw.read_text().splitlines())
     summary = PROFILES / f"checkin-{stamp}.md"
     lines = [f"# Where the time goes in the ingest path ({stamp})", "",
-             f"py-spy ({seconds} s, 250 Hz) over all uvicorn workers under the same wrk load; shares of the busy samples",
-             "(a thread waiting on PostgreSQL counts as busy in `Connection.wait`).", ""]
+             f"py-spy --gil ({seconds} s, 250 Hz) over all uvicorn workers under the same wrk load: shares of the samples in which",
+             "a thread held the GIL, i.e. of the Python CPU time.", ""]
     for title, key in (("Our code, inclusive", "app"), ("On CPU (leaf frames)", "self"), ("On CPU by package", "package")):
         lines += [f"## {title}", "", "| frame | % |", "|---|---|"]
         lines += [f"| `{f}` | {pct:.1f} |" for f, pct in tables[key]]
@@ -354,11 +411,17 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         world = seed(url, args.households)
         requests_file = work / "requests.tsv"
-        endpoint, token = ingest_target(world, requests_file, run)
+        endpoint, token = ingest_target(world, url, requests_file)
         port = free_port()
         server = start_server(url, port, args.workers, work / "server.log")
         run_wrk(port, max(1, args.seconds // 5), requests_file, token, run + "w")  # warm-up
+        app_pids, db_pids = group_pids(server.pid), backend_pids(url)
+        app_cpu, db_cpu = {p: _cpu_seconds(p) for p in app_pids}, {p: _cpu_seconds(p) for p in db_pids}
         service = parse_wrk(run_wrk(port, args.seconds, requests_file, token, run, connections=args.connections))
+        done = max(service["requests"], 1)
+        # New backends opened during the run are missed (their CPU is small next to the pooled ones').
+        service["app_cpu_ms"] = cpu_delta(app_cpu) * 1000 / done
+        service["db_cpu_ms"] = cpu_delta(db_cpu) * 1000 / done
         summary = None if args.no_profile else profile(server, port, 10, requests_file, token, run, stamp)
         stop_server(server)
         server = None
@@ -386,6 +449,10 @@ def main(argv: list[str] | None = None) -> dict:
         f"{service['non_2xx'] + service['socket_errors']} |",
         f"| yardstick (pgbench, `-M prepared`) | {reference['tps']:.0f} | {reference['p50_ms']:.1f} | {reference['p99_ms']:.1f} | "
         f"{reference['requests']} | {reference['failed']} |",
+        "",
+        f"CPU per request: {service['app_cpu_ms']:.2f} ms in the app workers + {service['db_cpu_ms']:.2f} ms in PostgreSQL "
+        f"backends (independent of contention: on {os.cpu_count()} dedicated cores this bounds the service at about "
+        f"{os.cpu_count() * 1000 / max(service['app_cpu_ms'] + service['db_cpu_ms'], 0.001):.0f}/s).",
         "",
         f"Ratio service/yardstick: **{ratio:.0%}** (target ≥ {TARGET_RATIO:.0%} {ok(ratio >= TARGET_RATIO)}); "
         f"service {service['tps']:.0f}/s (target ≥ {TARGET_TPS} {ok(service['tps'] >= TARGET_TPS)}), "
