@@ -288,6 +288,7 @@ def start_server(url: str, port: int, workers: int, log: Path) -> subprocess.Pop
         "PORT": str(port),
         "WEB_CONCURRENCY": str(workers),
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(ROOT),  # as the image sets it: this checkout's code, whatever is installed
     }
     env.pop("LOG_LEVEL", None)  # as in the container: request logs on
     proc = subprocess.Popen(
