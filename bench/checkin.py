@@ -271,6 +271,12 @@ def cpu_delta(before: dict[int, float]) -> float:
     return total
 
 
+def _entries_written(url: str) -> int:
+    """Journal entries in the database: each first-time check-in (or adjustment) writes exactly one."""
+    out = subprocess.run(["psql", "-XtA", "-d", url, "-c", "select count(*) from journal_entry"], capture_output=True, text=True)
+    return int(out.stdout.strip() or 0)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -423,6 +429,7 @@ def main(argv: list[str] | None = None) -> dict:
         # New backends opened during the run are missed (their CPU is small next to the pooled ones').
         service["app_cpu_ms"] = cpu_delta(app_cpu) * 1000 / done
         service["db_cpu_ms"] = cpu_delta(db_cpu) * 1000 / done
+        written = _entries_written(url)
         summary = None if args.no_profile else profile(server, port, 10, requests_file, token, run, stamp)
         stop_server(server)
         server = None
@@ -451,6 +458,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"| yardstick (pgbench, `-M prepared`) | {reference['tps']:.0f} | {reference['p50_ms']:.1f} | {reference['p99_ms']:.1f} | "
         f"{reference['requests']} | {reference['failed']} |",
         "",
+        f"Journal entries written by the warm-up and measured runs: {written} (one per first-time request; "
+        f"duplicates and replays write none).",
         f"CPU per request: {service['app_cpu_ms']:.2f} ms in the app workers + {service['db_cpu_ms']:.2f} ms in PostgreSQL "
         f"backends (independent of contention: on {os.cpu_count()} dedicated cores this bounds the service at about "
         f"{os.cpu_count() * 1000 / max(service['app_cpu_ms'] + service['db_cpu_ms'], 0.001):.0f}/s).",

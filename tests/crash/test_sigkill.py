@@ -1,9 +1,10 @@
 """The server killed with SIGKILL in the middle of a steady load of writes loses nothing it acknowledged.
 
 A real server process (the container's entry script: migrate, then uvicorn with two workers) on a fresh
-PostgreSQL database; eight clients post points (credits, and debits like a redemption) with their own
-idempotency keys; the whole process group is SIGKILLed mid-load and started again. Then:
-- every request answered 2xx is in the database;
+PostgreSQL database; seven staff clients post points (credits and small debits) with their own
+idempotency keys while a resident reserves rewards (points held from the passbook); the whole process
+group is SIGKILLed mid-load and started again. Then:
+- every request answered 2xx is in the database (points posted, rewards reserved);
 - nothing is half-written: each entry has its postings and sums to zero, `jianfei ledger verify` is clean;
 - the clients retry every request (answered or not) with the same key: nothing is doubled, and the
   balances equal the sum of each distinct act exactly once.
@@ -42,6 +43,7 @@ class Act:
     points: int
     key: str
     status: int | None = None  # None: no answer (the server died first)
+    reserve_item: int | None = None  # a redemption (reserving a reward) instead of a points adjustment
 
 
 def _port() -> int:
@@ -59,6 +61,7 @@ def _start(url: str, port: int, log: Path) -> subprocess.Popen:
         "SEED_DEMO": "false",
         "LOG_LEVEL": "WARNING",
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(ROOT),
     }
     proc = subprocess.Popen(
         ["sh", str(ROOT / "scripts" / "docker-entrypoint.sh")],
@@ -99,14 +102,14 @@ def crash_db(backend, fake_wechat):
 
 
 def _send(client: httpx.Client, base: str, act: Act, token: str) -> int | None:
+    if act.reserve_item is not None:
+        url = f"{base}/api/v1/households/{act.household_id}/redemptions"
+        body = {"item_id": act.reserve_item, "quantity": 1, "idempotency_key": act.key}
+    else:
+        url = f"{base}/api/v1/households/{act.household_id}/adjustments"
+        body = {"points": act.points, "reason": "崩溃测试", "idempotency_key": act.key}
     try:
-        r = client.post(
-            f"{base}/api/v1/households/{act.household_id}/adjustments",
-            json={"points": act.points, "reason": "崩溃测试", "idempotency_key": act.key},
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=5,
-        )
-        return r.status_code
+        return client.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=5).status_code
     except httpx.HTTPError:
         return None
 
@@ -120,8 +123,18 @@ def test_sigkill_mid_load_loses_and_doubles_nothing(crash_db, tmp_path):
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "server.log"
     server = _start(url, port, log)
+    resident_home = world.households[0].id
+    with httpx.Client() as client:
+        committee = {"Authorization": f"Bearer {token}"}
+        r = client.post(f"{base}/api/v1/communities/{world.community.id}/rewards", headers=committee,
+                        json={"name": "环保袋", "price_points": 1, "stock": 1_000_000})
+        assert r.status_code == 201, r.text
+        item = r.json()["id"]
+        funding = Act(resident_home, 100_000, "crash-funding")
+        funding.status = _send(client, base, funding, token)
+        assert funding.status == 201
 
-    acts: list[Act] = []
+    acts: list[Act] = [funding]
     lock = threading.Lock()
     stop = threading.Event()
 
@@ -136,7 +149,19 @@ def test_sigkill_mid_load_loses_and_doubles_nothing(crash_db, tmp_path):
                 with lock:
                     acts.append(act)
 
-    threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(8)]
+    def resident_loop() -> None:
+        """The resident reserves rewards (points held from the passbook) while the staff post points."""
+        with httpx.Client() as client:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                act = Act(resident_home, -1, f"crash-reserve-{n}-{uuid.uuid4().hex[:12]}", reserve_item=item)
+                act.status = _send(client, base, act, world.tokens["resident"])
+                with lock:
+                    acts.append(act)
+
+    threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(7)]
+    threads.append(threading.Thread(target=resident_loop))
     for t in threads:
         t.start()
     # Kill once a steady stream has been acknowledged.
@@ -160,16 +185,19 @@ def test_sigkill_mid_load_loses_and_doubles_nothing(crash_db, tmp_path):
             stored = {
                 k for (k,) in s.execute(text("SELECT idempotency_key FROM journal_entry WHERE source = 'adjustment'"))
             }
-        keys = {a.key: f"adjustment:{a.household_id}:{a.key}" for a in acts}
-        lost = [a.key for a in answered if keys[a.key] not in stored]
+            reserved = {k for (k,) in s.execute(text("SELECT idempotency_key FROM redemption"))}
+        keys = {a.key: f"adjustment:{a.household_id}:{a.key}" for a in acts if a.reserve_item is None}
+        lost = [a.key for a in answered if a.reserve_item is None and keys[a.key] not in stored]
+        lost += [a.key for a in answered if a.reserve_item is not None and a.key not in reserved]
         assert not lost, f"{len(lost)} acknowledged writes are missing"
+        assert any(a.reserve_item is not None for a in answered), "no redemption was acknowledged"
 
         _assert_whole(engine)
 
         # Every client retries everything it sent (unanswered ones above all) with the same key.
         with httpx.Client() as client:
             for a in acts:
-                status = _send(client, base, a, token)
+                status = _send(client, base, a, world.tokens["resident"] if a.reserve_item else token)
                 if a.status == 201:
                     assert status == 201, (a, status)  # answered as a replay of the same entry
                 else:
@@ -183,7 +211,10 @@ def test_sigkill_mid_load_loses_and_doubles_nothing(crash_db, tmp_path):
             s.execute(text("SELECT idempotency_key, count(*) FROM journal_entry WHERE source = 'adjustment' GROUP BY 1")).all()
         )
         assert max(per_key.values()) == 1
-        assert set(per_key) == {keys[a.key] for a in acts if a.status == 201}
+        assert set(per_key) == {keys[a.key] for a in acts if a.status == 201 and a.reserve_item is None}
+        per_reservation = dict(s.execute(text("SELECT idempotency_key, count(*) FROM redemption GROUP BY 1")).all())
+        assert set(per_reservation) == {a.key for a in acts if a.status == 201 and a.reserve_item is not None}
+        assert max(per_reservation.values()) == 1
         expected: dict[int, int] = {}
         for a in acts:
             if a.status == 201:
@@ -191,6 +222,7 @@ def test_sigkill_mid_load_loses_and_doubles_nothing(crash_db, tmp_path):
         balances = dict(s.execute(text("SELECT household_id, balance FROM ledger_account WHERE household_id IS NOT NULL")).all())
         assert {h: b for h, b in balances.items() if b or h in expected} == {h: p for h, p in expected.items() if p or h in balances}
         audits = s.execute(text("SELECT count(*) FROM audit_log WHERE action = 'ledger.adjust'")).scalar_one()
+        # Reservations hold points: the household's balance is what it earned minus what it holds.
         assert audits == len(per_key), "one audit row per entry, none for replays"
     _assert_whole(engine)
     verify = subprocess.run(
