@@ -604,3 +604,18 @@ def _insert_households_pg(session: Session, community_id: int, rows: list[dict[s
             "masked": [r["phone_masked"] for r in rows],
         },
     )
+
+
+def households_by_codes(session: Session, codes: set[str]) -> dict[str, tuple[int, int, str]]:
+    """public_code → (household id, community id, status), in one query (for scanned batches)."""
+    if not codes:
+        return {}
+    from app.kit.sql import among
+
+    table = Household.__table__
+    rows = session.execute(
+        select(table.c.public_code, table.c.id, table.c.community_id, table.c.status).where(
+            among(session, table.c.public_code, codes)
+        )
+    ).all()
+    return {code: (hid, cid, status) for code, hid, cid, status in rows}

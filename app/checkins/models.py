@@ -1,0 +1,249 @@
+"""Stations (投放点), drop-off windows (定时定点) and check-ins.
+
+A check-in row is kept for every scan a volunteer sends, accepted, duplicate or rejected, so that a
+re-sent scan (same client id) gets the same answer and accuracy counts what was really checked.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from enum import StrEnum
+
+from pydantic import AwareDatetime, model_validator
+from sqlalchemy import JSON, Column, Index, String, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+from app.core.db import utcnow
+from app.kit.columns import fk, pk
+
+
+class WasteCategory(StrEnum):
+    kitchen = "kitchen"  # 厨余垃圾
+    recyclable = "recyclable"  # 可回收物
+    hazardous = "hazardous"  # 有害垃圾
+    other = "other"  # 其他垃圾
+
+
+CATEGORY_ZH = {"kitchen": "厨余", "recyclable": "可回收物", "hazardous": "有害垃圾", "other": "其他垃圾"}
+
+
+class CheckResult(StrEnum):
+    correct = "correct"
+    incorrect = "incorrect"
+
+
+class IncorrectReason(StrEnum):
+    bag_not_removed = "bag_not_removed"  # 未破袋
+    mixed = "mixed"  # 混投
+    wrong_bin = "wrong_bin"  # 投错桶
+    contaminated = "contaminated"  # 含杂质（塑料、餐巾纸…）
+    liquid = "liquid"  # 汤水未沥干
+    other = "other"
+
+
+class ScanStatus(StrEnum):
+    accepted = "accepted"
+    duplicate = "duplicate"
+    rejected = "rejected"
+
+
+class RejectReason(StrEnum):
+    outside_window = "outside_window"
+    in_future = "in_future"
+    too_old = "too_old"
+    forged_code = "forged_code"
+    unknown_code = "unknown_code"
+    unknown_station = "unknown_station"
+    not_allowed = "not_allowed"
+
+
+# --- stations (投放点) ------------------------------------------------------------------------
+
+class StationBase(SQLModel):
+    name: str = Field(min_length=1, max_length=60, description="投放点名称，如 3号楼东侧")
+    location: str = Field(default="", max_length=100, description="位置说明")
+    compound_id: int | None = Field(default=None, description="所在小区")
+    active: bool = True
+
+
+class Station(StationBase, table=True):
+    __tablename__ = "station"
+    __table_args__ = (UniqueConstraint("community_id", "name"),)
+    id: int | None = Field(default=None, sa_column=pk())
+    community_id: int = Field(sa_column=fk("community.id", index=False))
+    compound_id: int | None = Field(default=None, sa_column=fk("compound.id", nullable=True, index=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class StationCreate(StationBase):
+    pass
+
+
+class StationUpdate(SQLModel):
+    name: str | None = Field(default=None, min_length=1, max_length=60)
+    location: str | None = Field(default=None, max_length=100)
+    active: bool | None = None
+
+
+class StationPublic(StationBase):
+    id: int
+    community_id: int
+
+
+# --- drop-off windows (定时定点) ---------------------------------------------------------------
+
+class DropWindowBase(SQLModel):
+    name: str = Field(min_length=1, max_length=20, description="如 早间、晚间")
+    starts: time = Field(description="开始时间（社区当地时间）")
+    ends: time = Field(description="结束时间（社区当地时间，须晚于开始时间）")
+    weekdays: str = Field(
+        default="1234567", min_length=1, max_length=7, regex=r"^[1-7]+$", description="适用的星期，1=周一 … 7=周日"
+    )
+    active: bool = True
+
+
+class DropWindow(DropWindowBase, table=True):
+    __tablename__ = "drop_window"
+    id: int | None = Field(default=None, sa_column=pk())
+    community_id: int = Field(sa_column=fk("community.id"))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DropWindowCreate(DropWindowBase):
+    @model_validator(mode="after")
+    def _order(self):
+        if self.ends <= self.starts:
+            raise ValueError("ends must be after starts")
+        return self
+
+
+class DropWindowUpdate(SQLModel):
+    name: str | None = Field(default=None, min_length=1, max_length=20)
+    starts: time | None = None
+    ends: time | None = None
+    weekdays: str | None = Field(default=None, min_length=1, max_length=7, regex=r"^[1-7]+$")
+    active: bool | None = None
+
+
+class DropWindowPublic(DropWindowBase):
+    id: int
+    community_id: int
+
+
+# --- check-ins --------------------------------------------------------------------------------
+
+class CheckIn(SQLModel, table=True):
+    __tablename__ = "checkin"
+    __table_args__ = (
+        UniqueConstraint("community_id", "client_id", name="uq_checkin_client"),
+        # One credited check-in per household per window per day: the database decides, not the code.
+        Index(
+            "ux_checkin_credited_slot",
+            "household_id",
+            "window_id",
+            "window_date",
+            unique=True,
+            postgresql_where=text("credited"),
+            sqlite_where=text("credited"),
+        ),
+        Index("ix_checkin_community_scanned", "community_id", "scanned_at"),
+        Index("ix_checkin_household_scanned", "household_id", "scanned_at"),
+    )
+    id: int | None = Field(default=None, sa_column=pk())
+    community_id: int = Field(sa_column=fk("community.id", index=False))
+    client_id: str = Field(sa_column=Column(String(64), nullable=False))
+    household_id: int | None = Field(default=None, sa_column=fk("household.id", nullable=True, index=False))
+    station_id: int | None = Field(default=None, sa_column=fk("station.id", nullable=True, index=False))
+    window_id: int | None = Field(default=None, sa_column=fk("drop_window.id", nullable=True, index=False))
+    window_date: date | None = None
+    category: str = Field(sa_column=Column(String(12), nullable=False))
+    result: str = Field(sa_column=Column(String(10), nullable=False))
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    weight_g: int | None = None
+    photo_ref: str | None = Field(default=None, max_length=200)
+    status: str = Field(sa_column=Column(String(10), nullable=False))
+    reject_reason: str | None = Field(default=None, sa_column=Column(String(20), nullable=True))
+    credited: bool = False
+    points: int = 0
+    scanned_at: datetime
+    recorded_at: datetime = Field(default_factory=utcnow)
+    recorded_by: int = Field(sa_column=fk("app_user.id", index=False))
+
+
+class ScanIn(SQLModel):
+    client_id: str = Field(
+        min_length=8, max_length=64, regex=r"^[A-Za-z0-9_.:-]+$", description="小程序生成的唯一编号（重发时不变）"
+    )
+    payload: str = Field(min_length=1, max_length=200, description="门牌二维码内容")
+    station_id: int
+    category: WasteCategory = WasteCategory.kitchen
+    result: CheckResult
+    reasons: list[IncorrectReason] = Field(default_factory=list, max_length=6, description="分类不正确的原因")
+    weight_g: int | None = Field(default=None, ge=1, le=200_000, description="重量（克）")
+    photo_ref: str | None = Field(default=None, max_length=200, description="照片引用")
+    scanned_at: AwareDatetime | None = Field(default=None, description="扫码时间（离线上传时必填，须带时区）")
+
+    @model_validator(mode="after")
+    def _reasons_match_result(self):
+        if self.result == CheckResult.incorrect and not self.reasons:
+            raise ValueError("an incorrect check needs at least one reason")
+        if self.result == CheckResult.correct and self.reasons:
+            raise ValueError("a correct check has no reasons")
+        return self
+
+
+class BatchScanIn(ScanIn):
+    scanned_at: AwareDatetime = Field(description="扫码时间（须带时区）")
+
+
+class ScanBatch(SQLModel):
+    scans: list[BatchScanIn] = Field(min_length=1, max_length=1000)
+
+
+class ScanResult(SQLModel):
+    client_id: str
+    status: ScanStatus
+    reason: RejectReason | None = None
+    checkin_id: int | None = None
+    household_id: int | None = None
+    points: int = 0
+    replayed: bool = Field(default=False, description="此前已收到同一编号，返回原结果")
+
+
+class BatchResult(SQLModel):
+    accepted: int
+    duplicate: int
+    rejected: int
+    results: list[ScanResult]
+
+
+class CheckInPublic(SQLModel):
+    id: int
+    community_id: int
+    client_id: str
+    household_id: int | None
+    station_id: int | None
+    window_id: int | None
+    window_date: date | None
+    category: str
+    result: str
+    reasons: list[str]
+    weight_g: int | None
+    photo_ref: str | None
+    status: str
+    reject_reason: str | None
+    credited: bool
+    points: int
+    scanned_at: datetime
+    recorded_at: datetime
+    recorded_by: int
+    reversed: bool = False
+
+
+class CheckInStats(SQLModel):
+    registered_households: int
+    participating_households: int = Field(description="期间内至少有一次有效督导记录的户数")
+    participation_rate: float
+    checks: int = Field(description="检查次数（不含重复和无效扫码）")
+    correct: int
+    accuracy: float = Field(description="分类正确率")

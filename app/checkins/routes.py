@@ -1,0 +1,127 @@
+"""HTTP routes for stations, drop-off windows and bin-side check-ins (single scan and offline batches)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from app.checkins import service
+from app.checkins.models import (
+    BatchResult,
+    CheckInPublic,
+    CheckInStats,
+    DropWindowCreate,
+    DropWindowPublic,
+    DropWindowUpdate,
+    ScanBatch,
+    ScanIn,
+    ScanResult,
+    ScanStatus,
+    StationCreate,
+    StationPublic,
+    StationUpdate,
+)
+from app.core.db import SessionDep
+from app.identity.auth import CurrentPrincipal
+from app.kit.errors import error_responses
+from app.kit.pagination import Page
+from app.rules.models import ReversalCreate
+
+router = APIRouter(prefix="/api/v1", tags=["check-ins"])
+Cursor = Annotated[str | None, Query(max_length=200, description="上一页返回的 next_cursor")]
+Limit = Annotated[int, Query(ge=1, le=200)]
+READ = error_responses(401, 403, 404, 422)
+WRITE = error_responses(400, 401, 403, 404, 409, 422)
+
+
+@router.post("/communities/{community_id}/stations", summary="Create a drop-off station (投放点)", status_code=201, response_model=StationPublic, responses=WRITE)
+def create_station(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: StationCreate):
+    return service.create_station(session, principal, community_id, data)
+
+
+@router.get("/communities/{community_id}/stations", summary="List the drop-off stations of a community", response_model=list[StationPublic], responses=READ)
+def list_stations(session: SessionDep, principal: CurrentPrincipal, community_id: int):
+    return service.list_stations(session, principal, community_id)
+
+
+@router.patch("/stations/{station_id}", summary="Rename, move or deactivate a station", response_model=StationPublic, responses=WRITE)
+def update_station(session: SessionDep, principal: CurrentPrincipal, station_id: int, data: StationUpdate):
+    return service.update_station(session, principal, station_id, data)
+
+
+@router.post("/communities/{community_id}/drop-windows", summary="Create a drop-off window (定时定点, local time)", status_code=201, response_model=DropWindowPublic, responses=WRITE)
+def create_window(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: DropWindowCreate):
+    return service.create_window(session, principal, community_id, data)
+
+
+@router.get("/communities/{community_id}/drop-windows", summary="List the drop-off windows of a community", response_model=list[DropWindowPublic], responses=READ)
+def list_windows(session: SessionDep, principal: CurrentPrincipal, community_id: int):
+    return service.list_windows(session, principal, community_id)
+
+
+@router.patch("/drop-windows/{window_id}", summary="Change or deactivate a drop-off window", response_model=DropWindowPublic, responses=WRITE)
+def update_window(session: SessionDep, principal: CurrentPrincipal, window_id: int, data: DropWindowUpdate):
+    return service.update_window(session, principal, window_id, data)
+
+
+@router.post(
+    "/communities/{community_id}/checkins",
+    summary="Record one bin-side check (scan of a door-plate code)",
+    status_code=201,
+    response_model=ScanResult,
+    responses={200: {"model": ScanResult, "description": "Duplicate: this household is already credited in this window, or the same client id was sent before"}, **WRITE},
+)
+def record_checkin(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: ScanIn, response: Response):
+    result = service.record_scans(session, principal, community_id, [data])[0]
+    if result.status == ScanStatus.rejected:
+        raise service.reject_error(result)
+    if result.status == ScanStatus.duplicate or result.replayed:
+        response.status_code = 200
+    return result
+
+
+@router.post("/communities/{community_id}/checkins/batch", summary="Upload queued offline scans (up to 1,000): a result per scan", response_model=BatchResult, responses=WRITE)
+def record_batch(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: ScanBatch):
+    results = service.record_scans(session, principal, community_id, data.scans)
+    counts = {s: 0 for s in ScanStatus}
+    for r in results:
+        counts[r.status] += 1
+    return BatchResult(
+        accepted=counts[ScanStatus.accepted], duplicate=counts[ScanStatus.duplicate], rejected=counts[ScanStatus.rejected], results=results
+    )
+
+
+@router.get("/communities/{community_id}/checkins", summary="List check-ins of a community", response_model=Page[CheckInPublic], responses=READ)
+def list_checkins(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    community_id: int,
+    household_id: int | None = None,
+    status: ScanStatus | None = None,
+    start: Annotated[datetime | None, Query(description="扫码时间起（含）")] = None,
+    end: Annotated[datetime | None, Query(description="扫码时间止（不含）")] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+):
+    items, next_cursor = service.list_checkins(
+        session, principal, community_id, household_id=household_id, status=status, start=start, end=end, cursor=cursor, limit=limit
+    )
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get("/communities/{community_id}/checkins/stats", summary="Participation and sorting accuracy over local days", response_model=CheckInStats, responses=READ)
+def checkin_stats(session: SessionDep, principal: CurrentPrincipal, community_id: int, start: date, end: date):
+    return service.stats(session, principal, community_id, start, end)
+
+
+@router.get("/households/{household_id}/checkins", summary="Check-ins of a household (members and staff)", response_model=Page[CheckInPublic], responses=READ)
+def household_checkins(session: SessionDep, principal: CurrentPrincipal, household_id: int, cursor: Cursor = None, limit: Limit = 50):
+    items, next_cursor = service.household_checkins(session, principal, household_id, cursor, limit)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.post("/checkins/{checkin_id}/reverse", summary="Correct a check-in: its points are reversed, the record stays", response_model=CheckInPublic, responses=WRITE)
+def reverse_checkin(session: SessionDep, principal: CurrentPrincipal, checkin_id: int, data: ReversalCreate):
+    return service.reverse_checkin(session, principal, checkin_id, data.reason)

@@ -1,0 +1,604 @@
+"""Stations, windows and the scan workflow: validate, record, credit — set-based for offline batches.
+
+A scan of a door-plate code becomes one check-in row whatever its outcome. The database decides the
+two things that must hold under retries and concurrency: one row per (community, client id), so a
+re-sent scan changes nothing, and one credited check-in per (household, window, day), so a second
+scan in the same window is recorded as a duplicate. Points go through the ledger, keyed by check-in.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time as _time
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+from sqlmodel import select as select_rows
+
+from app.audit import service as audit
+from app.checkins.models import (
+    CATEGORY_ZH,
+    CheckIn,
+    CheckInPublic,
+    CheckInStats,
+    CheckResult,
+    DropWindow,
+    DropWindowCreate,
+    DropWindowUpdate,
+    RejectReason,
+    ScanIn,
+    ScanResult,
+    ScanStatus,
+    Station,
+    StationCreate,
+    StationUpdate,
+)
+from app.core.db import utcnow
+from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, authorize
+from app.identity.models import Role
+from app.kit.errors import BadRequest, Conflict, DomainError, Forbidden, NotFound, Unprocessable, not_found
+from app.kit.pagination import page_by_id
+from app.kit.sql import among
+from app.places import service as places
+from app.rules import service as rules
+
+CHECKIN = CheckIn.__table__
+WINDOW = DropWindow.__table__
+STATION = Station.__table__
+
+FUTURE_SKEW = timedelta(minutes=5)  # phones' clocks drift; a little ahead is tolerated
+MAX_AGE = timedelta(hours=72)  # an offline queue older than this is not credited
+SETUP_CACHE_SECONDS = 5.0
+CORRECTORS = MANAGERS | {Role.supervisor}
+
+
+# --- the community's field setup, cached briefly (the scan path reads it on every request) -----
+
+@dataclass(frozen=True)
+class WindowSpec:
+    id: int
+    starts: time
+    ends: time
+    weekdays: frozenset[int]
+
+
+@dataclass(frozen=True)
+class Setup:
+    tz: ZoneInfo
+    windows: tuple[WindowSpec, ...]
+    stations: frozenset[int]
+
+    def window_at(self, local: datetime) -> WindowSpec | None:
+        t = local.time()
+        wd = local.isoweekday()
+        for w in self.windows:
+            if w.starts <= t < w.ends and wd in w.weekdays:
+                return w
+        return None
+
+
+_setups: dict[tuple[str, int], tuple[float, Setup]] = {}
+_setup_lock = threading.Lock()
+
+
+def _cache_key(session: Session, community_id: int) -> tuple[str, int]:
+    return (str(session.get_bind().engine.url), community_id)
+
+
+def load_setup(session: Session, community_id: int) -> Setup:
+    key = _cache_key(session, community_id)
+    hit = _setups.get(key)
+    if hit is not None and hit[0] > _time.monotonic():
+        return hit[1]
+    community = places.get_community(session, community_id)
+    windows = tuple(
+        WindowSpec(i, s, e, frozenset(int(c) for c in wd))
+        for i, s, e, wd in session.execute(
+            select(WINDOW.c.id, WINDOW.c.starts, WINDOW.c.ends, WINDOW.c.weekdays)
+            .where(WINDOW.c.community_id == community_id, WINDOW.c.active.is_(True))
+            .order_by(WINDOW.c.starts)
+        ).all()
+    )
+    stations = frozenset(
+        session.execute(
+            select(STATION.c.id).where(STATION.c.community_id == community_id, STATION.c.active.is_(True))
+        ).scalars()
+    )
+    setup = Setup(ZoneInfo(community.timezone), windows, stations)
+    with _setup_lock:
+        _setups[key] = (_time.monotonic() + SETUP_CACHE_SECONDS, setup)
+    return setup
+
+
+def _forget(session: Session, community_id: int) -> None:
+    with _setup_lock:
+        _setups.pop(_cache_key(session, community_id), None)
+
+
+def _audit(session: Session, principal: Principal, action: str, obj: Any, community_id: int, **detail: Any) -> None:
+    audit.record(
+        session,
+        actor_user_id=principal.user_id,
+        action=action,
+        object_type=type(obj).__tablename__,
+        object_id=obj.id,
+        community_id=community_id,
+        request_id=principal.request_id,
+        detail=detail,
+    )
+
+
+def _commit(session: Session, zh: str, en: str) -> None:
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict("duplicate", zh, en) from None
+
+
+# --- stations ----------------------------------------------------------------------------------
+
+def get_station(session: Session, station_id: int) -> Station:
+    station = session.get(Station, station_id)
+    if station is None:
+        raise not_found("投放点", "Station", "station_id")
+    return station
+
+
+def create_station(session: Session, principal: Principal, community_id: int, data: StationCreate) -> Station:
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, MANAGERS)
+    if data.compound_id is not None and places.get_compound(session, data.compound_id).community_id != community_id:
+        raise not_found("小区", "Compound", "compound_id")
+    station = Station(community_id=community_id, **data.model_dump())
+    session.add(station)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict("duplicate", "该投放点已存在", "This station already exists") from None
+    _audit(session, principal, "station.create", station, community_id, name=station.name)
+    _commit(session, "该投放点已存在", "This station already exists")
+    _forget(session, community_id)
+    return station
+
+
+def list_stations(session: Session, principal: Principal, community_id: int) -> list[Station]:
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, STAFF_READ)
+    return list(session.scalars(select(Station).where(Station.community_id == community_id).order_by(Station.id)))
+
+
+def update_station(session: Session, principal: Principal, station_id: int, data: StationUpdate) -> Station:
+    station = get_station(session, station_id)
+    authorize(session, principal, station.community_id, MANAGERS)
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    for k, v in changes.items():
+        setattr(station, k, v)
+    session.add(station)
+    _audit(session, principal, "station.update", station, station.community_id, changes=changes)
+    _commit(session, "该投放点已存在", "This station already exists")
+    _forget(session, station.community_id)
+    return station
+
+
+# --- drop-off windows --------------------------------------------------------------------------
+
+def get_window(session: Session, window_id: int) -> DropWindow:
+    window = session.get(DropWindow, window_id)
+    if window is None:
+        raise not_found("投放时段", "Drop-off window", "window_id")
+    return window
+
+
+def _check_overlap(session: Session, community_id: int, window: DropWindow) -> None:
+    for other in session.scalars(
+        select(DropWindow).where(DropWindow.community_id == community_id, DropWindow.active.is_(True))
+    ):
+        if other.id == window.id or not window.active:
+            continue
+        shared_days = set(other.weekdays) & set(window.weekdays)
+        if shared_days and other.starts < window.ends and window.starts < other.ends:
+            raise Conflict(
+                "window_overlap",
+                f"与时段“{other.name}”重叠",
+                f"Overlaps the window '{other.name}'",
+                "starts",
+            )
+
+
+def create_window(session: Session, principal: Principal, community_id: int, data: DropWindowCreate) -> DropWindow:
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, MANAGERS)
+    window = DropWindow(community_id=community_id, **data.model_dump())
+    window.weekdays = "".join(sorted(set(window.weekdays)))
+    _check_overlap(session, community_id, window)
+    session.add(window)
+    session.flush()
+    _audit(session, principal, "drop_window.create", window, community_id, name=window.name,
+           starts=str(window.starts), ends=str(window.ends), weekdays=window.weekdays)
+    session.commit()
+    _forget(session, community_id)
+    return window
+
+
+def list_windows(session: Session, principal: Principal, community_id: int) -> list[DropWindow]:
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, STAFF_READ)
+    return list(
+        session.scalars(select(DropWindow).where(DropWindow.community_id == community_id).order_by(DropWindow.starts))
+    )
+
+
+def update_window(session: Session, principal: Principal, window_id: int, data: DropWindowUpdate) -> DropWindow:
+    window = get_window(session, window_id)
+    authorize(session, principal, window.community_id, MANAGERS)
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    for k, v in changes.items():
+        setattr(window, k, v)
+    if window.ends <= window.starts:
+        raise BadRequest("invalid_window", "结束时间须晚于开始时间", "The window must end after it starts", "ends")
+    window.weekdays = "".join(sorted(set(window.weekdays)))
+    _check_overlap(session, window.community_id, window)
+    session.add(window)
+    _audit(session, principal, "drop_window.update", window, window.community_id,
+           changes={k: str(v) for k, v in changes.items()})
+    session.commit()
+    _forget(session, window.community_id)
+    return window
+
+
+# --- scanning ----------------------------------------------------------------------------------
+
+_COLUMNS = (
+    ("community_id", "bigint"), ("client_id", "varchar"), ("household_id", "bigint"), ("station_id", "bigint"),
+    ("window_id", "bigint"), ("window_date", "date"), ("category", "varchar"), ("result", "varchar"),
+    ("reasons", "json"), ("weight_g", "integer"), ("photo_ref", "varchar"), ("status", "varchar"),
+    ("reject_reason", "varchar"), ("credited", "boolean"), ("points", "integer"), ("scanned_at", "timestamptz"),
+    ("recorded_at", "timestamptz"), ("recorded_by", "bigint"),
+)
+_UNNEST_INSERT = text(
+    f"INSERT INTO checkin ({', '.join(c for c, _ in _COLUMNS)}) "
+    f"SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _COLUMNS)}) "
+    "ON CONFLICT DO NOTHING RETURNING id, client_id"
+)
+
+
+def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    """Insert scans, skipping any a unique constraint refuses; (id, client id) of those stored.
+
+    On PostgreSQL one INSERT … SELECT FROM unnest(arrays): the statement text is the same for any
+    batch size, so nothing is compiled or parsed per row. Elsewhere a multi-row executemany.
+    """
+    if not rows:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        params = {c: [r[c] for r in rows] for c, _ in _COLUMNS}
+        params["reasons"] = [json.dumps(r["reasons"]) for r in rows]
+        return [(i, c) for i, c in session.execute(_UNNEST_INSERT, params).all()]
+    stmt = sqlite.insert(CHECKIN).on_conflict_do_nothing().returning(CHECKIN.c.id, CHECKIN.c.client_id)
+    return [(i, c) for i, c in session.execute(stmt, rows).all()]
+
+
+def _public_code(payload: str) -> str | None:
+    try:
+        return places.parse_qr_payload(payload)
+    except DomainError:
+        return None
+
+
+def record_scans(session: Session, principal: Principal, community_id: int, scans: list[ScanIn]) -> list[ScanResult]:
+    """The whole bin-side workflow for one scan or an offline batch, in a handful of statements.
+
+    Validate each scan (code, household, station, time, window), record every scan in one
+    multi-row insert that the unique constraints referee, then credit the accepted correct ones
+    through the ledger in one call. Commits once. Results come back in the order sent.
+    """
+    authorize(session, principal, community_id, FIELD_STAFF)
+    setup = load_setup(session, community_id)
+    now = utcnow()
+
+    # A client id sent twice in one batch is one scan.
+    unique: dict[str, ScanIn] = {}
+    for s in scans:
+        unique.setdefault(s.client_id, s)
+
+    codes = {s.client_id: _public_code(s.payload) for s in unique.values()}
+    households = places.households_by_codes(session, {c for c in codes.values() if c})
+    own = set(principal.household_ids)
+    rules_for = rules.resolver(session, community_id)
+
+    rows: list[dict[str, Any]] = []
+    for s in unique.values():
+        scanned_at = s.scanned_at or now
+        code = codes[s.client_id]
+        found = households.get(code) if code else None
+        household_id = found[0] if found else None
+        reason: RejectReason | None = None
+        window: WindowSpec | None = None
+        local = scanned_at.astimezone(setup.tz)
+        if code is None:
+            reason = RejectReason.forged_code
+        elif found is None:
+            reason = RejectReason.unknown_code
+        elif found[1] != community_id or found[2] != "active" or household_id in own:
+            reason = RejectReason.not_allowed
+        elif s.station_id not in setup.stations:
+            reason = RejectReason.unknown_station
+        elif scanned_at > now + FUTURE_SKEW:
+            reason = RejectReason.in_future
+        elif scanned_at < now - MAX_AGE:
+            reason = RejectReason.too_old
+        else:
+            window = setup.window_at(local)
+            if window is None:
+                reason = RejectReason.outside_window
+        credited = reason is None and s.result == CheckResult.correct
+        points = rules_for(scanned_at).checkin_correct if credited else 0
+        rows.append(
+            {
+                "community_id": community_id,
+                "client_id": s.client_id,
+                "household_id": household_id if found and found[1] == community_id else None,
+                "station_id": s.station_id if s.station_id in setup.stations else None,
+                "window_id": window.id if window else None,
+                "window_date": local.date() if window else None,
+                "category": s.category.value,
+                "result": s.result.value,
+                "reasons": [r.value for r in s.reasons],
+                "weight_g": s.weight_g,
+                "photo_ref": s.photo_ref,
+                "status": (ScanStatus.rejected if reason else ScanStatus.accepted).value,
+                "reject_reason": reason.value if reason else None,
+                "credited": credited,
+                "points": points,
+                "scanned_at": scanned_at,
+                "recorded_at": now,
+                "recorded_by": principal.user_id,
+            }
+        )
+    # One order for everyone (household, window, day, time): concurrent batches take the unique
+    # index locks in the same order and cannot deadlock; within a batch the earliest scan wins.
+    rows.sort(key=lambda r: (r["household_id"] or 0, r["window_id"] or 0, str(r["window_date"]), r["scanned_at"], r["client_id"]))
+
+    by_client = {r["client_id"]: r for r in rows}
+    stored: dict[str, int] = {}  # client id → id of a row inserted by this call
+    replays: dict[str, ScanResult] = {}  # client id → the answer given when it was first sent
+    pending = rows
+    for _ in range(3):
+        stored.update((client_id, checkin_id) for checkin_id, client_id in _insert_rows(session, pending))
+        missing = [r["client_id"] for r in pending if r["client_id"] not in stored]
+        if not missing:
+            break
+        # Either sent before (same client id: answer as then) or the window's slot is taken.
+        replays.update(_stored_results(session, community_id, missing))
+        pending = []
+        for client_id in missing:
+            if client_id not in replays:
+                by_client[client_id] |= {"status": ScanStatus.duplicate.value, "credited": False, "points": 0}
+                pending.append(by_client[client_id])
+        if not pending:
+            break
+    else:  # a row that can be neither inserted nor found: only under pathological churn
+        raise Conflict("scan_conflict", "扫码记录冲突，请重试", "Scan conflicts with another one, retry")
+
+    _credit(session, community_id, setup, [(stored[c], by_client[c]) for c in stored if by_client[c]["credited"]])
+    session.commit()
+
+    results = []
+    answered: set[str] = set()
+    for s in scans:
+        if s.client_id in replays:
+            results.append(replays[s.client_id])
+        else:
+            r = by_client[s.client_id]
+            # model_construct: these values come from our own validated rows (1,000 per batch).
+            results.append(
+                ScanResult.model_construct(
+                    client_id=s.client_id,
+                    status=ScanStatus(r["status"]),
+                    reason=RejectReason(r["reject_reason"]) if r["reject_reason"] else None,
+                    checkin_id=stored[s.client_id],
+                    household_id=r["household_id"],
+                    points=r["points"],
+                    replayed=s.client_id in answered,
+                )
+            )
+        answered.add(s.client_id)
+    return results
+
+
+def _stored_results(session: Session, community_id: int, client_ids: list[str]) -> dict[str, ScanResult]:
+    rows = session.execute(
+        select(
+            CHECKIN.c.client_id, CHECKIN.c.status, CHECKIN.c.reject_reason, CHECKIN.c.id,
+            CHECKIN.c.household_id, CHECKIN.c.points,
+        ).where(CHECKIN.c.community_id == community_id, among(session, CHECKIN.c.client_id, client_ids))
+    ).all()
+    return {
+        cl: ScanResult.model_construct(
+            client_id=cl,
+            status=ScanStatus(st),
+            reason=RejectReason(rr) if rr else None,
+            checkin_id=i,
+            household_id=h,
+            points=p,
+            replayed=True,
+        )
+        for cl, st, rr, i, h, p in rows
+    }
+
+
+def _credit(session: Session, community_id: int, setup: Setup, credited: list[tuple[int, dict[str, Any]]]) -> None:
+    """Post the points of newly credited check-ins (after the daily cap) through the ledger."""
+    credited = [(i, r) for i, r in credited if r["points"] > 0]
+    if not credited:
+        return
+    from app.ledger import service as ledger
+    from app.ledger.service import Credit
+
+    rules_for = rules.resolver(session, community_id)
+    caps: dict[int | None, list[int]] = {}
+    for n, (_, r) in enumerate(credited):
+        caps.setdefault(rules_for(r["scanned_at"]).daily_cap, []).append(n)
+    cut = []
+    for cap, positions in caps.items():
+        items = [(credited[n][1]["household_id"], credited[n][1]["window_date"], credited[n][1]["points"]) for n in positions]
+        for n, granted in zip(positions, rules.apply_daily_cap(session, cap, items), strict=True):
+            r = credited[n][1]
+            if granted != r["points"]:
+                r["points"] = granted
+                cut.append({"cid": credited[n][0], "pts": granted})
+    if cut:
+        session.execute(
+            update(CHECKIN).where(CHECKIN.c.id == bindparam("cid")).values(points=bindparam("pts")),
+            cut,
+        )
+    credits = [
+        Credit(
+            community_id=community_id,
+            household_id=r["household_id"],
+            points=r["points"],
+            source="checkin",
+            idempotency_key=f"checkin:{checkin_id}",
+            memo=f"桶边督导 {CATEGORY_ZH.get(r['category'], r['category'])} 分类正确",
+            occurred_at=r["scanned_at"],
+            quantity_g=r["weight_g"],
+            category=r["category"],
+        )
+        for checkin_id, r in credited
+        if r["points"] > 0
+    ]
+    ledger.post_credits(session, credits)
+
+
+def reject_error(result: ScanResult) -> DomainError:
+    """The error a rejected single scan answers with (offline batches report the reason per scan)."""
+    reason = result.reason
+    if reason == RejectReason.forged_code:
+        return BadRequest("forged_code", "二维码无效或已被篡改", "Invalid or forged household code", "payload")
+    if reason == RejectReason.unknown_code:
+        return NotFound("unknown_code", "未找到该门牌对应的住户", "No household has this code", "payload")
+    if reason == RejectReason.unknown_station:
+        return NotFound("unknown_station", "投放点不存在或已停用", "Unknown or inactive station", "station_id")
+    if reason == RejectReason.not_allowed:
+        return Forbidden(
+            "not_allowed",
+            "不能为该住户记录（本人住户、已迁出或非本社区住户）",
+            "Not allowed for this household (your own, moved out or in another community)",
+            "payload",
+        )
+    if reason == RejectReason.in_future:
+        return Unprocessable("in_future", "扫码时间晚于当前时间", "The scan time is in the future", "scanned_at")
+    if reason == RejectReason.too_old:
+        return Unprocessable("too_old", "扫码记录已超过 72 小时，不能补录", "The scan is too old to be recorded", "scanned_at")
+    return Unprocessable("outside_window", "不在定时定点投放时段内", "Outside every drop-off window", "scanned_at")
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+def get_checkin(session: Session, checkin_id: int) -> CheckIn:
+    checkin = session.get(CheckIn, checkin_id)
+    if checkin is None:
+        raise not_found("督导记录", "Check-in", "checkin_id")
+    return checkin
+
+
+def _public(rows: list[CheckIn], reversed_ids: set[int]) -> list[CheckInPublic]:
+    return [CheckInPublic.model_validate(r, update={"reversed": r.id in reversed_ids}) for r in rows]
+
+
+def list_checkins(
+    session: Session,
+    principal: Principal,
+    community_id: int,
+    *,
+    household_id: int | None,
+    status: ScanStatus | None,
+    start: datetime | None,
+    end: datetime | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[CheckInPublic], str | None]:
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, STAFF_READ)
+    stmt = select_rows(CheckIn).where(CheckIn.community_id == community_id)
+    if household_id is not None:
+        stmt = stmt.where(CheckIn.household_id == household_id)
+    if status is not None:
+        stmt = stmt.where(CheckIn.status == status.value)
+    if start is not None:
+        stmt = stmt.where(CheckIn.scanned_at >= start)
+    if end is not None:
+        stmt = stmt.where(CheckIn.scanned_at < end)
+    rows, next_cursor = page_by_id(session, stmt, CheckIn.id, cursor, limit)
+    return _public(rows, rules.reversed_ids(session, "checkin", [r.id for r in rows])), next_cursor
+
+
+def household_checkins(
+    session: Session, principal: Principal, household_id: int, cursor: str | None, limit: int
+) -> tuple[list[CheckInPublic], str | None]:
+    household = places.get_household(session, household_id)
+    if household_id not in principal.household_ids:
+        authorize(session, principal, household.community_id, STAFF_READ)
+    stmt = select_rows(CheckIn).where(CheckIn.household_id == household_id, CheckIn.status != ScanStatus.rejected.value)
+    rows, next_cursor = page_by_id(session, stmt, CheckIn.id, cursor, limit)
+    return _public(rows, rules.reversed_ids(session, "checkin", [r.id for r in rows])), next_cursor
+
+
+def stats(session: Session, principal: Principal, community_id: int, start: date, end: date) -> CheckInStats:
+    """Participation and sorting accuracy over local days [start, end]: counts what was checked."""
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, STAFF_READ)
+    setup = load_setup(session, community_id)
+    lo = datetime.combine(start, time.min, setup.tz)
+    hi = datetime.combine(end + timedelta(days=1), time.min, setup.tz)
+    checks, correct, participants = session.execute(
+        select(
+            func.count(),
+            func.count().filter(CHECKIN.c.result == CheckResult.correct.value),
+            func.count(CHECKIN.c.household_id.distinct()),
+        ).where(
+            CHECKIN.c.community_id == community_id,
+            CHECKIN.c.status == ScanStatus.accepted.value,
+            CHECKIN.c.scanned_at >= lo,
+            CHECKIN.c.scanned_at < hi,
+        )
+    ).one()
+    registered = places.count_households(session, community_id)
+    return CheckInStats(
+        registered_households=registered,
+        participating_households=participants,
+        participation_rate=round(participants / registered, 4) if registered else 0.0,
+        checks=checks,
+        correct=correct,
+        accuracy=round(correct / checks, 4) if checks else 0.0,
+    )
+
+
+# --- corrections -------------------------------------------------------------------------------
+
+def reverse_checkin(session: Session, principal: Principal, checkin_id: int, reason: str) -> CheckInPublic:
+    """Correct a check-in (wrong household scanned...): the record stays, its points are reversed."""
+    checkin = get_checkin(session, checkin_id)
+    authorize(session, principal, checkin.community_id, CORRECTORS)
+    if checkin.status != ScanStatus.accepted.value:
+        raise Conflict("not_reversible", "只有有效的督导记录可以冲正", "Only an accepted check-in can be corrected")
+    rules.reverse_act(
+        session,
+        principal,
+        community_id=checkin.community_id,
+        act="checkin",
+        act_id=checkin.id,
+        credit_key=f"checkin:{checkin.id}" if checkin.points > 0 else None,
+        reason=reason,
+    )
+    session.commit()
+    return _public([checkin], {checkin.id})[0]

@@ -1,0 +1,264 @@
+"""What an act earns: the rule version in force at the act's time, the daily cap, and reversals.
+
+Every domain that credits points (check-ins, compost, recycling, volunteers, challenges) asks here
+how many points an act earns, then posts them through the ledger with a key derived from the act.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from app.audit import service as audit
+from app.core.db import utcnow
+from app.identity.auth import MANAGERS, STAFF_READ, Principal, authorize
+from app.kit.errors import BadRequest, Conflict
+from app.places.service import get_community
+from app.rules.models import (
+    DEFAULTS,
+    ActReversal,
+    HouseholdDayPoints,
+    PointsRule,
+    PointsRuleCreate,
+    PointsRulePublic,
+)
+
+RULE = PointsRule.__table__
+DAY = HouseholdDayPoints.__table__
+CACHE_SECONDS = 5.0  # a new rule version reaches every worker within this many seconds
+
+
+@dataclass(frozen=True)
+class Rules:
+    checkin_correct: int
+    compost_per_kg: int
+    compost_per_drop: int
+    volunteer_per_hour: int
+    challenge_complete: int
+    daily_cap: int | None
+
+
+DEFAULT_RULES = Rules(**DEFAULTS)
+_FIELDS = tuple(DEFAULTS)
+
+_cache: dict[tuple[str, int], tuple[float, list[datetime], list[Rules]]] = {}
+_lock = threading.Lock()
+
+
+def _key(session: Session, community_id: int) -> tuple[str, int]:
+    return (str(session.get_bind().engine.url), community_id)
+
+
+def _versions(session: Session, community_id: int) -> tuple[list[datetime], list[Rules]]:
+    key = _key(session, community_id)
+    hit = _cache.get(key)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1], hit[2]
+    rows = session.execute(
+        select(RULE.c.effective_from, *[RULE.c[f] for f in _FIELDS])
+        .where(RULE.c.community_id == community_id)
+        .order_by(RULE.c.effective_from)
+    ).all()
+    starts = [_aware(r[0]) for r in rows]
+    rules = [Rules(*r[1:]) for r in rows]
+    with _lock:
+        _cache[key] = (time.monotonic() + CACHE_SECONDS, starts, rules)
+    return starts, rules
+
+
+def _aware(value: datetime) -> datetime:
+    from datetime import UTC
+
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def forget(session: Session, community_id: int) -> None:
+    with _lock:
+        _cache.pop(_key(session, community_id), None)
+
+
+def rules_at(session: Session, community_id: int, at: datetime) -> Rules:
+    """The rules in force at `at` (the defaults before the first configured version)."""
+    return resolver(session, community_id)(at)
+
+
+def resolver(session: Session, community_id: int) -> Callable[[datetime], Rules]:
+    """A function from act time to the rules in force then: one cache lookup for a whole batch."""
+    starts, rules = _versions(session, community_id)
+    if not starts:
+        return lambda _at: DEFAULT_RULES
+
+    def at(when: datetime) -> Rules:
+        i = bisect_right(starts, when)
+        return rules[i - 1] if i else DEFAULT_RULES
+
+    return at
+
+
+# --- configuration -----------------------------------------------------------------------------
+
+def create_rules(session: Session, principal: Principal, community_id: int, data: PointsRuleCreate) -> PointsRule:
+    get_community(session, community_id)
+    authorize(session, principal, community_id, MANAGERS)
+    now = utcnow()
+    start = data.effective_from or now
+    if start.tzinfo is None:
+        raise BadRequest("naive_datetime", "时间须带时区", "The time needs a time zone offset", "effective_from")
+    if start < now - timedelta(minutes=1):
+        raise BadRequest(
+            "retroactive_rule", "积分规则不能追溯生效", "A rule cannot start in the past", "effective_from"
+        )
+    row = PointsRule(
+        community_id=community_id,
+        effective_from=start,
+        created_by=principal.user_id,
+        **data.model_dump(exclude={"effective_from"}),
+    )
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict("duplicate", "该时间已有一版规则", "A rule version already starts at this time") from None
+    audit.record(
+        session,
+        actor_user_id=principal.user_id,
+        action="points_rule.create",
+        object_type="points_rule",
+        object_id=row.id,
+        community_id=community_id,
+        request_id=principal.request_id,
+        detail=data.model_dump(mode="json"),
+    )
+    session.commit()
+    forget(session, community_id)
+    return row
+
+
+def list_rules(session: Session, principal: Principal, community_id: int) -> list[PointsRule]:
+    get_community(session, community_id)
+    authorize(session, principal, community_id, STAFF_READ)
+    return list(
+        session.scalars(
+            select(PointsRule).where(PointsRule.community_id == community_id).order_by(PointsRule.effective_from)
+        ).all()
+    )
+
+
+def current_rules(session: Session, principal: Principal, community_id: int) -> PointsRulePublic:
+    get_community(session, community_id)
+    authorize(session, principal, community_id, STAFF_READ)
+    now = utcnow()
+    starts, _ = _versions(session, community_id)
+    i = bisect_right(starts, now)
+    rules = rules_at(session, community_id, now)
+    return PointsRulePublic(
+        community_id=community_id, effective_from=starts[i - 1] if i else None, **rules.__dict__
+    )
+
+
+# --- the daily cap -----------------------------------------------------------------------------
+
+def _insert(session: Session, table):
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def apply_daily_cap(session: Session, cap: int | None, items: list[tuple[int, date, int]]) -> list[int]:
+    """Points actually granted for each (household, local day, points asked), in order.
+
+    The counter keeps what was asked (uncapped), so the grant of a batch is what is left under the
+    cap after what earlier acts asked; one upsert locks the counters, so concurrent batches agree.
+    """
+    if cap is None or not items:
+        return [p for _, _, p in items]
+    asked: dict[tuple[int, date], int] = defaultdict(int)
+    for h, d, p in items:
+        asked[(h, d)] += p
+    if not any(asked.values()):
+        return [0 for _ in items]
+    rows = [{"household_id": h, "day": d, "requested": p} for (h, d), p in sorted(asked.items()) if p]
+    stmt = _insert(session, DAY).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["household_id", "day"], set_={"requested": DAY.c.requested + stmt.excluded.requested}
+    ).returning(DAY.c.household_id, DAY.c.day, DAY.c.requested)
+    before = {(h, d): total - asked[(h, d)] for h, d, total in session.execute(stmt).all()}
+    granted = []
+    for h, d, p in items:
+        used = before.get((h, d), 0)
+        g = max(0, min(p, cap - used))
+        before[(h, d)] = used + p
+        granted.append(g)
+    return granted
+
+
+# --- reversals ---------------------------------------------------------------------------------
+
+def reverse_act(
+    session: Session,
+    principal: Principal,
+    *,
+    community_id: int,
+    act: str,
+    act_id: int,
+    credit_key: str | None,
+    reason: str,
+) -> ActReversal:
+    """Record the correction of an act and reverse its points (if it earned any). Once per act.
+
+    Does not commit.
+    """
+    from app.ledger import service as ledger
+
+    row = ActReversal(
+        community_id=community_id, act=act, act_id=act_id, reason=reason, actor_user_id=principal.user_id
+    )
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict("already_reversed", "该记录已被冲正", "This record has already been corrected") from None
+    if credit_key is not None:
+        entry_id = ledger.entry_by_key(session, credit_key)
+        if entry_id is not None:
+            row.entry_id = ledger.reverse(
+                session,
+                entry_id,
+                reason=reason,
+                actor_user_id=principal.user_id,
+                idempotency_key=f"reverse:{credit_key}",
+            )
+            session.add(row)
+    audit.record(
+        session,
+        actor_user_id=principal.user_id,
+        action=f"{act}.reverse",
+        object_type=act,
+        object_id=act_id,
+        community_id=community_id,
+        request_id=principal.request_id,
+        detail={"reason": reason, "entry_id": row.entry_id},
+    )
+    return row
+
+
+def reversed_ids(session: Session, act: str, ids: list[int]) -> set[int]:
+    if not ids:
+        return set()
+    return set(
+        session.execute(
+            select(ActReversal.__table__.c.act_id).where(
+                ActReversal.__table__.c.act == act, ActReversal.__table__.c.act_id.in_(ids)
+            )
+        ).scalars()
+    )

@@ -1,0 +1,230 @@
+"""Bin-side check-ins through the API: windows, duplicates, rejections, replays, points."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from app.core.security import sign_code
+from tests.field import balance, cid, make_member, payload, payloads, scan, setup_field, yesterday_at
+
+
+def _post(client, world, body, role="volunteer", **headers):
+    return client.post(f"/api/v1/communities/{world.community.id}/checkins", json=body, headers=world.h(role, **headers))
+
+
+def test_correct_scan_is_credited_once_per_window(client, world):
+    f = setup_field(client, world)
+    code = payload(world, 1)
+    r = _post(client, world, scan(f["station_id"], code, yesterday_at(7, 30)))
+    assert r.status_code == 201, r.text
+    first = r.json()
+    assert first["status"] == "accepted" and first["points"] == 10
+    assert first["household_id"] == world.households[1].id
+
+    again = _post(client, world, scan(f["station_id"], code, yesterday_at(8, 45)))
+    assert again.status_code == 200 and again.json()["status"] == "duplicate" and again.json()["points"] == 0
+
+    evening = _post(client, world, scan(f["station_id"], code, yesterday_at(18, 5)))
+    assert evening.status_code == 201 and evening.json()["status"] == "accepted"
+    assert balance(client, world, 1) == 20
+
+    listed = client.get(
+        f"/api/v1/communities/{world.community.id}/checkins", params={"household_id": world.households[1].id}, headers=world.h("committee")
+    ).json()["items"]
+    assert [c["status"] for c in listed] == ["accepted", "duplicate", "accepted"]
+
+
+def test_resending_a_scan_changes_nothing(client, world):
+    f = setup_field(client, world)
+    body = scan(f["station_id"], payload(world, 2), yesterday_at(7, 10))
+    first = _post(client, world, body)
+    assert first.status_code == 201
+    replay = _post(client, world, body)
+    assert replay.status_code == 200
+    assert replay.json() | {"replayed": False} == first.json()
+    assert replay.json()["replayed"] is True
+    assert balance(client, world, 2) == 10
+
+
+def test_incorrect_sorting_earns_nothing_but_counts_in_accuracy(client, world):
+    f = setup_field(client, world)
+    bad = scan(f["station_id"], payload(world, 3), yesterday_at(7, 10), result="incorrect")
+    r = _post(client, world, bad)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
+    r = _post(client, world, bad | {"reasons": ["bag_not_removed", "mixed"]})
+    assert r.status_code == 201 and r.json()["points"] == 0
+    ok = _post(client, world, scan(f["station_id"], payload(world, 4), yesterday_at(7, 20)))
+    assert ok.status_code == 201
+    day = yesterday_at(0).date().isoformat()
+    stats = client.get(
+        f"/api/v1/communities/{world.community.id}/checkins/stats", params={"start": day, "end": day}, headers=world.h("committee")
+    ).json()
+    assert stats["checks"] == 2 and stats["correct"] == 1 and stats["accuracy"] == 0.5
+    assert stats["participating_households"] == 2
+    assert stats["registered_households"] == len(world.households)
+    assert balance(client, world, 3) == 0
+
+
+def test_rejections_are_clear_and_store_no_points(client, world, other_world):
+    f = setup_field(client, world)
+    sid = f["station_id"]
+    code = payload(world, 1)
+    cases = [
+        (scan(sid, code[:-2] + "AA", yesterday_at(7, 30)), 400, "forged_code"),
+        (scan(sid, f"JF1.ZZZZZZZZ.{sign_code('ZZZZZZZZ')}", yesterday_at(7, 30)), 404, "unknown_code"),
+        (scan(sid, code, yesterday_at(10, 0)), 422, "outside_window"),
+        (scan(sid, code, datetime.now(UTC) + timedelta(hours=1)), 422, "in_future"),
+        (scan(sid, code, yesterday_at(7, 30) - timedelta(days=3)), 422, "too_old"),
+        (scan(sid, payload(other_world, 0), yesterday_at(7, 30)), 403, "not_allowed"),
+        (scan(sid + 100000, code, yesterday_at(7, 30)), 404, "unknown_station"),
+    ]
+    for body, status, code_name in cases:
+        r = _post(client, world, body)
+        assert r.status_code == status, (code_name, r.text)
+        assert r.json()["error"]["code"] == code_name
+        assert r.json()["error"]["message"]  # Chinese by default
+    en = _post(client, world, scan(sid, code, yesterday_at(10, 0)), **{"Accept-Language": "en"})
+    assert en.json()["error"]["message"] == "Outside every drop-off window"
+    assert balance(client, world, 1) == 0
+    # The rejected scans were recorded: a genuine one afterwards is still credited.
+    assert _post(client, world, scan(sid, code, yesterday_at(7, 30))).status_code == 201
+
+
+def test_a_volunteer_cannot_credit_their_own_household(client, world):
+    f = setup_field(client, world)
+    headers = make_member(world, "volunteer", 5)
+    body = scan(f["station_id"], payload(world, 5), yesterday_at(7, 30))
+    r = client.post(f"/api/v1/communities/{world.community.id}/checkins", json=body, headers=headers)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "not_allowed"
+    # Another volunteer may.
+    r = _post(client, world, body | {"client_id": cid()}, role="supervisor")
+    assert r.status_code == 201
+
+
+def test_residents_and_foreign_staff_cannot_scan(client, world, other_world):
+    f = setup_field(client, world)
+    body = scan(f["station_id"], payload(world, 1), yesterday_at(7, 30))
+    assert _post(client, world, body, role="resident").status_code == 403
+    assert _post(client, world, body, role="street_viewer").status_code == 403
+    r = client.post(f"/api/v1/communities/{world.community.id}/checkins", json=body, headers=other_world.h("volunteer"))
+    assert r.status_code == 403
+
+
+def test_offline_batch_reports_each_scan_and_is_idempotent(client, world):
+    f = setup_field(client, world)
+    sid = f["station_id"]
+    codes = payloads(world)
+    scans = [
+        scan(sid, codes[1], yesterday_at(7, 5)),
+        scan(sid, codes[1], yesterday_at(7, 50)),  # same window: duplicate
+        scan(sid, codes[2], yesterday_at(7, 6)),
+        scan(sid, codes[3], yesterday_at(12, 0)),  # outside
+        scan(sid, "not-a-code", yesterday_at(7, 7)),
+        scan(sid, codes[4], yesterday_at(7, 8), result="incorrect", reasons=["wrong_bin"]),
+    ]
+    scans.append(dict(scans[2]))  # the same client id twice in one batch is one scan
+    url = f"/api/v1/communities/{world.community.id}/checkins/batch"
+    r = client.post(url, json={"scans": scans}, headers=world.h("volunteer"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    got = [(x["status"], x["reason"]) for x in body["results"]]
+    assert got == [
+        ("accepted", None),
+        ("duplicate", None),
+        ("accepted", None),
+        ("rejected", "outside_window"),
+        ("rejected", "forged_code"),
+        ("accepted", None),
+        ("accepted", None),
+    ]
+    assert body["results"][6]["checkin_id"] == body["results"][2]["checkin_id"]
+    assert body["results"][6]["replayed"] is True
+    assert (body["accepted"], body["duplicate"], body["rejected"]) == (4, 1, 2)
+
+    again = client.post(url, json={"scans": scans}, headers=world.h("volunteer")).json()
+    assert [(x["status"], x["reason"], x["checkin_id"]) for x in again["results"]] == [
+        (x["status"], x["reason"], x["checkin_id"]) for x in body["results"]
+    ]
+    assert all(x["replayed"] for x in again["results"])
+    # Part of it again, with one new scan: only the new one is new.
+    part = client.post(url, json={"scans": scans[:2] + [scan(sid, codes[2], yesterday_at(18, 30))]}, headers=world.h("volunteer")).json()
+    assert [x["replayed"] for x in part["results"]] == [True, True, False]
+    assert balance(client, world, 1) == 10 and balance(client, world, 2) == 20 and balance(client, world, 4) == 0
+    listed = client.get(f"/api/v1/communities/{world.community.id}/checkins", params={"limit": 200}, headers=world.h("committee")).json()
+    assert len(listed["items"]) == 7
+
+
+def test_batch_limits(client, world):
+    f = setup_field(client, world)
+    url = f"/api/v1/communities/{world.community.id}/checkins/batch"
+    one = scan(f["station_id"], payload(world, 1), yesterday_at(7, 5))
+    r = client.post(url, json={"scans": [one | {"client_id": cid()} for _ in range(1001)]}, headers=world.h("volunteer"))
+    assert r.status_code == 422
+    naive = one | {"scanned_at": yesterday_at(7, 5).replace(tzinfo=None).isoformat()}
+    r = client.post(url, json={"scans": [naive]}, headers=world.h("volunteer"))
+    assert r.status_code == 422 and r.json()["error"]["field"].startswith("scans.0.scanned_at")
+
+
+def test_points_follow_the_rule_version_in_force_and_the_daily_cap(client, world):
+    c = world.community.id
+    f = setup_field(client, world)
+    h = world.h("committee")
+    # Retroactive rules are refused: past entries never change.
+    r = client.post(f"/api/v1/communities/{c}/points-rules", json={"checkin_correct": 3, "effective_from": yesterday_at(0).isoformat()}, headers=h)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "retroactive_rule"
+    assert client.post(f"/api/v1/communities/{c}/points-rules", json={"checkin_correct": 7}, headers=world.h("volunteer")).status_code == 403
+    # The old scan (before the new version) keeps the old rate; an all-day window takes scans now.
+    old = _post(client, world, scan(f["station_id"], payload(world, 6), yesterday_at(7, 30)))
+    assert old.json()["points"] == 10
+    r = client.post(f"/api/v1/communities/{c}/points-rules", json={"checkin_correct": 7, "daily_cap": 12}, headers=h)
+    assert r.status_code == 201, r.text
+    current = client.get(f"/api/v1/communities/{c}/points-rules/current", headers=world.h("volunteer")).json()
+    assert current["checkin_correct"] == 7 and current["daily_cap"] == 12
+    late = _post(client, world, scan(f["station_id"], payload(world, 6), yesterday_at(18, 30)))
+    assert late.json()["points"] == 10  # scanned before the new version started
+    r = client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"starts": "00:00", "ends": "23:59:59.999999"}, headers=h)
+    assert r.status_code == 409  # overlaps the evening window
+    client.patch(f"/api/v1/drop-windows/{f['evening']}", json={"active": False}, headers=h)
+    r = client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"starts": "00:00", "ends": "23:59:59.999999"}, headers=h)
+    assert r.status_code == 200, r.text
+    now = _post(client, world, scan(f["station_id"], payload(world, 7), datetime.now(UTC)))
+    assert now.json()["points"] == 7
+    assert [v["checkin_correct"] for v in client.get(f"/api/v1/communities/{c}/points-rules", headers=h).json()] == [7]
+    assert balance(client, world, 6) == 20 and balance(client, world, 7) == 7
+
+
+def test_reversal_keeps_the_record_and_takes_the_points_back(client, world):
+    f = setup_field(client, world)
+    r = _post(client, world, scan(f["station_id"], payload(world, 1), yesterday_at(7, 30)))
+    checkin_id = r.json()["checkin_id"]
+    url = f"/api/v1/checkins/{checkin_id}/reverse"
+    assert client.post(url, json={"reason": "扫错门牌"}, headers=world.h("volunteer")).status_code == 403
+    done = client.post(url, json={"reason": "扫错门牌"}, headers=world.h("supervisor"))
+    assert done.status_code == 200, done.text
+    assert done.json()["reversed"] is True and done.json()["status"] == "accepted"
+    assert balance(client, world, 1) == 0
+    again = client.post(url, json={"reason": "再次"}, headers=world.h("committee"))
+    assert again.status_code == 409 and again.json()["error"]["code"] == "already_reversed"
+    assert balance(client, world, 1) == 0
+
+
+def test_residents_see_their_own_checkins_only(client, world):
+    f = setup_field(client, world)
+    _post(client, world, scan(f["station_id"], payload(world, 0), yesterday_at(7, 30)))
+    _post(client, world, scan(f["station_id"], payload(world, 1), yesterday_at(7, 30)))
+    mine = client.get(f"/api/v1/households/{world.households[0].id}/checkins", headers=world.h("resident"))
+    assert mine.status_code == 200 and len(mine.json()["items"]) == 1
+    theirs = client.get(f"/api/v1/households/{world.households[1].id}/checkins", headers=world.h("resident"))
+    assert theirs.status_code in (403, 404)
+
+
+def test_station_and_window_rules(client, world):
+    c = world.community.id
+    h = world.h("committee")
+    assert client.post(f"/api/v1/communities/{c}/drop-windows", json={"name": "x", "starts": "09:00", "ends": "08:00"}, headers=h).status_code == 422
+    assert client.post(f"/api/v1/communities/{c}/stations", json={"name": "A"}, headers=h).status_code == 201
+    dup = client.post(f"/api/v1/communities/{c}/stations", json={"name": "A"}, headers=h)
+    assert dup.status_code == 409
+    assert client.post(f"/api/v1/communities/{c}/stations", json={"name": "B"}, headers=world.h("volunteer")).status_code == 403
+    stations = client.get(f"/api/v1/communities/{c}/stations", headers=world.h("volunteer")).json()
+    assert [s["name"] for s in stations] == ["A"]
