@@ -602,3 +602,24 @@ def reverse_checkin(session: Session, principal: Principal, checkin_id: int, rea
     )
     session.commit()
     return _public([checkin], {checkin.id})[0]
+
+
+# --- shared with the other field acts (compost drops, weigh-ins) -------------------------------
+
+def household_for_scan(session: Session, principal: Principal, community_id: int, payload: str) -> int:
+    """The household behind a scanned door-plate code, if staff may credit it in this community.
+
+    Raises the same errors as a rejected single check-in (forged, unknown, not allowed).
+    """
+    code = _public_code(payload)
+    found = places.households_by_codes(session, {code}).get(code) if code else None
+    reason = None
+    if code is None:
+        reason = RejectReason.forged_code
+    elif found is None:
+        reason = RejectReason.unknown_code
+    elif found[1] != community_id or found[2] != "active" or found[0] in principal.household_ids:
+        reason = RejectReason.not_allowed
+    if reason is not None:
+        raise reject_error(ScanResult.model_construct(client_id="", status=ScanStatus.rejected, reason=reason))
+    return found[0]

@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0001
-Create Date: 2026-11-23 07:11:11.185870
+Create Date: 2026-11-23 07:20:55.082564
 """
 from alembic import op
 import sqlalchemy as sa
@@ -37,6 +37,16 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('act', 'act_id')
     )
+    op.create_table('compost_site',
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
+    sa.Column('address', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('community_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['community_id'], ['community.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('community_id', 'name')
+    )
     op.create_table('drop_window',
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
     sa.Column('starts', sa.Time(), nullable=False),
@@ -69,6 +79,28 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('community_id', 'effective_from')
     )
+    op.create_table('compost_bin',
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
+    sa.Column('capacity_l', sa.Integer(), nullable=False),
+    sa.Column('curing_days', sa.Integer(), nullable=True),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('community_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('site_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('method', sa.String(length=10), nullable=False),
+    sa.Column('state', sa.String(length=12), nullable=False),
+    sa.Column('cycle', sa.Integer(), nullable=False),
+    sa.Column('closed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('ready_on', sa.Date(), nullable=True),
+    sa.Column('opened_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['community_id'], ['community.id'], ),
+    sa.ForeignKeyConstraint(['site_id'], ['compost_site.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('site_id', 'name')
+    )
+    with op.batch_alter_table('compost_bin', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_compost_bin_community_id'), ['community_id'], unique=False)
+
     op.create_table('station',
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
     sa.Column('location', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
@@ -82,6 +114,37 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('community_id', 'name')
     )
+    op.create_table('compost_harvest',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('community_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('bin_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('cycle', sa.Integer(), nullable=False),
+    sa.Column('compost_g', sa.Integer(), nullable=False),
+    sa.Column('harvested_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('recorded_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['bin_id'], ['compost_bin.id'], ),
+    sa.ForeignKeyConstraint(['community_id'], ['community.id'], ),
+    sa.ForeignKeyConstraint(['recorded_by'], ['app_user.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('bin_id', 'cycle')
+    )
+    op.create_table('compost_reading',
+    sa.Column('temperature_c', sa.Float(), nullable=True),
+    sa.Column('moisture_pct', sa.Integer(), nullable=True),
+    sa.Column('notes', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('bin_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('smell', sa.String(length=10), nullable=True),
+    sa.Column('cycle', sa.Integer(), nullable=False),
+    sa.Column('taken_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('recorded_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['bin_id'], ['compost_bin.id'], ),
+    sa.ForeignKeyConstraint(['recorded_by'], ['app_user.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('compost_reading', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_compost_reading_bin_id'), ['bin_id'], unique=False)
+
     op.create_table('checkin',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('community_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -115,23 +178,83 @@ def upgrade() -> None:
         batch_op.create_index('ix_checkin_household_scanned', ['household_id', 'scanned_at'], unique=False)
         batch_op.create_index('ux_checkin_credited_slot', ['household_id', 'window_id', 'window_date'], unique=True, postgresql_where=sa.text('credited'), sqlite_where=sa.text('credited'))
 
+    op.create_table('compost_claim',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('harvest_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('household_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('fed_g', sa.Integer(), nullable=False),
+    sa.Column('share_g', sa.Integer(), nullable=False),
+    sa.Column('collected_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('collected_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.ForeignKeyConstraint(['collected_by'], ['app_user.id'], ),
+    sa.ForeignKeyConstraint(['harvest_id'], ['compost_harvest.id'], ),
+    sa.ForeignKeyConstraint(['household_id'], ['household.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('harvest_id', 'household_id')
+    )
+    with op.batch_alter_table('compost_claim', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_compost_claim_household_id'), ['household_id'], unique=False)
+
+    op.create_table('compost_drop',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('community_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('client_id', sa.String(length=64), nullable=False),
+    sa.Column('bin_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('cycle', sa.Integer(), nullable=False),
+    sa.Column('household_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('weight_g', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=8), nullable=False),
+    sa.Column('points', sa.Integer(), nullable=False),
+    sa.Column('dropped_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('recorded_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('recorded_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['bin_id'], ['compost_bin.id'], ),
+    sa.ForeignKeyConstraint(['community_id'], ['community.id'], ),
+    sa.ForeignKeyConstraint(['household_id'], ['household.id'], ),
+    sa.ForeignKeyConstraint(['recorded_by'], ['app_user.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('community_id', 'client_id')
+    )
+    with op.batch_alter_table('compost_drop', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_compost_drop_bin_id'), ['bin_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_compost_drop_household_id'), ['household_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('compost_drop', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_compost_drop_household_id'))
+        batch_op.drop_index(batch_op.f('ix_compost_drop_bin_id'))
+
+    op.drop_table('compost_drop')
+    with op.batch_alter_table('compost_claim', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_compost_claim_household_id'))
+
+    op.drop_table('compost_claim')
     with op.batch_alter_table('checkin', schema=None) as batch_op:
         batch_op.drop_index('ux_checkin_credited_slot', postgresql_where=sa.text('credited'), sqlite_where=sa.text('credited'))
         batch_op.drop_index('ix_checkin_household_scanned')
         batch_op.drop_index('ix_checkin_community_scanned')
 
     op.drop_table('checkin')
+    with op.batch_alter_table('compost_reading', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_compost_reading_bin_id'))
+
+    op.drop_table('compost_reading')
+    op.drop_table('compost_harvest')
     op.drop_table('station')
+    with op.batch_alter_table('compost_bin', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_compost_bin_community_id'))
+
+    op.drop_table('compost_bin')
     op.drop_table('points_rule')
     with op.batch_alter_table('drop_window', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_drop_window_community_id'))
 
     op.drop_table('drop_window')
+    op.drop_table('compost_site')
     op.drop_table('act_reversal')
     op.drop_table('household_day_points')
     # ### end Alembic commands ###

@@ -1,0 +1,444 @@
+"""Compost rules: a bin's life, drops that earn points, readings, and harvests shared as claims."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+from sqlmodel import select as select_rows
+
+from app.audit import service as audit
+from app.checkins import service as checkins
+from app.compost.models import (
+    CURING_DAYS,
+    BinState,
+    CompostBin,
+    CompostBinCreate,
+    CompostBinPublic,
+    CompostClaim,
+    CompostClaimPublic,
+    CompostDrop,
+    CompostDropCreate,
+    CompostDropPublic,
+    CompostHarvest,
+    CompostReading,
+    CompostReadingCreate,
+    CompostSite,
+    CompostSiteCreate,
+    HarvestPublic,
+)
+from app.core.db import utcnow
+from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, authorize
+from app.identity.models import Role
+from app.kit.errors import BadRequest, Conflict, Unprocessable, not_found
+from app.kit.pagination import page_by_id
+from app.places import service as places
+from app.rules import service as rules
+from app.rules.models import ActReversal
+
+KEEPERS = MANAGERS | {Role.compost_keeper}
+BIN = CompostBin.__table__
+DROP = CompostDrop.__table__
+CLAIM = CompostClaim.__table__
+STATE_ZH = {"accepting": "接收中", "curing": "腐熟中", "ready": "已腐熟", "harvested": "已开箱"}
+
+
+def _audit(session: Session, principal: Principal, action: str, obj: Any, community_id: int, **detail: Any) -> None:
+    audit.record(
+        session,
+        actor_user_id=principal.user_id,
+        action=action,
+        object_type=type(obj).__tablename__,
+        object_id=obj.id,
+        community_id=community_id,
+        request_id=principal.request_id,
+        detail=detail,
+    )
+
+
+def _tz(session: Session, community_id: int) -> ZoneInfo:
+    return checkins.load_setup(session, community_id).tz
+
+
+# --- sites and bins ----------------------------------------------------------------------------
+
+def get_site(session: Session, site_id: int) -> CompostSite:
+    site = session.get(CompostSite, site_id)
+    if site is None:
+        raise not_found("堆肥点", "Compost site", "site_id")
+    return site
+
+
+def create_site(session: Session, principal: Principal, community_id: int, data: CompostSiteCreate) -> CompostSite:
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, KEEPERS)
+    site = CompostSite(community_id=community_id, **data.model_dump())
+    session.add(site)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict("duplicate", "该堆肥点已存在", "This compost site already exists") from None
+    _audit(session, principal, "compost_site.create", site, community_id, name=site.name)
+    session.commit()
+    return site
+
+
+def list_sites(session: Session, principal: Principal, community_id: int) -> list[CompostSite]:
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, STAFF_READ)
+    return list(session.scalars(select(CompostSite).where(CompostSite.community_id == community_id).order_by(CompostSite.id)))
+
+
+def get_bin(session: Session, bin_id: int) -> CompostBin:
+    row = session.get(CompostBin, bin_id)
+    if row is None:
+        raise not_found("堆肥箱", "Compost bin", "bin_id")
+    return row
+
+
+def _fed(session: Session, bins: list[CompostBin]) -> dict[int, int]:
+    if not bins:
+        return {}
+    conds = [(DROP.c.bin_id == b.id) & (DROP.c.cycle == b.cycle) for b in bins]
+    from sqlalchemy import or_
+
+    return dict(
+        session.execute(
+            select(DROP.c.bin_id, func.coalesce(func.sum(DROP.c.weight_g), 0)).where(or_(*conds)).group_by(DROP.c.bin_id)
+        ).all()
+    )
+
+
+def bin_public(session: Session, bins: list[CompostBin]) -> list[CompostBinPublic]:
+    fed = _fed(session, bins)
+    return [CompostBinPublic.model_validate(b, update={"fed_g": fed.get(b.id, 0)}) for b in bins]
+
+
+def create_bin(session: Session, principal: Principal, site_id: int, data: CompostBinCreate) -> CompostBinPublic:
+    site = get_site(session, site_id)
+    authorize(session, principal, site.community_id, KEEPERS)
+    row = CompostBin(community_id=site.community_id, site_id=site.id, **data.model_dump())
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict("duplicate", "该堆肥箱已存在", "This compost bin already exists") from None
+    _audit(session, principal, "compost_bin.create", row, site.community_id, name=row.name, method=row.method)
+    session.commit()
+    return bin_public(session, [row])[0]
+
+
+def list_bins(session: Session, principal: Principal, community_id: int) -> list[CompostBinPublic]:
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, STAFF_READ)
+    bins = list(session.scalars(select(CompostBin).where(CompostBin.community_id == community_id).order_by(CompostBin.id)))
+    return bin_public(session, bins)
+
+
+def read_bin(session: Session, principal: Principal, bin_id: int) -> CompostBinPublic:
+    row = get_bin(session, bin_id)
+    authorize(session, principal, row.community_id, STAFF_READ)
+    return bin_public(session, [row])[0]
+
+
+def _move(session: Session, row: CompostBin, expected: set[str], values: dict[str, Any]) -> None:
+    """Change state only if the bin is still where we saw it (a concurrent change loses cleanly)."""
+    done = session.execute(
+        update(BIN).where(BIN.c.id == row.id, BIN.c.state.in_(expected), BIN.c.cycle == row.cycle).values(**values)
+    ).rowcount
+    if done != 1:
+        session.rollback()
+        raise _wrong_state(row.state)
+    for k, v in values.items():
+        setattr(row, k, v)
+
+
+def _wrong_state(state: str) -> Conflict:
+    return Conflict(
+        "bin_state",
+        f"堆肥箱当前状态为“{STATE_ZH.get(state, state)}”，不能进行此操作",
+        f"The bin is {state}: not possible now",
+        "state",
+    )
+
+
+def close_bin(session: Session, principal: Principal, bin_id: int) -> CompostBinPublic:
+    """Full: stop accepting and start curing; the expected ready date follows from the method."""
+    row = get_bin(session, bin_id)
+    authorize(session, principal, row.community_id, KEEPERS)
+    now = utcnow()
+    days = row.curing_days or CURING_DAYS[row.method]
+    ready_on = now.astimezone(_tz(session, row.community_id)).date() + timedelta(days=days)
+    _move(session, row, {BinState.accepting}, {"state": BinState.curing.value, "closed_at": now, "ready_on": ready_on})
+    _audit(session, principal, "compost_bin.close", row, row.community_id, cycle=row.cycle, ready_on=str(ready_on))
+    session.commit()
+    return bin_public(session, [row])[0]
+
+
+def mark_ready(session: Session, principal: Principal, bin_id: int) -> CompostBinPublic:
+    row = get_bin(session, bin_id)
+    authorize(session, principal, row.community_id, KEEPERS)
+    _move(session, row, {BinState.curing}, {"state": BinState.ready.value})
+    _audit(session, principal, "compost_bin.ready", row, row.community_id, cycle=row.cycle)
+    session.commit()
+    return bin_public(session, [row])[0]
+
+
+def reopen_bin(session: Session, principal: Principal, bin_id: int) -> CompostBinPublic:
+    """After a harvest the emptied bin starts a new cycle."""
+    row = get_bin(session, bin_id)
+    authorize(session, principal, row.community_id, KEEPERS)
+    _move(
+        session,
+        row,
+        {BinState.harvested},
+        {"state": BinState.accepting.value, "cycle": row.cycle + 1, "closed_at": None, "ready_on": None, "opened_at": None},
+    )
+    _audit(session, principal, "compost_bin.reopen", row, row.community_id, cycle=row.cycle)
+    session.commit()
+    return bin_public(session, [row])[0]
+
+
+# --- drops -------------------------------------------------------------------------------------
+
+def record_drop(session: Session, principal: Principal, bin_id: int, data: CompostDropCreate) -> tuple[CompostDropPublic, bool]:
+    """A household's kitchen waste into a bin; earns points. Returns (drop, created)."""
+    row = get_bin(session, bin_id)
+    community_id = row.community_id
+    authorize(session, principal, community_id, FIELD_STAFF)
+    existing = session.scalars(
+        select(CompostDrop).where(CompostDrop.community_id == community_id, CompostDrop.client_id == data.client_id)
+    ).first()
+    if existing is not None:
+        return _drop_public(session, [existing])[0], False
+    household_id = checkins.household_for_scan(session, principal, community_id, data.payload)
+    now = utcnow()
+    dropped_at = data.dropped_at or now
+    if dropped_at > now + checkins.FUTURE_SKEW:
+        raise Unprocessable("in_future", "投放时间晚于当前时间", "The drop time is in the future", "dropped_at")
+    if dropped_at < now - checkins.MAX_AGE:
+        raise Unprocessable("too_old", "投放记录已超过 72 小时，不能补录", "The drop is too old to be recorded", "dropped_at")
+    # Lock the bin row against a concurrent close; then it must still be accepting.
+    state, cycle = session.execute(select(BIN.c.state, BIN.c.cycle).where(BIN.c.id == bin_id).with_for_update(read=True)).one()
+    if state != BinState.accepting:
+        session.rollback()
+        raise Conflict(
+            "bin_not_accepting",
+            f"该堆肥箱{STATE_ZH.get(state, state)}，暂不接收投放",
+            f"This bin is not accepting drops (it is {state})",
+            "bin_id",
+        )
+    rule = rules.rules_at(session, community_id, dropped_at)
+    points = rule.compost_per_kg * data.weight_g // 1000 + rule.compost_per_drop
+    drop = CompostDrop(
+        community_id=community_id,
+        client_id=data.client_id,
+        bin_id=bin_id,
+        cycle=cycle,
+        household_id=household_id,
+        weight_g=data.weight_g,
+        kind=data.kind.value,
+        points=points,
+        dropped_at=dropped_at,
+        recorded_at=now,
+        recorded_by=principal.user_id,
+    )
+    session.add(drop)
+    try:
+        session.flush()
+    except IntegrityError:  # the same client id, sent twice at once: the other one won
+        session.rollback()
+        existing = session.scalars(
+            select(CompostDrop).where(CompostDrop.community_id == community_id, CompostDrop.client_id == data.client_id)
+        ).one()
+        return _drop_public(session, [existing])[0], False
+    if points > 0:
+        day = dropped_at.astimezone(_tz(session, community_id)).date()
+        granted = rules.apply_daily_cap(session, rule.daily_cap, [(household_id, day, points)])[0]
+        drop.points = granted
+        if granted > 0:
+            from app.ledger import service as ledger
+            from app.ledger.service import Credit
+
+            ledger.post_credits(
+                session,
+                [
+                    Credit(
+                        community_id=community_id,
+                        household_id=household_id,
+                        points=granted,
+                        source="compost",
+                        idempotency_key=f"compost:{drop.id}",
+                        memo=f"堆肥投放 {data.weight_g / 1000:.1f} kg",
+                        occurred_at=dropped_at,
+                        quantity_g=data.weight_g,
+                        category="kitchen",
+                    )
+                ],
+            )
+        session.add(drop)
+    session.commit()
+    return _drop_public(session, [drop])[0], True
+
+
+def _drop_public(session: Session, drops: list[CompostDrop]) -> list[CompostDropPublic]:
+    gone = rules.reversed_ids(session, "compost_drop", [d.id for d in drops])
+    return [CompostDropPublic.model_validate(d, update={"reversed": d.id in gone}) for d in drops]
+
+
+def list_drops(session: Session, principal: Principal, bin_id: int, cursor: str | None, limit: int):
+    row = get_bin(session, bin_id)
+    authorize(session, principal, row.community_id, STAFF_READ)
+    rows, next_cursor = page_by_id(session, select_rows(CompostDrop).where(CompostDrop.bin_id == bin_id), CompostDrop.id, cursor, limit)
+    return _drop_public(session, list(rows)), next_cursor
+
+
+def reverse_drop(session: Session, principal: Principal, drop_id: int, reason: str) -> CompostDropPublic:
+    drop = session.get(CompostDrop, drop_id)
+    if drop is None:
+        raise not_found("投放记录", "Compost drop", "drop_id")
+    authorize(session, principal, drop.community_id, KEEPERS | {Role.supervisor})
+    rules.reverse_act(
+        session,
+        principal,
+        community_id=drop.community_id,
+        act="compost_drop",
+        act_id=drop.id,
+        credit_key=f"compost:{drop.id}" if drop.points > 0 else None,
+        reason=reason,
+    )
+    session.commit()
+    return _drop_public(session, [drop])[0]
+
+
+# --- readings ----------------------------------------------------------------------------------
+
+def add_reading(session: Session, principal: Principal, bin_id: int, data: CompostReadingCreate) -> CompostReading:
+    row = get_bin(session, bin_id)
+    authorize(session, principal, row.community_id, KEEPERS)
+    if data.temperature_c is None and data.moisture_pct is None and data.smell is None and not data.notes:
+        raise BadRequest("empty_reading", "请至少填写一项读数", "Record at least one reading", "temperature_c")
+    reading = CompostReading(
+        bin_id=bin_id, cycle=row.cycle, recorded_by=principal.user_id,
+        **data.model_dump(exclude={"smell"}), smell=data.smell.value if data.smell else None,
+    )
+    session.add(reading)
+    session.commit()
+    return reading
+
+
+def list_readings(session: Session, principal: Principal, bin_id: int, cursor: str | None, limit: int):
+    row = get_bin(session, bin_id)
+    authorize(session, principal, row.community_id, STAFF_READ)
+    return page_by_id(session, select_rows(CompostReading).where(CompostReading.bin_id == bin_id), CompostReading.id, cursor, limit)
+
+
+# --- harvest and claims ------------------------------------------------------------------------
+
+def share(total: int, weights: dict[int, int]) -> dict[int, int]:
+    """Split `total` grams in proportion to `weights`, in whole grams that add up exactly
+    (largest remainder; ties go to the smaller key, so the split is reproducible)."""
+    whole = sum(weights.values())
+    if whole <= 0:
+        return {}
+    base = {k: total * w // whole for k, w in weights.items()}
+    left = total - sum(base.values())
+    order = sorted(weights, key=lambda k: (-(total * weights[k] % whole), k))
+    for k in order[:left]:
+        base[k] += 1
+    return base
+
+
+def harvest(session: Session, principal: Principal, bin_id: int, compost_g: int) -> HarvestPublic:
+    """Open a ready bin (开箱): its compost is shared among the households that fed this cycle."""
+    row = get_bin(session, bin_id)
+    authorize(session, principal, row.community_id, KEEPERS)
+    now = utcnow()
+    cycle = row.cycle
+    _move(session, row, {BinState.ready}, {"state": BinState.harvested.value, "opened_at": now})
+    gone = select(ActReversal.__table__.c.act_id).where(ActReversal.__table__.c.act == "compost_drop")
+    fed = dict(
+        session.execute(
+            select(DROP.c.household_id, func.sum(DROP.c.weight_g))
+            .where(DROP.c.bin_id == bin_id, DROP.c.cycle == cycle, DROP.c.id.not_in(gone))
+            .group_by(DROP.c.household_id)
+        ).all()
+    )
+    record = CompostHarvest(
+        community_id=row.community_id, bin_id=bin_id, cycle=cycle, compost_g=compost_g, harvested_at=now, recorded_by=principal.user_id
+    )
+    session.add(record)
+    session.flush()
+    shares = share(compost_g, {h: int(w) for h, w in fed.items()})
+    claims = [
+        CompostClaim(harvest_id=record.id, household_id=h, fed_g=int(fed[h]), share_g=g) for h, g in sorted(shares.items())
+    ]
+    session.add_all(claims)
+    _audit(session, principal, "compost_bin.harvest", row, row.community_id, cycle=cycle, compost_g=compost_g, households=len(claims))
+    session.commit()
+    return HarvestPublic(
+        id=record.id, bin_id=bin_id, cycle=cycle, compost_g=compost_g, harvested_at=now,
+        claims=[CompostClaimPublic.model_validate(c, update={"bin_id": bin_id}) for c in claims],
+    )
+
+
+def list_harvests(session: Session, principal: Principal, bin_id: int) -> list[HarvestPublic]:
+    row = get_bin(session, bin_id)
+    authorize(session, principal, row.community_id, STAFF_READ)
+    harvests = list(session.scalars(select(CompostHarvest).where(CompostHarvest.bin_id == bin_id).order_by(CompostHarvest.id)))
+    claims: dict[int, list[CompostClaimPublic]] = defaultdict(list)
+    if harvests:
+        for c in session.scalars(
+            select(CompostClaim).where(CompostClaim.harvest_id.in_([h.id for h in harvests])).order_by(CompostClaim.id)
+        ):
+            claims[c.harvest_id].append(CompostClaimPublic.model_validate(c, update={"bin_id": bin_id}))
+    return [
+        HarvestPublic(id=h.id, bin_id=bin_id, cycle=h.cycle, compost_g=h.compost_g, harvested_at=h.harvested_at, claims=claims[h.id])
+        for h in harvests
+    ]
+
+
+def collect_claim(session: Session, principal: Principal, claim_id: int) -> CompostClaimPublic:
+    """Hand the compost over (领取肥料): once only, whoever asks twice or at the same time."""
+    claim = session.get(CompostClaim, claim_id)
+    if claim is None:
+        raise not_found("领取记录", "Compost claim", "claim_id")
+    harvest_row = session.get(CompostHarvest, claim.harvest_id)
+    authorize(session, principal, harvest_row.community_id, FIELD_STAFF)
+    now = utcnow()
+    done = session.execute(
+        update(CLAIM)
+        .where(CLAIM.c.id == claim_id, CLAIM.c.collected_at.is_(None))
+        .values(collected_at=now, collected_by=principal.user_id)
+    ).rowcount
+    if done != 1:
+        session.rollback()
+        raise Conflict("already_collected", "该户的肥料已领取", "This compost has already been collected")
+    audit.record(
+        session, actor_user_id=principal.user_id, action="compost_claim.collect", object_type="compost_claim",
+        object_id=claim_id, community_id=harvest_row.community_id, request_id=principal.request_id,
+        detail={"household_id": claim.household_id, "share_g": claim.share_g},
+    )
+    session.commit()
+    session.refresh(claim)
+    return CompostClaimPublic.model_validate(claim, update={"bin_id": harvest_row.bin_id})
+
+
+def household_claims(session: Session, principal: Principal, household_id: int) -> list[CompostClaimPublic]:
+    household = places.get_household(session, household_id)
+    if household_id not in principal.household_ids:
+        authorize(session, principal, household.community_id, STAFF_READ)
+    rows = session.execute(
+        select(CompostClaim, CompostHarvest.bin_id)
+        .join(CompostHarvest, CompostHarvest.id == CompostClaim.harvest_id)
+        .where(CompostClaim.household_id == household_id)
+        .order_by(CompostClaim.id)
+    ).all()
+    return [CompostClaimPublic.model_validate(c, update={"bin_id": b}) for c, b in rows]
