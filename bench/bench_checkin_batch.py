@@ -26,7 +26,7 @@ os.environ.setdefault("PHONE_HASH_KEY", "bench-phone-key")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.setdefault("SEED_DEMO", "false")
 
-from sqlalchemy import create_engine, insert, text  # noqa: E402
+from sqlalchemy import create_engine, insert, select, text  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
 TARGET_S = 0.3
@@ -97,13 +97,13 @@ def seed(engine):
         s.flush()
         s.add(RoleGrant(user_id=volunteer.id, role=Role.volunteer, community_id=community.id))
         s.commit()
-        codes = [qr_payload(h) for h in s.query(Household).filter(Household.community_id == community.id).order_by(Household.id)]
+        codes = [qr_payload(h) for h in s.scalars(select(Household).where(Household.community_id == community.id).order_by(Household.id))]
         return community.id, station.id, volunteer.id, codes
 
 
 def main() -> None:
     from app.checkins import service
-    from app.checkins.models import BatchScanIn, ScanBatch
+    from app.checkins.models import ScanBatch
     from app.core.db import make_engine, set_engine
     from app.core.migrate import upgrade
     from app.identity.auth import Grant, Principal
@@ -147,8 +147,8 @@ def main() -> None:
 
         from fastapi.testclient import TestClient
 
-        from app.identity.service import issue_tokens
         from app.identity.models import User
+        from app.identity.service import issue_tokens
         from app.main import app
 
         with Session(engine) as s:

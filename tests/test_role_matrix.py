@@ -29,6 +29,11 @@ UNSCOPED = {
 BODY_EXTRAS = {
     ("POST", "/api/v1/grants"): lambda ids: {"community_id": ids["community_id"]},
     ("POST", "/api/v1/grants/revoke"): lambda ids: {"community_id": ids["community_id"]},
+    ("POST", "/api/v1/communities/{community_id}/drop-windows"): lambda ids: {"ends": "09:00:00"},
+    ("POST", "/api/v1/communities/{community_id}/recycling-schedules"): lambda ids: {"rrule": "FREQ=WEEKLY", "end_time": "11:00:00"},
+    ("POST", "/api/v1/communities/{community_id}/recycling-events"): lambda ids: {"end_time": "11:00:00"},
+    ("POST", "/api/v1/recycling-events/{event_id}/weigh-ins"): lambda ids: {"walk_in": True, "weight_g": 100},
+    ("POST", "/api/v1/recycling-events/{event_id}/destinations"): lambda ids: {"quantity_g": 1000},
 }
 
 FOREIGN_ROLES = ["resident", "volunteer", "supervisor", "clerk", "compost_keeper", "committee", "org_admin", "street_viewer"]

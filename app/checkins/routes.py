@@ -112,7 +112,13 @@ def list_checkins(
 
 
 @router.get("/communities/{community_id}/checkins/stats", summary="Participation and sorting accuracy over local days", response_model=CheckInStats, responses=READ)
-def checkin_stats(session: SessionDep, principal: CurrentPrincipal, community_id: int, start: date, end: date):
+def checkin_stats(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    community_id: int,
+    start: Annotated[date | None, Query(description="起始日期（含，默认 30 天前）")] = None,
+    end: Annotated[date | None, Query(description="截止日期（含，默认今天）")] = None,
+):
     return service.stats(session, principal, community_id, start, end)
 
 

@@ -553,11 +553,15 @@ def household_checkins(
     return _public(rows, rules.reversed_ids(session, "checkin", [r.id for r in rows])), next_cursor
 
 
-def stats(session: Session, principal: Principal, community_id: int, start: date, end: date) -> CheckInStats:
+def stats(session: Session, principal: Principal, community_id: int, start: date | None, end: date | None) -> CheckInStats:
     """Participation and sorting accuracy over local days [start, end]: counts what was checked."""
     places.get_community(session, community_id)
     authorize(session, principal, community_id, STAFF_READ)
     setup = load_setup(session, community_id)
+    end = end or utcnow().astimezone(setup.tz).date()
+    start = start or end - timedelta(days=29)
+    if start > end:
+        raise BadRequest("invalid_period", "起始日期晚于截止日期", "The start is after the end", "start")
     lo = datetime.combine(start, time.min, setup.tz)
     hi = datetime.combine(end + timedelta(days=1), time.min, setup.tz)
     checks, correct, participants = session.execute(

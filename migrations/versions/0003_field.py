@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0001
-Create Date: 2026-11-23 07:20:55.082564
+Create Date: 2026-11-23 07:25:54.385475
 """
 from alembic import op
 import sqlalchemy as sa
@@ -79,6 +79,38 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('community_id', 'effective_from')
     )
+    op.create_table('recycling_rate',
+    sa.Column('code', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
+    sa.Column('points', sa.Integer(), nullable=False),
+    sa.Column('notes', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('community_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('unit', sa.String(length=6), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['community_id'], ['community.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('community_id', 'code')
+    )
+    op.create_table('recycling_schedule',
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('rrule', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('starts_on', sa.Date(), nullable=False),
+    sa.Column('until', sa.Date(), nullable=True),
+    sa.Column('start_time', sa.Time(), nullable=False),
+    sa.Column('end_time', sa.Time(), nullable=False),
+    sa.Column('place', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('community_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['community_id'], ['community.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('recycling_schedule', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_recycling_schedule_community_id'), ['community_id'], unique=False)
+
     op.create_table('compost_bin',
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
     sa.Column('capacity_l', sa.Integer(), nullable=False),
@@ -101,6 +133,44 @@ def upgrade() -> None:
     with op.batch_alter_table('compost_bin', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_compost_bin_community_id'), ['community_id'], unique=False)
 
+    op.create_table('recycling_event',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('community_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('schedule_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('original_date', sa.Date(), nullable=True),
+    sa.Column('occurs_on', sa.Date(), nullable=False),
+    sa.Column('starts_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('ends_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('place', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['community_id'], ['community.id'], ),
+    sa.ForeignKeyConstraint(['schedule_id'], ['recycling_schedule.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('schedule_id', 'original_date')
+    )
+    with op.batch_alter_table('recycling_event', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_recycling_event_community_id'), ['community_id'], unique=False)
+
+    op.create_table('recycling_exception',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('schedule_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('original_date', sa.Date(), nullable=False),
+    sa.Column('action', sa.String(length=8), nullable=False),
+    sa.Column('new_date', sa.Date(), nullable=True),
+    sa.Column('new_start_time', sa.Time(), nullable=True),
+    sa.Column('new_end_time', sa.Time(), nullable=True),
+    sa.Column('new_place', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('created_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['created_by'], ['app_user.id'], ),
+    sa.ForeignKeyConstraint(['schedule_id'], ['recycling_schedule.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('schedule_id', 'original_date')
+    )
     op.create_table('station',
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
     sa.Column('location', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
@@ -145,6 +215,39 @@ def upgrade() -> None:
     with op.batch_alter_table('compost_reading', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_compost_reading_bin_id'), ['bin_id'], unique=False)
 
+    op.create_table('recycling_destination',
+    sa.Column('category', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
+    sa.Column('quantity_g', sa.Integer(), nullable=True),
+    sa.Column('count', sa.Integer(), nullable=True),
+    sa.Column('destination', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('proceeds_fen', sa.Integer(), nullable=True),
+    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('community_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('event_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('kind', sa.String(length=10), nullable=False),
+    sa.Column('recorded_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('recorded_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['community_id'], ['community.id'], ),
+    sa.ForeignKeyConstraint(['event_id'], ['recycling_event.id'], ),
+    sa.ForeignKeyConstraint(['recorded_by'], ['app_user.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('recycling_destination', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_recycling_destination_event_id'), ['event_id'], unique=False)
+
+    op.create_table('recycling_event_category',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('event_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('code', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
+    sa.Column('unit', sa.String(length=6), nullable=False),
+    sa.Column('points', sa.Integer(), nullable=False),
+    sa.Column('notes', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+    sa.ForeignKeyConstraint(['event_id'], ['recycling_event.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('event_id', 'code')
+    )
     op.create_table('checkin',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('community_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -219,11 +322,41 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_compost_drop_bin_id'), ['bin_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_compost_drop_household_id'), ['household_id'], unique=False)
 
+    op.create_table('weigh_in',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('community_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('client_id', sa.String(length=64), nullable=False),
+    sa.Column('event_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('household_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('category', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
+    sa.Column('unit', sa.String(length=6), nullable=False),
+    sa.Column('weight_g', sa.Integer(), nullable=True),
+    sa.Column('count', sa.Integer(), nullable=True),
+    sa.Column('points', sa.Integer(), nullable=False),
+    sa.Column('voucher_code', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('recorded_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('recorded_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['community_id'], ['community.id'], ),
+    sa.ForeignKeyConstraint(['event_id'], ['recycling_event.id'], ),
+    sa.ForeignKeyConstraint(['household_id'], ['household.id'], ),
+    sa.ForeignKeyConstraint(['recorded_by'], ['app_user.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('community_id', 'client_id')
+    )
+    with op.batch_alter_table('weigh_in', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_weigh_in_event_id'), ['event_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_weigh_in_household_id'), ['household_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('weigh_in', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_weigh_in_household_id'))
+        batch_op.drop_index(batch_op.f('ix_weigh_in_event_id'))
+
+    op.drop_table('weigh_in')
     with op.batch_alter_table('compost_drop', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_compost_drop_household_id'))
         batch_op.drop_index(batch_op.f('ix_compost_drop_bin_id'))
@@ -239,16 +372,31 @@ def downgrade() -> None:
         batch_op.drop_index('ix_checkin_community_scanned')
 
     op.drop_table('checkin')
+    op.drop_table('recycling_event_category')
+    with op.batch_alter_table('recycling_destination', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_recycling_destination_event_id'))
+
+    op.drop_table('recycling_destination')
     with op.batch_alter_table('compost_reading', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_compost_reading_bin_id'))
 
     op.drop_table('compost_reading')
     op.drop_table('compost_harvest')
     op.drop_table('station')
+    op.drop_table('recycling_exception')
+    with op.batch_alter_table('recycling_event', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_recycling_event_community_id'))
+
+    op.drop_table('recycling_event')
     with op.batch_alter_table('compost_bin', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_compost_bin_community_id'))
 
     op.drop_table('compost_bin')
+    with op.batch_alter_table('recycling_schedule', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_recycling_schedule_community_id'))
+
+    op.drop_table('recycling_schedule')
+    op.drop_table('recycling_rate')
     op.drop_table('points_rule')
     with op.batch_alter_table('drop_window', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_drop_window_community_id'))

@@ -1,0 +1,605 @@
+"""Recycling-day rules: rates, schedules and exceptions → dated events, weigh-ins and points,
+destinations (去向), and the iCalendar feed residents subscribe to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dateutil.rrule import rrulestr
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+from sqlmodel import select as select_rows
+
+from app.audit import service as audit
+from app.checkins import service as checkins
+from app.core.config import get_settings
+from app.core.db import utcnow
+from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, authorize
+from app.identity.models import Role
+from app.kit.errors import BadRequest, Conflict, NotFound, not_found
+from app.kit.pagination import page_by_id
+from app.places import service as places
+from app.recycling.models import (
+    DestinationCreate,
+    EventCategory,
+    EventCategoryIn,
+    EventCategoryPublic,
+    EventCreate,
+    EventPublic,
+    EventStatus,
+    ExceptionAction,
+    ExceptionCreate,
+    RecyclingDestination,
+    RecyclingEvent,
+    RecyclingException,
+    RecyclingRate,
+    RecyclingSchedule,
+    ScheduleCreate,
+    WeighIn,
+    WeighInCreate,
+    WeighInPublic,
+)
+from app.rules import service as rules
+from app.rules.models import ActReversal
+
+HORIZON_DAYS = 365  # events are generated this far ahead of a schedule's start (or today)
+MAX_OCCURRENCES = 400
+LATE_DAYS = 3  # weigh-ins may still be recorded (uploaded) this many days after the event
+EVENT = RecyclingEvent.__table__
+CATEGORY = EventCategory.__table__
+WEIGH_IN = WeighIn.__table__
+ORGANISERS = MANAGERS
+WEIGHERS = FIELD_STAFF
+
+
+def _insert(session: Session, table):
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def _audit(session: Session, principal: Principal, action: str, obj: Any, community_id: int, **detail: Any) -> None:
+    audit.record(
+        session,
+        actor_user_id=principal.user_id,
+        action=action,
+        object_type=type(obj).__tablename__,
+        object_id=obj.id,
+        community_id=community_id,
+        request_id=principal.request_id,
+        detail=detail,
+    )
+
+
+def _tz(session: Session, community_id: int) -> ZoneInfo:
+    return checkins.load_setup(session, community_id).tz
+
+
+def _resident_of(session: Session, principal: Principal, community_id: int) -> bool:
+    return any(places.get_household(session, h).community_id == community_id for h in principal.household_ids)
+
+
+def _authorize_read(session: Session, principal: Principal, community_id: int) -> None:
+    """Staff of the community, or a resident living there: recycling days are for residents."""
+    if _resident_of(session, principal, community_id):
+        return
+    authorize(session, principal, community_id, STAFF_READ)
+
+
+# --- rates -------------------------------------------------------------------------------------
+
+def put_rate(session: Session, principal: Principal, community_id: int, code: str, data) -> tuple[RecyclingRate, bool]:
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, ORGANISERS)
+    rate = session.scalars(
+        select(RecyclingRate).where(RecyclingRate.community_id == community_id, RecyclingRate.code == code)
+    ).first()
+    created = rate is None
+    values = data.model_dump()
+    values["unit"] = data.unit.value
+    if rate is None:
+        rate = RecyclingRate(community_id=community_id, code=code, **values)
+    else:
+        for k, v in values.items():
+            setattr(rate, k, v)
+        rate.updated_at = utcnow()
+    session.add(rate)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict("duplicate", "该品类已存在", "This category already exists") from None
+    _audit(session, principal, "recycling_rate.put", rate, community_id, code=code, **data.model_dump(mode="json"))
+    session.commit()
+    return rate, created
+
+
+def list_rates(session: Session, principal: Principal, community_id: int) -> list[RecyclingRate]:
+    places.get_community(session, community_id)
+    _authorize_read(session, principal, community_id)
+    return list(session.scalars(select(RecyclingRate).where(RecyclingRate.community_id == community_id).order_by(RecyclingRate.code)))
+
+
+# --- schedules and events ----------------------------------------------------------------------
+
+def _rule(schedule: RecyclingSchedule | ScheduleCreate):
+    text = schedule.rrule.strip().upper()
+    if text.startswith("RRULE:"):
+        text = text[6:]
+    if any(part in text for part in ("DTSTART", "UNTIL=")):
+        raise BadRequest("invalid_rrule", "重复规则中不能包含开始或截止时间，请使用对应字段", "Put start and end dates in their own fields, not in the RRULE", "rrule")
+    until = f";UNTIL={schedule.until.strftime('%Y%m%d')}T235959" if schedule.until else ""
+    try:
+        return rrulestr(text + until, dtstart=datetime.combine(schedule.starts_on, time.min))
+    except (ValueError, TypeError):
+        raise BadRequest("invalid_rrule", "重复规则格式不正确", "Malformed recurrence rule (RRULE)", "rrule") from None
+
+
+def _occurrences(schedule: RecyclingSchedule, through: date) -> list[date]:
+    rule = _rule(schedule)
+    out = []
+    for dt in rule.between(datetime.combine(schedule.starts_on, time.min), datetime.combine(through, time.max), inc=True):
+        out.append(dt.date())
+        if len(out) >= MAX_OCCURRENCES:
+            break
+    return out
+
+
+def _at(day: date, t: time, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, t, tz).astimezone(ZoneInfo("UTC"))
+
+
+def _event_row(schedule: RecyclingSchedule, day: date, tz: ZoneInfo, exception: RecyclingException | None) -> dict[str, Any]:
+    row = {
+        "community_id": schedule.community_id,
+        "schedule_id": schedule.id,
+        "original_date": day,
+        "occurs_on": day,
+        "starts_at": _at(day, schedule.start_time, tz),
+        "ends_at": _at(day, schedule.end_time, tz),
+        "place": schedule.place,
+        "name": schedule.name,
+        "status": EventStatus.scheduled.value,
+        "note": "",
+        "created_at": utcnow(),
+    }
+    if exception is not None:
+        row |= _apply_exception(schedule, exception, tz)
+    return row
+
+
+def _apply_exception(schedule: RecyclingSchedule, ex: RecyclingException, tz: ZoneInfo) -> dict[str, Any]:
+    if ex.action == ExceptionAction.cancel:
+        return {"status": EventStatus.cancelled.value, "note": ex.note}
+    day = ex.new_date or ex.original_date
+    return {
+        "occurs_on": day,
+        "starts_at": _at(day, ex.new_start_time or schedule.start_time, tz),
+        "ends_at": _at(day, ex.new_end_time or schedule.end_time, tz),
+        "place": ex.new_place or schedule.place,
+        "note": ex.note,
+        "status": EventStatus.scheduled.value,
+    }
+
+
+def _materialise(session: Session, schedule: RecyclingSchedule, through: date) -> int:
+    """Create the schedule's events up to `through` (idempotent: existing dates are left alone)."""
+    tz = _tz(session, schedule.community_id)
+    if schedule.until is not None:
+        through = min(through, schedule.until)
+    days = _occurrences(schedule, through)
+    if not days:
+        return 0
+    exceptions = {
+        e.original_date: e
+        for e in session.scalars(select(RecyclingException).where(RecyclingException.schedule_id == schedule.id))
+    }
+    rows = [_event_row(schedule, d, tz, exceptions.get(d)) for d in days]
+    stmt = _insert(session, EVENT).on_conflict_do_nothing(index_elements=["schedule_id", "original_date"])
+    session.execute(stmt, rows)
+    return len(rows)
+
+
+def create_schedule(session: Session, principal: Principal, community_id: int, data: ScheduleCreate) -> RecyclingSchedule:
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, ORGANISERS)
+    _rule(data)  # refuse a malformed rule before storing anything
+    schedule = RecyclingSchedule(community_id=community_id, **data.model_dump())
+    schedule.rrule = schedule.rrule.strip().upper().removeprefix("RRULE:")
+    session.add(schedule)
+    session.flush()
+    today = utcnow().astimezone(_tz(session, community_id)).date()
+    count = _materialise(session, schedule, max(today, data.starts_on) + timedelta(days=HORIZON_DAYS))
+    if count == 0:
+        session.rollback()
+        raise BadRequest("no_occurrences", "该规则没有产生任何日期", "The rule yields no dates", "rrule")
+    _audit(session, principal, "recycling_schedule.create", schedule, community_id, rrule=schedule.rrule, events=count)
+    session.commit()
+    return schedule
+
+
+def get_schedule(session: Session, schedule_id: int) -> RecyclingSchedule:
+    schedule = session.get(RecyclingSchedule, schedule_id)
+    if schedule is None:
+        raise not_found("回收日安排", "Recycling schedule", "schedule_id")
+    return schedule
+
+
+def list_schedules(session: Session, principal: Principal, community_id: int) -> list[RecyclingSchedule]:
+    places.get_community(session, community_id)
+    _authorize_read(session, principal, community_id)
+    return list(session.scalars(select(RecyclingSchedule).where(RecyclingSchedule.community_id == community_id).order_by(RecyclingSchedule.id)))
+
+
+def extend_schedule(session: Session, principal: Principal, schedule_id: int, through: date) -> int:
+    schedule = get_schedule(session, schedule_id)
+    authorize(session, principal, schedule.community_id, ORGANISERS)
+    today = utcnow().astimezone(_tz(session, schedule.community_id)).date()
+    if through > today + timedelta(days=3 * HORIZON_DAYS):
+        raise BadRequest("too_far", "最多提前三年生成", "At most three years ahead", "through")
+    count = _materialise(session, schedule, through)
+    session.commit()
+    return count
+
+
+def add_exception(session: Session, principal: Principal, schedule_id: int, data: ExceptionCreate) -> EventPublic:
+    """Cancel or move one occurrence; its event changes accordingly (kept, never deleted)."""
+    schedule = get_schedule(session, schedule_id)
+    authorize(session, principal, schedule.community_id, ORGANISERS)
+    if data.original_date not in _occurrences(schedule, data.original_date):
+        raise BadRequest("not_an_occurrence", "该日期不是此安排的回收日", "That date is not an occurrence of this schedule", "original_date")
+    tz = _tz(session, schedule.community_id)
+    exception = RecyclingException(schedule_id=schedule_id, created_by=principal.user_id, **data.model_dump())
+    exception.action = data.action.value
+    end = exception.new_end_time or schedule.end_time
+    start = exception.new_start_time or schedule.start_time
+    if end <= start:
+        raise BadRequest("invalid_times", "结束时间须晚于开始时间", "The end must be after the start", "new_end_time")
+    session.add(exception)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict("duplicate", "该日期已有调整", "That date already has an exception") from None
+    _materialise(session, schedule, data.original_date)
+    event = session.scalars(
+        select(RecyclingEvent).where(RecyclingEvent.schedule_id == schedule_id, RecyclingEvent.original_date == data.original_date)
+    ).one()
+    if data.action == ExceptionAction.cancel and _has_weigh_ins(session, event.id):
+        session.rollback()
+        raise Conflict("has_weigh_ins", "该回收日已有称重记录，不能取消", "The event already has weigh-ins")
+    for k, v in _apply_exception(schedule, exception, tz).items():
+        setattr(event, k, v)
+    session.add(event)
+    _audit(session, principal, "recycling_schedule.exception", schedule, schedule.community_id, exception=data.model_dump(mode="json"))
+    session.commit()
+    return event_public(session, [event])[0]
+
+
+def create_event(session: Session, principal: Principal, community_id: int, data: EventCreate) -> EventPublic:
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, ORGANISERS)
+    tz = _tz(session, community_id)
+    event = RecyclingEvent(
+        community_id=community_id,
+        occurs_on=data.occurs_on,
+        starts_at=_at(data.occurs_on, data.start_time, tz),
+        ends_at=_at(data.occurs_on, data.end_time, tz),
+        place=data.place,
+        name=data.name,
+    )
+    session.add(event)
+    session.flush()
+    _audit(session, principal, "recycling_event.create", event, community_id, occurs_on=str(data.occurs_on))
+    session.commit()
+    return event_public(session, [event])[0]
+
+
+def get_event(session: Session, event_id: int) -> RecyclingEvent:
+    event = session.get(RecyclingEvent, event_id)
+    if event is None:
+        raise not_found("回收日", "Recycling event", "event_id")
+    return event
+
+
+def _categories(session: Session, events: list[RecyclingEvent]) -> dict[int, list[EventCategoryPublic]]:
+    """Each event's categories: its own copy once frozen, else the community's active rates."""
+    if not events:
+        return {}
+    own: dict[int, list[EventCategoryPublic]] = {}
+    for c in session.scalars(select(EventCategory).where(EventCategory.event_id.in_([e.id for e in events])).order_by(EventCategory.code)):
+        own.setdefault(c.event_id, []).append(EventCategoryPublic.model_validate(c))
+    current: dict[int, list[EventCategoryPublic]] = {}
+    for community_id in {e.community_id for e in events if e.id not in own}:
+        current[community_id] = [
+            EventCategoryPublic.model_validate(r)
+            for r in session.scalars(
+                select(RecyclingRate).where(RecyclingRate.community_id == community_id, RecyclingRate.active.is_(True)).order_by(RecyclingRate.code)
+            )
+        ]
+    return {e.id: own.get(e.id, current.get(e.community_id, [])) for e in events}
+
+
+def event_public(session: Session, events: list[RecyclingEvent]) -> list[EventPublic]:
+    cats = _categories(session, events)
+    return [EventPublic.model_validate(e, update={"categories": cats[e.id]}) for e in events]
+
+
+def list_events(session: Session, principal: Principal, community_id: int, start: date | None, end: date | None, cursor: str | None, limit: int):
+    places.get_community(session, community_id)
+    _authorize_read(session, principal, community_id)
+    stmt = select_rows(RecyclingEvent).where(RecyclingEvent.community_id == community_id)
+    if start is not None:
+        stmt = stmt.where(RecyclingEvent.occurs_on >= start)
+    if end is not None:
+        stmt = stmt.where(RecyclingEvent.occurs_on <= end)
+    rows, next_cursor = page_by_id(session, stmt, RecyclingEvent.id, cursor, limit)
+    return event_public(session, list(rows)), next_cursor
+
+
+def read_event(session: Session, principal: Principal, event_id: int) -> EventPublic:
+    event = get_event(session, event_id)
+    _authorize_read(session, principal, event.community_id)
+    return event_public(session, [event])[0]
+
+
+def _has_weigh_ins(session: Session, event_id: int) -> bool:
+    return session.execute(select(WEIGH_IN.c.id).where(WEIGH_IN.c.event_id == event_id).limit(1)).first() is not None
+
+
+def set_categories(session: Session, principal: Principal, event_id: int, items: list[EventCategoryIn]) -> EventPublic:
+    """Fix what this event accepts and at which rates (before its first weigh-in)."""
+    event = get_event(session, event_id)
+    authorize(session, principal, event.community_id, ORGANISERS)
+    if len({i.code for i in items}) != len(items):
+        raise BadRequest("duplicate_category", "品类代码重复", "A category code appears twice", "code")
+    if _has_weigh_ins(session, event_id):
+        raise Conflict("has_weigh_ins", "已有称重记录，不能再修改品类和积分标准", "The event already has weigh-ins: its rates are fixed")
+    session.execute(CATEGORY.delete().where(CATEGORY.c.event_id == event_id))
+    if items:
+        session.execute(CATEGORY.insert(), [{"event_id": event_id, **i.model_dump(mode="json")} for i in items])
+    _audit(session, principal, "recycling_event.categories", event, event.community_id, codes=[i.code for i in items])
+    session.commit()
+    return event_public(session, [event])[0]
+
+
+def _freeze(session: Session, event: RecyclingEvent) -> dict[str, EventCategoryPublic]:
+    """At the first weigh-in an event keeps a copy of the rates it used (concurrency-safe)."""
+    cats = _categories(session, [event])[event.id]
+    own = session.execute(select(CATEGORY.c.id).where(CATEGORY.c.event_id == event.id).limit(1)).first()
+    if own is None and cats:
+        stmt = _insert(session, CATEGORY).on_conflict_do_nothing(index_elements=["event_id", "code"])
+        session.execute(stmt, [{"event_id": event.id, **c.model_dump(mode="json")} for c in cats])
+        cats = _categories(session, [event])[event.id]
+    return {c.code: c for c in cats}
+
+
+# --- weigh-ins ---------------------------------------------------------------------------------
+
+def _weigh_in_public(session: Session, rows: list[WeighIn]) -> list[WeighInPublic]:
+    gone = rules.reversed_ids(session, "weigh_in", [r.id for r in rows])
+    return [WeighInPublic.model_validate(r, update={"reversed": r.id in gone}) for r in rows]
+
+
+def record_weigh_in(session: Session, principal: Principal, event_id: int, data: WeighInCreate) -> tuple[WeighInPublic, bool]:
+    event = get_event(session, event_id)
+    community_id = event.community_id
+    authorize(session, principal, community_id, WEIGHERS)
+    existing = session.scalars(select(WeighIn).where(WeighIn.community_id == community_id, WeighIn.client_id == data.client_id)).first()
+    if existing is not None:
+        return _weigh_in_public(session, [existing])[0], False
+    if event.status != EventStatus.scheduled:
+        raise Conflict("event_cancelled", "该回收日已取消", "This recycling day was cancelled")
+    today = utcnow().astimezone(_tz(session, community_id)).date()
+    if today < event.occurs_on:
+        raise Conflict("event_not_started", "回收日尚未开始", "This recycling day has not started yet")
+    if today > event.occurs_on + timedelta(days=LATE_DAYS):
+        raise Conflict("event_closed", "回收日已结束超过 3 天，不能补录", "This recycling day closed more than 3 days ago")
+    household_id = checkins.household_for_scan(session, principal, community_id, data.payload) if data.payload else None
+    category = _freeze(session, event).get(data.category)
+    if category is None:
+        raise BadRequest("unknown_category", "本次回收日不接收该品类", "This recycling day does not take that category", "category")
+    if category.unit == "kg" and data.weight_g is None:
+        raise BadRequest("weight_required", "按重量计分的品类须填写重量", "This category is weighed: give weight_g", "weight_g")
+    if category.unit == "item" and data.count is None:
+        raise BadRequest("count_required", "按件计分的品类须填写件数", "This category is counted: give count", "count")
+    points = category.points * data.weight_g // 1000 if category.unit == "kg" else category.points * data.count
+    now = utcnow()
+    row = WeighIn(
+        community_id=community_id,
+        client_id=data.client_id,
+        event_id=event_id,
+        household_id=household_id,
+        category=category.code,
+        unit=category.unit,
+        weight_g=data.weight_g,
+        count=data.count,
+        points=points,
+        recorded_by=principal.user_id,
+        recorded_at=now,
+    )
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        existing = session.scalars(select(WeighIn).where(WeighIn.community_id == community_id, WeighIn.client_id == data.client_id)).one()
+        return _weigh_in_public(session, [existing])[0], False
+    if household_id is not None and points > 0:
+        cap = rules.rules_at(session, community_id, now).daily_cap
+        granted = rules.apply_daily_cap(session, cap, [(household_id, today, points)])[0]
+        row.points = granted
+        if granted > 0:
+            from app.ledger import service as ledger
+            from app.ledger.service import Credit
+
+            amount = f"{data.weight_g / 1000:.1f} kg" if category.unit == "kg" else f"{data.count} 件"
+            ledger.post_credits(
+                session,
+                [
+                    Credit(
+                        community_id=community_id,
+                        household_id=household_id,
+                        points=granted,
+                        source="recycling",
+                        idempotency_key=f"weighin:{row.id}",
+                        memo=f"资源回收日 {category.name} {amount}",
+                        occurred_at=now,
+                        quantity_g=data.weight_g,
+                        category=category.code,
+                    )
+                ],
+            )
+        session.add(row)
+    # TODO(rewards): walk-in residents get a points cheque (积分支票) for `points` — issue it through
+    # the ledger's voucher service when it lands, and store its code in row.voucher_code.
+    session.commit()
+    return _weigh_in_public(session, [row])[0], True
+
+
+def list_weigh_ins(session: Session, principal: Principal, event_id: int, cursor: str | None, limit: int):
+    event = get_event(session, event_id)
+    authorize(session, principal, event.community_id, STAFF_READ)
+    rows, next_cursor = page_by_id(session, select_rows(WeighIn).where(WeighIn.event_id == event_id), WeighIn.id, cursor, limit)
+    return _weigh_in_public(session, list(rows)), next_cursor
+
+
+def reverse_weigh_in(session: Session, principal: Principal, weigh_in_id: int, reason: str) -> WeighInPublic:
+    """Corrections are reversals: the weigh-in stays, its points are taken back by a ledger entry."""
+    row = session.get(WeighIn, weigh_in_id)
+    if row is None:
+        raise not_found("称重记录", "Weigh-in", "weigh_in_id")
+    authorize(session, principal, row.community_id, MANAGERS | {Role.supervisor, Role.clerk})
+    rules.reverse_act(
+        session,
+        principal,
+        community_id=row.community_id,
+        act="weigh_in",
+        act_id=row.id,
+        credit_key=f"weighin:{row.id}" if row.household_id is not None and row.points > 0 else None,
+        reason=reason,
+    )
+    session.commit()
+    return _weigh_in_public(session, [row])[0]
+
+
+def event_totals(session: Session, principal: Principal, event_id: int) -> list[dict[str, Any]]:
+    event = get_event(session, event_id)
+    authorize(session, principal, event.community_id, STAFF_READ)
+    gone = select(ActReversal.__table__.c.act_id).where(ActReversal.__table__.c.act == "weigh_in")
+    rows = session.execute(
+        select(
+            WEIGH_IN.c.category,
+            func.coalesce(func.sum(WEIGH_IN.c.weight_g), 0),
+            func.coalesce(func.sum(WEIGH_IN.c.count), 0),
+            func.coalesce(func.sum(WEIGH_IN.c.points), 0),
+            func.count(),
+            func.count(WEIGH_IN.c.household_id.distinct()),
+        )
+        .where(WEIGH_IN.c.event_id == event_id, WEIGH_IN.c.id.not_in(gone))
+        .group_by(WEIGH_IN.c.category)
+        .order_by(WEIGH_IN.c.category)
+    ).all()
+    return [
+        {"category": c, "weight_g": int(w), "count": int(n), "points": int(p), "weigh_ins": k, "households": h}
+        for c, w, n, p, k, h in rows
+    ]
+
+
+# --- destinations (去向) -----------------------------------------------------------------------
+
+def add_destination(session: Session, principal: Principal, event_id: int, data: DestinationCreate) -> RecyclingDestination:
+    event = get_event(session, event_id)
+    authorize(session, principal, event.community_id, MANAGERS | {Role.clerk})
+    row = RecyclingDestination(
+        community_id=event.community_id, event_id=event_id, recorded_by=principal.user_id, **data.model_dump(exclude={"kind"}), kind=data.kind.value
+    )
+    session.add(row)
+    session.flush()
+    _audit(session, principal, "recycling_destination.create", row, event.community_id, **data.model_dump(mode="json"))
+    session.commit()
+    return row
+
+
+def list_destinations(session: Session, principal: Principal, event_id: int) -> list[RecyclingDestination]:
+    event = get_event(session, event_id)
+    if not _took_part(session, principal, event_id):
+        authorize(session, principal, event.community_id, STAFF_READ)
+    return list(session.scalars(select(RecyclingDestination).where(RecyclingDestination.event_id == event_id).order_by(RecyclingDestination.id)))
+
+
+def _took_part(session: Session, principal: Principal, event_id: int) -> bool:
+    if not principal.household_ids:
+        return False
+    return session.execute(
+        select(WEIGH_IN.c.id).where(WEIGH_IN.c.event_id == event_id, WEIGH_IN.c.household_id.in_(principal.household_ids)).limit(1)
+    ).first() is not None
+
+
+def household_destinations(session: Session, principal: Principal, household_id: int) -> list[RecyclingDestination]:
+    """Where the things went, for the recycling days this household took part in."""
+    household = places.get_household(session, household_id)
+    if household_id not in principal.household_ids:
+        authorize(session, principal, household.community_id, STAFF_READ)
+    events = select(WEIGH_IN.c.event_id).where(WEIGH_IN.c.household_id == household_id).distinct()
+    return list(
+        session.scalars(select(RecyclingDestination).where(RecyclingDestination.event_id.in_(events)).order_by(RecyclingDestination.id))
+    )
+
+
+# --- the iCalendar feed ------------------------------------------------------------------------
+
+def feed_key(community_id: int) -> str:
+    secret = get_settings().resolved_jwt_secret().encode()
+    return hmac.new(secret, f"recycling-ical:{community_id}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def calendar_link(session: Session, principal: Principal, community_id: int, base_url: str) -> str:
+    places.get_community(session, community_id)
+    _authorize_read(session, principal, community_id)
+    return f"{base_url.rstrip('/')}/ical/communities/{community_id}/recycling.ics?key={feed_key(community_id)}"
+
+
+def calendar_feed(session: Session, community_id: int, key: str) -> bytes:
+    """The community's recycling days as iCalendar; cancelled days stay with STATUS:CANCELLED
+    so subscribed calendars drop them. Unlisted URL: a signed key instead of a sign-in."""
+    from icalendar import Calendar, Event
+
+    if not hmac.compare_digest(key, feed_key(community_id)):
+        raise NotFound("not_found", "日历不存在", "Calendar not found")
+    community = places.get_community(session, community_id)
+    tz = ZoneInfo(community.timezone)
+    today = utcnow().astimezone(tz).date()
+    events = session.scalars(
+        select(RecyclingEvent)
+        .where(RecyclingEvent.community_id == community_id, RecyclingEvent.occurs_on >= today - timedelta(days=90))
+        .order_by(RecyclingEvent.starts_at)
+        .limit(1000)
+    ).all()
+    cats = _categories(session, list(events))
+    cal = Calendar()
+    cal.add("prodid", "-//jianfei//recycling days//ZH")
+    cal.add("version", "2.0")
+    cal.add("x-wr-calname", f"{community.name} 资源回收日")
+    cal.add("x-wr-timezone", community.timezone)
+    for e in events:
+        ev = Event()
+        ev.add("uid", f"recycling-event-{e.id}@jianfei")
+        ev.add("dtstamp", utcnow())
+        ev.add("summary", e.name)
+        ev.add("dtstart", e.starts_at.astimezone(tz))
+        ev.add("dtend", e.ends_at.astimezone(tz))
+        ev.add("location", e.place)
+        accepted = "、".join(c.name for c in cats[e.id])
+        lines = [f"接收：{accepted}" if accepted else "", e.note]
+        ev.add("description", "\n".join(x for x in lines if x))
+        ev.add("status", "CANCELLED" if e.status == EventStatus.cancelled else "CONFIRMED")
+        cal.add_component(ev)
+    cal.add_missing_timezones()
+    return cal.to_ical()
+
