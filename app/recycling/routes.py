@@ -30,8 +30,8 @@ from app.recycling.models import (
 )
 from app.rules.models import ReversalCreate
 
-router = APIRouter(prefix="/api/v1", tags=["recycling days"])
-feed_router = APIRouter(tags=["recycling days"])
+api = APIRouter(prefix="/api/v1", tags=["recycling days"])
+feed = APIRouter(tags=["recycling days"])
 Cursor = Annotated[str | None, Query(max_length=200, description="上一页返回的 next_cursor")]
 Limit = Annotated[int, Query(ge=1, le=200)]
 READ = error_responses(401, 403, 404, 422)
@@ -63,7 +63,7 @@ class CategoryTotal(SQLModel):
     households: int
 
 
-@router.put("/communities/{community_id}/recycling-rates/{code}", summary="Set a recycling category and its rate (per kg or per item)", response_model=RecyclingRatePublic, responses={201: {"model": RecyclingRatePublic, "description": "Created"}, **WRITE})
+@api.put("/communities/{community_id}/recycling-rates/{code}", summary="Set a recycling category and its rate (per kg or per item)", response_model=RecyclingRatePublic, responses={201: {"model": RecyclingRatePublic, "description": "Created"}, **WRITE})
 def put_rate(session: SessionDep, principal: CurrentPrincipal, community_id: int, code: Annotated[str, Path(min_length=1, max_length=30, pattern=r"^[a-z0-9_]+$")], data: RateIn, response: Response):
     rate, created = service.put_rate(session, principal, community_id, code, data)
     if created:
@@ -71,37 +71,37 @@ def put_rate(session: SessionDep, principal: CurrentPrincipal, community_id: int
     return rate
 
 
-@router.get("/communities/{community_id}/recycling-rates", summary="The community's recycling categories and rates", response_model=list[RecyclingRatePublic], responses=READ)
+@api.get("/communities/{community_id}/recycling-rates", summary="The community's recycling categories and rates", response_model=list[RecyclingRatePublic], responses=READ)
 def list_rates(session: SessionDep, principal: CurrentPrincipal, community_id: int):
     return service.list_rates(session, principal, community_id)
 
 
-@router.post("/communities/{community_id}/recycling-schedules", summary="Create a recurring recycling day (RRULE) and its events", status_code=201, response_model=SchedulePublic, responses=WRITE)
+@api.post("/communities/{community_id}/recycling-schedules", summary="Create a recurring recycling day (RRULE) and its events", status_code=201, response_model=SchedulePublic, responses=WRITE)
 def create_schedule(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: ScheduleCreate):
     return service.create_schedule(session, principal, community_id, data)
 
 
-@router.get("/communities/{community_id}/recycling-schedules", summary="Recurring recycling days of a community", response_model=list[SchedulePublic], responses=READ)
+@api.get("/communities/{community_id}/recycling-schedules", summary="Recurring recycling days of a community", response_model=list[SchedulePublic], responses=READ)
 def list_schedules(session: SessionDep, principal: CurrentPrincipal, community_id: int):
     return service.list_schedules(session, principal, community_id)
 
 
-@router.post("/recycling-schedules/{schedule_id}/extend", summary="Generate the schedule's events further ahead", response_model=Generated, responses=WRITE)
+@api.post("/recycling-schedules/{schedule_id}/extend", summary="Generate the schedule's events further ahead", response_model=Generated, responses=WRITE)
 def extend_schedule(session: SessionDep, principal: CurrentPrincipal, schedule_id: int, data: Extend):
     return Generated(events=service.extend_schedule(session, principal, schedule_id, data.through))
 
 
-@router.post("/recycling-schedules/{schedule_id}/exceptions", summary="Cancel or move one occurrence", status_code=201, response_model=EventPublic, responses=WRITE)
+@api.post("/recycling-schedules/{schedule_id}/exceptions", summary="Cancel or move one occurrence", status_code=201, response_model=EventPublic, responses=WRITE)
 def add_exception(session: SessionDep, principal: CurrentPrincipal, schedule_id: int, data: ExceptionCreate):
     return service.add_exception(session, principal, schedule_id, data)
 
 
-@router.post("/communities/{community_id}/recycling-events", summary="Create a one-off recycling day", status_code=201, response_model=EventPublic, responses=WRITE)
+@api.post("/communities/{community_id}/recycling-events", summary="Create a one-off recycling day", status_code=201, response_model=EventPublic, responses=WRITE)
 def create_event(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: EventCreate):
     return service.create_event(session, principal, community_id, data)
 
 
-@router.get("/communities/{community_id}/recycling-events", summary="Recycling days of a community (residents and staff)", response_model=Page[EventPublic], responses=READ)
+@api.get("/communities/{community_id}/recycling-events", summary="Recycling days of a community (residents and staff)", response_model=Page[EventPublic], responses=READ)
 def list_events(
     session: SessionDep,
     principal: CurrentPrincipal,
@@ -115,17 +115,17 @@ def list_events(
     return Page(items=items, next_cursor=next_cursor)
 
 
-@router.get("/recycling-events/{event_id}", summary="Read a recycling day with what it accepts", response_model=EventPublic, responses=READ)
+@api.get("/recycling-events/{event_id}", summary="Read a recycling day with what it accepts", response_model=EventPublic, responses=READ)
 def read_event(session: SessionDep, principal: CurrentPrincipal, event_id: int):
     return service.read_event(session, principal, event_id)
 
 
-@router.put("/recycling-events/{event_id}/categories", summary="Set what a recycling day accepts and its rates (before the first weigh-in)", response_model=EventPublic, responses=WRITE)
+@api.put("/recycling-events/{event_id}/categories", summary="Set what a recycling day accepts and its rates (before the first weigh-in)", response_model=EventPublic, responses=WRITE)
 def set_categories(session: SessionDep, principal: CurrentPrincipal, event_id: int, data: list[EventCategoryIn]):
     return service.set_categories(session, principal, event_id, data)
 
 
-@router.post(
+@api.post(
     "/recycling-events/{event_id}/weigh-ins",
     summary="Record a weigh-in (household code or walk-in): points from the rate",
     status_code=201,
@@ -139,43 +139,43 @@ def record_weigh_in(session: SessionDep, principal: CurrentPrincipal, event_id: 
     return row
 
 
-@router.get("/recycling-events/{event_id}/weigh-ins", summary="Weigh-ins of a recycling day", response_model=Page[WeighInPublic], responses=READ)
+@api.get("/recycling-events/{event_id}/weigh-ins", summary="Weigh-ins of a recycling day", response_model=Page[WeighInPublic], responses=READ)
 def list_weigh_ins(session: SessionDep, principal: CurrentPrincipal, event_id: int, cursor: Cursor = None, limit: Limit = 50):
     items, next_cursor = service.list_weigh_ins(session, principal, event_id, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 
 
-@router.get("/recycling-events/{event_id}/totals", summary="Totals of a recycling day by category", response_model=list[CategoryTotal], responses=READ)
+@api.get("/recycling-events/{event_id}/totals", summary="Totals of a recycling day by category", response_model=list[CategoryTotal], responses=READ)
 def event_totals(session: SessionDep, principal: CurrentPrincipal, event_id: int):
     return service.event_totals(session, principal, event_id)
 
 
-@router.post("/weigh-ins/{weigh_in_id}/reverse", summary="Correct a weigh-in by reversal (never by editing)", response_model=WeighInPublic, responses=WRITE)
+@api.post("/weigh-ins/{weigh_in_id}/reverse", summary="Correct a weigh-in by reversal (never by editing)", response_model=WeighInPublic, responses=WRITE)
 def reverse_weigh_in(session: SessionDep, principal: CurrentPrincipal, weigh_in_id: int, data: ReversalCreate):
     return service.reverse_weigh_in(session, principal, weigh_in_id, data.reason)
 
 
-@router.post("/recycling-events/{event_id}/destinations", summary="Record where a collected batch went (去向)", status_code=201, response_model=DestinationPublic, responses=WRITE)
+@api.post("/recycling-events/{event_id}/destinations", summary="Record where a collected batch went (去向)", status_code=201, response_model=DestinationPublic, responses=WRITE)
 def add_destination(session: SessionDep, principal: CurrentPrincipal, event_id: int, data: DestinationCreate):
     return service.add_destination(session, principal, event_id, data)
 
 
-@router.get("/recycling-events/{event_id}/destinations", summary="Where a recycling day's batches went (staff, and residents who took part)", response_model=list[DestinationPublic], responses=READ)
+@api.get("/recycling-events/{event_id}/destinations", summary="Where a recycling day's batches went (staff, and residents who took part)", response_model=list[DestinationPublic], responses=READ)
 def list_destinations(session: SessionDep, principal: CurrentPrincipal, event_id: int):
     return service.list_destinations(session, principal, event_id)
 
 
-@router.get("/households/{household_id}/recycling-destinations", summary="Where the things went, for the recycling days a household took part in", response_model=list[DestinationPublic], responses=READ)
+@api.get("/households/{household_id}/recycling-destinations", summary="Where the things went, for the recycling days a household took part in", response_model=list[DestinationPublic], responses=READ)
 def household_destinations(session: SessionDep, principal: CurrentPrincipal, household_id: int):
     return service.household_destinations(session, principal, household_id)
 
 
-@router.get("/communities/{community_id}/recycling-calendar-link", summary="Subscription link of the community's recycling-day calendar", response_model=CalendarLink, responses=READ)
+@api.get("/communities/{community_id}/recycling-calendar-link", summary="Subscription link of the community's recycling-day calendar", response_model=CalendarLink, responses=READ)
 def calendar_link(session: SessionDep, principal: CurrentPrincipal, community_id: int, request: Request):
     return CalendarLink(url=service.calendar_link(session, principal, community_id, str(request.base_url)))
 
 
-@feed_router.get(
+@feed.get(
     "/ical/communities/{community_id}/recycling.ics",
     summary="Recycling days as an iCalendar feed (signed link, no sign-in: calendar apps cannot send tokens)",
     response_class=Response,
@@ -184,3 +184,9 @@ def calendar_link(session: SessionDep, principal: CurrentPrincipal, community_id
 def calendar_feed(session: SessionDep, community_id: int, key: Annotated[str, Query(min_length=8, max_length=64)]):
     body = service.calendar_feed(session, community_id, key)
     return Response(content=body, media_type="text/calendar; charset=utf-8")
+
+
+# The feed lives outside /api: calendar apps fetch it without a token (the link carries a signed key).
+router = APIRouter()
+router.include_router(api)
+router.include_router(feed)

@@ -12,7 +12,7 @@ import sqlmodel
 revision = '0003'
 down_revision = '0001'
 branch_labels = None
-depends_on = None
+depends_on = '0002'
 
 
 def upgrade() -> None:
