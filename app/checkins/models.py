@@ -6,7 +6,7 @@ re-sent scan (same client id) gets the same answer and accuracy counts what was 
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import AwareDatetime, model_validator
@@ -15,6 +15,7 @@ from sqlmodel import Field, SQLModel
 
 from app.core.db import utcnow
 from app.kit.columns import fk, pk
+from app.kit.fields import LocalTime
 
 
 class WasteCategory(StrEnum):
@@ -94,8 +95,8 @@ class StationPublic(StationBase):
 
 class DropWindowBase(SQLModel):
     name: str = Field(min_length=1, max_length=20, description="如 早间、晚间")
-    starts: time = Field(description="开始时间（社区当地时间）")
-    ends: time = Field(description="结束时间（社区当地时间，须晚于开始时间）")
+    starts: LocalTime = Field(description="开始时间（社区当地时间）")
+    ends: LocalTime = Field(description="结束时间（社区当地时间，须晚于开始时间）")
     weekdays: str = Field(
         default="1234567", min_length=1, max_length=7, regex=r"^[1-7]+$", description="适用的星期，1=周一 … 7=周日"
     )
@@ -119,8 +120,8 @@ class DropWindowCreate(DropWindowBase):
 
 class DropWindowUpdate(SQLModel):
     name: str | None = Field(default=None, min_length=1, max_length=20)
-    starts: time | None = None
-    ends: time | None = None
+    starts: LocalTime | None = None
+    ends: LocalTime | None = None
     weekdays: str | None = Field(default=None, min_length=1, max_length=7, regex=r"^[1-7]+$")
     active: bool | None = None
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -26,13 +26,14 @@ from app.checkins.models import (
 from app.core.db import SessionDep
 from app.identity.auth import CurrentPrincipal
 from app.kit.errors import error_responses
+from app.kit.fields import Day
 from app.kit.pagination import Page
 from app.rules.models import ReversalCreate
 
 router = APIRouter(prefix="/api/v1", tags=["check-ins"])
 Cursor = Annotated[str | None, Query(max_length=200, description="上一页返回的 next_cursor")]
 Limit = Annotated[int, Query(ge=1, le=200)]
-READ = error_responses(401, 403, 404, 422)
+READ = error_responses(400, 401, 403, 404, 422)
 WRITE = error_responses(400, 401, 403, 404, 409, 422)
 
 
@@ -116,8 +117,8 @@ def checkin_stats(
     session: SessionDep,
     principal: CurrentPrincipal,
     community_id: int,
-    start: Annotated[date | None, Query(description="起始日期（含，默认 30 天前）")] = None,
-    end: Annotated[date | None, Query(description="截止日期（含，默认今天）")] = None,
+    start: Annotated[Day | None, Query(description="起始日期（含，默认 30 天前）")] = None,
+    end: Annotated[Day | None, Query(description="截止日期（含，默认今天）")] = None,
 ):
     return service.stats(session, principal, community_id, start, end)
 

@@ -323,7 +323,7 @@ def record_scans(session: Session, principal: Principal, community_id: int, scan
         household_id = found[0] if found else None
         reason: RejectReason | None = None
         window: WindowSpec | None = None
-        local = scanned_at.astimezone(setup.tz)
+        local = None
         if code is None:
             reason = RejectReason.forged_code
         elif found is None:
@@ -337,6 +337,7 @@ def record_scans(session: Session, principal: Principal, community_id: int, scan
         elif scanned_at < now - MAX_AGE:
             reason = RejectReason.too_old
         else:
+            local = scanned_at.astimezone(setup.tz)  # only now: far-off times would overflow
             window = setup.window_at(local)
             if window is None:
                 reason = RejectReason.outside_window
@@ -349,7 +350,7 @@ def record_scans(session: Session, principal: Principal, community_id: int, scan
                 "household_id": household_id if found and found[1] == community_id else None,
                 "station_id": s.station_id if s.station_id in setup.stations else None,
                 "window_id": window.id if window else None,
-                "window_date": local.date() if window else None,
+                "window_date": local.date() if window and local else None,
                 "category": s.category.value,
                 "result": s.result.value,
                 "reasons": [r.value for r in s.reasons],

@@ -29,7 +29,7 @@ from app.rules.models import ReversalCreate
 router = APIRouter(prefix="/api/v1", tags=["compost"])
 Cursor = Annotated[str | None, Query(max_length=200, description="上一页返回的 next_cursor")]
 Limit = Annotated[int, Query(ge=1, le=200)]
-READ = error_responses(401, 403, 404, 422)
+READ = error_responses(400, 401, 403, 404, 422)
 WRITE = error_responses(400, 401, 403, 404, 409, 422)
 
 

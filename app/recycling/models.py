@@ -14,6 +14,7 @@ from sqlmodel import Field, SQLModel
 
 from app.core.db import utcnow
 from app.kit.columns import fk, pk
+from app.kit.fields import Day, LocalTime
 
 
 class RateUnit(StrEnum):
@@ -70,10 +71,10 @@ class ScheduleBase(SQLModel):
     rrule: str = Field(
         min_length=5, max_length=200, description="iCalendar RRULE，如 FREQ=WEEKLY;INTERVAL=2;BYDAY=SA 或 FREQ=MONTHLY;BYDAY=2SA"
     )
-    starts_on: date = Field(description="首次日期（社区当地日期）")
-    until: date | None = Field(default=None, description="截止日期（含）")
-    start_time: time
-    end_time: time
+    starts_on: Day = Field(description="首次日期（社区当地日期）")
+    until: Day | None = Field(default=None, description="截止日期（含）")
+    start_time: LocalTime
+    end_time: LocalTime
     place: str = Field(min_length=1, max_length=100, description="地点，如 北门广场")
 
 
@@ -125,11 +126,11 @@ class RecyclingException(SQLModel, table=True):
 
 
 class ExceptionCreate(SQLModel):
-    original_date: date = Field(description="被取消或调整的那一次的原定日期")
+    original_date: Day = Field(description="被取消或调整的那一次的原定日期")
     action: ExceptionAction
-    new_date: date | None = None
-    new_start_time: time | None = None
-    new_end_time: time | None = None
+    new_date: Day | None = None
+    new_start_time: LocalTime | None = None
+    new_end_time: LocalTime | None = None
     new_place: str | None = Field(default=None, min_length=1, max_length=100)
     note: str = Field(default="", max_length=200, description="如 因雨顺延")
 
@@ -191,9 +192,9 @@ class EventCreate(SQLModel):
     """A one-off recycling event (outside any schedule)."""
 
     name: str = Field(default="资源回收日", min_length=1, max_length=40)
-    occurs_on: date
-    start_time: time
-    end_time: time
+    occurs_on: Day
+    start_time: LocalTime
+    end_time: LocalTime
     place: str = Field(min_length=1, max_length=100)
 
     @model_validator(mode="after")

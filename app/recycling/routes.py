@@ -11,6 +11,7 @@ from sqlmodel import Field, SQLModel
 from app.core.db import SessionDep
 from app.identity.auth import CurrentPrincipal
 from app.kit.errors import error_responses
+from app.kit.fields import Day
 from app.kit.pagination import Page
 from app.recycling import service
 from app.recycling.models import (
@@ -34,7 +35,7 @@ api = APIRouter(prefix="/api/v1", tags=["recycling days"])
 feed = APIRouter(tags=["recycling days"])
 Cursor = Annotated[str | None, Query(max_length=200, description="上一页返回的 next_cursor")]
 Limit = Annotated[int, Query(ge=1, le=200)]
-READ = error_responses(401, 403, 404, 422)
+READ = error_responses(400, 401, 403, 404, 422)
 WRITE = error_responses(400, 401, 403, 404, 409, 422)
 
 
@@ -47,7 +48,7 @@ class RateIn(SQLModel):
 
 
 class Extend(SQLModel):
-    through: date = Field(description="生成到该日期（含）")
+    through: Day = Field(description="生成到该日期（含）")
 
 
 class Generated(SQLModel):

@@ -133,20 +133,23 @@ def _rule(schedule: RecyclingSchedule | ScheduleCreate):
         text = text[6:]
     if any(part in text for part in ("DTSTART", "UNTIL=")):
         raise BadRequest("invalid_rrule", "重复规则中不能包含开始或截止时间，请使用对应字段", "Put start and end dates in their own fields, not in the RRULE", "rrule")
+    freq = next((p.split("=", 1)[1] for p in text.split(";") if p.startswith("FREQ=")), None)
+    if freq not in ("DAILY", "WEEKLY", "MONTHLY", "YEARLY"):
+        raise BadRequest("invalid_rrule", "重复规则须按天、周、月或年（FREQ=DAILY/WEEKLY/MONTHLY/YEARLY）", "FREQ must be DAILY, WEEKLY, MONTHLY or YEARLY", "rrule")
     until = f";UNTIL={schedule.until.strftime('%Y%m%d')}T235959" if schedule.until else ""
     try:
         return rrulestr(text + until, dtstart=datetime.combine(schedule.starts_on, time.min))
-    except (ValueError, TypeError):
+    except Exception:  # dateutil raises ValueError, TypeError, KeyError... on malformed rules
         raise BadRequest("invalid_rrule", "重复规则格式不正确", "Malformed recurrence rule (RRULE)", "rrule") from None
 
 
 def _occurrences(schedule: RecyclingSchedule, through: date) -> list[date]:
-    rule = _rule(schedule)
+    """Occurrence dates up to `through`, at most MAX_OCCURRENCES (walked lazily, never listed whole)."""
     out = []
-    for dt in rule.between(datetime.combine(schedule.starts_on, time.min), datetime.combine(through, time.max), inc=True):
-        out.append(dt.date())
-        if len(out) >= MAX_OCCURRENCES:
+    for dt in _rule(schedule):
+        if dt.date() > through or len(out) >= MAX_OCCURRENCES:
             break
+        out.append(dt.date())
     return out
 
 

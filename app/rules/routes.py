@@ -11,7 +11,7 @@ from app.rules import service
 from app.rules.models import PointsRuleCreate, PointsRulePublic
 
 router = APIRouter(prefix="/api/v1", tags=["points rules"])
-READ = error_responses(401, 403, 404, 422)
+READ = error_responses(400, 401, 403, 404, 422)
 WRITE = error_responses(400, 401, 403, 404, 409, 422)
 
 
