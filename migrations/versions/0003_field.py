@@ -1,8 +1,8 @@
 """field
 
 Revision ID: 0003
-Revises: 0001
-Create Date: 2026-11-23 07:25:54.385475
+Revises: 0002
+Create Date: 2026-11-23 07:56:22.791278
 """
 from alembic import op
 import sqlalchemy as sa
@@ -23,6 +23,16 @@ def upgrade() -> None:
     sa.Column('requested', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('household_id', 'day')
     )
+    op.create_table('volunteer_team_member',
+    sa.Column('team_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('joined_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['app_user.id'], ),
+    sa.PrimaryKeyConstraint('team_id', 'user_id')
+    )
+    with op.batch_alter_table('volunteer_team_member', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_volunteer_team_member_user_id'), ['user_id'], unique=False)
+
     op.create_table('act_reversal',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('community_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -37,6 +47,55 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('act', 'act_id')
     )
+    op.create_table('activity',
+    sa.Column('title', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('held_on', sa.Date(), nullable=False),
+    sa.Column('place', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('duration_minutes', sa.Integer(), nullable=False),
+    sa.Column('participants', sa.Integer(), nullable=False),
+    sa.Column('unique_participants', sa.Integer(), nullable=True),
+    sa.Column('direct_beneficiaries', sa.Integer(), nullable=False),
+    sa.Column('indirect_beneficiaries', sa.Integer(), nullable=False),
+    sa.Column('volunteers', sa.Integer(), nullable=False),
+    sa.Column('leaflets', sa.Integer(), nullable=False),
+    sa.Column('media_items', sa.Integer(), nullable=False),
+    sa.Column('media_reads', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('organisation_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('photo_refs', sa.JSON(), nullable=False),
+    sa.Column('story', sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('community_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('created_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['community_id'], ['community.id'], ),
+    sa.ForeignKeyConstraint(['created_by'], ['app_user.id'], ),
+    sa.ForeignKeyConstraint(['organisation_id'], ['organisation.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('activity', schema=None) as batch_op:
+        batch_op.create_index('ix_activity_community_held', ['community_id', 'held_on'], unique=False)
+
+    op.create_table('challenge',
+    sa.Column('title', sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
+    sa.Column('description', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+    sa.Column('days_required', sa.Integer(), nullable=False),
+    sa.Column('starts_on', sa.Date(), nullable=False),
+    sa.Column('ends_on', sa.Date(), nullable=False),
+    sa.Column('points', sa.Integer(), nullable=True),
+    sa.Column('reward', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('community_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('created_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['community_id'], ['community.id'], ),
+    sa.ForeignKeyConstraint(['created_by'], ['app_user.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('challenge', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_challenge_community_id'), ['community_id'], unique=False)
+
     op.create_table('compost_site',
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
     sa.Column('address', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
@@ -111,6 +170,17 @@ def upgrade() -> None:
     with op.batch_alter_table('recycling_schedule', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_recycling_schedule_community_id'), ['community_id'], unique=False)
 
+    op.create_table('volunteer_team',
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('community_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('leader_user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['community_id'], ['community.id'], ),
+    sa.ForeignKeyConstraint(['leader_user_id'], ['app_user.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('community_id', 'name')
+    )
     op.create_table('compost_bin',
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
     sa.Column('capacity_l', sa.Integer(), nullable=False),
@@ -248,6 +318,25 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('event_id', 'code')
     )
+    op.create_table('challenge_enrolment',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('challenge_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('household_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('joined_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('streak', sa.Integer(), nullable=False),
+    sa.Column('best_streak', sa.Integer(), nullable=False),
+    sa.Column('days_checked', sa.Integer(), nullable=False),
+    sa.Column('last_day', sa.Date(), nullable=True),
+    sa.Column('completed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('points', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['challenge_id'], ['challenge.id'], ),
+    sa.ForeignKeyConstraint(['household_id'], ['household.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('challenge_id', 'household_id')
+    )
+    with op.batch_alter_table('challenge_enrolment', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_challenge_enrolment_household_id'), ['household_id'], unique=False)
+
     op.create_table('checkin',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('community_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -322,6 +411,32 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_compost_drop_bin_id'), ['bin_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_compost_drop_household_id'), ['household_id'], unique=False)
 
+    op.create_table('volunteer_shift',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('community_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('client_id', sa.String(length=64), nullable=False),
+    sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('team_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('station_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('event_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('signed_in_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('signed_out_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('minutes', sa.Integer(), nullable=True),
+    sa.Column('points', sa.Integer(), nullable=False),
+    sa.Column('household_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.ForeignKeyConstraint(['community_id'], ['community.id'], ),
+    sa.ForeignKeyConstraint(['event_id'], ['recycling_event.id'], ),
+    sa.ForeignKeyConstraint(['household_id'], ['household.id'], ),
+    sa.ForeignKeyConstraint(['station_id'], ['station.id'], ),
+    sa.ForeignKeyConstraint(['team_id'], ['volunteer_team.id'], ),
+    sa.ForeignKeyConstraint(['user_id'], ['app_user.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('community_id', 'client_id')
+    )
+    with op.batch_alter_table('volunteer_shift', schema=None) as batch_op:
+        batch_op.create_index('ix_volunteer_shift_community_in', ['community_id', 'signed_in_at'], unique=False)
+        batch_op.create_index('ux_volunteer_shift_open', ['user_id'], unique=True, postgresql_where=sa.text('signed_out_at IS NULL'), sqlite_where=sa.text('signed_out_at IS NULL'))
+
     op.create_table('weigh_in',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('community_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -347,16 +462,33 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_weigh_in_event_id'), ['event_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_weigh_in_household_id'), ['household_id'], unique=False)
 
+    op.create_table('challenge_day',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('enrolment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('checked_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['checked_by'], ['app_user.id'], ),
+    sa.ForeignKeyConstraint(['enrolment_id'], ['challenge_enrolment.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('enrolment_id', 'day')
+    )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_table('challenge_day')
     with op.batch_alter_table('weigh_in', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_weigh_in_household_id'))
         batch_op.drop_index(batch_op.f('ix_weigh_in_event_id'))
 
     op.drop_table('weigh_in')
+    with op.batch_alter_table('volunteer_shift', schema=None) as batch_op:
+        batch_op.drop_index('ux_volunteer_shift_open', postgresql_where=sa.text('signed_out_at IS NULL'), sqlite_where=sa.text('signed_out_at IS NULL'))
+        batch_op.drop_index('ix_volunteer_shift_community_in')
+
+    op.drop_table('volunteer_shift')
     with op.batch_alter_table('compost_drop', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_compost_drop_household_id'))
         batch_op.drop_index(batch_op.f('ix_compost_drop_bin_id'))
@@ -372,6 +504,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_checkin_community_scanned')
 
     op.drop_table('checkin')
+    with op.batch_alter_table('challenge_enrolment', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_challenge_enrolment_household_id'))
+
+    op.drop_table('challenge_enrolment')
     op.drop_table('recycling_event_category')
     with op.batch_alter_table('recycling_destination', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_recycling_destination_event_id'))
@@ -392,6 +528,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_compost_bin_community_id'))
 
     op.drop_table('compost_bin')
+    op.drop_table('volunteer_team')
     with op.batch_alter_table('recycling_schedule', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_recycling_schedule_community_id'))
 
@@ -403,6 +540,18 @@ def downgrade() -> None:
 
     op.drop_table('drop_window')
     op.drop_table('compost_site')
+    with op.batch_alter_table('challenge', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_challenge_community_id'))
+
+    op.drop_table('challenge')
+    with op.batch_alter_table('activity', schema=None) as batch_op:
+        batch_op.drop_index('ix_activity_community_held')
+
+    op.drop_table('activity')
     op.drop_table('act_reversal')
+    with op.batch_alter_table('volunteer_team_member', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_volunteer_team_member_user_id'))
+
+    op.drop_table('volunteer_team_member')
     op.drop_table('household_day_points')
     # ### end Alembic commands ###

@@ -1,0 +1,189 @@
+"""Activities recorded for monthly reports, and daily check-in challenges with streaks.
+
+An activity counts attendances (人次) and, where known, unique people (人): the two are kept apart
+because reports must not mix them. A challenge enrolment keeps its streak; a missed day ends it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from pydantic import model_validator
+from sqlalchemy import JSON, Column, Index, String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from app.core.db import utcnow
+from app.kit.columns import fk, pk
+from app.kit.fields import Day
+
+
+class ActivityKind(StrEnum):
+    lecture = "lecture"  # 大讲堂
+    class_ = "class"  # 小课堂
+    game = "game"  # 游戏
+    workshop = "workshop"  # 工作坊（如堆肥）
+    recycling_day = "recycling_day"  # 资源回收日
+    other = "other"
+
+
+class ActivityBase(SQLModel):
+    kind: ActivityKind
+    title: str = Field(min_length=1, max_length=100)
+    held_on: Day = Field(description="活动日期")
+    place: str = Field(default="", max_length=100)
+    duration_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    organisation_id: int | None = Field(default=None, description="主办的社会组织")
+    participants: int = Field(ge=0, le=1_000_000, description="参与人次")
+    unique_participants: int | None = Field(default=None, ge=0, le=1_000_000, description="参与人数（去重，已知时填写）")
+    direct_beneficiaries: int = Field(default=0, ge=0, le=10_000_000, description="直接受益人数")
+    indirect_beneficiaries: int = Field(default=0, ge=0, le=100_000_000, description="间接受益人数")
+    volunteers: int = Field(default=0, ge=0, le=100_000, description="志愿者参与人次")
+    leaflets: int = Field(default=0, ge=0, le=10_000_000, description="发放宣传品")
+    media_items: int = Field(default=0, ge=0, le=10_000, description="媒体报道/推文篇数")
+    media_reads: int = Field(default=0, ge=0, le=1_000_000_000, description="阅读量")
+    photo_refs: list[str] = Field(default_factory=list, max_length=30, description="照片引用")
+    story: str = Field(default="", max_length=4000, description="活动故事")
+
+    @model_validator(mode="after")
+    def _people_within_attendances(self):
+        if self.unique_participants is not None and self.unique_participants > self.participants:
+            raise ValueError("unique participants (人) cannot exceed attendances (人次)")
+        return self
+
+
+class Activity(ActivityBase, table=True):
+    __tablename__ = "activity"
+    __table_args__ = (Index("ix_activity_community_held", "community_id", "held_on"),)
+    id: int | None = Field(default=None, sa_column=pk())
+    community_id: int = Field(sa_column=fk("community.id", index=False))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    organisation_id: int | None = Field(default=None, sa_column=fk("organisation.id", nullable=True, index=False))
+    photo_refs: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_by: int = Field(sa_column=fk("app_user.id", index=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ActivityCreate(ActivityBase):
+    pass
+
+
+class ActivityUpdate(SQLModel):
+    title: str | None = Field(default=None, min_length=1, max_length=100)
+    held_on: Day | None = None
+    place: str | None = Field(default=None, max_length=100)
+    duration_minutes: int | None = Field(default=None, ge=1, le=24 * 60)
+    participants: int | None = Field(default=None, ge=0, le=1_000_000)
+    unique_participants: int | None = Field(default=None, ge=0, le=1_000_000)
+    direct_beneficiaries: int | None = Field(default=None, ge=0, le=10_000_000)
+    indirect_beneficiaries: int | None = Field(default=None, ge=0, le=100_000_000)
+    volunteers: int | None = Field(default=None, ge=0, le=100_000)
+    leaflets: int | None = Field(default=None, ge=0, le=10_000_000)
+    media_items: int | None = Field(default=None, ge=0, le=10_000)
+    media_reads: int | None = Field(default=None, ge=0, le=1_000_000_000)
+    photo_refs: list[str] | None = Field(default=None, max_length=30)
+    story: str | None = Field(default=None, max_length=4000)
+
+
+class ActivityPublic(ActivityBase):
+    id: int
+    community_id: int
+    created_by: int
+
+
+class ActivityTotals(SQLModel):
+    activities: int
+    participants: int = Field(description="人次")
+    unique_participants_known: int = Field(description="已知的去重人数之和（仅含填写了人数的活动）")
+    direct_beneficiaries: int
+    indirect_beneficiaries: int
+    volunteers: int
+    leaflets: int
+    media_items: int
+    media_reads: int
+    by_kind: dict[str, int]
+
+
+# --- challenges (打卡挑战) ----------------------------------------------------------------------
+
+class ChallengeBase(SQLModel):
+    title: str = Field(min_length=1, max_length=60, description="如 21天减塑打卡")
+    description: str = Field(default="", max_length=1000)
+    days_required: int = Field(ge=1, le=366, description="连续打卡天数")
+    starts_on: Day
+    ends_on: Day
+    points: int | None = Field(default=None, ge=0, le=100_000, description="完成积分（默认按积分规则）")
+    reward: str = Field(default="", max_length=200, description="完成奖励说明")
+
+    @model_validator(mode="after")
+    def _period(self):
+        if self.ends_on < self.starts_on:
+            raise ValueError("ends_on must not be before starts_on")
+        return self
+
+
+class Challenge(ChallengeBase, table=True):
+    __tablename__ = "challenge"
+    id: int | None = Field(default=None, sa_column=pk())
+    community_id: int = Field(sa_column=fk("community.id"))
+    created_by: int = Field(sa_column=fk("app_user.id", index=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ChallengeCreate(ChallengeBase):
+    pass
+
+
+class ChallengePublic(ChallengeBase):
+    id: int
+    community_id: int
+
+
+class Enrolment(SQLModel, table=True):
+    __tablename__ = "challenge_enrolment"
+    __table_args__ = (UniqueConstraint("challenge_id", "household_id"),)
+    id: int | None = Field(default=None, sa_column=pk())
+    challenge_id: int = Field(sa_column=fk("challenge.id", index=False))
+    household_id: int = Field(sa_column=fk("household.id"))
+    joined_at: datetime = Field(default_factory=utcnow)
+    streak: int = 0
+    best_streak: int = 0
+    days_checked: int = 0
+    last_day: date | None = None
+    completed_at: datetime | None = None
+    points: int = 0
+
+
+class ChallengeDay(SQLModel, table=True):
+    __tablename__ = "challenge_day"
+    __table_args__ = (UniqueConstraint("enrolment_id", "day"),)
+    id: int | None = Field(default=None, sa_column=pk())
+    enrolment_id: int = Field(sa_column=fk("challenge_enrolment.id", index=False))
+    day: date
+    checked_by: int = Field(sa_column=fk("app_user.id", index=False))
+    at: datetime = Field(default_factory=utcnow)
+
+
+class HouseholdRef(SQLModel):
+    household_id: int
+
+
+class EnrolmentPublic(SQLModel):
+    id: int
+    challenge_id: int
+    household_id: int
+    joined_at: datetime
+    streak: int = Field(description="当前连续天数")
+    best_streak: int
+    days_checked: int
+    last_day: date | None
+    completed_at: datetime | None
+    points: int
+    checked_today: bool = False
+
+
+class ChallengeStats(SQLModel):
+    enrolled: int
+    active: int = Field(description="连续打卡未中断的户数")
+    completed: int

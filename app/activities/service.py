@@ -1,0 +1,319 @@
+"""Activities for reports, and challenges: enrolment, one check-in a day, streaks, completion points."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+from sqlmodel import select as select_rows
+
+from app.activities.models import (
+    Activity,
+    ActivityCreate,
+    ActivityTotals,
+    ActivityUpdate,
+    Challenge,
+    ChallengeCreate,
+    ChallengeDay,
+    ChallengeStats,
+    Enrolment,
+    EnrolmentPublic,
+)
+from app.audit import service as audit
+from app.checkins import service as checkins
+from app.core.db import utcnow
+from app.identity.auth import (
+    FIELD_STAFF,
+    MANAGERS,
+    REPORT_READERS,
+    STAFF_READ,
+    Principal,
+    authorize,
+    community_links,
+)
+from app.kit.errors import BadRequest, Conflict, NotFound, Unprocessable, not_found
+from app.kit.pagination import page_by_id
+from app.places import service as places
+from app.rules import service as rules
+
+ACTIVITY_WRITERS = MANAGERS
+BACKFILL_DAYS = 3  # staff may record a resident's check-in (no smartphone) up to this many days back
+ENROLMENT = Enrolment.__table__
+DAY = ChallengeDay.__table__
+
+
+def _audit(session: Session, principal: Principal, action: str, obj: Any, community_id: int, **detail: Any) -> None:
+    audit.record(
+        session, actor_user_id=principal.user_id, action=action, object_type=type(obj).__tablename__,
+        object_id=obj.id, community_id=community_id, request_id=principal.request_id, detail=detail,
+    )
+
+
+def _today(session: Session, community_id: int) -> date:
+    return utcnow().astimezone(checkins.load_setup(session, community_id).tz).date()
+
+
+# --- activities --------------------------------------------------------------------------------
+
+def _check_organisation(session: Session, community_id: int, organisation_id: int | None) -> None:
+    if organisation_id is None:
+        return
+    links = community_links(session, community_id)
+    if links is None or organisation_id not in links[1]:
+        raise not_found("社会组织", "Organisation", "organisation_id")
+
+
+def create_activity(session: Session, principal: Principal, community_id: int, data: ActivityCreate) -> Activity:
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, ACTIVITY_WRITERS)
+    _check_organisation(session, community_id, data.organisation_id)
+    row = Activity(community_id=community_id, created_by=principal.user_id, **data.model_dump())
+    session.add(row)
+    session.flush()
+    _audit(session, principal, "activity.create", row, community_id, title=row.title, held_on=str(row.held_on))
+    session.commit()
+    return row
+
+
+def get_activity(session: Session, activity_id: int) -> Activity:
+    row = session.get(Activity, activity_id)
+    if row is None:
+        raise not_found("活动", "Activity", "activity_id")
+    return row
+
+
+def read_activity(session: Session, principal: Principal, activity_id: int) -> Activity:
+    row = get_activity(session, activity_id)
+    authorize(session, principal, row.community_id, STAFF_READ)
+    return row
+
+
+def update_activity(session: Session, principal: Principal, activity_id: int, data: ActivityUpdate) -> Activity:
+    row = get_activity(session, activity_id)
+    authorize(session, principal, row.community_id, ACTIVITY_WRITERS)
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    for k, v in changes.items():
+        setattr(row, k, v)
+    try:
+        ActivityCreate.model_validate(row.model_dump(include=set(ActivityCreate.model_fields)))
+    except ValueError:
+        session.rollback()
+        raise Unprocessable("validation_error", "参与人数不能多于参与人次", "Unique participants cannot exceed attendances", "unique_participants") from None
+    row.updated_at = utcnow()
+    session.add(row)
+    _audit(session, principal, "activity.update", row, row.community_id, changes={k: str(v) for k, v in changes.items()})
+    session.commit()
+    return row
+
+
+def list_activities(session: Session, principal: Principal, community_id: int, start: date | None, end: date | None, cursor: str | None, limit: int):
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, STAFF_READ)
+    stmt = select_rows(Activity).where(Activity.community_id == community_id)
+    if start is not None:
+        stmt = stmt.where(Activity.held_on >= start)
+    if end is not None:
+        stmt = stmt.where(Activity.held_on <= end)
+    return page_by_id(session, stmt, Activity.id, cursor, limit)
+
+
+def totals(session: Session, principal: Principal, community_id: int, start: date | None, end: date | None) -> ActivityTotals:
+    """Sums for a report period, computed from the records (人次 and 人 kept apart)."""
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, REPORT_READERS | MANAGERS)
+    end = end or _today(session, community_id)
+    start = start or end.replace(day=1)
+    t = Activity.__table__
+    where = (t.c.community_id == community_id, t.c.held_on >= start, t.c.held_on <= end)
+    row = session.execute(
+        select(
+            func.count(),
+            *[
+                func.coalesce(func.sum(t.c[c]), 0)
+                for c in ("participants", "unique_participants", "direct_beneficiaries", "indirect_beneficiaries", "volunteers", "leaflets", "media_items", "media_reads")
+            ],
+        ).where(*where)
+    ).one()
+    by_kind = dict(session.execute(select(t.c.kind, func.count()).where(*where).group_by(t.c.kind)).all())
+    n, p, u, d, i, v, le, mi, mr = (int(x) for x in row)
+    return ActivityTotals(
+        activities=n, participants=p, unique_participants_known=u, direct_beneficiaries=d, indirect_beneficiaries=i,
+        volunteers=v, leaflets=le, media_items=mi, media_reads=mr, by_kind=by_kind,
+    )
+
+
+# --- challenges --------------------------------------------------------------------------------
+
+def _resident_of(session: Session, principal: Principal, community_id: int) -> bool:
+    return any(places.get_household(session, h).community_id == community_id for h in principal.household_ids)
+
+
+def create_challenge(session: Session, principal: Principal, community_id: int, data: ChallengeCreate) -> Challenge:
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, MANAGERS)
+    if data.days_required > (data.ends_on - data.starts_on).days + 1:
+        raise BadRequest("too_short", "挑战期短于要求的连续天数", "The period is shorter than the days required", "days_required")
+    row = Challenge(community_id=community_id, created_by=principal.user_id, **data.model_dump())
+    session.add(row)
+    session.flush()
+    _audit(session, principal, "challenge.create", row, community_id, title=row.title)
+    session.commit()
+    return row
+
+
+def get_challenge(session: Session, challenge_id: int) -> Challenge:
+    row = session.get(Challenge, challenge_id)
+    if row is None:
+        raise not_found("打卡挑战", "Challenge", "challenge_id")
+    return row
+
+
+def _authorize_read(session: Session, principal: Principal, community_id: int) -> None:
+    if not _resident_of(session, principal, community_id):
+        authorize(session, principal, community_id, STAFF_READ)
+
+
+def list_challenges(session: Session, principal: Principal, community_id: int) -> list[Challenge]:
+    places.get_community(session, community_id)
+    _authorize_read(session, principal, community_id)
+    return list(session.scalars(select(Challenge).where(Challenge.community_id == community_id).order_by(Challenge.starts_on.desc(), Challenge.id)))
+
+
+def _household_in(session: Session, principal: Principal, challenge: Challenge, household_id: int, *, staff_roles=None) -> None:
+    """Residents act for their own household; staff (when allowed) for any household of the community."""
+    household = places.get_household(session, household_id)
+    if household_id in principal.household_ids:
+        if household.community_id != challenge.community_id:
+            raise not_found("住户", "Household", "household_id")
+        return
+    if staff_roles is None:
+        raise NotFound("not_found", "住户不存在", "Household not found", "household_id")
+    authorize(session, principal, challenge.community_id, staff_roles)
+    if household.community_id != challenge.community_id:
+        raise not_found("住户", "Household", "household_id")
+
+
+def _public(e: Enrolment, today: date) -> EnrolmentPublic:
+    alive = e.last_day is not None and e.last_day >= today - timedelta(days=1)
+    return EnrolmentPublic.model_validate(e, update={"streak": e.streak if alive else 0, "checked_today": e.last_day == today})
+
+
+def _insert(session: Session, table):
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def join(session: Session, principal: Principal, challenge_id: int, household_id: int) -> tuple[EnrolmentPublic, bool]:
+    challenge = get_challenge(session, challenge_id)
+    _household_in(session, principal, challenge, household_id, staff_roles=FIELD_STAFF)
+    today = _today(session, challenge.community_id)
+    if today > challenge.ends_on:
+        raise Conflict("challenge_over", "该挑战已结束", "This challenge has ended")
+    created = session.execute(
+        _insert(session, ENROLMENT)
+        .values(challenge_id=challenge_id, household_id=household_id, joined_at=utcnow(), streak=0, best_streak=0, days_checked=0, points=0)
+        .on_conflict_do_nothing(index_elements=["challenge_id", "household_id"])
+        .returning(ENROLMENT.c.id)
+    ).first() is not None
+    session.commit()
+    enrolment = session.scalars(select(Enrolment).where(Enrolment.challenge_id == challenge_id, Enrolment.household_id == household_id)).one()
+    return _public(enrolment, today), created
+
+
+def _runs(days: list[date]) -> tuple[int, int]:
+    """(length of the run of consecutive days ending on the last day, longest run)."""
+    best = run = 0
+    prev = None
+    for d in days:
+        run = run + 1 if prev is not None and d == prev + timedelta(days=1) else 1
+        best = max(best, run)
+        prev = d
+    return run, best
+
+
+def check_in(session: Session, principal: Principal, challenge_id: int, household_id: int, day: date | None) -> EnrolmentPublic:
+    """One check-in per household per day (打卡). A missed day ends the streak; reaching the required
+    run completes the challenge once and earns its points."""
+    challenge = get_challenge(session, challenge_id)
+    _household_in(session, principal, challenge, household_id, staff_roles=FIELD_STAFF)
+    today = _today(session, challenge.community_id)
+    day = day or today
+    if day != today:  # residents check in for today; staff record past days for those without a phone
+        authorize(session, principal, challenge.community_id, FIELD_STAFF)
+    if day > today or day < today - timedelta(days=BACKFILL_DAYS):
+        raise Unprocessable("day_out_of_range", "只能补录最近 3 天的打卡", "Only the last 3 days can be recorded", "day")
+    if not (challenge.starts_on <= day <= challenge.ends_on):
+        raise Conflict("challenge_not_open", "不在挑战期内", "Outside the challenge period")
+    enrolment = session.scalars(
+        select(Enrolment).where(Enrolment.challenge_id == challenge_id, Enrolment.household_id == household_id).with_for_update()
+    ).first()
+    if enrolment is None:
+        raise NotFound("not_enrolled", "尚未报名该挑战", "Not enrolled in this challenge", "household_id")
+    fresh = session.execute(
+        _insert(session, DAY)
+        .values(enrolment_id=enrolment.id, day=day, checked_by=principal.user_id, at=utcnow())
+        .on_conflict_do_nothing(index_elements=["enrolment_id", "day"])
+        .returning(DAY.c.id)
+    ).first()
+    if fresh is None:  # already checked in that day: nothing changes
+        session.rollback()
+        return _public(enrolment, today)
+    days = sorted(session.scalars(select(DAY.c.day).where(DAY.c.enrolment_id == enrolment.id)))
+    run, best = _runs(days)
+    enrolment.days_checked = len(days)
+    enrolment.best_streak = best
+    enrolment.last_day = days[-1]
+    enrolment.streak = run
+    if best >= challenge.days_required and enrolment.completed_at is None:
+        enrolment.completed_at = utcnow()
+        points = challenge.points if challenge.points is not None else rules.rules_at(session, challenge.community_id, enrolment.completed_at).challenge_complete
+        enrolment.points = points
+        if points > 0:
+            from app.ledger import service as ledger
+            from app.ledger.service import Credit
+
+            ledger.post_credits(
+                session,
+                [
+                    Credit(
+                        community_id=challenge.community_id,
+                        household_id=household_id,
+                        points=points,
+                        source="challenge",
+                        idempotency_key=f"challenge:{enrolment.id}",
+                        memo=f"打卡挑战「{challenge.title}」完成"[:200],
+                        occurred_at=enrolment.completed_at,
+                    )
+                ],
+            )
+    session.add(enrolment)
+    if household_id not in principal.household_ids:
+        _audit(session, principal, "challenge.checkin_for", enrolment, challenge.community_id, household_id=household_id, day=str(day))
+    session.commit()
+    return _public(enrolment, today)
+
+
+def household_enrolments(session: Session, principal: Principal, household_id: int) -> list[EnrolmentPublic]:
+    household = places.get_household(session, household_id)
+    if household_id not in principal.household_ids:
+        authorize(session, principal, household.community_id, STAFF_READ)
+    today = _today(session, household.community_id)
+    return [_public(e, today) for e in session.scalars(select(Enrolment).where(Enrolment.household_id == household_id).order_by(Enrolment.id))]
+
+
+def stats(session: Session, principal: Principal, challenge_id: int) -> ChallengeStats:
+    challenge = get_challenge(session, challenge_id)
+    authorize(session, principal, challenge.community_id, STAFF_READ)
+    today = _today(session, challenge.community_id)
+    t = ENROLMENT
+    enrolled, active, completed = session.execute(
+        select(
+            func.count(),
+            func.count().filter(t.c.last_day >= today - timedelta(days=1)),
+            func.count().filter(t.c.completed_at.is_not(None)),
+        ).where(t.c.challenge_id == challenge_id)
+    ).one()
+    return ChallengeStats(enrolled=enrolled, active=active, completed=completed)
+
