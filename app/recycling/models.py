@@ -13,7 +13,7 @@ from sqlalchemy import Column, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.core.db import utcnow
-from app.kit.columns import fk, pk
+from app.kit.columns import BigId, fk, pk
 from app.kit.fields import Day, LocalTime
 
 
@@ -234,8 +234,8 @@ class WeighIn(SQLModel, table=True):
     weight_g: int | None = None
     count: int | None = None
     points: int = 0
-    # Walk-in residents are credited through a points cheque (积分支票) they redeem later.
-    voucher_code: str | None = Field(default=None, max_length=40)
+    # Walk-in residents are credited through a points cheque (积分支票) they claim into a passbook later.
+    voucher_id: int | None = Field(default=None, sa_column=Column(BigId, nullable=True))
     recorded_by: int = Field(sa_column=fk("app_user.id", index=False))
     recorded_at: datetime = Field(default_factory=utcnow)
 
@@ -265,10 +265,12 @@ class WeighInPublic(SQLModel):
     weight_g: int | None
     count: int | None
     points: int
-    voucher_code: str | None
+    voucher_id: int | None
     recorded_by: int
     recorded_at: datetime
     reversed: bool = False
+    voucher_code: str | None = Field(default=None, description="走访居民的积分支票领取码（仅向签发人显示）")
+    voucher_label_svg: str | None = Field(default=None, description="可打印的积分支票标签")
 
 
 # --- where it went (去向) ----------------------------------------------------------------------

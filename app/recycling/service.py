@@ -384,9 +384,10 @@ def _freeze(session: Session, event: RecyclingEvent) -> dict[str, EventCategoryP
 
 # --- weigh-ins ---------------------------------------------------------------------------------
 
-def _weigh_in_public(session: Session, rows: list[WeighIn]) -> list[WeighInPublic]:
+def _weigh_in_public(session: Session, rows: list[WeighIn], voucher=None) -> list[WeighInPublic]:
     gone = rules.reversed_ids(session, "weigh_in", [r.id for r in rows])
-    return [WeighInPublic.model_validate(r, update={"reversed": r.id in gone}) for r in rows]
+    extra = {"voucher_code": voucher.claim_code, "voucher_label_svg": voucher.label_svg} if voucher is not None else {}
+    return [WeighInPublic.model_validate(r, update={"reversed": r.id in gone, **extra}) for r in rows]
 
 
 def record_weigh_in(session: Session, principal: Principal, event_id: int, data: WeighInCreate) -> tuple[WeighInPublic, bool]:
@@ -395,7 +396,7 @@ def record_weigh_in(session: Session, principal: Principal, event_id: int, data:
     authorize(session, principal, community_id, WEIGHERS)
     existing = session.scalars(select(WeighIn).where(WeighIn.community_id == community_id, WeighIn.client_id == data.client_id)).first()
     if existing is not None:
-        return _weigh_in_public(session, [existing])[0], False
+        return _replayed(session, principal, event, existing), False
     if event.status != EventStatus.scheduled:
         raise Conflict("event_cancelled", "该回收日已取消", "This recycling day was cancelled")
     today = utcnow().astimezone(_tz(session, community_id)).date()
@@ -432,7 +433,7 @@ def record_weigh_in(session: Session, principal: Principal, event_id: int, data:
     except IntegrityError:
         session.rollback()
         existing = session.scalars(select(WeighIn).where(WeighIn.community_id == community_id, WeighIn.client_id == data.client_id)).one()
-        return _weigh_in_public(session, [existing])[0], False
+        return _replayed(session, principal, event, existing), False
     if household_id is not None and points > 0:
         cap = rules.rules_at(session, community_id, now).daily_cap
         granted = rules.apply_daily_cap(session, cap, [(household_id, today, points)])[0]
@@ -459,10 +460,40 @@ def record_weigh_in(session: Session, principal: Principal, event_id: int, data:
                 ],
             )
         session.add(row)
-    # TODO(rewards): walk-in residents get a points cheque (积分支票) for `points` — issue it through
-    # the ledger's voucher service when it lands, and store its code in row.voucher_code.
+    voucher = None
+    if household_id is None and points > 0:
+        voucher = _walk_in_voucher(session, principal, event, row, category.name)
     session.commit()
-    return _weigh_in_public(session, [row])[0], True
+    return _weigh_in_public(session, [row], voucher)[0], True
+
+
+def _walk_in_voucher(session: Session, principal: Principal, event: RecyclingEvent, row: WeighIn, name: str):
+    """A walk-in resident's points go on a points cheque (积分支票) to claim into a passbook later.
+    Keyed by the weigh-in: a re-sent weigh-in shows the same code to the same clerk, posts nothing."""
+    from app.vouchers import service as vouchers
+
+    amount = f"{row.weight_g / 1000:.1f} kg" if row.unit == "kg" else f"{row.count} 件"
+    voucher, code, replayed = vouchers.issue_voucher(
+        session,
+        community_id=row.community_id,
+        points=row.points,
+        idempotency_key=f"weighin:{row.id}",
+        actor_user_id=principal.user_id,
+        memo=f"资源回收日 {name} {amount}",
+    )
+    if not replayed:
+        session.execute(WEIGH_IN.update().where(WEIGH_IN.c.id == row.id).values(voucher_id=voucher.id))
+        row.voucher_id = voucher.id
+    community = places.get_community(session, row.community_id)
+    return vouchers.issued_public(voucher, code, replayed, community.name)
+
+
+def _replayed(session: Session, principal: Principal, event: RecyclingEvent, row: WeighIn) -> WeighInPublic:
+    voucher = None
+    if row.voucher_id is not None and row.recorded_by == principal.user_id:
+        voucher = _walk_in_voucher(session, principal, event, row, row.category)
+        session.rollback()  # nothing new to keep: the cheque exists, only its code is shown again
+    return _weigh_in_public(session, [row], voucher)[0]
 
 
 def list_weigh_ins(session: Session, principal: Principal, event_id: int, cursor: str | None, limit: int):
@@ -478,6 +509,9 @@ def reverse_weigh_in(session: Session, principal: Principal, weigh_in_id: int, r
     if row is None:
         raise not_found("称重记录", "Weigh-in", "weigh_in_id")
     authorize(session, principal, row.community_id, MANAGERS | {Role.supervisor, Role.clerk})
+    if row.voucher_id is not None:
+        # The points left on a cheque the resident holds; the cheque is settled by the voucher rules.
+        raise Conflict("voucher_issued", "该称重已签发积分支票，不能冲正", "A points cheque was issued for this weigh-in")
     rules.reverse_act(
         session,
         principal,

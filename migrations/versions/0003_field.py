@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-23 07:56:22.791278
+Create Date: 2026-11-23 08:22:57.380299
 """
 from alembic import op
 import sqlalchemy as sa
@@ -448,7 +448,7 @@ def upgrade() -> None:
     sa.Column('weight_g', sa.Integer(), nullable=True),
     sa.Column('count', sa.Integer(), nullable=True),
     sa.Column('points', sa.Integer(), nullable=False),
-    sa.Column('voucher_code', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('voucher_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('recorded_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('recorded_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['community_id'], ['community.id'], ),

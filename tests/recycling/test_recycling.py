@@ -128,12 +128,26 @@ def test_weigh_ins_earn_points_from_the_event_rates(client, world):
     assert _weigh(client, world, eid, payload=code, category="milk_carton").json()["error"]["code"] == "count_required"
     assert _weigh(client, world, eid, payload=code, category="glass", weight_g=100).json()["error"]["code"] == "unknown_category"
     assert _weigh(client, world, eid, category="paper", weight_g=100).status_code == 422  # neither code nor walk-in
-    walk_in = _weigh(client, world, eid, walk_in=True, category="clothes", weight_g=3000)
+    walk_in_body = {"client_id": cid(), "walk_in": True, "category": "clothes", "weight_g": 3000}
+    walk_in = client.post(f"/api/v1/recycling-events/{eid}/weigh-ins", json=walk_in_body, headers=world.h("clerk"))
     assert walk_in.status_code == 201 and walk_in.json()["household_id"] is None and walk_in.json()["points"] == 6
+    claim_code = walk_in.json()["voucher_code"]
+    assert claim_code and walk_in.json()["voucher_label_svg"].startswith("<")
+    again = client.post(f"/api/v1/recycling-events/{eid}/weigh-ins", json=walk_in_body, headers=world.h("clerk"))
+    assert again.status_code == 200 and again.json()["voucher_code"] == claim_code and again.json()["voucher_id"] == walk_in.json()["voucher_id"]
+    listed = client.get(f"/api/v1/recycling-events/{eid}/weigh-ins", headers=world.h("committee")).json()["items"]
+    assert all(x["voucher_code"] is None for x in listed)  # the code is shown to the issuing clerk only
+    claimed = client.post(f"/api/v1/households/{world.households[0].id}/voucher-claims", json={"code": claim_code}, headers=world.h("resident"))
+    assert claimed.status_code == 200, claimed.text
+    assert balance(client, world, 0) == 6
+    rev = client.post(f"/api/v1/weigh-ins/{walk_in.json()['id']}/reverse", json={"reason": "x"}, headers=world.h("committee"))
+    assert rev.status_code == 409 and rev.json()["error"]["code"] == "voucher_issued"
 
     # Changing the community's rate now does not change this event, whose rates were fixed at its first weigh-in.
     client.put(f"/api/v1/communities/{world.community.id}/recycling-rates/paper", json={"name": "废纸", "unit": "kg", "points": 50}, headers=world.h("committee"))
-    assert _weigh(client, world, eid, payload=code, category="paper", weight_g=1000).json()["points"] == 5
+    paper = _weigh(client, world, eid, payload=code, category="paper", weight_g=1000)
+    assert paper.status_code == 201, paper.text
+    assert paper.json()["points"] == 5
     r = client.put(f"/api/v1/recycling-events/{eid}/categories", json=[], headers=world.h("committee"))
     assert r.status_code == 409
     totals = {t["category"]: t for t in client.get(f"/api/v1/recycling-events/{eid}/totals", headers=world.h("committee")).json()}
