@@ -54,8 +54,9 @@ class ActivityBase(SQLModel):
 
 class Activity(ActivityBase, table=True):
     __tablename__ = "activity"
-    __table_args__ = (Index("ix_activity_community_held", "community_id", "held_on"),)
+    __table_args__ = (Index("ix_activity_community_held", "community_id", "held_on"), UniqueConstraint("community_id", "client_id"))
     id: int | None = Field(default=None, sa_column=pk())
+    client_id: str = Field(sa_column=Column(String(64), nullable=False))
     community_id: int = Field(sa_column=fk("community.id", index=False))
     kind: str = Field(sa_column=Column(String(16), nullable=False))
     organisation_id: int | None = Field(default=None, sa_column=fk("organisation.id", nullable=True, index=False))
@@ -66,7 +67,7 @@ class Activity(ActivityBase, table=True):
 
 
 class ActivityCreate(ActivityBase):
-    pass
+    client_id: str = Field(min_length=8, max_length=64, regex=r"^[A-Za-z0-9_.:-]+$", description="重发时不变的唯一编号")
 
 
 class ActivityUpdate(SQLModel):
@@ -125,6 +126,7 @@ class ChallengeBase(SQLModel):
 
 class Challenge(ChallengeBase, table=True):
     __tablename__ = "challenge"
+    __table_args__ = (UniqueConstraint("community_id", "title", "starts_on"),)
     id: int | None = Field(default=None, sa_column=pk())
     community_id: int = Field(sa_column=fk("community.id"))
     created_by: int = Field(sa_column=fk("app_user.id", index=False))

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from sqlmodel import select as select_rows
 
@@ -70,9 +71,20 @@ def create_activity(session: Session, principal: Principal, community_id: int, d
     places.get_community(session, community_id)
     authorize(session, principal, community_id, ACTIVITY_WRITERS)
     _check_organisation(session, community_id, data.organisation_id)
+
+    def stored() -> Activity | None:
+        return session.scalars(select(Activity).where(Activity.community_id == community_id, Activity.client_id == data.client_id)).first()
+
+    existing = stored()
+    if existing is not None:
+        return existing
     row = Activity(community_id=community_id, created_by=principal.user_id, **data.model_dump())
     session.add(row)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        return stored()
     _audit(session, principal, "activity.create", row, community_id, title=row.title, held_on=str(row.held_on))
     session.commit()
     return row
@@ -158,7 +170,11 @@ def create_challenge(session: Session, principal: Principal, community_id: int, 
         raise BadRequest("too_short", "挑战期短于要求的连续天数", "The period is shorter than the days required", "days_required")
     row = Challenge(community_id=community_id, created_by=principal.user_id, **data.model_dump())
     session.add(row)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict("duplicate", "同名、同开始日期的挑战已存在", "A challenge with this title and start already exists") from None
     _audit(session, principal, "challenge.create", row, community_id, title=row.title)
     session.commit()
     return row

@@ -105,6 +105,7 @@ class DropWindowBase(SQLModel):
 
 class DropWindow(DropWindowBase, table=True):
     __tablename__ = "drop_window"
+    __table_args__ = (UniqueConstraint("community_id", "name"),)
     id: int | None = Field(default=None, sa_column=pk())
     community_id: int = Field(sa_column=fk("community.id"))
     created_at: datetime = Field(default_factory=utcnow)

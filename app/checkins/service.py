@@ -221,7 +221,11 @@ def create_window(session: Session, principal: Principal, community_id: int, dat
     window.weekdays = "".join(sorted(set(window.weekdays)))
     _check_overlap(session, community_id, window)
     session.add(window)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict("duplicate", "同名的投放时段已存在", "A window with this name already exists") from None
     _audit(session, principal, "drop_window.create", window, community_id, name=window.name,
            starts=str(window.starts), ends=str(window.ends), weekdays=window.weekdays)
     session.commit()
@@ -250,7 +254,7 @@ def update_window(session: Session, principal: Principal, window_id: int, data: 
     session.add(window)
     _audit(session, principal, "drop_window.update", window, window.community_id,
            changes={k: str(v) for k, v in changes.items()})
-    session.commit()
+    _commit(session, "同名的投放时段已存在", "A window with this name already exists")
     _forget(session, window.community_id)
     return window
 

@@ -167,7 +167,9 @@ class CompostReadingBase(SQLModel):
 
 class CompostReading(CompostReadingBase, table=True):
     __tablename__ = "compost_reading"
+    __table_args__ = (UniqueConstraint("bin_id", "client_id"),)
     id: int | None = Field(default=None, sa_column=pk())
+    client_id: str = Field(sa_column=Column(String(64), nullable=False))
     bin_id: int = Field(sa_column=fk("compost_bin.id"))
     smell: str | None = Field(default=None, sa_column=Column(String(10), nullable=True))
     cycle: int
@@ -176,7 +178,7 @@ class CompostReading(CompostReadingBase, table=True):
 
 
 class CompostReadingCreate(CompostReadingBase):
-    pass
+    client_id: str = Field(min_length=8, max_length=64, regex=r"^[A-Za-z0-9_.:-]+$", description="重发时不变的唯一编号")
 
 
 class CompostReadingPublic(CompostReadingBase):

@@ -325,12 +325,24 @@ def add_reading(session: Session, principal: Principal, bin_id: int, data: Compo
     authorize(session, principal, row.community_id, KEEPERS)
     if data.temperature_c is None and data.moisture_pct is None and data.smell is None and not data.notes:
         raise BadRequest("empty_reading", "请至少填写一项读数", "Record at least one reading", "temperature_c")
+    def stored() -> CompostReading | None:
+        return session.scalars(
+            select(CompostReading).where(CompostReading.bin_id == bin_id, CompostReading.client_id == data.client_id)
+        ).first()
+
+    existing = stored()
+    if existing is not None:
+        return existing
     reading = CompostReading(
         bin_id=bin_id, cycle=row.cycle, recorded_by=principal.user_id,
         **data.model_dump(exclude={"smell"}), smell=data.smell.value if data.smell else None,
     )
     session.add(reading)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:  # the same reading sent twice at once
+        session.rollback()
+        return stored()
     return reading
 
 

@@ -9,7 +9,7 @@ from datetime import date, datetime, time
 from enum import StrEnum
 
 from pydantic import model_validator
-from sqlalchemy import Column, String, UniqueConstraint
+from sqlalchemy import Column, Index, String, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from app.core.db import utcnow
@@ -80,6 +80,7 @@ class ScheduleBase(SQLModel):
 
 class RecyclingSchedule(ScheduleBase, table=True):
     __tablename__ = "recycling_schedule"
+    __table_args__ = (UniqueConstraint("community_id", "name", "starts_on"),)
     id: int | None = Field(default=None, sa_column=pk())
     community_id: int = Field(sa_column=fk("community.id"))
     active: bool = True
@@ -147,7 +148,14 @@ class ExceptionCreate(SQLModel):
 
 class RecyclingEvent(SQLModel, table=True):
     __tablename__ = "recycling_event"
-    __table_args__ = (UniqueConstraint("schedule_id", "original_date"),)
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "original_date"),
+        # A one-off event is known by its day and place: creating it again is refused.
+        Index(
+            "ux_recycling_event_one_off", "community_id", "occurs_on", "place", unique=True,
+            postgresql_where=text("schedule_id IS NULL"), sqlite_where=text("schedule_id IS NULL"),
+        ),
+    )
     id: int | None = Field(default=None, sa_column=pk())
     community_id: int = Field(sa_column=fk("community.id"))
     schedule_id: int | None = Field(default=None, sa_column=fk("recycling_schedule.id", nullable=True, index=False))
@@ -287,7 +295,9 @@ class DestinationBase(SQLModel):
 
 class RecyclingDestination(DestinationBase, table=True):
     __tablename__ = "recycling_destination"
+    __table_args__ = (UniqueConstraint("event_id", "client_id"),)
     id: int | None = Field(default=None, sa_column=pk())
+    client_id: str = Field(sa_column=Column(String(64), nullable=False))
     community_id: int = Field(sa_column=fk("community.id", index=False))
     event_id: int = Field(sa_column=fk("recycling_event.id"))
     kind: str = Field(sa_column=Column(String(10), nullable=False))
@@ -296,6 +306,8 @@ class RecyclingDestination(DestinationBase, table=True):
 
 
 class DestinationCreate(DestinationBase):
+    client_id: str = Field(min_length=8, max_length=64, regex=r"^[A-Za-z0-9_.:-]+$", description="重发时不变的唯一编号")
+
     @model_validator(mode="after")
     def _quantity(self):
         if self.quantity_g is None and self.count is None:

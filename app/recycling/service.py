@@ -215,7 +215,11 @@ def create_schedule(session: Session, principal: Principal, community_id: int, d
     schedule = RecyclingSchedule(community_id=community_id, **data.model_dump())
     schedule.rrule = schedule.rrule.strip().upper().removeprefix("RRULE:")
     session.add(schedule)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict("duplicate", "同名、同首日的回收日安排已存在", "A schedule with this name and first date already exists") from None
     today = utcnow().astimezone(_tz(session, community_id)).date()
     count = _materialise(session, schedule, max(today, data.starts_on) + timedelta(days=HORIZON_DAYS))
     if count == 0:
@@ -297,7 +301,11 @@ def create_event(session: Session, principal: Principal, community_id: int, data
         name=data.name,
     )
     session.add(event)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict("duplicate", "当天该地点已有回收日", "There is already a recycling day at this place on that day") from None
     _audit(session, principal, "recycling_event.create", event, community_id, occurs_on=str(data.occurs_on))
     session.commit()
     return event_public(session, [event])[0]
@@ -553,11 +561,22 @@ def event_totals(session: Session, principal: Principal, event_id: int) -> list[
 def add_destination(session: Session, principal: Principal, event_id: int, data: DestinationCreate) -> RecyclingDestination:
     event = get_event(session, event_id)
     authorize(session, principal, event.community_id, MANAGERS | {Role.clerk})
+    existing = session.scalars(
+        select(RecyclingDestination).where(RecyclingDestination.event_id == event_id, RecyclingDestination.client_id == data.client_id)
+    ).first()
+    if existing is not None:
+        return existing
     row = RecyclingDestination(
         community_id=event.community_id, event_id=event_id, recorded_by=principal.user_id, **data.model_dump(exclude={"kind"}), kind=data.kind.value
     )
     session.add(row)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        return session.scalars(
+            select(RecyclingDestination).where(RecyclingDestination.event_id == event_id, RecyclingDestination.client_id == data.client_id)
+        ).one()
     _audit(session, principal, "recycling_destination.create", row, event.community_id, **data.model_dump(mode="json"))
     session.commit()
     return row

@@ -111,6 +111,14 @@ def create_rules(session: Session, principal: Principal, community_id: int, data
     get_community(session, community_id)
     authorize(session, principal, community_id, MANAGERS)
     now = utcnow()
+    if data.effective_from is None:
+        forget(session, community_id)
+        starts, versions = _versions(session, community_id)
+        if versions and starts[-1] <= now and versions[-1] == Rules(**data.model_dump(exclude={"effective_from"})):
+            # The same rules again (a retried request): nothing new to apply.
+            return session.scalars(
+                select(PointsRule).where(PointsRule.community_id == community_id).order_by(PointsRule.effective_from.desc()).limit(1)
+            ).one()
     start = data.effective_from or now
     if start.tzinfo is None:
         raise BadRequest("naive_datetime", "时间须带时区", "The time needs a time zone offset", "effective_from")

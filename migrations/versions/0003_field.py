@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-23 08:22:57.380299
+Create Date: 2026-11-23 08:47:23.066774
 """
 from alembic import op
 import sqlalchemy as sa
@@ -60,19 +60,21 @@ def upgrade() -> None:
     sa.Column('leaflets', sa.Integer(), nullable=False),
     sa.Column('media_items', sa.Integer(), nullable=False),
     sa.Column('media_reads', sa.Integer(), nullable=False),
+    sa.Column('story', sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('client_id', sa.String(length=64), nullable=False),
+    sa.Column('community_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('organisation_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('photo_refs', sa.JSON(), nullable=False),
-    sa.Column('story', sqlmodel.sql.sqltypes.AutoString(length=4000), nullable=False),
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('community_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('created_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['community_id'], ['community.id'], ),
     sa.ForeignKeyConstraint(['created_by'], ['app_user.id'], ),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisation.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('community_id', 'client_id')
     )
     with op.batch_alter_table('activity', schema=None) as batch_op:
         batch_op.create_index('ix_activity_community_held', ['community_id', 'held_on'], unique=False)
@@ -91,7 +93,8 @@ def upgrade() -> None:
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['community_id'], ['community.id'], ),
     sa.ForeignKeyConstraint(['created_by'], ['app_user.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('community_id', 'title', 'starts_on')
     )
     with op.batch_alter_table('challenge', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_challenge_community_id'), ['community_id'], unique=False)
@@ -116,7 +119,8 @@ def upgrade() -> None:
     sa.Column('community_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['community_id'], ['community.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('community_id', 'name')
     )
     with op.batch_alter_table('drop_window', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_drop_window_community_id'), ['community_id'], unique=False)
@@ -165,7 +169,8 @@ def upgrade() -> None:
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['community_id'], ['community.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('community_id', 'name', 'starts_on')
     )
     with op.batch_alter_table('recycling_schedule', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_recycling_schedule_community_id'), ['community_id'], unique=False)
@@ -223,6 +228,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('recycling_event', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_recycling_event_community_id'), ['community_id'], unique=False)
+        batch_op.create_index('ux_recycling_event_one_off', ['community_id', 'occurs_on', 'place'], unique=True, postgresql_where=sa.text('schedule_id IS NULL'), sqlite_where=sa.text('schedule_id IS NULL'))
 
     op.create_table('recycling_exception',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -273,6 +279,7 @@ def upgrade() -> None:
     sa.Column('moisture_pct', sa.Integer(), nullable=True),
     sa.Column('notes', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('client_id', sa.String(length=64), nullable=False),
     sa.Column('bin_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('smell', sa.String(length=10), nullable=True),
     sa.Column('cycle', sa.Integer(), nullable=False),
@@ -280,7 +287,8 @@ def upgrade() -> None:
     sa.Column('recorded_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.ForeignKeyConstraint(['bin_id'], ['compost_bin.id'], ),
     sa.ForeignKeyConstraint(['recorded_by'], ['app_user.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('bin_id', 'client_id')
     )
     with op.batch_alter_table('compost_reading', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_compost_reading_bin_id'), ['bin_id'], unique=False)
@@ -293,6 +301,7 @@ def upgrade() -> None:
     sa.Column('proceeds_fen', sa.Integer(), nullable=True),
     sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('client_id', sa.String(length=64), nullable=False),
     sa.Column('community_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('event_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('kind', sa.String(length=10), nullable=False),
@@ -301,7 +310,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['community_id'], ['community.id'], ),
     sa.ForeignKeyConstraint(['event_id'], ['recycling_event.id'], ),
     sa.ForeignKeyConstraint(['recorded_by'], ['app_user.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('event_id', 'client_id')
     )
     with op.batch_alter_table('recycling_destination', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_recycling_destination_event_id'), ['event_id'], unique=False)
@@ -521,6 +531,7 @@ def downgrade() -> None:
     op.drop_table('station')
     op.drop_table('recycling_exception')
     with op.batch_alter_table('recycling_event', schema=None) as batch_op:
+        batch_op.drop_index('ux_recycling_event_one_off', postgresql_where=sa.text('schedule_id IS NULL'), sqlite_where=sa.text('schedule_id IS NULL'))
         batch_op.drop_index(batch_op.f('ix_recycling_event_community_id'))
 
     op.drop_table('recycling_event')

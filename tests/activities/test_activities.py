@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.field import balance, local_day
+from tests.field import balance, cid, local_day
 
 
 def _activity(**extra):
     return {
-        "kind": "lecture", "title": "垃圾分类大讲堂", "held_on": local_day().isoformat(), "place": "社区活动室",
+        "client_id": cid(), "kind": "lecture", "title": "垃圾分类大讲堂", "held_on": local_day().isoformat(), "place": "社区活动室",
         "duration_minutes": 90, "participants": 60, "unique_participants": 45, "direct_beneficiaries": 45,
         "indirect_beneficiaries": 135, "volunteers": 6, "leaflets": 100, "media_items": 1, "media_reads": 800,
         "photo_refs": ["img/2026/11/1.jpg"], "story": "居民踊跃参与。",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -219,6 +220,258 @@ REPLAYS: dict[tuple[str, str], Callable[..., Call]] = {
     ("DELETE", "/api/v1/compounds/{compound_id}"): lambda client, w: Call("DELETE", f"/api/v1/compounds/{_empty_compound(client, w)}", "committee", {}),
     ("DELETE", "/api/v1/buildings/{building_id}"): lambda client, w: Call("DELETE", f"/api/v1/buildings/{_empty_building(client, w)}", "committee", {}),
 }
+
+
+# --- field operations (check-ins, compost, recycling days, volunteers, activities) ------------------
+
+def _field(client, w: World) -> dict:
+    """A station and two half-day windows in the shared community, so scans at any time are in a window."""
+    if getattr(w, "_field", None) is None:
+        h = w.h("committee")
+        station = client.post(f"/api/v1/communities/{w.community.id}/stations", json={"name": f"投放点{_key()[-6:]}"}, headers=h)
+        assert station.status_code == 201, station.text
+        for name, starts, ends in (("上午全段", "00:00", "12:00"), ("下午全段", "12:00", "23:59:59.999999")):
+            r = client.post(f"/api/v1/communities/{w.community.id}/drop-windows", json={"name": name, "starts": starts, "ends": ends}, headers=h)
+            assert r.status_code == 201, r.text
+        w._field = {"station_id": station.json()["id"]}
+    return w._field
+
+
+def _scan(client, w: World, index: int) -> dict:
+    from tests.field import payload
+
+    return {"client_id": _key(), "payload": payload(w, index), "station_id": _field(client, w)["station_id"], "result": "correct"}
+
+
+def _window(client, w: World) -> int:
+    body = {"name": f"夜{_key()[-6:]}", "starts": "22:00", "ends": "23:00", "active": False}
+    r = client.post(f"/api/v1/communities/{w.community.id}/drop-windows", json=body, headers=w.h("committee"))
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def _checkin(client, w: World) -> int:
+    r = client.post(f"/api/v1/communities/{w.community.id}/checkins", json=_scan(client, w, 5), headers=w.h("volunteer"))
+    assert r.status_code in (200, 201), r.text
+    return r.json()["checkin_id"]
+
+
+def _site(client, w: World) -> int:
+    r = client.post(f"/api/v1/communities/{w.community.id}/compost-sites", json={"name": f"堆肥点{_key()[-6:]}"}, headers=w.h("compost_keeper"))
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def _bin(client, w: World, *steps: str) -> int:
+    r = client.post(f"/api/v1/compost-sites/{_site(client, w)}/bins", json={"name": "1号箱", "method": "box", "capacity_l": 200}, headers=w.h("compost_keeper"))
+    assert r.status_code == 201, r.text
+    bin_id = r.json()["id"]
+    for step in steps:
+        if step == "drop":
+            _drop(client, w, bin_id)
+            continue
+        body = {"compost_g": 1000} if step == "harvest" else None
+        r = client.post(f"/api/v1/compost-bins/{bin_id}/{step}", json=body, headers=w.h("compost_keeper"))
+        assert r.status_code in (200, 201), r.text
+    return bin_id
+
+
+def _drop(client, w: World, bin_id: int) -> int:
+    from tests.field import payload
+
+    body = {"client_id": _key(), "payload": payload(w, 1), "weight_g": 1500}
+    r = client.post(f"/api/v1/compost-bins/{bin_id}/drops", json=body, headers=w.h("volunteer"))
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def _claim(client, w: World) -> int:
+    bin_id = _bin(client, w, "drop", "close", "ready")
+    r = client.post(f"/api/v1/compost-bins/{bin_id}/harvest", json={"compost_g": 2000}, headers=w.h("compost_keeper"))
+    assert r.status_code == 201, r.text
+    return r.json()["claims"][0]["id"]
+
+
+def _next_saturday():
+    from tests.field import local_day
+
+    today = local_day()
+    return today + timedelta(days=(5 - today.weekday()) % 7 or 7)
+
+
+def _schedule_body() -> dict:
+    return {"name": f"回收日{_key()[-6:]}", "rrule": "FREQ=WEEKLY;INTERVAL=2;BYDAY=SA", "starts_on": _next_saturday().isoformat(),
+            "start_time": "09:00", "end_time": "11:00", "place": "北门"}
+
+
+def _schedule(client, w: World) -> int:
+    r = client.post(f"/api/v1/communities/{w.community.id}/recycling-schedules", json=_schedule_body(), headers=w.h("committee"))
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def _event_today(client, w: World) -> int:
+    from tests.field import local_day
+
+    r = client.put(f"/api/v1/communities/{w.community.id}/recycling-rates/paper", json={"name": "废纸", "unit": "kg", "points": 5}, headers=w.h("committee"))
+    assert r.status_code in (200, 201), r.text
+    body = {"occurs_on": local_day().isoformat(), "start_time": "00:00", "end_time": "23:59", "place": f"广场{_key()[-6:]}"}
+    r = client.post(f"/api/v1/communities/{w.community.id}/recycling-events", json=body, headers=w.h("committee"))
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def _weigh_in_body(w: World) -> dict:
+    from tests.field import payload
+
+    return {"client_id": _key(), "payload": payload(w, 2), "category": "paper", "weight_g": 2000}
+
+
+def _weigh_in(client, w: World) -> int:
+    r = client.post(f"/api/v1/recycling-events/{_event_today(client, w)}/weigh-ins", json=_weigh_in_body(w), headers=w.h("clerk"))
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def _team(client, w: World) -> int:
+    r = client.post(f"/api/v1/communities/{w.community.id}/volunteer-teams", json={"name": f"队{_key()[-6:]}"}, headers=w.h("committee"))
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def _open_shift(client, w: World) -> int:
+    r = client.post(f"/api/v1/communities/{w.community.id}/shifts", json={"client_id": _key()}, headers=w.h("supervisor"))
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def _activity_body() -> dict:
+    from tests.field import local_day
+
+    return {"client_id": _key(), "kind": "lecture", "title": "大讲堂", "held_on": local_day().isoformat(), "participants": 30}
+
+
+def _activity(client, w: World) -> int:
+    r = client.post(f"/api/v1/communities/{w.community.id}/activities", json=_activity_body(), headers=w.h("committee"))
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def _challenge_body() -> dict:
+    from tests.field import local_day
+
+    return {"title": f"减塑打卡{_key()[-6:]}", "days_required": 3, "starts_on": (local_day() - timedelta(days=5)).isoformat(),
+            "ends_on": (local_day() + timedelta(days=30)).isoformat()}
+
+
+def _challenge(client, w: World, join: bool = False) -> int:
+    r = client.post(f"/api/v1/communities/{w.community.id}/challenges", json=_challenge_body(), headers=w.h("committee"))
+    assert r.status_code == 201, r.text
+    if join:
+        j = client.post(f"/api/v1/challenges/{r.json()['id']}/enrolments", json={"household_id": w.households[0].id}, headers=w.h("resident"))
+        assert j.status_code == 201, j.text
+    return r.json()["id"]
+
+
+REPLAYS.update({
+    ("POST", c + "/points-rules"): lambda client, w: Call(
+        "POST", f"/api/v1/communities/{w.community.id}/points-rules", "committee", {"json": {"checkin_correct": 10, "compost_per_kg": 10}},
+    ),
+    ("POST", c + "/stations"): lambda client, w: Call("POST", f"/api/v1/communities/{w.community.id}/stations", "committee", {"json": {"name": f"东门{_key()[-6:]}"}}),
+    ("PATCH", "/api/v1/stations/{station_id}"): lambda client, w: Call(
+        "PATCH", f"/api/v1/stations/{_field(client, w)['station_id']}", "committee", {"json": {"location": "3号楼东侧"}}, True,
+    ),
+    ("POST", c + "/drop-windows"): lambda client, w: Call(
+        "POST", f"/api/v1/communities/{w.community.id}/drop-windows", "committee",
+        {"json": {"name": f"夜{_key()[-6:]}", "starts": "22:00", "ends": "23:00", "active": False}},
+    ),
+    ("PATCH", "/api/v1/drop-windows/{window_id}"): lambda client, w: Call(
+        "PATCH", f"/api/v1/drop-windows/{_window(client, w)}", "committee", {"json": {"weekdays": "67"}}, True,
+    ),
+    ("POST", c + "/checkins"): lambda client, w: Call("POST", f"/api/v1/communities/{w.community.id}/checkins", "volunteer", {"json": _scan(client, w, 1)}),
+    ("POST", c + "/checkins/batch"): lambda client, w: Call(
+        "POST", f"/api/v1/communities/{w.community.id}/checkins/batch", "volunteer",
+        {"json": {"scans": [_scan(client, w, 2) | {"scanned_at": datetime.now(UTC).isoformat()}, _scan(client, w, 3) | {"scanned_at": datetime.now(UTC).isoformat()}]}},
+    ),
+    ("POST", "/api/v1/checkins/{checkin_id}/reverse"): lambda client, w: Call(
+        "POST", f"/api/v1/checkins/{_checkin(client, w)}/reverse", "supervisor", {"json": {"reason": "扫错门牌"}},
+    ),
+    ("POST", c + "/compost-sites"): lambda client, w: Call(
+        "POST", f"/api/v1/communities/{w.community.id}/compost-sites", "compost_keeper", {"json": {"name": f"堆肥点{_key()[-6:]}"}},
+    ),
+    ("POST", "/api/v1/compost-sites/{site_id}/bins"): lambda client, w: Call(
+        "POST", f"/api/v1/compost-sites/{_site(client, w)}/bins", "compost_keeper", {"json": {"name": "2号箱", "method": "worm", "capacity_l": 100}},
+    ),
+    ("POST", "/api/v1/compost-bins/{bin_id}/close"): lambda client, w: Call("POST", f"/api/v1/compost-bins/{_bin(client, w)}/close", "compost_keeper", {}),
+    ("POST", "/api/v1/compost-bins/{bin_id}/ready"): lambda client, w: Call("POST", f"/api/v1/compost-bins/{_bin(client, w, 'close')}/ready", "compost_keeper", {}),
+    ("POST", "/api/v1/compost-bins/{bin_id}/harvest"): lambda client, w: Call(
+        "POST", f"/api/v1/compost-bins/{_bin(client, w, 'drop', 'close', 'ready')}/harvest", "compost_keeper", {"json": {"compost_g": 1000}},
+    ),
+    ("POST", "/api/v1/compost-bins/{bin_id}/reopen"): lambda client, w: Call(
+        "POST", f"/api/v1/compost-bins/{_bin(client, w, 'close', 'ready', 'harvest')}/reopen", "compost_keeper", {},
+    ),
+    ("POST", "/api/v1/compost-bins/{bin_id}/drops"): lambda client, w: Call(
+        "POST", f"/api/v1/compost-bins/{_bin(client, w)}/drops", "volunteer", {"json": {"client_id": _key(), "payload": _payload(w), "weight_g": 800}},
+    ),
+    ("POST", "/api/v1/compost-bins/{bin_id}/readings"): lambda client, w: Call(
+        "POST", f"/api/v1/compost-bins/{_bin(client, w)}/readings", "compost_keeper", {"json": {"client_id": _key(), "temperature_c": 52.5}},
+    ),
+    ("POST", "/api/v1/compost-drops/{drop_id}/reverse"): lambda client, w: Call(
+        "POST", f"/api/v1/compost-drops/{_drop(client, w, _bin(client, w))}/reverse", "compost_keeper", {"json": {"reason": "称重有误"}},
+    ),
+    ("POST", "/api/v1/compost-claims/{claim_id}/collect"): lambda client, w: Call("POST", f"/api/v1/compost-claims/{_claim(client, w)}/collect", "compost_keeper", {}),
+    ("PUT", c + "/recycling-rates/{code}"): lambda client, w: Call(
+        "PUT", f"/api/v1/communities/{w.community.id}/recycling-rates/milk_carton", "committee",
+        {"json": {"name": "牛奶盒", "unit": "item", "points": 1}}, True,
+    ),
+    ("POST", c + "/recycling-schedules"): lambda client, w: Call(
+        "POST", f"/api/v1/communities/{w.community.id}/recycling-schedules", "committee", {"json": _schedule_body()},
+    ),
+    ("POST", "/api/v1/recycling-schedules/{schedule_id}/extend"): lambda client, w: Call(
+        "POST", f"/api/v1/recycling-schedules/{_schedule(client, w)}/extend", "committee", {"json": {"through": (_next_saturday() + timedelta(days=500)).isoformat()}},
+    ),
+    ("POST", "/api/v1/recycling-schedules/{schedule_id}/exceptions"): lambda client, w: Call(
+        "POST", f"/api/v1/recycling-schedules/{_schedule(client, w)}/exceptions", "committee",
+        {"json": {"original_date": _next_saturday().isoformat(), "action": "cancel", "note": "因雨取消"}},
+    ),
+    ("POST", c + "/recycling-events"): lambda client, w: Call(
+        "POST", f"/api/v1/communities/{w.community.id}/recycling-events", "committee",
+        {"json": {"occurs_on": _next_saturday().isoformat(), "start_time": "09:00", "end_time": "11:00", "place": f"南门{_key()[-6:]}"}},
+    ),
+    ("PUT", "/api/v1/recycling-events/{event_id}/categories"): lambda client, w: Call(
+        "PUT", f"/api/v1/recycling-events/{_event_today(client, w)}/categories", "committee",
+        {"json": [{"code": "battery", "name": "电池", "unit": "item", "points": 2}]}, True,
+    ),
+    ("POST", "/api/v1/recycling-events/{event_id}/weigh-ins"): lambda client, w: Call(
+        "POST", f"/api/v1/recycling-events/{_event_today(client, w)}/weigh-ins", "clerk", {"json": _weigh_in_body(w)},
+    ),
+    ("POST", "/api/v1/weigh-ins/{weigh_in_id}/reverse"): lambda client, w: Call(
+        "POST", f"/api/v1/weigh-ins/{_weigh_in(client, w)}/reverse", "clerk", {"json": {"reason": "称错了"}},
+    ),
+    ("POST", "/api/v1/recycling-events/{event_id}/destinations"): lambda client, w: Call(
+        "POST", f"/api/v1/recycling-events/{_event_today(client, w)}/destinations", "clerk",
+        {"json": {"client_id": _key(), "category": "paper", "quantity_g": 12000, "kind": "collector", "destination": "再生资源回收站"}},
+    ),
+    ("POST", c + "/volunteer-teams"): lambda client, w: Call(
+        "POST", f"/api/v1/communities/{w.community.id}/volunteer-teams", "committee", {"json": {"name": f"盯桶侠{_key()[-6:]}"}},
+    ),
+    ("POST", "/api/v1/volunteer-teams/{team_id}/members"): lambda client, w: Call(
+        "POST", f"/api/v1/volunteer-teams/{_team(client, w)}/members", "committee", {"json": {"user_id": w.users["compost_keeper"]}},
+    ),
+    ("POST", c + "/shifts"): lambda client, w: Call("POST", f"/api/v1/communities/{w.community.id}/shifts", "clerk", {"json": {"client_id": _key()}}),
+    ("POST", "/api/v1/shifts/{shift_id}/sign-out"): lambda client, w: Call("POST", f"/api/v1/shifts/{_open_shift(client, w)}/sign-out", "supervisor", {"json": {}}),
+    ("POST", c + "/activities"): lambda client, w: Call("POST", f"/api/v1/communities/{w.community.id}/activities", "committee", {"json": _activity_body()}),
+    ("PATCH", "/api/v1/activities/{activity_id}"): lambda client, w: Call(
+        "PATCH", f"/api/v1/activities/{_activity(client, w)}", "committee", {"json": {"participants": 45}}, True,
+    ),
+    ("POST", c + "/challenges"): lambda client, w: Call("POST", f"/api/v1/communities/{w.community.id}/challenges", "committee", {"json": _challenge_body()}),
+    ("POST", "/api/v1/challenges/{challenge_id}/enrolments"): lambda client, w: Call(
+        "POST", f"/api/v1/challenges/{_challenge(client, w)}/enrolments", "resident", {"json": {"household_id": w.households[0].id}},
+    ),
+    ("POST", "/api/v1/challenges/{challenge_id}/checkins"): lambda client, w: Call(
+        "POST", f"/api/v1/challenges/{_challenge(client, w, join=True)}/checkins", "resident", {"json": {"household_id": w.households[0].id}},
+    ),
+})
 
 NOT_REPLAYED = {
     ("POST", "/api/v1/auth/wechat/login"): "each sign-in opens a session (refresh_token rows are attempt logs); covered in tests/identity",

@@ -104,11 +104,13 @@ def test_harvest_shares_compost_in_proportion_and_claims_are_collected_once(clie
 def test_readings(client, world):
     bid = _bin(client, world)["id"]
     url = f"/api/v1/compost-bins/{bid}/readings"
-    assert client.post(url, json={}, headers=world.h("compost_keeper")).status_code == 400
-    r = client.post(url, json={"temperature_c": 55.5, "moisture_pct": 60, "smell": "earthy"}, headers=world.h("compost_keeper"))
+    assert client.post(url, json={"client_id": cid()}, headers=world.h("compost_keeper")).status_code == 400
+    body = {"client_id": cid(), "temperature_c": 55.5, "moisture_pct": 60, "smell": "earthy"}
+    r = client.post(url, json=body, headers=world.h("compost_keeper"))
     assert r.status_code == 201 and r.json()["smell"] == "earthy"
-    assert client.post(url, json={"temperature_c": 200}, headers=world.h("compost_keeper")).status_code == 422
-    assert client.post(url, json={"notes": "翻堆"}, headers=world.h("resident")).status_code == 403
+    assert client.post(url, json=body, headers=world.h("compost_keeper")).json()["id"] == r.json()["id"]
+    assert client.post(url, json={"client_id": cid(), "temperature_c": 200}, headers=world.h("compost_keeper")).status_code == 422
+    assert client.post(url, json={"client_id": cid(), "notes": "翻堆"}, headers=world.h("resident")).status_code == 403
     items = client.get(url, headers=world.h("committee")).json()["items"]
     assert [i["temperature_c"] for i in items] == [55.5]
 

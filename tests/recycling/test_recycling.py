@@ -186,11 +186,11 @@ def test_destinations_are_visible_to_households_that_took_part(client, world):
     _weigh(client, world, eid, payload=payload(world, 0), category="clothes", weight_g=2000)
     d = client.post(
         f"/api/v1/recycling-events/{eid}/destinations",
-        json={"category": "clothes", "quantity_g": 2000, "kind": "charity", "destination": "某公益旧衣回收项目"},
+        json={"client_id": cid(), "category": "clothes", "quantity_g": 2000, "kind": "charity", "destination": "某公益旧衣回收项目"},
         headers=world.h("clerk"),
     )
     assert d.status_code == 201, d.text
-    bad = client.post(f"/api/v1/recycling-events/{eid}/destinations", json={"category": "clothes", "kind": "city", "destination": "x"}, headers=world.h("clerk"))
+    bad = client.post(f"/api/v1/recycling-events/{eid}/destinations", json={"client_id": cid(), "category": "clothes", "kind": "city", "destination": "x"}, headers=world.h("clerk"))
     assert bad.status_code == 422
     # households[0] is the resident's: they took part, so they see where it went.
     mine = client.get(f"/api/v1/recycling-events/{eid}/destinations", headers=world.h("resident"))
