@@ -107,9 +107,11 @@ def main() -> None:
                 hid = s.get(Redemption, rid).household_id
                 flows.fulfil(s, clerk, rid, FulfilRequest(consent_code=consent.issue_code(hid).code))
 
+        _run(reserve(open_.id), args.threads * 4, args.threads)  # warm up connections and statement caches
         figures = {
-            "reserve, one hot item (shared stock row)": _run(reserve(hot.id), args.reservations, args.threads),
             "reserve, unlimited item": _run(reserve(open_.id), args.reservations, args.threads),
+            "reserve, one hot item (shared stock row)": _run(reserve(hot.id), args.reservations, args.threads),
+            "reserve, one hot item, 1 thread": _run(reserve(hot.id), args.reservations // 4, 1),
         }
         figures["fulfil with a consent code"] = _run(fulfil, len(held), args.threads)
         with Session(engine) as s:
