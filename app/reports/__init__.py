@@ -1,0 +1,1 @@
+"""Reports: read models over the other domains for committees, streets, organisations and funders."""

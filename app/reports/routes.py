@@ -1,0 +1,86 @@
+"""HTTP routes for reports: point totals exports for a community, a street or an organisation."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from app.core.db import SessionDep
+from app.identity.auth import CurrentPrincipal
+from app.kit.errors import error_responses
+from app.reports import service
+from app.reports.scope import ScopeKind
+from app.reports.service import ExportFormat
+
+router = APIRouter(prefix="/api/v1", tags=["reports"])
+
+_FILE = {
+    200: {
+        "content": {"text/csv": {}, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}},
+        "description": "CSV (UTF-8 with BOM) or XLSX: households, building subtotals, community subtotals",
+    },
+    **error_responses(400, 401, 403, 404, 422),
+}
+_DESCRIPTION = (
+    "One row per household (building, unit and door plate — never a name or phone) with the opening balance, "
+    "points earned by source, redeemed, expired, the closing balance and kg diverted by category; subtotals per "
+    "building and per community. Period: `month` (YYYY-MM) or `start`/`end` local days; by default the current "
+    "month. Every export is written to the audit log."
+)
+
+Month = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="统计月份 YYYY-MM")]
+Day = Annotated[date | None, Query(description="本地日期 YYYY-MM-DD（含）")]
+Fmt = Annotated[ExportFormat, Query(description="csv 或 xlsx")]
+
+
+def _stream(request: Request, session, principal, kind: ScopeKind, scope_id: int, fmt, month, start, end):
+    export = service.export_totals(
+        session, principal, kind, scope_id, fmt, month=month, start=start, end=end,
+        request_id=getattr(request.state, "request_id", None),
+    )
+    return StreamingResponse(export.body, media_type=export.media_type, headers=export.headers)
+
+
+@router.get(
+    "/communities/{community_id}/reports/point-totals",
+    summary="Export a community's point totals per household (CSV or XLSX)",
+    description=_DESCRIPTION,
+    response_class=StreamingResponse,
+    responses=_FILE,
+)
+def community_totals(
+    request: Request, session: SessionDep, principal: CurrentPrincipal, community_id: int,
+    format: Fmt = ExportFormat.csv, month: Month = None, start: Day = None, end: Day = None,
+):
+    return _stream(request, session, principal, ScopeKind.community, community_id, format, month, start, end)
+
+
+@router.get(
+    "/streets/{street_id}/reports/point-totals",
+    summary="Export a street's point totals per household across its communities (CSV or XLSX)",
+    description=_DESCRIPTION,
+    response_class=StreamingResponse,
+    responses=_FILE,
+)
+def street_totals(
+    request: Request, session: SessionDep, principal: CurrentPrincipal, street_id: int,
+    format: Fmt = ExportFormat.csv, month: Month = None, start: Day = None, end: Day = None,
+):
+    return _stream(request, session, principal, ScopeKind.street, street_id, format, month, start, end)
+
+
+@router.get(
+    "/organisations/{organisation_id}/reports/point-totals",
+    summary="Export point totals per household across an organisation's communities (CSV or XLSX)",
+    description=_DESCRIPTION,
+    response_class=StreamingResponse,
+    responses=_FILE,
+)
+def organisation_totals(
+    request: Request, session: SessionDep, principal: CurrentPrincipal, organisation_id: int,
+    format: Fmt = ExportFormat.csv, month: Month = None, start: Day = None, end: Day = None,
+):
+    return _stream(request, session, principal, ScopeKind.organisation, organisation_id, format, month, start, end)

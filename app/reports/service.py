@@ -1,0 +1,90 @@
+"""Report workflows: check who asks, write the audit row, hand back a stream that reads on its own session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from urllib.parse import quote
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from app.audit import service as audit
+from app.core.db import get_engine, utcnow
+from app.identity.auth import Principal
+from app.reports import sheets
+from app.reports.scope import SCOPE_ZH, Period, Scope, ScopeKind, period_of, resolve
+from app.reports.totals import stream_rows
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    xlsx = "xlsx"
+
+
+MEDIA_TYPES = {
+    ExportFormat.csv: "text/csv; charset=utf-8",
+    ExportFormat.xlsx: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+@dataclass
+class Export:
+    filename: str
+    media_type: str
+    body: Iterator[bytes]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        ascii_name = self.filename.encode("ascii", "replace").decode().replace("?", "_")
+        return {"Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(self.filename)}"}
+
+
+def totals_body(engine: Engine, scope: Scope, period: Period, fmt: ExportFormat) -> Iterator[bytes]:
+    """The export's bytes, read with a session of its own (the request's session is gone once streaming starts)."""
+    lo, hi = period.bounds(scope.tz)
+    with Session(engine) as session:
+        rows = stream_rows(session, scope.community_ids, lo, hi)
+        if fmt == ExportFormat.csv:
+            yield from sheets.csv_stream(rows)
+        else:
+            yield from sheets.xlsx_stream(
+                rows,
+                title=f"{SCOPE_ZH[scope.kind]}：{scope.name}",
+                period=period.label,
+                generated=utcnow().astimezone(scope.tz).strftime("%Y-%m-%d %H:%M"),
+            )
+
+
+def export_totals(
+    session: Session,
+    principal: Principal | None,
+    kind: ScopeKind,
+    scope_id: int,
+    fmt: ExportFormat,
+    *,
+    month: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    request_id: str | None = None,
+) -> Export:
+    """Point totals per household for a scope and period. The audit row commits before any byte is sent."""
+    scope = resolve(session, principal, kind, scope_id)  # principal None: the operator's CLI, still audited
+    period = period_of(month, start, end, scope.tz)
+    audit.record(
+        session,
+        actor_user_id=principal.user_id if principal else None,
+        action="reports.export_totals",
+        object_type=kind.value,
+        object_id=scope_id,
+        community_id=scope.audit_community_id,
+        request_id=request_id,
+        detail={"format": fmt.value, "start": period.start.isoformat(), "end": period.end.isoformat(),
+                "communities": len(scope.community_ids)},
+    )
+    session.commit()
+    filename = f"积分汇总_{scope.name}_{period.start.isoformat()}_{period.end.isoformat()}.{fmt.value}"
+    return Export(filename, MEDIA_TYPES[fmt], totals_body(get_engine(), scope, period, fmt))
+
