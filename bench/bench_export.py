@@ -1,0 +1,250 @@
+"""Point totals export of a 60,000-household street with a year of activity, on PostgreSQL.
+
+    TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python -m bench.bench_export
+
+Builds the street with the demo generator (places), then a year of ledger activity written set-based in
+SQL (INSERT ... SELECT generate_series): weekly check-ins with kitchen-waste weights, monthly recycling
+weigh-ins, quarterly redemptions — every entry balanced against the community's system accounts,
+household postings numbered with running balances, account balances equal to their postings.
+Then, side by side in one run:
+  * the XLSX export of the year's last month, in a fresh process (as `jianfei reports export-totals`
+    runs it): time of the export and peak RSS of that process (os.wait4) — targets < 5 s, < 200 MB;
+  * the CSV export, in a fresh process, against PostgreSQL's own COPY (query) TO STDOUT of the same
+    query — target: CSV ≤ 2× COPY.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("ENVIRONMENT", "test")
+os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="jianfei-bench-"))
+os.environ.setdefault("JWT_SECRET", "bench-secret-" + "x" * 40)
+os.environ.setdefault("PHONE_HASH_KEY", "bench-phone-key")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+COMMUNITIES = int(os.environ.get("COMMUNITIES", "30"))
+HOUSEHOLDS = int(os.environ.get("HOUSEHOLDS", "2000"))
+YEAR_START = "2025-01-01 00:00:00+08"
+MONTH = "2025-12"
+
+ACTIVITY_SQL = [
+    # One household account per household, and the issued / redeemed system accounts per community.
+    """INSERT INTO ledger_account (community_id, household_id, kind, balance, version)
+       SELECT community_id, id, 'household', 0, 0 FROM household""",
+    """INSERT INTO ledger_account (community_id, household_id, kind, balance, version)
+       SELECT c.id, NULL, k.kind, 0, 0 FROM community c CROSS JOIN (VALUES ('issued'), ('redeemed')) AS k(kind)""",
+    # A year: a kitchen-waste check-in every 7th day (5 points, 0.6-2.5 kg), a recycling weigh-in every
+    # 30th day (paper or batteries, 3 points), a redemption of 20 points every 90th day from day 45.
+    f"""INSERT INTO journal_entry (community_id, household_id, source, idempotency_key, memo, occurred_at, posted_at,
+                                   quantity_g, category)
+       SELECT h.community_id, h.id, k.source, 'bench:' || k.source || ':' || h.id || ':' || d, k.memo,
+              TIMESTAMPTZ '{YEAR_START}' + d * INTERVAL '1 day' + INTERVAL '8 hours' + (h.id % 120) * INTERVAL '1 minute',
+              TIMESTAMPTZ '{YEAR_START}' + d * INTERVAL '1 day' + INTERVAL '9 hours',
+              CASE k.source WHEN 'checkin' THEN 600 + (h.id * 37 + d) % 1900
+                            WHEN 'recycling' THEN 200 + (h.id * 53 + d) % 4000 END,
+              CASE k.source WHEN 'checkin' THEN 'kitchen'
+                            WHEN 'recycling' THEN CASE WHEN h.id % 10 = 0 THEN 'battery' ELSE 'paper' END END
+       FROM household h
+       CROSS JOIN generate_series(0, 364) AS d
+       JOIN (VALUES ('checkin', '桶边督导 厨余 分类正确', 7, 0),
+                    ('recycling', '资源回收日 纸类', 30, 0),
+                    ('redemption', '兑换 洗洁精', 90, 45)) AS k(source, memo, every, phase)
+         ON (d + h.id) % k.every = k.phase AND (k.source <> 'redemption' OR d >= 45)""",
+    # Household postings in time order, with their place in the passbook and the running balance.
+    """INSERT INTO posting (entry_id, account_id, amount, seq, balance_after)
+       SELECT e.id, a.id, x.amount,
+              row_number() OVER w,
+              sum(x.amount) OVER w
+       FROM journal_entry e
+       JOIN ledger_account a ON a.household_id = e.household_id
+       CROSS JOIN LATERAL (SELECT CASE e.source WHEN 'checkin' THEN 5 WHEN 'recycling' THEN 3 ELSE -20 END AS amount) x
+       WINDOW w AS (PARTITION BY e.household_id ORDER BY e.occurred_at, e.id)""",
+    # The other side of every entry: issued for credits, redeemed for redemptions.
+    """INSERT INTO posting (entry_id, account_id, amount, seq, balance_after)
+       SELECT e.id, s.id, -p.amount, NULL, NULL
+       FROM journal_entry e
+       JOIN posting p ON p.entry_id = e.id
+       JOIN ledger_account s ON s.community_id = e.community_id AND s.household_id IS NULL
+            AND s.kind = CASE WHEN e.source = 'redemption' THEN 'redeemed' ELSE 'issued' END""",
+    """UPDATE ledger_account a SET balance = t.balance, version = t.n
+       FROM (SELECT account_id, sum(amount) AS balance, count(*) AS n FROM posting WHERE seq IS NOT NULL GROUP BY account_id) t
+       WHERE t.account_id = a.id""",
+]
+
+
+def build(url: str) -> dict:
+    from sqlalchemy import text
+    from sqlmodel import Session
+
+    from app.core.db import make_engine
+    from app.generator.plan import plan_street
+    from app.generator.service import build_street
+
+    engine = make_engine(url)
+    t0 = time.perf_counter()
+    with Session(engine) as session:
+        built = build_street(session, plan_street(1, COMMUNITIES, HOUSEHOLDS), resident_share=0.0)
+    places_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        for sql in ACTIVITY_SQL:
+            t1 = time.perf_counter()
+            conn.execute(text(sql))
+            print(f"  {time.perf_counter() - t1:6.1f} s  {' '.join(sql.split())[:70]}", flush=True)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+    ledger_s = time.perf_counter() - t0
+    with engine.connect() as conn:
+        entries = conn.execute(text("SELECT count(*) FROM journal_entry")).scalar()
+        postings = conn.execute(text("SELECT count(*) FROM posting")).scalar()
+        unbalanced = conn.execute(text("SELECT count(*) FROM (SELECT entry_id FROM posting GROUP BY entry_id HAVING sum(amount) <> 0) t")).scalar()
+        negative = conn.execute(text("SELECT count(*) FROM posting WHERE balance_after < 0")).scalar()
+    engine.dispose()
+    assert unbalanced == 0 and negative == 0, (unbalanced, negative)
+    return {"street_id": built.street_id, "households": built.households, "entries": entries, "postings": postings,
+            "places_s": places_s, "ledger_s": ledger_s}
+
+
+def existing(url: str) -> dict:
+    from sqlalchemy import text
+
+    from app.core.db import make_engine
+
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        street_id = conn.execute(text("SELECT min(id) FROM street")).scalar()
+        data = {
+            "street_id": street_id,
+            "households": conn.execute(text("SELECT count(*) FROM household")).scalar(),
+            "entries": conn.execute(text("SELECT count(*) FROM journal_entry")).scalar(),
+            "postings": conn.execute(text("SELECT count(*) FROM posting")).scalar(),
+            "places_s": 0.0, "ledger_s": 0.0,
+        }
+    engine.dispose()
+    return data
+
+
+def child(fmt: str, url: str, street_id: int, out: str) -> None:
+    """Runs in a fresh process: the export exactly as the CLI does it, timed from the first query."""
+    os.environ["DATABASE_URL"] = url
+    from sqlmodel import Session
+
+    from app.core.db import get_engine
+    from app.reports.scope import ScopeKind
+    from app.reports.service import ExportFormat, export_totals
+
+    t0 = time.perf_counter()
+    with Session(get_engine()) as session:
+        export = export_totals(session, None, ScopeKind.street, street_id, ExportFormat(fmt), month=MONTH)
+        size = 0
+        with open(out, "wb") as f:
+            for chunk in export.body:
+                f.write(chunk)
+                size += len(chunk)
+    print(json.dumps({"seconds": time.perf_counter() - t0, "bytes": size}))
+
+
+def run_child(fmt: str, url: str, street_id: int, out: str) -> dict:
+    proc = subprocess.Popen([sys.executable, "-m", "bench.bench_export", "--child", fmt, url, str(street_id), out],
+                            stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parents[1])
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert status == 0, output
+    result = json.loads(output.decode().strip().splitlines()[-1])
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024  # Linux: kilobytes
+    return result
+
+
+def copy_same_query(url: str, street_id: int, out: str) -> dict:
+    """PostgreSQL's COPY (the export's query) TO STDOUT, read by the client into a file."""
+    from zoneinfo import ZoneInfo
+
+    import psycopg
+    from sqlalchemy import select
+    from sqlalchemy.dialects import postgresql
+    from sqlmodel import Session
+
+    from app.core.db import make_engine
+    from app.places.models import Community
+    from app.reports.scope import month_period
+    from app.reports.totals import totals_query
+
+    engine = make_engine(url)
+    with Session(engine) as s:
+        ids = tuple(s.execute(select(Community.id).where(Community.street_id == street_id)).scalars())
+    engine.dispose()
+    lo, hi = month_period(MONTH).bounds(ZoneInfo("Asia/Shanghai"))
+    compiled = totals_query(ids, lo, hi).compile(dialect=postgresql.psycopg.dialect(), compile_kwargs={"render_postcompile": True})
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(conninfo) as conn:
+        sql = psycopg.ClientCursor(conn).mogrify(str(compiled), compiled.params)
+        t0 = time.perf_counter()
+        size = 0
+        with conn.cursor() as cur, open(out, "wb") as f, cur.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER)") as copy:
+            for block in copy:
+                f.write(block)
+                size += len(block)
+        seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "bytes": size}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--child", nargs=4, metavar=("FMT", "URL", "STREET", "OUT"))
+    parser.add_argument("--keep", action="store_true", help="keep the database (prints its URL)")
+    parser.add_argument("--url", help="measure again on a database kept by an earlier --keep run")
+    args = parser.parse_args()
+    if args.child:
+        fmt, url, street, out = args.child
+        child(fmt, url, int(street), out)
+        return
+
+    from bench.common import drop_database, fresh_database, record
+
+    url = args.url or fresh_database("export")
+    try:
+        data = existing(url) if args.url else build(url)
+        print(f"built: {data['households']:,} households, {data['entries']:,} entries, {data['postings']:,} postings "
+              f"(places {data['places_s']:.1f} s, ledger {data['ledger_s']:.1f} s)")
+        tmp = Path(tempfile.mkdtemp(prefix="jianfei-export-"))
+        runs = {"copy": [], "csv": [], "xlsx": []}
+        for _ in range(3):  # alternate, so neither side gets a warmer cache
+            runs["copy"].append(copy_same_query(url, data["street_id"], str(tmp / "copy.csv")))
+            runs["csv"].append(run_child("csv", url, data["street_id"], str(tmp / "totals.csv")))
+            runs["xlsx"].append(run_child("xlsx", url, data["street_id"], str(tmp / "totals.xlsx")))
+        best = {k: min(v, key=lambda r: r["seconds"]) for k, v in runs.items()}
+        peak = {k: max(r.get("peak_rss_mb", 0) for r in v) for k, v in runs.items()}
+        ratio = best["csv"]["seconds"] / best["copy"]["seconds"]
+        xlsx_ok = best["xlsx"]["seconds"] < 5
+        rss_ok = peak["xlsx"] < 200
+        lines = [
+            f"Street of {data['households']:,} households, {COMMUNITIES} communities; a year of activity: {data['entries']:,} journal "
+            f"entries, {data['postings']:,} postings. Export of one month ({MONTH}), best of 3, fresh process each.",
+            "",
+            "| what | time (s) | size | peak RSS of the process | target |",
+            "|---|---|---|---|---|",
+            f"| XLSX export (4 sheets) | {best['xlsx']['seconds']:.2f} | {best['xlsx']['bytes'] / 1e6:.1f} MB | {peak['xlsx']:.0f} MB "
+            f"| < 5 s {'✓' if xlsx_ok else '✗'}, < 200 MB {'✓' if rss_ok else '✗'} |",
+            f"| CSV export (with subtotals) | {best['csv']['seconds']:.2f} | {best['csv']['bytes'] / 1e6:.1f} MB | {peak['csv']:.0f} MB "
+            f"| ≤ 2× COPY: {ratio:.2f}× {'✓' if ratio <= 2 else '✗'} |",
+            f"| PostgreSQL COPY (same query) TO STDOUT | {best['copy']['seconds']:.2f} | {best['copy']['bytes'] / 1e6:.1f} MB | — | baseline |",
+        ]
+        record(f"Point totals export ({data['households']:,} households, PostgreSQL)", lines)
+    finally:
+        if args.keep or args.url:
+            print("kept", url)
+        else:
+            drop_database(url)
+
+
+if __name__ == "__main__":
+    main()
