@@ -6,6 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 
+# The dashboard test drives Debian's Chromium through Playwright (no browser download); a CJK font
+# makes its screenshot legible.
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update && apt-get install -y "${need[@]}"
+fi
+
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
   for candidate in "postgresql://postgres@127.0.0.1:5432/postgres" "postgresql://root@127.0.0.1:5432/test"; do
     if .venv/bin/python - "$candidate" <<'PY' 2>/dev/null

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 
 from app.core.db import SessionDep
 from app.identity.auth import CurrentPrincipal
 from app.kit.errors import error_responses
-from app.reports import service
+from app.reports import dashboard, service
+from app.reports.dashboard import Dashboard
 from app.reports.scope import ScopeKind
 from app.reports.service import ExportFormat
 
-router = APIRouter(prefix="/api/v1", tags=["reports"])
+api = APIRouter(prefix="/api/v1", tags=["reports"])
+pages = APIRouter(include_in_schema=False)
 
 _FILE = {
     200: {
@@ -44,7 +47,7 @@ def _stream(request: Request, session, principal, kind: ScopeKind, scope_id: int
     return StreamingResponse(export.body, media_type=export.media_type, headers=export.headers)
 
 
-@router.get(
+@api.get(
     "/communities/{community_id}/reports/point-totals",
     summary="Export a community's point totals per household (CSV or XLSX)",
     description=_DESCRIPTION,
@@ -58,7 +61,7 @@ def community_totals(
     return _stream(request, session, principal, ScopeKind.community, community_id, format, month, start, end)
 
 
-@router.get(
+@api.get(
     "/streets/{street_id}/reports/point-totals",
     summary="Export a street's point totals per household across its communities (CSV or XLSX)",
     description=_DESCRIPTION,
@@ -72,7 +75,7 @@ def street_totals(
     return _stream(request, session, principal, ScopeKind.street, street_id, format, month, start, end)
 
 
-@router.get(
+@api.get(
     "/organisations/{organisation_id}/reports/point-totals",
     summary="Export point totals per household across an organisation's communities (CSV or XLSX)",
     description=_DESCRIPTION,
@@ -84,3 +87,36 @@ def organisation_totals(
     format: Fmt = ExportFormat.csv, month: Month = None, start: Day = None, end: Day = None,
 ):
     return _stream(request, session, principal, ScopeKind.organisation, organisation_id, format, month, start, end)
+
+
+# --- dashboard --------------------------------------------------------------------------------
+
+_STATIC = Path(__file__).resolve().parents[1] / "static"
+
+
+@api.get(
+    "/communities/{community_id}/reports/dashboard",
+    summary="The committee dashboard's figures: check-ins by day, kg by category by month, participation, points",
+    response_model=Dashboard,
+    responses=error_responses(401, 403, 404, 422),
+)
+def community_dashboard(session: SessionDep, principal: CurrentPrincipal, community_id: int):
+    return dashboard.build(session, principal, community_id)
+
+
+@pages.get("/reports/dashboard")
+def dashboard_page():
+    """The page signs in with a password and reads everything through the API with its token."""
+    return FileResponse(_STATIC / "reports" / "dashboard.html", media_type="text/html; charset=utf-8")
+
+
+@pages.get("/static/echarts.min.js")
+def echarts_js():
+    """Apache ECharts (from the npm package `echarts`, Apache-2.0), served by the app: no CDN."""
+    return FileResponse(_STATIC / "echarts.min.js", media_type="text/javascript",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+
+router = APIRouter()
+router.include_router(api)
+router.include_router(pages)
