@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingResponse
 
 from app.core.db import SessionDep
 from app.identity.auth import CurrentPrincipal
 from app.kit.errors import error_responses
 from app.reports import dashboard, service
 from app.reports.dashboard import Dashboard
+from app.reports.monthly import MonthlyReport
 from app.reports.scope import ScopeKind
 from app.reports.service import ExportFormat
 
@@ -87,6 +89,64 @@ def organisation_totals(
     format: Fmt = ExportFormat.csv, month: Month = None, start: Day = None, end: Day = None,
 ):
     return _stream(request, session, principal, ScopeKind.organisation, organisation_id, format, month, start, end)
+
+
+# --- the monthly report (月报) ---------------------------------------------------------------------
+
+_MONTHLY = {
+    200: {
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/MonthlyReport"}},
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {},
+            "text/html": {},
+        },
+        "description": "JSON, XLSX or a printable page",
+    },
+    **error_responses(400, 401, 403, 404, 422),
+}
+_MONTHLY_DESCRIPTION = (
+    "Partner organisations, communities, participating households, attendances (人次), waste reduced in kg in total "
+    "and by category (厨余, 可回收物, 有害垃圾, 其他垃圾; the total is the sum of the categories), points issued and "
+    "redeemed — \"this month\" and \"cumulative\" as separate columns. Figures the system does not record yet are null "
+    "and listed in `unavailable`. `format`: json, xlsx or html (printable). Audited."
+)
+MonthlyFmt = Annotated[service.MonthlyFormat, Query(description="json、xlsx 或 html（可打印）")]
+
+
+def _monthly(request: Request, session, principal, kind: ScopeKind, scope_id: int, month, fmt):
+    result = service.monthly_report(session, principal, kind, scope_id, month, fmt,
+                                    request_id=getattr(request.state, "request_id", None))
+    if fmt == service.MonthlyFormat.json:
+        return result
+    if fmt == service.MonthlyFormat.html:
+        return HTMLResponse(result)
+    name = f"月报_{scope_id}_{month or 'current'}.xlsx"
+    return Response(result, media_type=service.MEDIA_TYPES[ExportFormat.xlsx],
+                    headers={"Content-Disposition": f"attachment; filename=\"monthly-{scope_id}.xlsx\"; filename*=UTF-8''{quote(name)}"})
+
+
+@api.get(
+    "/organisations/{organisation_id}/reports/monthly",
+    summary="The monthly report (月报) of an organisation: this month and cumulative",
+    description=_MONTHLY_DESCRIPTION,
+    response_model=MonthlyReport,
+    responses=_MONTHLY,
+)
+def organisation_monthly(request: Request, session: SessionDep, principal: CurrentPrincipal, organisation_id: int,
+                         month: Month = None, format: MonthlyFmt = service.MonthlyFormat.json):
+    return _monthly(request, session, principal, ScopeKind.organisation, organisation_id, month, format)
+
+
+@api.get(
+    "/streets/{street_id}/reports/monthly",
+    summary="The monthly report (月报) of a street: this month and cumulative",
+    description=_MONTHLY_DESCRIPTION,
+    response_model=MonthlyReport,
+    responses=_MONTHLY,
+)
+def street_monthly(request: Request, session: SessionDep, principal: CurrentPrincipal, street_id: int,
+                   month: Month = None, format: MonthlyFmt = service.MonthlyFormat.json):
+    return _monthly(request, session, principal, ScopeKind.street, street_id, month, format)
 
 
 # --- dashboard --------------------------------------------------------------------------------

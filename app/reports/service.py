@@ -88,3 +88,60 @@ def export_totals(
     filename = f"积分汇总_{scope.name}_{period.start.isoformat()}_{period.end.isoformat()}.{fmt.value}"
     return Export(filename, MEDIA_TYPES[fmt], totals_body(get_engine(), scope, period, fmt))
 
+
+
+# --- the monthly report (月报) -------------------------------------------------------------------
+
+class MonthlyFormat(StrEnum):
+    json = "json"
+    xlsx = "xlsx"
+    html = "html"
+
+
+_templates = None
+
+
+def _render_monthly(report) -> str:
+    global _templates
+    from pathlib import Path
+
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    from app.reports.monthly import month_label
+
+    if _templates is None:
+        _templates = Environment(loader=FileSystemLoader(Path(__file__).resolve().parents[1] / "templates"),
+                                 autoescape=select_autoescape())
+    return _templates.get_template("monthly_report.html").render(
+        r=report, month=month_label(report.month), scope=SCOPE_ZH[ScopeKind(report.scope)],
+        main=report.figures, generated=report.generated_at.strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+def monthly_report(session: Session, principal: Principal | None, kind: ScopeKind, scope_id: int, month: str | None,
+                   fmt: MonthlyFormat, request_id: str | None = None):
+    """The report as a model (json), XLSX bytes or a printable page; audited like every export."""
+    import os
+    import tempfile
+
+    from app.reports import monthly
+
+    if month is None:
+        month = utcnow().astimezone(resolve(session, principal, kind, scope_id).tz).strftime("%Y-%m")
+    report = monthly.build(session, principal, kind, scope_id, month)
+    audit.record(session, actor_user_id=principal.user_id if principal else None, action="reports.monthly",
+                 object_type=kind.value, object_id=scope_id, request_id=request_id,
+                 detail={"format": fmt.value, "month": month})
+    session.commit()
+    if fmt == MonthlyFormat.json:
+        return report
+    if fmt == MonthlyFormat.html:
+        return _render_monthly(report)
+    fd, path = tempfile.mkstemp(suffix=".xlsx")
+    os.close(fd)
+    try:
+        monthly.write_xlsx(report, path)
+        with open(path, "rb") as f:
+            return f.read()  # one sheet of a few dozen cells
+    finally:
+        os.unlink(path)
