@@ -554,58 +554,6 @@ def write_households_bulk(
         ) from None
 
 
-def _update_households_pg(session: Session, updates: list[dict[str, Any]], now) -> None:
-    """One UPDATE joined to unnest() of four arrays: a single statement with four parameters, whatever
-    the number of households. Members and phone change only where given (NULL keeps the stored value)."""
-    from sqlalchemy import text
-
-    session.execute(
-        text(
-            "UPDATE household AS h SET members = COALESCE(v.members, h.members), "
-            "phone_hash = COALESCE(v.phone_hash, h.phone_hash), phone_masked = COALESCE(v.phone_masked, h.phone_masked), "
-            "updated_at = :now "
-            "FROM unnest(CAST(:ids AS bigint[]), CAST(:members AS integer[]), CAST(:hashes AS varchar[]), CAST(:masked AS varchar[])) "
-            "AS v(id, members, phone_hash, phone_masked) WHERE h.id = v.id"
-        ),
-        {
-            "ids": [u["id"] for u in updates],
-            "members": [u.get("members") for u in updates],
-            "hashes": [u.get("phone_hash") for u in updates],
-            "masked": [u.get("phone_masked") for u in updates],
-            "now": now,
-        },
-    )
-
-
-def _insert_households_pg(session: Session, community_id: int, rows: list[dict[str, Any]], now) -> None:
-    """One INSERT … SELECT FROM unnest() of per-column arrays: a few parameters for any number of rows."""
-    from sqlalchemy import text
-
-    session.execute(
-        text(
-            "INSERT INTO household (community_id, building_id, unit, door_plate, members, status, public_code, "
-            "phone_hash, phone_masked, pin_hash, created_at, updated_at) "
-            "SELECT :community_id, v.building_id, v.unit, v.door_plate, v.members, :status, v.public_code, "
-            "v.phone_hash, v.phone_masked, NULL, :now, :now "
-            "FROM unnest(CAST(:buildings AS bigint[]), CAST(:units AS varchar[]), CAST(:plates AS varchar[]), "
-            "CAST(:members AS integer[]), CAST(:codes AS varchar[]), CAST(:hashes AS varchar[]), CAST(:masked AS varchar[])) "
-            "AS v(building_id, unit, door_plate, members, public_code, phone_hash, phone_masked)"
-        ),
-        {
-            "community_id": community_id,
-            "status": HouseholdStatus.active.value,
-            "now": now,
-            "buildings": [r["building_id"] for r in rows],
-            "units": [r["unit"] for r in rows],
-            "plates": [r["door_plate"] for r in rows],
-            "members": [r["members"] for r in rows],
-            "codes": [r["public_code"] for r in rows],
-            "hashes": [r["phone_hash"] for r in rows],
-            "masked": [r["phone_masked"] for r in rows],
-        },
-    )
-
-
 def households_by_codes(session: Session, codes: set[str]) -> dict[str, tuple[int, int, str]]:
     """public_code → (household id, community id, status), in one query (for scanned batches)."""
     if not codes:
