@@ -14,45 +14,41 @@ from collections.abc import Iterable, Iterator
 
 import xlsxwriter
 
-from app.reports.totals import CATEGORIES, FIGURES, HEADERS_ZH, Subtotal
+from app.reports.totals import CATEGORIES, FIGURES, FIRST_FIGURE, HEADERS_ZH, Subtotal
 
 ID_HEADERS = ("社区", "小区", "楼栋", "单元", "门牌")
 GRAM_FIGURES = {f"g_{c}" for c, _ in CATEGORIES}
 CHUNK = 64 * 1024
 
 
-def _value(figure: str, grams_or_points: int):
-    return grams_or_points / 1000 if figure in GRAM_FIGURES else grams_or_points
-
-
 def walk(rows: Iterable) -> Iterator[tuple[str, object]]:
     """Yield ("household", row), then ("building", Subtotal) / ("community", Subtotal) as each closes,
-    and finally ("total", Subtotal)."""
+    and finally ("total", Subtotal). Each row is added once, to its building; a closing building is
+    rolled into its community and a closing community into the total."""
     building: Subtotal | None = None
     community: Subtotal | None = None
     total = Subtotal(("总计",))
     current_building = current_community = None
     for row in rows:
-        if row.community_id != current_community:
+        if row.community_id != current_community or row.building_id != current_building:
             if building is not None:
+                community.add(building.values, building.households)
                 yield "building", building
-            if community is not None:
-                yield "community", community
-            building = None
-            community = Subtotal((row.community,))
-            current_community = row.community_id
-        if row.building_id != current_building or building is None:
-            if building is not None:
-                yield "building", building
+            if row.community_id != current_community:
+                if community is not None:
+                    total.add(community.values, community.households)
+                    yield "community", community
+                community = Subtotal((row.community,))
+                current_community = row.community_id
             building = Subtotal((row.community, row.compound, row.building))
             current_building = row.building_id
-        building.add(row)
-        community.add(row)
-        total.add(row)
+        building.add(row[FIRST_FIGURE:])
         yield "household", row
     if building is not None:
+        community.add(building.values, building.households)
         yield "building", building
     if community is not None:
+        total.add(community.values, community.households)
         yield "community", community
     yield "total", total
 
@@ -62,8 +58,14 @@ def walk(rows: Iterable) -> Iterator[tuple[str, object]]:
 CSV_HEADERS = ("层级", *ID_HEADERS, "户数", *(HEADERS_ZH[f] for f in FIGURES))
 
 
-def _csv_figures(sums) -> list:
-    return [_value(f, sums[f]) for f in FIGURES]
+KG_AT = tuple(i for i, f in enumerate(FIGURES) if f in GRAM_FIGURES)
+
+
+def _figures(values) -> list:
+    out = list(values)
+    for i in KG_AT:
+        out[i] = out[i] / 1000
+    return out
 
 
 def csv_stream(rows: Iterable) -> Iterator[bytes]:
@@ -75,15 +77,15 @@ def csv_stream(rows: Iterable) -> Iterator[bytes]:
         if level == "household":
             out.writerow(
                 ["户", item.community, item.compound, item.building, item.unit, item.door_plate, 1,
-                 *(_value(f, getattr(item, f)) for f in FIGURES)]
+                 *_figures(item[FIRST_FIGURE:])]
             )
         elif level == "building":
             community, compound, building = item.label
-            out.writerow(["楼栋小计", community, compound, building, "", "", item.households, *_csv_figures(item.sums)])
+            out.writerow(["楼栋小计", community, compound, building, "", "", item.households, *_figures(item.values)])
         elif level == "community":
-            out.writerow(["社区合计", item.label[0], "", "", "", "", item.households, *_csv_figures(item.sums)])
+            out.writerow(["社区合计", item.label[0], "", "", "", "", item.households, *_figures(item.values)])
         else:
-            out.writerow(["总计", "", "", "", "", "", item.households, *_csv_figures(item.sums)])
+            out.writerow(["总计", "", "", "", "", "", item.households, *_figures(item.values)])
         if buf.tell() >= CHUNK:
             yield buf.getvalue().encode("utf-8")
             buf.seek(0)
@@ -129,23 +131,20 @@ def write_xlsx(path: str, rows: Iterable, *, title: str, period: str, generated:
             write_string(h_row, 2, item.building)
             write_string(h_row, 3, item.unit)
             write_string(h_row, 4, item.door_plate)
-            col = h_first
-            for f in FIGURES:
-                v = getattr(item, f)
-                write_number(h_row, col, v / 1000 if f in GRAM_FIGURES else v)
-                col += 1
+            for col, v in enumerate(_figures(item[FIRST_FIGURE:]), start=h_first):
+                write_number(h_row, col, v)
             h_row += 1
         elif level == "building":
             buildings.write_row(b_row, 0, (*item.label, item.households))
-            for i, f in enumerate(FIGURES):
-                buildings.write_number(b_row, b_first + i, _value(f, item.sums[f]))
+            for col, v in enumerate(_figures(item.values), start=b_first):
+                buildings.write_number(b_row, col, v)
             b_row += 1
         else:
             bold = level == "total"
             communities.write_row(c_row, 0, (item.label[0], item.households))
-            for i, f in enumerate(FIGURES):
-                fmt = (bold_kg if f in GRAM_FIGURES else bold_points) if bold else None
-                communities.write_number(c_row, c_first + i, _value(f, item.sums[f]), fmt)
+            for i, v in enumerate(_figures(item.values)):
+                fmt = (bold_kg if i in KG_AT else bold_points) if bold else None
+                communities.write_number(c_row, c_first + i, v, fmt)
             c_row += 1
     notes.set_column(0, 0, 14)
     notes.set_column(1, 1, 60)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Select, and_, case, func, literal, select
+from sqlalchemy import BigInteger, Select, and_, case, cast, func, literal, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
@@ -128,7 +128,8 @@ def totals_query(community_ids: tuple[int, ...], lo: datetime, hi: datetime) -> 
         .group_by(A.c.household_id)
         .subquery("flows")
     )
-    z = lambda col: func.coalesce(col, 0)  # noqa: E731
+    # Sums come back as integers on both databases (PostgreSQL's sum(bigint) is numeric).
+    z = lambda col: cast(func.coalesce(col, 0), BigInteger)  # noqa: E731
     earned = sum((z(flows.c[s]) for s, _ in EARN_SOURCES), start=literal(0))
     net = earned + z(flows.c.redemption) + z(flows.c.expiry)
     opening = z(ACC.c.balance) - z(flows.c.since_lo)
@@ -167,18 +168,25 @@ def totals_query(community_ids: tuple[int, ...], lo: datetime, hi: datetime) -> 
     )
 
 
+# Household rows carry 7 identifying columns, then the figures in FIGURES order.
+FIRST_FIGURE = 7
+
+
 @dataclass
 class Subtotal:
     """Sums of every figure over a building or a community, and how many households they cover."""
 
     label: tuple[str, ...]
     households: int = 0
-    sums: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FIGURES, 0))
+    values: list[int] = field(default_factory=lambda: [0] * len(FIGURES))
 
-    def add(self, row) -> None:
-        self.households += 1
-        for f in FIGURES:
-            self.sums[f] += int(getattr(row, f))
+    def add(self, values, households: int = 1) -> None:
+        self.households += households
+        self.values = [a + b for a, b in zip(self.values, values, strict=True)]
+
+    @property
+    def sums(self) -> dict[str, int]:
+        return dict(zip(FIGURES, self.values, strict=True))
 
 
 def stream_rows(session: Session, community_ids: tuple[int, ...], lo: datetime, hi: datetime, batch: int = 2000) -> Iterator:
