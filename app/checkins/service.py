@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -45,7 +45,7 @@ from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, auth
 from app.identity.models import Role
 from app.kit.errors import BadRequest, Conflict, DomainError, Forbidden, NotFound, Unprocessable, not_found
 from app.kit.pagination import page_by_id
-from app.kit.sql import among
+from app.kit.sql import among, is_pg, unnest_insert
 from app.places import service as places
 from app.rules import service as rules
 
@@ -261,20 +261,6 @@ def update_window(session: Session, principal: Principal, window_id: int, data: 
 
 # --- scanning ----------------------------------------------------------------------------------
 
-_COLUMNS = (
-    ("community_id", "bigint"), ("client_id", "varchar"), ("household_id", "bigint"), ("station_id", "bigint"),
-    ("window_id", "bigint"), ("window_date", "date"), ("category", "varchar"), ("result", "varchar"),
-    ("reasons", "json"), ("weight_g", "integer"), ("photo_ref", "varchar"), ("status", "varchar"),
-    ("reject_reason", "varchar"), ("credited", "boolean"), ("points", "integer"), ("scanned_at", "timestamptz"),
-    ("recorded_at", "timestamptz"), ("recorded_by", "bigint"),
-)
-_UNNEST_INSERT = text(
-    f"INSERT INTO checkin ({', '.join(c for c, _ in _COLUMNS)}) "
-    f"SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _COLUMNS)}) "
-    "ON CONFLICT DO NOTHING RETURNING id, client_id"
-)
-
-
 def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
     """Insert scans, skipping any a unique constraint refuses; (id, client id) of those stored.
 
@@ -283,10 +269,9 @@ def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> list[tuple[int
     """
     if not rows:
         return []
-    if session.get_bind().dialect.name == "postgresql":
-        params = {c: [r[c] for r in rows] for c, _ in _COLUMNS}
-        params["reasons"] = [json.dumps(r["reasons"]) for r in rows]
-        return [(i, c) for i, c in session.execute(_UNNEST_INSERT, params).all()]
+    if is_pg(session):
+        rows = [r | {"reasons": json.dumps(r["reasons"])} for r in rows]
+        return [(i, c) for i, c in unnest_insert(session, CHECKIN, rows, "ON CONFLICT DO NOTHING RETURNING id, client_id")]
     stmt = sqlite.insert(CHECKIN).on_conflict_do_nothing().returning(CHECKIN.c.id, CHECKIN.c.client_id)
     return [(i, c) for i, c in session.execute(stmt, rows).all()]
 

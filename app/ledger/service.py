@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from app.core.db import utcnow
 from app.kit.errors import BadRequest, Conflict, not_found
+from app.kit.sql import unnest_insert
 from app.ledger.models import HOUSEHOLD, JournalEntry, LedgerAccount, Posting, Source, SystemAccount
 
 ACCOUNT = LedgerAccount.__table__
@@ -128,6 +129,16 @@ def _apply_household_deltas(session: Session, community_of: dict[int, int], delt
         {"community_id": community_of[h], "household_id": h, "kind": HOUSEHOLD, "balance": d, "version": n}
         for h, (d, n) in sorted(deltas.items())
     ]
+    if _is_pg(session) and len(rows) > 1:
+        returned = unnest_insert(
+            session,
+            ACCOUNT,
+            rows,
+            "ON CONFLICT (household_id) DO UPDATE SET balance = ledger_account.balance + excluded.balance, "
+            "version = ledger_account.version + excluded.version "
+            "RETURNING household_id, id, balance, version",
+        )
+        return {h: (a, b, v) for h, a, b, v in returned}
     stmt = _insert(session, ACCOUNT).values(rows)
     stmt = stmt.on_conflict_do_update(
         index_elements=["household_id"],
@@ -188,13 +199,18 @@ def post_credits(session: Session, credits: Sequence[Credit]) -> list[int]:
         }
         for c in first.values()
     ]
-    stmt = (
-        _insert(session, ENTRY)
-        .values(entry_rows)
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(ENTRY.c.id, ENTRY.c.idempotency_key)
-    )
-    new_ids = dict((k, i) for i, k in session.execute(stmt).all())
+    if _is_pg(session):
+        # One statement text for any batch size: a multi-VALUES insert of 1,000 rows costs ~0.3 s to compile.
+        inserted = unnest_insert(session, ENTRY, entry_rows, "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key")
+    else:
+        stmt = (
+            _insert(session, ENTRY)
+            .values(entry_rows)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(ENTRY.c.id, ENTRY.c.idempotency_key)
+        )
+        inserted = session.execute(stmt).all()
+    new_ids = dict((k, i) for i, k in inserted)
     ids = dict(new_ids)
     missing = [k for k in first if k not in ids]
     if missing:
@@ -232,7 +248,10 @@ def _post_credit_lines(session: Session, fresh: list[Credit], entry_ids: dict[st
             postings.append({"entry_id": eid, "account_id": issued[c.community_id], "amount": -c.points, "seq": None, "balance_after": None})
             balance -= c.points
             version -= 1
-    session.execute(POSTING.insert(), postings)
+    if _is_pg(session):
+        unnest_insert(session, POSTING, postings)
+    else:
+        session.execute(POSTING.insert(), postings)
 
 
 def post(
