@@ -262,10 +262,13 @@ def generate_demo(
     communities: int = typer.Option(3, "--communities", min=1, max=200, help="How many communities (社区) the street has."),
     households: int = typer.Option(1000, "--households", min=10, max=50_000, help="About how many households each community has."),
     residents: float = typer.Option(0.4, "--residents", min=0.0, max=1.0, help="Share of households with residents signed in through WeChat."),
+    days: int = typer.Option(
+        7, "--days", min=0, max=400, help="Days to replay, up to yesterday (365 for a year; 0 for places and people only)."
+    ),
 ) -> None:
-    """Generate a realistic demo street: communities, compounds, buildings, households and staff of every role.
+    """Generate a realistic demo street: places, staff of every role, residents, and days of check-ins, compost and exchange days.
 
-    For demos and benchmarks (30 communities of 2,000 households make a 60,000-household street). Staff sign in with the password demo-pass-2026; their user names are printed at the end.
+    The days are replayed one by one through the services (check-ins; compost bins fed, closed, cured, opened and collected; monthly recycling days with their destinations; monthly exchange days at the counter) and the ledger, so `jianfei ledger verify` passes. For demos and benchmarks (30 communities of 2,000 households make a 60,000-household street). Staff sign in with the password demo-pass-2026; their user names are printed at the end.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
@@ -288,13 +291,30 @@ def generate_demo(
                 bar.stop()
                 console.print(f"[red]{exc.zh} / {exc.en}[/]")
                 raise typer.Exit(2) from None
-    table = Table("id", "community", "households", "residents", "committee", "first volunteer")
+    activity = {}
+    if days:
+        from app.generator.activity import replay
+
+        with Progress(TextColumn("Replaying days"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("days", total=days * len(built.communities))
+            with Session(get_engine(), expire_on_commit=False) as session:
+                for c in built.communities:
+                    activity[c.id] = replay(
+                        session, seed=seed, community_id=c.id, staff=c.staff, days=days,
+                        progress=lambda _done, _total: bar.advance(task),
+                    )
+    table = Table("id", "community", "households", "residents", "check-ins", "compost", "weigh-ins", "redeemed")
     for c in built.communities:
-        table.add_row(str(c.id), c.name, str(c.households), str(c.residents), c.staff["committee"][0], c.staff["volunteer"][0])
+        a = activity.get(c.id)
+        table.add_row(
+            str(c.id), c.name, str(c.households), str(c.residents), str(a.scans if a else 0),
+            str(a.compost_drops if a else 0), str(a.weigh_ins if a else 0), str(a.redemptions if a else 0),
+        )
     console.print(table)
     console.print(
         f"[green]{plan.name}[/] (street {built.street_id}): {built.households} households in {len(built.communities)} communities. "
-        f"Also {built.org_admin} (organisation) and {built.street_viewer} (street). Password: {DEMO_PASSWORD}"
+        f"Sign in as demo{seed}-c<N>-committee, -volunteer1…4, -supervisor, -clerk, -keeper (community N in the table order), "
+        f"{built.org_admin} (organisation) or {built.street_viewer} (street); password {DEMO_PASSWORD}."
     )
 
 

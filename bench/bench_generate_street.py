@@ -3,6 +3,7 @@
     TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/bench_generate_street.py
 
 Plans 30 communities of 2,000 households (seed 1), builds them in a throwaway database, prints the time.
+DAYS=30 also replays 30 days of activity in the first community and prints the check-in throughput.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 COMMUNITIES = int(os.environ.get("COMMUNITIES", "30"))
 HOUSEHOLDS = int(os.environ.get("HOUSEHOLDS", "2000"))
+DAYS = int(os.environ.get("DAYS", "0"))  # days of activity to replay in the first community
 
 
 def main() -> None:
@@ -55,6 +57,17 @@ def main() -> None:
         print(f"demo street bench, PostgreSQL: {built.households} households, {len(built.communities)} communities, {residents} residents")
         print(f"  plan (seeded, no database)   {planned:6.2f} s")
         print(f"  plan + build                 {total:6.2f} s  ({built.households / total:,.0f} households/s)")
+        if DAYS:
+            from app.generator.activity import replay
+
+            c = built.communities[0]
+            started = time.perf_counter()
+            with Session(engine) as session:
+                a = replay(session, seed=1, community_id=c.id, staff=c.staff, days=DAYS)
+            took = time.perf_counter() - started
+            print(f"  replay {DAYS} days of {c.households} households: {took:6.2f} s  "
+                  f"({a.scans} check-ins, {a.scans / took:,.0f}/s; {a.compost_drops} compost drops, "
+                  f"{a.weigh_ins} weigh-ins, {a.redemptions} redemptions)")
     finally:
         if engine is not None:
             engine.dispose()

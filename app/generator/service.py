@@ -2,8 +2,8 @@
 
 Households go through the places bulk writer (the same set-based path as roster import), so a
 60,000-household street takes seconds. Staff share one password hash (the demo password), computed
-once: argon2 per account would dominate the run. Ledger-backed activity (check-ins, compost, recycling
-days, redemptions) is added through those domains' services as they land.
+once: argon2 per account would dominate the run. The days of activity (check-ins, compost, recycling
+days, redemptions) are replayed afterwards through those domains' services: see activity.py.
 """
 
 from __future__ import annotations

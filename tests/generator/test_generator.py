@@ -31,7 +31,7 @@ def test_the_same_seed_plans_the_same_street():
 def test_generate_demo_builds_a_street_staff_can_use(client, engine):
     seed = int(uuid.uuid4().int % 10**9)
     runner = CliRunner()
-    r = runner.invoke(app, ["generate-demo", "--seed", str(seed), "--communities", "2", "--households", "60"])
+    r = runner.invoke(app, ["generate-demo", "--seed", str(seed), "--communities", "2", "--households", "60", "--days", "2"])
     assert r.exit_code == 0, r.output
     plan = plan_street(seed, 2, 60)
 
@@ -60,7 +60,7 @@ def test_generate_demo_builds_a_street_staff_can_use(client, engine):
     seen = client.get("/api/v1/communities", headers={"Authorization": f"Bearer {street.json()['access_token']}"}).json()["items"]
     assert {c["name"] for c in seen} == {c.name for c in plan.communities}
 
-    again = runner.invoke(app, ["generate-demo", "--seed", str(seed), "--communities", "1", "--households", "10"])
+    again = runner.invoke(app, ["generate-demo", "--seed", str(seed), "--communities", "1", "--households", "10", "--days", "0"])
     assert again.exit_code == 2 and "already exists" in again.output
 
 
