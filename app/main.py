@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from app.core.config import get_settings
+from app.core.db import close_async_pools
 from app.domains import domain_modules
 from app.kit.errors import install_error_handlers
 from app.kit.guard import InputGuard
@@ -18,10 +21,16 @@ Chinese unless the request sends `Accept-Language: en`.
 """
 
 
+@asynccontextmanager
+async def lifespan(_app: FastAPI):
+    yield
+    await close_async_pools()
+
+
 def create_app() -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_level)
-    app = FastAPI(title="Jianfei passbook API", version="1.0.0", description=DESCRIPTION)
+    app = FastAPI(title="Jianfei passbook API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
     for module in domain_modules("routes"):
         app.include_router(module.router)

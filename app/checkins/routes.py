@@ -74,8 +74,8 @@ def update_window(session: SessionDep, principal: CurrentPrincipal, window_id: i
     response_model=ScanResult,
     responses={200: {"model": ScanResult, "description": "Duplicate: this household is already credited in this window, or the same client id was sent before"}, **WRITE},
 )
-def record_checkin(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: ScanIn, response: Response):
-    result = service.record_scans(session, principal, community_id, [data])[0]
+async def record_checkin(principal: CurrentPrincipal, community_id: int, data: ScanIn, response: Response):
+    result = await service.record_one(principal, community_id, data)
     if result.status == ScanStatus.rejected:
         raise service.reject_error(result)
     if result.status == ScanStatus.duplicate or result.replayed:

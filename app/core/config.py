@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024 * 1024
     max_upload_bytes: int = 21 * 1024 * 1024
 
+    # Connections per app process: the sync pool (threads) and the asyncio pool of the hot paths.
+    async_pool_size: int = 10
+
     timezone: str = "Asia/Shanghai"
     seed_demo: bool = True
     log_level: str = "INFO"

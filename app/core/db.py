@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Annotated
@@ -77,3 +78,54 @@ def get_session() -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+# --- asyncio connections for the hot paths (PostgreSQL) ------------------------------------------
+#
+# A route that is `async def` and talks to PostgreSQL through these never leaves the event loop: no
+# thread-pool hand-off per request (measured at a quarter of the check-in path's CPU when it went
+# through a sync session). One pool per event loop and database; closed when the app shuts down.
+
+_async_pools: dict[tuple[int, str], asyncio.Future] = {}
+
+
+def _conninfo(engine: Engine) -> str:
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _open_pool(conninfo: str):
+    from psycopg_pool import AsyncConnectionPool
+
+    settings = get_settings()
+    pool = AsyncConnectionPool(
+        conninfo, min_size=1, max_size=settings.async_pool_size, open=False, kwargs={"autocommit": True}
+    )
+    await pool.open()
+    return pool
+
+
+@asynccontextmanager
+async def async_connection() -> AsyncIterator:
+    """A pooled psycopg AsyncConnection in autocommit: each statement is its own transaction (one
+    round trip); wrap several in `async with conn.transaction():` when they must stand together."""
+    conninfo = _conninfo(get_engine())
+    key = (id(asyncio.get_running_loop()), conninfo)
+    future = _async_pools.get(key)
+    if future is None:
+        future = _async_pools[key] = asyncio.ensure_future(_open_pool(conninfo))
+    try:
+        pool = await future
+    except BaseException:
+        _async_pools.pop(key, None)
+        raise
+    async with pool.connection() as conn:
+        yield conn
+
+
+async def close_async_pools() -> None:
+    """Close the pools of the running loop (app shutdown)."""
+    loop = id(asyncio.get_running_loop())
+    for key in [k for k in _async_pools if k[0] == loop]:
+        future = _async_pools.pop(key)
+        if future.done() and not future.exception():
+            await future.result().close()

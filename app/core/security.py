@@ -6,7 +6,7 @@ import base64
 import hashlib
 import hmac
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -52,8 +52,31 @@ def create_access_token(claims: dict[str, Any]) -> tuple[str, int]:
     return jwt.encode(payload, s.resolved_jwt_secret(), algorithm=ALGORITHM), int(ttl.total_seconds())
 
 
+_verified: dict[tuple[str, str], dict[str, Any]] = {}  # (token, key) → its claims once verified (bounded)
+_VERIFIED_MAX = 10_000
+
+
 def decode_access_token(token: str) -> dict[str, Any]:
-    """Raises jwt.InvalidTokenError on any defect: signature, expiry, audience, issuer, algorithm."""
+    """Raises jwt.InvalidTokenError on any defect: signature, expiry, audience, issuer, algorithm.
+
+    A phone sends the same access token with every scan for up to its 15 minutes: the verification
+    (HMAC, claims) is remembered per token string, and only the expiry is checked again on reuse.
+    """
+    key = (token, get_settings().resolved_jwt_secret())
+    claims = _verified.get(key)
+    if claims is not None:
+        if claims["exp"] <= datetime.now(UTC).timestamp():
+            _verified.pop(key, None)
+            raise jwt.ExpiredSignatureError("Signature has expired")
+        return claims
+    claims = _decode_access_token(token)
+    if len(_verified) >= _VERIFIED_MAX:
+        _verified.clear()
+    _verified[key] = claims
+    return claims
+
+
+def _decode_access_token(token: str) -> dict[str, Any]:
     s = get_settings()
     payload = jwt.decode(
         token,

@@ -61,7 +61,7 @@ def _unauthenticated(en: str = "Sign-in required", zh: str = "请先登录") -> 
     return Unauthorized("unauthenticated", zh, en)
 
 
-def get_principal(
+async def get_principal(  # async: no I/O, so FastAPI runs it on the loop, not in a worker thread
     request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     if creds is None or creds.scheme.lower() != "bearer":

@@ -98,6 +98,11 @@ def _forget_pending(session) -> None:
     session.info.pop("ledger_system_ids", None)
 
 
+def cached_system_account_id(engine_url: str, community_id: int, kind: SystemAccount) -> int | None:
+    """The id if this process has seen the account committed (no database at hand), else None."""
+    return _system_ids.get((engine_url, community_id, kind.value))
+
+
 def system_account_id(session: Session, community_id: int, kind: SystemAccount) -> int:
     """Id of a community's system account, created on first use inside the caller's transaction."""
     cache_key = (str(session.get_bind().engine.url), community_id, kind.value)

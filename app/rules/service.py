@@ -94,7 +94,18 @@ def rules_at(session: Session, community_id: int, at: datetime) -> Rules:
 
 def resolver(session: Session, community_id: int) -> Callable[[datetime], Rules]:
     """A function from act time to the rules in force then: one cache lookup for a whole batch."""
-    starts, rules = _versions(session, community_id)
+    return _resolver(*_versions(session, community_id))
+
+
+def cached_resolver(engine_url: str, community_id: int) -> Callable[[datetime], Rules] | None:
+    """The resolver if the community's rules are in this process's cache (no database at hand), else None."""
+    hit = _cache.get((engine_url, community_id))
+    if hit is None or hit[0] <= time.monotonic():
+        return None
+    return _resolver(hit[1], hit[2])
+
+
+def _resolver(starts: list[datetime], rules: list[Rules]) -> Callable[[datetime], Rules]:
     if not starts:
         return lambda _at: DEFAULT_RULES
 
@@ -207,6 +218,26 @@ def apply_daily_cap(session: Session, cap: int | None, items: list[tuple[int, da
         before[(h, d)] = used + p
         granted.append(g)
     return granted
+
+
+def daily_cap_sql(source: str) -> tuple[str, str]:
+    """apply_daily_cap for an act written in one PostgreSQL statement: (CTE, granted expression).
+
+    The CTE `day_counter` adds %(points)s to the counter of the household in `source` (column `id`)
+    for the local day %(day)s when a cap %(cap)s applies; the expression is the points granted, the
+    same arithmetic as apply_daily_cap (what is left under the cap after what earlier acts asked).
+    """
+    cte = f"""day_counter AS (
+    INSERT INTO {DAY.name} AS d (household_id, day, requested)
+    SELECT s.id, %(day)s::date, %(points)s::integer FROM {source} AS s WHERE %(cap)s::integer IS NOT NULL
+    ON CONFLICT (household_id, day) DO UPDATE SET requested = d.requested + excluded.requested
+    RETURNING requested
+)"""
+    granted = (
+        "CASE WHEN %(cap)s::integer IS NULL THEN %(points)s::integer ELSE GREATEST(0, LEAST(%(points)s::integer, "
+        "%(cap)s::integer - ((SELECT requested FROM day_counter) - %(points)s::integer))) END"
+    )
+    return cte, granted
 
 
 # --- reversals ---------------------------------------------------------------------------------

@@ -45,3 +45,52 @@ def test_concurrent_batches_credit_each_scan_once(client, world, backend):
     ).json()["items"]
     assert len(listed) == 2 * len(codes)
     assert sum(c["credited"] for c in listed) == len(codes)
+
+
+def test_simultaneous_single_scans_credit_once(client, world, backend):
+    """Single scans take the one-statement path on PostgreSQL: phones scanning the same households at
+    once, in both windows, with retries and an offline batch racing them, still credit one scan per
+    household per window and leave the ledger consistent."""
+    from tests.ledger.helpers import verify_clean
+
+    f = setup_field(client, world)
+    c = world.community.id
+    codes = payloads(world)
+    single = f"/api/v1/communities/{c}/checkins"
+    jobs = []
+    for phone in range(3):
+        for i, code in enumerate(codes):
+            body = scan(f["station_id"], code, yesterday_at(7 + phone % 2, 5 + i))
+            jobs += [("one", body), ("one", body)]  # each scan sent twice: a retry after a lost answer
+            jobs.append(("one", scan(f["station_id"], code, yesterday_at(18, 10 + phone + i))))
+    jobs.append(("batch", {"scans": [scan(f["station_id"], code, yesterday_at(19, 30)) for code in codes]}))
+    barrier = threading.Barrier(8)
+    answers: list = []
+
+    def worker(part: list) -> None:
+        barrier.wait()
+        for kind, body in part:
+            url = single if kind == "one" else f"{single}/batch"
+            answers.append((kind, body, client.post(url, json=body, headers=world.h("volunteer"))))
+
+    threads = [threading.Thread(target=worker, args=(jobs[n::8],)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r.status_code in (200, 201) for _, _, r in answers), [r.text for _, _, r in answers if r.status_code >= 300]
+
+    by_client: dict[str, set] = {}
+    for kind, _body, r in answers:
+        results = r.json()["results"] if kind == "batch" else [r.json()]
+        for x in results:
+            by_client.setdefault(x["client_id"], set()).add((x["status"], x["checkin_id"], x["points"]))
+    assert all(len(v) == 1 for v in by_client.values()), "a retried scan got a different answer"
+    listed = client.get(f"{single}", params={"limit": 200}, headers=world.h("committee")).json()["items"]
+    assert len(listed) == len(by_client)
+    for i, h in enumerate(world.households):
+        mine = [x for x in listed if x["household_id"] == h.id]
+        assert sum(x["credited"] for x in mine) == 2  # morning and evening: one credited scan each
+        assert sum(x["points"] for x in mine) == 20
+        assert balance(client, world, i) == 20
+    verify_clean(world.engine, c)

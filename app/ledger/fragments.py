@@ -1,0 +1,53 @@
+"""SQL the ledger lends to a hot path that wants its whole act in one PostgreSQL statement.
+
+The ledger stays the only code that writes journal entries, postings and balances: a caller that
+needs an act *and* its points in a single round trip (a bin-side check-in) composes its own CTEs
+with `credit_ctes()`, and the ledger's rules travel with the text — one entry per idempotency key,
+the household's balance changed by one upsert that bumps its posting sequence, a household posting
+carrying its running balance and a mirror posting on the community's `issued` account.
+
+PostgreSQL only (data-modifying CTEs). Parameters use psycopg's named style.
+"""
+
+from __future__ import annotations
+
+from app.ledger.models import HOUSEHOLD
+
+# Columns the source CTE must have, one row per credit and at most one row per household.
+SOURCE_COLUMNS = ("household_id", "points", "idempotency_key", "memo", "occurred_at", "quantity_g", "category")
+
+
+def credit_ctes(source: str) -> str:
+    """CTEs `ledger_entry`, `ledger_account_row`, `ledger_posting` that post the credits in `source`.
+
+    Needs the parameters %(community_id)s, %(issued_account_id)s (the community's issued account,
+    from `system_account_id`), %(posted_at)s. Points must be positive (the source filters).
+    A key already posted yields no entry and moves nothing. The caller's final SELECT can read
+    `ledger_entry` (id, household_id) and `ledger_account_row` (balance after the credit).
+    """
+    return f"""
+ledger_entry AS (
+    INSERT INTO journal_entry (community_id, household_id, source, idempotency_key, memo, occurred_at, posted_at, quantity_g, category)
+    SELECT %(community_id)s::bigint, s.household_id, %(ledger_source)s::varchar, s.idempotency_key, s.memo, s.occurred_at,
+           %(posted_at)s::timestamptz, s.quantity_g, s.category
+    FROM {source} AS s
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id, household_id, idempotency_key
+),
+ledger_account_row AS (
+    INSERT INTO ledger_account AS acc (community_id, household_id, kind, balance, version)
+    SELECT %(community_id)s::bigint, s.household_id, '{HOUSEHOLD}', s.points, 1
+    FROM ledger_entry AS e JOIN {source} AS s ON s.idempotency_key = e.idempotency_key
+    ON CONFLICT (household_id) DO UPDATE SET balance = acc.balance + excluded.balance, version = acc.version + 1
+    RETURNING id, household_id, balance, version
+),
+ledger_posting AS (
+    INSERT INTO posting (entry_id, account_id, amount, seq, balance_after)
+    SELECT e.id, a.id, s.points, a.version, a.balance
+    FROM ledger_entry AS e JOIN {source} AS s ON s.idempotency_key = e.idempotency_key
+    JOIN ledger_account_row AS a ON a.household_id = e.household_id
+    UNION ALL
+    SELECT e.id, %(issued_account_id)s::bigint, -s.points, NULL, NULL
+    FROM ledger_entry AS e JOIN {source} AS s ON s.idempotency_key = e.idempotency_key
+    RETURNING entry_id
+)"""
