@@ -13,9 +13,12 @@ from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingRes
 from app.core.db import SessionDep
 from app.identity.auth import CurrentPrincipal
 from app.kit.errors import error_responses
-from app.reports import dashboard, service
+from app.kit.pagination import Page
+from app.reports import dashboard, media, rates, service
 from app.reports.dashboard import Dashboard
+from app.reports.models import MediaItemCreate, MediaItemPublic, RankingSettingsPublic, RankingSettingsUpdate
 from app.reports.monthly import MonthlyReport
+from app.reports.rates import Level, Rates, RedBlackList, Relapse, Retention
 from app.reports.scope import ScopeKind
 from app.reports.service import ExportFormat
 
@@ -147,6 +150,113 @@ def organisation_monthly(request: Request, session: SessionDep, principal: Curre
 def street_monthly(request: Request, session: SessionDep, principal: CurrentPrincipal, street_id: int,
                    month: Month = None, format: MonthlyFmt = service.MonthlyFormat.json):
     return _monthly(request, session, principal, ScopeKind.street, street_id, month, format)
+
+
+# --- rates and the red and black list (红黑榜) -----------------------------------------------------
+
+_READ = error_responses(400, 401, 403, 404, 422)
+By = Annotated[Level, Query(description="community（仅社区合计）、compound（按小区）或 building（按楼栋）")]
+_PRIVACY = (" Groups with fewer than 5 registered households are left out and counted in `hidden`; accuracy over fewer "
+            "than 5 participating households is null. No household is ever named.")
+
+
+@api.get(
+    "/communities/{community_id}/reports/rates",
+    summary="Participation rate and sorting accuracy for a period, for the community and per compound or building",
+    description="From check-in records (accepted, not corrected), local days in the community's time zone. Period: "
+    "`month` or `start`/`end`; by default the current month." + _PRIVACY,
+    response_model=Rates,
+    responses=_READ,
+)
+def community_rates(session: SessionDep, principal: CurrentPrincipal, community_id: int, by: By = Level.compound,
+                    month: Month = None, start: Day = None, end: Day = None):
+    return rates.rates(session, principal, community_id, by, month=month, start=start, end=end)
+
+
+@api.get(
+    "/communities/{community_id}/reports/retention",
+    summary="Month-on-month retention: households active this month among those active last month",
+    description="Active: at least one accepted check-in in the local month. By default the current month." + _PRIVACY,
+    response_model=Retention,
+    responses=_READ,
+)
+def community_retention(session: SessionDep, principal: CurrentPrincipal, community_id: int, by: By = Level.compound,
+                        month: Month = None):
+    return rates.retention(session, principal, community_id, by, month)
+
+
+@api.get(
+    "/communities/{community_id}/reports/relapse",
+    summary="Relapse after a campaign: participation and accuracy during it against the same number of days after",
+    description="The campaign is `start`/`end` local days, or a challenge (`challenge_id`) of the community. The drop "
+    "is during − after; `after_complete` is false while the days after have not all passed." + _PRIVACY,
+    response_model=Relapse,
+    responses=_READ,
+)
+def community_relapse(session: SessionDep, principal: CurrentPrincipal, community_id: int, by: By = Level.compound,
+                      start: Day = None, end: Day = None, challenge_id: Annotated[int | None, Query()] = None):
+    return rates.relapse(session, principal, community_id, by, start=start, end=end, challenge_id=challenge_id)
+
+
+@api.get(
+    "/communities/{community_id}/reports/red-black-list",
+    summary="The red and black list (红黑榜) of compounds or buildings for a period",
+    description="Red: accuracy and participation at or above the committee's thresholds; black: either below. Only "
+    "groups whose figures are over at least 5 households (registered and participating) are ranked; the others are "
+    "counted in `hidden`. No household is ever named.",
+    response_model=RedBlackList,
+    responses=_READ,
+)
+def community_red_black_list(session: SessionDep, principal: CurrentPrincipal, community_id: int,
+                             by: By = Level.building, month: Month = None, start: Day = None, end: Day = None):
+    return rates.red_black_list(session, principal, community_id, by, month=month, start=start, end=end)
+
+
+@api.get(
+    "/communities/{community_id}/reports/ranking-settings",
+    summary="The red and black list thresholds of a community",
+    response_model=RankingSettingsPublic,
+    responses=_READ,
+)
+def read_ranking_settings(session: SessionDep, principal: CurrentPrincipal, community_id: int):
+    return rates.read_settings(session, principal, community_id)
+
+
+@api.put(
+    "/communities/{community_id}/reports/ranking-settings",
+    summary="Set the red and black list thresholds (committee or organisation; audited)",
+    response_model=RankingSettingsPublic,
+    responses=error_responses(400, 401, 403, 404, 422),
+)
+def update_ranking_settings(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: RankingSettingsUpdate):
+    return rates.update_settings(session, principal, community_id, data)
+
+
+# --- media items (媒体传播) ------------------------------------------------------------------------
+
+@api.post(
+    "/communities/{community_id}/media-items",
+    summary="Record a media item (title, channel, published date, reads) for the monthly report",
+    status_code=201,
+    response_model=MediaItemPublic,
+    responses=error_responses(400, 401, 403, 404, 409, 422),
+)
+def create_media_item(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: MediaItemCreate):
+    return media.create(session, principal, community_id, data)
+
+
+@api.get(
+    "/communities/{community_id}/media-items",
+    summary="Media items of a community",
+    response_model=Page[MediaItemPublic],
+    responses=_READ,
+)
+def list_media_items(
+    session: SessionDep, principal: CurrentPrincipal, community_id: int, start: Day = None, end: Day = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+):
+    items, next_cursor = media.list_items(session, principal, community_id, start, end, cursor, limit)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 # --- dashboard --------------------------------------------------------------------------------

@@ -471,6 +471,15 @@ REPLAYS.update({
     ("POST", "/api/v1/challenges/{challenge_id}/checkins"): lambda client, w: Call(
         "POST", f"/api/v1/challenges/{_challenge(client, w, join=True)}/checkins", "resident", {"json": {"household_id": w.households[0].id}},
     ),
+    # Reports: the same thresholds again change nothing (no audit row); a media item is keyed by its client id.
+    ("PUT", c + "/reports/ranking-settings"): lambda client, w: Call(
+        "PUT", f"/api/v1/communities/{w.community.id}/reports/ranking-settings", "committee",
+        {"json": {"accuracy_pct": 90 + int(_key()[-1], 16) % 10, "participation_pct": 61}},
+    ),
+    ("POST", c + "/media-items"): lambda client, w: Call(
+        "POST", f"/api/v1/communities/{w.community.id}/media-items", "committee",
+        {"json": {"client_id": _key(), "title": "垃圾分类进社区", "channel": "微信公众号", "published_on": "2026-11-02", "reads": 1200}},
+    ),
 })
 
 NOT_REPLAYED = {

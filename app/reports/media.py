@@ -1,0 +1,67 @@
+"""Media items (媒体传播): a committee or NGO records each post or article with its channel and reads,
+so the monthly report counts media items and reads from records instead of a hand-typed cell.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from app.audit import service as audit
+from app.identity.auth import MANAGERS, REPORT_READERS, Principal, authorize, community_links
+from app.kit.errors import not_found
+from app.kit.pagination import page_by_id
+from app.places import service as places
+from app.reports.models import MediaItem, MediaItemCreate, MediaItemPublic
+
+WRITERS = MANAGERS  # 居委会 and the NGO running the community
+
+
+def _public(row: MediaItem, replayed: bool = False) -> MediaItemPublic:
+    return MediaItemPublic.model_validate(row, update={"replayed": replayed})
+
+
+def create(session: Session, principal: Principal, community_id: int, data: MediaItemCreate) -> MediaItemPublic:
+    """Record a media item; a retried request (same client id) answers with the first record."""
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, WRITERS)
+    if data.organisation_id is not None:
+        links = community_links(session, community_id)
+        if links is None or data.organisation_id not in links[1]:
+            raise not_found("社会组织", "Organisation", "organisation_id")
+
+    def stored() -> MediaItem | None:
+        return session.exec(
+            select(MediaItem).where(MediaItem.community_id == community_id, MediaItem.client_id == data.client_id)
+        ).first()
+
+    existing = stored()
+    if existing is not None:
+        return _public(existing, replayed=True)
+    row = MediaItem(community_id=community_id, created_by=principal.user_id, **data.model_dump())
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:  # the same client id, sent twice at once
+        session.rollback()
+        return _public(stored(), replayed=True)
+    audit.record(session, actor_user_id=principal.user_id, action="media_item.create", object_type="media_item",
+                 object_id=row.id, community_id=community_id, request_id=principal.request_id,
+                 detail={"title": row.title, "channel": row.channel, "reads": row.reads})
+    session.commit()
+    return _public(row)
+
+
+def list_items(session: Session, principal: Principal, community_id: int, start: date | None, end: date | None,
+               cursor: str | None, limit: int) -> tuple[list[MediaItemPublic], str | None]:
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, WRITERS | REPORT_READERS)
+    stmt = select(MediaItem).where(MediaItem.community_id == community_id)
+    if start is not None:
+        stmt = stmt.where(MediaItem.published_on >= start)
+    if end is not None:
+        stmt = stmt.where(MediaItem.published_on <= end)
+    rows, next_cursor = page_by_id(session, stmt, MediaItem.id, cursor, limit)
+    return [_public(r) for r in rows], next_cursor

@@ -1,0 +1,78 @@
+"""Report settings and records kept for reports: the committee's red/black list thresholds (红黑榜)
+and media items (媒体传播: a post, an article, a broadcast and its reads) for the monthly report.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, ForeignKey, Index, String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from app.core.db import utcnow
+from app.kit.columns import BigId, fk, pk
+from app.kit.fields import Day
+
+# Thresholds used until the committee sets its own (正确率 90%, 参与率 60%).
+DEFAULT_ACCURACY_PCT = 90
+DEFAULT_PARTICIPATION_PCT = 60
+
+
+# --- red and black list thresholds (红黑榜) ------------------------------------------------------
+
+class RankingSettingsBase(SQLModel):
+    accuracy_pct: int = Field(ge=0, le=100, description="红榜正确率门槛（%）：达到或超过进红榜，低于进黑榜")
+    participation_pct: int = Field(ge=0, le=100, description="红榜参与率门槛（%）：达到或超过进红榜，低于进黑榜")
+
+
+class RankingSettings(RankingSettingsBase, table=True):
+    __tablename__ = "ranking_settings"
+    community_id: int = Field(sa_column=Column(BigId, ForeignKey("community.id"), primary_key=True, autoincrement=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+    updated_by: int | None = Field(default=None, sa_column=fk("app_user.id", nullable=True, index=False))
+
+
+class RankingSettingsUpdate(RankingSettingsBase):
+    pass
+
+
+class RankingSettingsPublic(RankingSettingsBase):
+    community_id: int
+    configured: bool = Field(description="居委会是否已设置；未设置时为默认门槛")
+    updated_at: datetime | None = None
+
+
+# --- media items (媒体传播) ----------------------------------------------------------------------
+
+class MediaItemBase(SQLModel):
+    title: str = Field(min_length=1, max_length=120, description="标题")
+    channel: str = Field(min_length=1, max_length=40, description="渠道，如 微信公众号、视频号、报纸")
+    published_on: Day = Field(description="发布日期")
+    reads: int = Field(default=0, ge=0, le=1_000_000_000, description="阅读/点击量")
+    url: str = Field(default="", max_length=300)
+    organisation_id: int | None = Field(default=None, description="发布的社会组织")
+
+
+class MediaItem(MediaItemBase, table=True):
+    __tablename__ = "media_item"
+    __table_args__ = (
+        UniqueConstraint("community_id", "client_id"),
+        Index("ix_media_item_community_published", "community_id", "published_on"),
+    )
+    id: int | None = Field(default=None, sa_column=pk())
+    client_id: str = Field(sa_column=Column(String(64), nullable=False))
+    community_id: int = Field(sa_column=fk("community.id", index=False))
+    organisation_id: int | None = Field(default=None, sa_column=fk("organisation.id", nullable=True, index=False))
+    created_by: int = Field(sa_column=fk("app_user.id", index=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class MediaItemCreate(MediaItemBase):
+    client_id: str = Field(min_length=8, max_length=64, regex=r"^[A-Za-z0-9_.:-]+$", description="重发时不变的唯一编号")
+
+
+class MediaItemPublic(MediaItemBase):
+    id: int
+    community_id: int
+    created_by: int
+    replayed: bool = Field(default=False, description="此前已收到同一编号，返回原记录")
