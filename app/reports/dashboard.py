@@ -1,8 +1,9 @@
 """The committee dashboard's figures for one community: small aggregates the page draws with ECharts.
 
 Everything is grouped in SQL by local day or month (the community's time zone), so the page gets a
-few dozen numbers whatever the size of the community. Sources not yet recorded by the system are
-reported as unavailable rather than drawn as zeros.
+few dozen numbers whatever the size of the community. Check-ins and accuracy come from the check-in
+records (correct / all accepted checks), compost produced from the compost harvests, kg and points
+from the ledger.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, distinct, func, select
+from sqlalchemy import case, func, select
 from sqlmodel import Field, Session, SQLModel
 
+from app.compost import service as compost
 from app.core.db import utcnow
 from app.identity.auth import REPORT_READERS, Principal, authorize
 from app.places.service import get_community
+from app.reports.rates import CK, accepted
 from app.reports.totals import ACC, CATEGORIES, ORIG, B, E, H, P, category_group
 
 
@@ -44,6 +47,11 @@ class MonthPoints(SQLModel):
     redeemed: int
 
 
+class MonthCompost(SQLModel):
+    month: str
+    kg: float = Field(description="开箱产出的堆肥（kg）")
+
+
 class Dashboard(SQLModel):
     community_id: int
     community: str
@@ -51,11 +59,11 @@ class Dashboard(SQLModel):
     days: int
     months: int
     checkins_by_day: list[DayCheckins]
-    checkins_source: str = Field(description="检查记录的来源")
+    checkins_source: str = Field(description="检查记录的来源：checkins（桶边督导记录）")
     kg_by_month: list[MonthKg]
     participation_by_building: list[BuildingParticipation]
     points_by_month: list[MonthPoints]
-    compost_by_month: list[MonthKg] | None = Field(default=None, description="堆肥产出；堆肥记录尚未接入时为空")
+    compost_by_month: list[MonthCompost] = Field(description="堆肥产出（开箱记录），按月")
     unavailable: list[str] = Field(default_factory=list, description="尚未接入系统的数据来源")
 
 
@@ -85,6 +93,7 @@ def build(session: Session, principal: Principal, community_id: int, *, days: in
     day_keys = [(today - timedelta(days=i)).isoformat() for i in range(days - 1, -1, -1)]
     month_keys = _months_back(today, months)
     day_lo = datetime.combine(today - timedelta(days=days - 1), time.min, tz)
+    day_hi = datetime.combine(today + timedelta(days=1), time.min, tz)
     month_lo = datetime.combine(date.fromisoformat(month_keys[0] + "-01"), time.min, tz)
 
     occurred = func.coalesce(ORIG.c.occurred_at, E.c.occurred_at)
@@ -115,27 +124,18 @@ def build(session: Session, principal: Principal, community_id: int, *, days: in
         if m in points:
             points[m] = [int(issued or 0), int(spent or 0)]
 
-    # Check-ins by day. Until check-in records are on the system, credited check-ins come from the
-    # ledger (each correct check-in posts points); incorrect checks are then not counted.
-    day = _local(session, occurred, tz, "day")
+    # Check-ins by day from the check-in records: every accepted check, correct or not (accuracy = correct / all).
+    day = _local(session, CK.c.scanned_at, tz, "day")
     by_day = {d: [0, 0] for d in day_keys}
-    for d, n in session.execute(
-        select(day, func.sum(case((E.c.reverses_entry_id.is_(None), 1), else_=-1)))
-        .select_from(household_entries)
-        .where(ACC.c.community_id == community.id, ACC.c.household_id.is_not(None), E.c.occurred_at >= day_lo,
-               occurred >= day_lo, source == "checkin")
-        .group_by(day)
+    for d, n, k in session.execute(
+        select(day, func.count(), func.count().filter(CK.c.result == "correct"))
+        .where(*accepted(community.id, day_lo, day_hi)).group_by(day)
     ).all():
         if d in by_day:
-            by_day[d] = [int(n or 0), int(n or 0)]
+            by_day[d] = [int(n), int(k)]
 
-    # Participation by building over the last `days` days: households with a credited check-in.
-    active = (
-        select(distinct(ACC.c.household_id).label("household_id")).select_from(household_entries)
-        .where(ACC.c.community_id == community.id, E.c.occurred_at >= day_lo, occurred >= day_lo,
-               source == "checkin", E.c.reverses_entry_id.is_(None))
-        .subquery()
-    )
+    # Participation by building over the last `days` days: households with an accepted check-in.
+    active = select(CK.c.household_id).where(*accepted(community.id, day_lo, day_hi)).distinct().subquery()
     participation = [
         BuildingParticipation(building=name, households=int(n), participating=int(p or 0),
                               rate=round(int(p or 0) / int(n), 4) if n else 0.0)
@@ -147,6 +147,10 @@ def build(session: Session, principal: Principal, community_id: int, *, days: in
             .order_by(func.length(B.c.name), B.c.name, B.c.id)
         ).all()
     ]
+
+    # Compost produced: harvests (开箱) by local month.
+    harvested = compost.produced_g(session, [community.id], month_lo, day_hi,
+                                   key=lambda col: _local(session, col, tz, "month"))
     return Dashboard(
         community_id=community.id,
         community=community.name,
@@ -156,10 +160,10 @@ def build(session: Session, principal: Principal, community_id: int, *, days: in
         checkins_by_day=[
             DayCheckins(day=d, checks=c, correct=k, accuracy=round(k / c, 4) if c else None) for d, (c, k) in by_day.items()
         ],
-        checkins_source="ledger",
+        checkins_source="checkins",
         kg_by_month=[MonthKg(month=m, kg=v) for m, v in kg.items()],
         participation_by_building=participation,
         points_by_month=[MonthPoints(month=m, issued=i, redeemed=r) for m, (i, r) in points.items()],
-        compost_by_month=None,
-        unavailable=["checkins_incorrect", "compost_produced"],
+        compost_by_month=[MonthCompost(month=m, kg=round(harvested.get(m, 0) / 1000, 3)) for m in month_keys],
+        unavailable=[],
     )

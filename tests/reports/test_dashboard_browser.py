@@ -20,7 +20,9 @@ from sqlmodel import Session
 from app.core.db import utcnow
 from app.core.security import hash_password
 from app.identity.models import Role, RoleGrant, User
+from tests.field import SHANGHAI
 from tests.ledger.helpers import earn, spend
+from tests.reports.records import at, codes, scan, setup_field, upload
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -55,7 +57,7 @@ def _committee_with_password(engine, community_id: int) -> tuple[str, str]:
     return username, password
 
 
-def test_dashboard_draws_the_community_figures(world, engine, live_server, backend):
+def test_dashboard_draws_the_community_figures(client, world, engine, live_server, backend):
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -68,6 +70,24 @@ def test_dashboard_draws_the_community_figures(world, engine, live_server, backe
     earn(engine, h[1], 5, when=now - timedelta(days=1, hours=1))
     earn(engine, h[2], 7, when=recent, source="recycling", grams=2300, category="paper")
     spend(engine, h[0], 4)
+    # Check-ins as the volunteers record them, right and wrong: yesterday 2 of 4 checks correct
+    # (households 0–2 of 1号楼), the day before 1 of 1 (household 4, in 2号楼).
+    st = setup_field(client, world)["station_id"]
+    c = codes(world, h[:5])
+    results = upload(client, world, [
+        scan(st, c[0], at(1, 7, 30)), scan(st, c[1], at(1, 7, 40), "incorrect"),
+        scan(st, c[1], at(1, 19)), scan(st, c[2], at(1, 19, 10), "incorrect"), scan(st, c[4], at(2, 8)),
+    ])
+    assert [r["status"] for r in results] == ["accepted"] * 5
+    scan_points = sum(r["points"] for r in results)
+    # Compost: one bin opened today, 2.5 kg harvested.
+    keeper = world.h("compost_keeper")
+    site = client.post(f"/api/v1/communities/{world.community.id}/compost-sites", json={"name": "堆肥点"}, headers=keeper).json()
+    bin_id = client.post(f"/api/v1/compost-sites/{site['id']}/bins", json={"name": "1号箱", "method": "box", "capacity_l": 200},
+                         headers=keeper).json()["id"]
+    for step in ("close", "ready"):
+        assert client.post(f"/api/v1/compost-bins/{bin_id}/{step}", headers=keeper).status_code == 200
+    assert client.post(f"/api/v1/compost-bins/{bin_id}/harvest", json={"compost_g": 2500}, headers=keeper).status_code == 201
     username, password = _committee_with_password(engine, world.community.id)
 
     with sync_playwright() as p:
@@ -89,18 +109,24 @@ def test_dashboard_draws_the_community_figures(world, engine, live_server, backe
         assert this_month == {"厨余": 2.0, "可回收物": 2.3, "有害垃圾": 0, "其他垃圾": 0}
 
         checkins = option("checkins")
-        assert sum(checkins["series"][0]["data"]) == 3  # three credited check-ins in the last 30 days
+        days = checkins["xAxis"][0]["data"]
+        checks, accuracy = checkins["series"][0]["data"], checkins["series"][1]["data"]
+        yesterday, before = at(1, 12).strftime("%m-%d"), at(2, 12).strftime("%m-%d")
+        assert sum(checks) == 5  # every check, correct or not (the ledger's check-in credits are not checks)
+        assert checks[days.index(yesterday)] == 4 and accuracy[days.index(yesterday)] == 0.5
+        assert checks[days.index(before)] == 1 and accuracy[days.index(before)] == 1.0
+        assert accuracy[days.index(now.astimezone(SHANGHAI).strftime("%m-%d"))] is None  # no check today
 
         participation = option("participation")
         assert participation["xAxis"][0]["data"] == ["1号楼", "2号楼"]
-        assert participation["series"][0]["data"] == [0.5, 0]  # 2 of 4 households in 1号楼
+        assert participation["series"][0]["data"] == [0.75, 0.25]  # 3 of 4 households in 1号楼, 1 of 4 in 2号楼
 
         points = option("points")
-        assert points["series"][0]["name"] == "发放" and sum(points["series"][0]["data"]) == 22
+        assert points["series"][0]["name"] == "发放" and sum(points["series"][0]["data"]) == 22 + scan_points
         assert sum(points["series"][1]["data"]) == 4
 
         compost = option("compost")
-        assert compost["title"][0]["text"] == "堆肥记录尚未接入"
+        assert compost["series"][0]["data"][-1] == 2.5 and sum(compost["series"][0]["data"]) == 2.5
 
         # The export buttons download files the browser can save.
         page.fill("#month", now.strftime("%Y-%m"))
