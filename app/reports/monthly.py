@@ -2,36 +2,32 @@
 
 Every figure is computed from records. Waste is summed in integer grams per category and the total is
 the sum of the categories, so they always add up; units are fixed (kg with three decimals, points,
-households, 人次). Figures whose records are not yet kept by the system (activities, beneficiaries,
-volunteers, compost produced, media) are null and listed in `unavailable`, never guessed.
+households, 人次, hours). Activities and their participants and beneficiaries come from activity records,
+volunteer attendances and hours from finished shifts, compost produced from harvests, media items and
+reads from media records; the month's activities are listed by region (street, community) and organisation.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import and_, case, distinct, func, select
 from sqlmodel import Field, Session, SQLModel
 
+from app.activities import service as activities
+from app.compost import service as compost
 from app.core.db import utcnow
 from app.identity.auth import Principal
-from app.places.models import OrganisationCommunity
+from app.places.models import Community, Organisation, OrganisationCommunity, Street
+from app.reports.models import MediaItem
 from app.reports.scope import Scope, ScopeKind, month_period, resolve
 from app.reports.totals import ACC, CATEGORIES, ORIG, E, P, category_group
+from app.volunteers import service as volunteers
 
 # Acts residents take part in (each is one attendance, 人次); redemptions and expiry are not acts.
 ACTS = ("checkin", "compost", "recycling", "volunteer", "challenge")
-UNAVAILABLE = {
-    "activities": "活动记录",
-    "activity_participants": "活动参与人次",
-    "direct_beneficiaries": "直接受益人次",
-    "indirect_beneficiaries": "间接受益人次",
-    "volunteer_attendances": "志愿者参与人次",
-    "volunteer_hours": "志愿服务时长",
-    "compost_produced_kg": "堆肥产出",
-    "media_items": "媒体传播",
-    "media_reads": "点击阅读量",
-}
+# Every figure has its records now; kept (empty) so clients that read `unavailable` keep working.
+UNAVAILABLE: dict[str, str] = {}
 
 
 class Figure(SQLModel):
@@ -40,6 +36,31 @@ class Figure(SQLModel):
     unit: str
     this_month: float | int | None = Field(description="本月")
     cumulative: float | int | None = Field(description="累计（项目开始至本月末）")
+
+
+class ActivityLine(SQLModel):
+    id: int
+    title: str
+    kind: str
+    held_on: date
+    place: str
+    participants: int = Field(description="参与人次")
+    unique_participants: int | None = Field(description="参与人数（去重；未填写时为空）")
+    direct_beneficiaries: int
+    indirect_beneficiaries: int
+    volunteers: int = Field(description="志愿者人次")
+    media_items: int
+    media_reads: int
+
+
+class ActivityGroup(SQLModel):
+    street: str
+    community_id: int
+    community: str
+    organisation_id: int | None
+    organisation: str = Field(description="主办机构；社区自办时为“社区自办”")
+    activities: list[ActivityLine]
+    totals: dict[str, int] = Field(description="本组合计：活动场次、人次、受益人次、志愿者人次、媒体")
 
 
 class MonthlyReport(SQLModel):
@@ -51,7 +72,7 @@ class MonthlyReport(SQLModel):
     figures: list[Figure]
     waste_by_category: list[Figure] = Field(description="分类减量；合计等于各类之和")
     unavailable: dict[str, str] = Field(description="系统尚未记录、因此未填写的指标")
-    activities: list[dict] = Field(default_factory=list, description="本月活动（按地区、机构分组）；活动记录接入后填写")
+    activities: list[ActivityGroup] = Field(default_factory=list, description="本月活动，按地区（街道、社区）和机构分组")
 
 
 def _window(session: Session, scope: Scope, lo: datetime | None, hi: datetime) -> dict:
@@ -94,6 +115,83 @@ def _kg(grams: int) -> float:
     return round(grams / 1000, 3)
 
 
+def _media(session: Session, scope: Scope, start: date | None, end: date) -> tuple[int, int]:
+    t = MediaItem.__table__
+    cond = [t.c.community_id.in_(scope.community_ids or (-1,)), t.c.published_on <= end]
+    if start is not None:
+        cond.append(t.c.published_on >= start)
+    n, reads = session.execute(select(func.count(), func.coalesce(func.sum(t.c.reads), 0)).where(*cond)).one()
+    return int(n), int(reads)
+
+
+def _record_figures(session: Session, scope: Scope, start: date, end: date, lo: datetime, hi: datetime) -> list[Figure]:
+    """Activities, volunteers, compost and media: this month (local days start..end, instants [lo, hi))
+    and cumulative (everything up to the month's end)."""
+    ids = scope.community_ids
+    act_now, act_all = activities.sums(session, ids, start, end), activities.sums(session, ids, None, end)
+    vol_now, vol_all = volunteers.served(session, ids, lo, hi), volunteers.served(session, ids, None, hi)
+    compost_now, compost_all = compost.produced_g(session, ids, lo, hi)[None], compost.produced_g(session, ids, None, hi)[None]
+    media_now, media_all = _media(session, scope, start, end), _media(session, scope, None, end)
+
+    def fig(key, label, unit, a, b):
+        return Figure(key=key, label=label, unit=unit, this_month=a, cumulative=b)
+
+    def act(key, label, unit, column):
+        return fig(key, label, unit, act_now[column], act_all[column])
+
+    return [
+        act("activities", "开展活动", "场", "activities"),
+        act("activity_participants", "活动参与人次", "人次", "participants"),
+        act("activity_unique_participants", "活动参与人数（已填写去重人数的活动）", "人", "unique_participants"),
+        act("direct_beneficiaries", "直接受益人次", "人次", "direct_beneficiaries"),
+        act("indirect_beneficiaries", "间接受益人次", "人次", "indirect_beneficiaries"),
+        act("activity_volunteers", "活动志愿者参与人次", "人次", "volunteers"),
+        fig("volunteer_attendances", "志愿者值守人次（签到签退记录）", "人次", vol_now[0], vol_all[0]),
+        fig("volunteer_hours", "志愿服务时长", "小时", round(vol_now[1] / 60, 2), round(vol_all[1] / 60, 2)),
+        fig("compost_produced_kg", "堆肥产出", "kg", _kg(compost_now), _kg(compost_all)),
+        fig("media_items", "媒体传播（篇）", "篇", media_now[0], media_all[0]),
+        fig("media_reads", "点击阅读量", "次", media_now[1], media_all[1]),
+    ]
+
+
+_ACTIVITY_TOTALS = ("participants", "direct_beneficiaries", "indirect_beneficiaries", "volunteers", "media_items", "media_reads")
+
+
+def _activity_groups(session: Session, scope: Scope, start: date, end: date) -> list[ActivityGroup]:
+    """The month's activities by region (street, community) and organising organisation, with sums."""
+    rows = activities.held(session, scope.community_ids, start, end)
+    if not rows:
+        return []
+    community_ids = {a.community_id for a in rows}
+    places = {cid: (name, street) for cid, name, street in session.execute(
+        select(Community.id, Community.name, Street.name).join(Street, Street.id == Community.street_id)
+        .where(Community.id.in_(community_ids))
+    ).all()}
+    org_ids = {a.organisation_id for a in rows if a.organisation_id is not None}
+    orgs = dict(session.execute(select(Organisation.id, Organisation.name).where(Organisation.id.in_(org_ids or {-1}))).all())
+    groups: dict[tuple[int, int | None], ActivityGroup] = {}
+    for a in rows:
+        key = (a.community_id, a.organisation_id)
+        if key not in groups:
+            community, street = places[a.community_id]
+            groups[key] = ActivityGroup(
+                street=street, community_id=a.community_id, community=community, organisation_id=a.organisation_id,
+                organisation=orgs.get(a.organisation_id, "社区自办"), activities=[],
+                totals=dict.fromkeys(("activities", *_ACTIVITY_TOTALS), 0),
+            )
+        g = groups[key]
+        g.activities.append(ActivityLine(
+            id=a.id, title=a.title, kind=a.kind, held_on=a.held_on, place=a.place, participants=a.participants,
+            unique_participants=a.unique_participants, direct_beneficiaries=a.direct_beneficiaries,
+            indirect_beneficiaries=a.indirect_beneficiaries, volunteers=a.volunteers, media_items=a.media_items,
+            media_reads=a.media_reads,
+        ))
+        g.totals["activities"] += 1
+        for c in _ACTIVITY_TOTALS:
+            g.totals[c] += getattr(a, c)
+    return sorted(groups.values(), key=lambda g: (g.street, g.community_id, g.organisation_id is None, g.organisation))
+
+
 def build(session: Session, principal: Principal | None, kind: ScopeKind, scope_id: int, month: str) -> MonthlyReport:
     if kind == ScopeKind.community:
         raise ValueError("the monthly report is for an organisation or a street")
@@ -118,7 +216,7 @@ def build(session: Session, principal: Principal | None, kind: ScopeKind, scope_
         fig("waste_reduced_kg", "垃圾减量合计", "kg", _kg(total_now), _kg(total_all)),
         fig("points_issued", "发放积分", "分", now_w["issued"], all_w["issued"]),
         fig("points_redeemed", "兑换积分", "分", now_w["redeemed"], all_w["redeemed"]),
-        *(fig(k, v, "", None, None) for k, v in UNAVAILABLE.items()),
+        *_record_figures(session, scope, period.start, period.end, lo, hi),
     ]
     by_category = [
         fig(f"waste_{c}_kg", f"{zh}减量", "kg", _kg(now_w["grams"][c]), _kg(all_w["grams"][c])) for c, zh in CATEGORIES
@@ -126,6 +224,7 @@ def build(session: Session, principal: Principal | None, kind: ScopeKind, scope_
     return MonthlyReport(
         scope=kind.value, scope_id=scope.id, name=scope.name, month=month, generated_at=utcnow(),
         figures=figures, waste_by_category=by_category, unavailable=dict(UNAVAILABLE),
+        activities=_activity_groups(session, scope, period.start, period.end),
     )
 
 
@@ -151,8 +250,9 @@ def write_xlsx(report: MonthlyReport, path: str) -> None:
     ws.set_column(1, 1, 8)
     ws.set_column(2, 3, 16)
     row = 3
+    hours = wb.add_format({"num_format": "#,##0.00", "border": 1})
     for f in [*report.figures[:5], *report.waste_by_category, *report.figures[5:]]:
-        fmt = kg if f.unit == "kg" else num
+        fmt = kg if f.unit == "kg" else hours if f.unit == "小时" else num
         ws.write(row, 0, f.label, text)
         ws.write(row, 1, f.unit, text)
         for col, v in ((2, f.this_month), (3, f.cumulative)):
@@ -161,6 +261,35 @@ def write_xlsx(report: MonthlyReport, path: str) -> None:
             else:
                 ws.write_number(row, col, v, fmt)
         row += 1
-    ws.write(row + 1, 0, "“未记录”：系统尚未记录这些数据，因此不填写估计值。垃圾减量合计等于各类之和。")
+    ws.write(row + 1, 0, "所有数字由系统记录计算；垃圾减量合计等于各类之和。")
+    _activities_sheet(wb, report, head, num, text)
     wb.close()
+
+
+ACTIVITY_HEADERS = ("街道", "社区", "机构", "日期", "活动", "地点", "参与人次", "参与人数", "直接受益人次", "间接受益人次",
+                    "志愿者人次", "媒体报道", "阅读量")
+
+
+def _activities_sheet(wb, report: MonthlyReport, head, num, text) -> None:
+    """The month's activities, one row each, grouped by region and organisation with a subtotal row per group."""
+    ws = wb.add_worksheet("活动")
+    ws.write_row(0, 0, ACTIVITY_HEADERS, head)
+    ws.freeze_panes(1, 0)
+    ws.set_column(0, 2, 14)
+    ws.set_column(4, 5, 24)
+    bold = wb.add_format({"bold": True, "num_format": "#,##0", "border": 1})
+    row = 1
+    for g in report.activities:
+        for a in g.activities:
+            ws.write_row(row, 0, (g.street, g.community, g.organisation, a.held_on.isoformat(), a.title, a.place), text)
+            for col, v in enumerate((a.participants, a.unique_participants, a.direct_beneficiaries, a.indirect_beneficiaries,
+                                     a.volunteers, a.media_items, a.media_reads), 6):
+                ws.write(row, col, "" if v is None else v, num)
+            row += 1
+        ws.write_row(row, 0, (g.street, g.community, g.organisation, "", f"小计（{g.totals['activities']}场）", ""), text)
+        t = g.totals
+        for col, v in enumerate((t["participants"], None, t["direct_beneficiaries"], t["indirect_beneficiaries"],
+                                 t["volunteers"], t["media_items"], t["media_reads"]), 6):
+            ws.write(row, col, "" if v is None else v, bold)
+        row += 1
 

@@ -110,8 +110,10 @@ _MONTHLY = {
 _MONTHLY_DESCRIPTION = (
     "Partner organisations, communities, participating households, attendances (人次), waste reduced in kg in total "
     "and by category (厨余, 可回收物, 有害垃圾, 其他垃圾; the total is the sum of the categories), points issued and "
-    "redeemed — \"this month\" and \"cumulative\" as separate columns. Figures the system does not record yet are null "
-    "and listed in `unavailable`. `format`: json, xlsx or html (printable). Audited."
+    "redeemed, activities with their participants (人次 and 人) and beneficiaries, volunteer attendances and hours, "
+    "compost produced, media items and reads — \"this month\" and \"cumulative\" as separate columns — then the "
+    "month's activities grouped by region (street, community) and organisation. `format`: json, xlsx (a second sheet "
+    "lists the activities) or html (printable). Audited."
 )
 MonthlyFmt = Annotated[service.MonthlyFormat, Query(description="json、xlsx 或 html（可打印）")]
 

@@ -272,3 +272,15 @@ def hours(session: Session, principal: Principal, community_id: int, start: date
         VolunteerHours(user_id=u, display_name=names.get(u, ""), shifts=n, minutes=int(m), hours=round(int(m) / 60, 2))
         for u, n, m in rows
     ]
+
+
+# --- for reports ---------------------------------------------------------------------------------
+
+def served(session: Session, community_ids: list[int] | tuple[int, ...], lo: datetime | None, hi: datetime) -> tuple[int, int]:
+    """(attendances 人次, minutes) of finished shifts signed in between instants [lo, hi) (lo None: since
+    the start), as in `hours`. Called by reports after they have checked who is asking."""
+    cond = [SHIFT.c.community_id.in_(list(community_ids) or [-1]), SHIFT.c.signed_in_at < hi, SHIFT.c.minutes.is_not(None)]
+    if lo is not None:
+        cond.append(SHIFT.c.signed_in_at >= lo)
+    n, minutes = session.execute(select(func.count(), func.coalesce(func.sum(SHIFT.c.minutes), 0)).where(*cond)).one()
+    return int(n), int(minutes)

@@ -83,3 +83,43 @@ def replay(world, station_id: int, scans: list[dict]) -> None:
 
 
 __all__ = ["add_buildings", "codes", "at", "scan", "upload", "replay", "setup_field"]
+
+
+def _staff(world, role: str):
+    from app.identity.auth import Grant, Principal
+    from app.identity.models import Role
+
+    return Principal(user_id=world.users[role], grants=(Grant(Role(role), community_id=world.community.id),))
+
+
+def shift(world, role: str, start: datetime, minutes: int) -> None:
+    """A volunteer's shift signed in at `start` and out `minutes` later, through the volunteer service."""
+    from app.core.db import simulated_clock
+    from app.volunteers import service as volunteers
+    from app.volunteers.models import ShiftEnd, ShiftStart
+
+    who = _staff(world, role)
+    with Session(world.engine) as s, simulated_clock(start):
+        row, _ = volunteers.start_shift(s, who, world.community.id, ShiftStart(client_id=uuid.uuid4().hex))
+        shift_id = row.id
+    with Session(world.engine) as s, simulated_clock(start + timedelta(minutes=minutes)):
+        volunteers.end_shift(s, who, shift_id, ShiftEnd())
+
+
+def harvest(client, world, when: datetime, grams: int) -> None:
+    """A bin (made through the API) closed, made ready and opened at `when`, through the compost service."""
+    from app.compost import service as compost
+    from app.core.db import simulated_clock
+
+    keeper = world.h("compost_keeper")
+    site = client.post(f"/api/v1/communities/{world.community.id}/compost-sites", json={"name": f"堆肥点{uuid.uuid4().hex[:6]}"},
+                       headers=keeper)
+    assert site.status_code == 201, site.text
+    b = client.post(f"/api/v1/compost-sites/{site.json()['id']}/bins", json={"name": "1号箱", "method": "box", "capacity_l": 200},
+                    headers=keeper)
+    assert b.status_code == 201, b.text
+    who = _staff(world, "compost_keeper")
+    with Session(world.engine) as s, simulated_clock(when):
+        compost.close_bin(s, who, b.json()["id"])
+        compost.mark_ready(s, who, b.json()["id"])
+        compost.harvest(s, who, b.json()["id"], grams)

@@ -9,7 +9,9 @@ import openpyxl
 from sqlmodel import Session
 
 from app.ledger import service as ledger
+from tests.field import SHANGHAI
 from tests.ledger.helpers import earn
+from tests.reports.records import harvest, shift
 
 SEPT = datetime(2026, 9, 20, 2, tzinfo=UTC)
 OCT = datetime(2026, 10, 12, 2, tzinfo=UTC)
@@ -37,8 +39,52 @@ def _records(engine, world) -> None:
         s.commit()
 
 
-def test_every_figure_adds_up_from_the_records(client, world, engine):
+def _local(day: str, hour: int, minute: int = 0) -> datetime:
+    return datetime.fromisoformat(f"{day}T{hour:02d}:{minute:02d}").replace(tzinfo=SHANGHAI)
+
+
+def _activity(client, world, held_on: str, title: str, **figures) -> None:
+    body = {"client_id": f"act-{title}-{world.community.id}", "kind": "lecture", "title": title, "held_on": held_on,
+            "place": "社区活动室"} | figures
+    r = client.post(f"/api/v1/communities/{world.community.id}/activities", json=body, headers=world.h("committee"))
+    assert r.status_code == 201, r.text
+
+
+def _media(client, world, published_on: str, reads: int, **extra) -> None:
+    body = {"client_id": f"media-{published_on}-{reads}-{world.community.id}", "title": "垃圾分类小课堂", "channel": "微信公众号",
+            "published_on": published_on, "reads": reads} | extra
+    r = client.post(f"/api/v1/communities/{world.community.id}/media-items", json=body, headers=world.h("org_admin"))
+    assert r.status_code == 201, r.text
+
+
+def _program_records(client, world) -> None:
+    """Activities, shifts, harvests and media in September, October (the report's month) and November.
+    Boundaries are local (Asia/Shanghai): 31 October 23:30 is October, 1 November 00:10 is not."""
+    org = world.organisation.id
+    _activity(client, world, "2026-10-08", "大讲堂", organisation_id=org, participants=40, unique_participants=30,
+              direct_beneficiaries=40, indirect_beneficiaries=120, volunteers=5, media_items=1, media_reads=300)
+    _activity(client, world, "2026-10-31", "小课堂", participants=25, direct_beneficiaries=25, volunteers=2)
+    _activity(client, world, "2026-09-15", "堆肥工作坊", organisation_id=org, participants=10, unique_participants=10,
+              direct_beneficiaries=10, indirect_beneficiaries=30, volunteers=1)
+    _activity(client, world, "2026-11-02", "十一月活动", participants=99, direct_beneficiaries=99)
+    shift(world, "volunteer", _local("2026-09-10", 9), 120)
+    shift(world, "supervisor", _local("2026-10-05", 8), 90)
+    shift(world, "volunteer", _local("2026-10-31", 23, 30), 45)  # signed in on 31 October (local): October
+    shift(world, "clerk", _local("2026-11-01", 0, 10), 60)  # 31 October 16:10 UTC, but 1 November locally
+    harvest(client, world, _local("2026-09-25", 10), 3000)
+    harvest(client, world, _local("2026-10-01", 0, 30), 1234)  # 30 September 16:30 UTC: October locally
+    harvest(client, world, _local("2026-11-02", 10), 999)
+    _media(client, world, "2026-10-03", 500, organisation_id=org)
+    _media(client, world, "2026-10-31", 250)
+    _media(client, world, "2026-09-30", 100)
+    _media(client, world, "2026-11-01", 7777)
+
+
+def test_every_figure_adds_up_from_the_records(client, world, engine, other_world):
     _records(engine, world)
+    _program_records(client, world)
+    _activity(client, other_world, "2026-10-08", "别处的活动", participants=500)  # another street and organisation
+    _media(client, other_world, "2026-10-08", 9000)
     r = client.get(f"/api/v1/organisations/{world.organisation.id}/reports/monthly", params={"month": "2026-10"},
                    headers=world.h("org_admin"))
     assert r.status_code == 200, r.text
@@ -60,13 +106,35 @@ def test_every_figure_adds_up_from_the_records(client, world, engine):
     assert figures["attendances"] == (5, 7)
     assert figures["points_issued"] == (5 + 8 + 6 + 2 + 5, 26 + 5 + 3)
     assert figures["points_redeemed"] == (10, 10)
-    # What the system does not record yet is null and said so, never a guess.
-    assert figures["activities"] == (None, None) and "activities" in report["unavailable"]
-    assert figures["media_reads"] == (None, None)
+    # Activities, volunteers, compost and media: every figure from its records (sums worked out above).
+    assert figures["activities"] == (2, 3)
+    assert figures["activity_participants"] == (40 + 25, 40 + 25 + 10)
+    assert figures["activity_unique_participants"] == (30, 40)  # only activities that recorded 人
+    assert figures["direct_beneficiaries"] == (65, 75)
+    assert figures["indirect_beneficiaries"] == (120, 150)
+    assert figures["activity_volunteers"] == (7, 8)
+    assert figures["volunteer_attendances"] == (2, 3)
+    assert figures["volunteer_hours"] == ((90 + 45) / 60, (120 + 90 + 45) / 60)
+    assert figures["compost_produced_kg"] == (1.234, 4.234)
+    assert figures["media_items"] == (2, 3)
+    assert figures["media_reads"] == (750, 850)
+    assert report["unavailable"] == {} and all(None not in v for v in figures.values())
+    units = {f["key"]: f["unit"] for f in report["figures"]}
+    assert (units["volunteer_hours"], units["compost_produced_kg"], units["activity_participants"]) == ("小时", "kg", "人次")
+    # The month's activities by region and organisation, with their sums.
+    groups = report["activities"]
+    assert [(g["street"], g["community"], g["organisation"]) for g in groups] == [
+        (world.street.name, world.community.name, world.organisation.name), (world.street.name, world.community.name, "社区自办")]
+    assert [[a["title"] for a in g["activities"]] for g in groups] == [["大讲堂"], ["小课堂"]]
+    assert groups[0]["totals"] == {"activities": 1, "participants": 40, "direct_beneficiaries": 40, "indirect_beneficiaries": 120,
+                                   "volunteers": 5, "media_items": 1, "media_reads": 300}
+    assert groups[1]["activities"][0]["unique_participants"] is None and groups[1]["totals"]["participants"] == 25
+    assert sum(g["totals"]["participants"] for g in groups) == figures["activity_participants"][0]
 
 
 def test_street_report_as_xlsx_and_printable_page(client, world, engine):
     _records(engine, world)
+    _program_records(client, world)
     url = f"/api/v1/streets/{world.street.id}/reports/monthly"
     x = client.get(url, params={"month": "2026-10", "format": "xlsx"}, headers=world.h("street_viewer"))
     assert x.status_code == 200 and "spreadsheetml" in x.headers["content-type"]
@@ -75,12 +143,39 @@ def test_street_report_as_xlsx_and_printable_page(client, world, engine):
     assert list(ws.iter_rows(min_row=3, max_row=3, values_only=True))[0] == ("指标", "单位", "本月", "累计")
     assert rows["垃圾减量合计"] == ("kg", 6.257, 7.757)
     assert rows["厨余减量"] == ("kg", 3.234, 4.234)
-    assert rows["活动记录"][1:] == ("未记录", "未记录")
+    assert rows["开展活动"] == ("场", 2, 3)
+    assert rows["志愿服务时长"] == ("小时", 2.25, 4.25)
+    assert rows["堆肥产出"] == ("kg", 1.234, 4.234)
+    assert rows["点击阅读量"] == ("次", 750, 850)
+    sheet = openpyxl.load_workbook(io.BytesIO(x.content))["活动"]
+    lines = list(sheet.iter_rows(values_only=True))
+    assert lines[0][:7] == ("街道", "社区", "机构", "日期", "活动", "地点", "参与人次")
+    assert [(r[2], r[4], r[6]) for r in lines[1:]] == [
+        (world.organisation.name, "大讲堂", 40), (world.organisation.name, "小计（1场）", 40),
+        ("社区自办", "小课堂", 25), ("社区自办", "小计（1场）", 25)]
     page = client.get(url, params={"month": "2026-10", "format": "html"}, headers=world.h("street_viewer"))
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     html = page.text
     assert "2026年10月月报" in html and "本月" in html and "累计（项目开始至本月末）" in html
     assert "6.257" in html and "7.757" in html and "其中：有害垃圾减量" in html
+    assert "大讲堂" in html and "社区自办" in html and "4.25" in html and "未记录" not in html
+
+
+def test_media_items_are_recorded_once_and_listed(client, world, other_world):
+    url = f"/api/v1/communities/{world.community.id}/media-items"
+    body = {"client_id": "media-once-0001", "title": "社区减废故事", "channel": "视频号", "published_on": "2026-11-20", "reads": 42}
+    first = client.post(url, json=body, headers=world.h("committee"))
+    again = client.post(url, json=body, headers=world.h("committee"))
+    assert first.status_code == 201 and again.status_code == 201
+    assert again.json()["id"] == first.json()["id"] and (first.json()["replayed"], again.json()["replayed"]) == (False, True)
+    listed = client.get(url, params={"start": "2026-11-01"}, headers=world.h("street_viewer")).json()["items"]
+    assert [(m["title"], m["reads"]) for m in listed] == [("社区减废故事", 42)]
+    assert client.post(url, json=body | {"client_id": "media-vol-0001"}, headers=world.h("volunteer")).status_code == 403
+    assert client.post(url, json=body | {"client_id": "media-for-0001"}, headers=other_world.h("committee")).status_code == 403
+    foreign_org = client.post(url, json=body | {"client_id": "media-org-0001", "organisation_id": other_world.organisation.id},
+                              headers=world.h("committee", **{"Accept-Language": "en"}))
+    assert foreign_org.status_code == 404 and foreign_org.json()["error"]["message"] == "Organisation not found"
+    assert client.post(url, json=body | {"client_id": "media-neg-0001", "reads": -1}, headers=world.h("committee")).status_code == 422
 
 
 def test_monthly_report_scopes(client, world, other_world):
