@@ -14,16 +14,20 @@ from app.identity.auth import MANAGERS, REPORT_READERS, Principal, authorize, co
 from app.kit.errors import not_found
 from app.kit.pagination import page_by_id
 from app.places import service as places
-from app.reports.models import MediaItem, MediaItemCreate, MediaItemPublic
+from app.reports.models import MediaItem, MediaItemCreate, MediaItemPublic, MediaItemRecorded, MediaItemUpdate
 
 WRITERS = MANAGERS  # 居委会 and the NGO running the community
 
 
-def _public(row: MediaItem, replayed: bool = False) -> MediaItemPublic:
-    return MediaItemPublic.model_validate(row, update={"replayed": replayed})
+def _public(row: MediaItem) -> MediaItemPublic:
+    return MediaItemPublic.model_validate(row)
 
 
-def create(session: Session, principal: Principal, community_id: int, data: MediaItemCreate) -> MediaItemPublic:
+def _recorded(row: MediaItem, replayed: bool = False) -> MediaItemRecorded:
+    return MediaItemRecorded.model_validate(row, update={"replayed": replayed})
+
+
+def create(session: Session, principal: Principal, community_id: int, data: MediaItemCreate) -> MediaItemRecorded:
     """Record a media item; a retried request (same client id) answers with the first record."""
     places.get_community(session, community_id)
     authorize(session, principal, community_id, WRITERS)
@@ -39,19 +43,19 @@ def create(session: Session, principal: Principal, community_id: int, data: Medi
 
     existing = stored()
     if existing is not None:
-        return _public(existing, replayed=True)
+        return _recorded(existing, replayed=True)
     row = MediaItem(community_id=community_id, created_by=principal.user_id, **data.model_dump())
     session.add(row)
     try:
         session.flush()
     except IntegrityError:  # the same client id, sent twice at once
         session.rollback()
-        return _public(stored(), replayed=True)
+        return _recorded(stored(), replayed=True)
     audit.record(session, actor_user_id=principal.user_id, action="media_item.create", object_type="media_item",
                  object_id=row.id, community_id=community_id, request_id=principal.request_id,
                  detail={"title": row.title, "channel": row.channel, "reads": row.reads})
     session.commit()
-    return _public(row)
+    return _recorded(row)
 
 
 def list_items(session: Session, principal: Principal, community_id: int, start: date | None, end: date | None,
@@ -65,3 +69,27 @@ def list_items(session: Session, principal: Principal, community_id: int, start:
         stmt = stmt.where(MediaItem.published_on <= end)
     rows, next_cursor = page_by_id(session, stmt, MediaItem.id, cursor, limit)
     return [_public(r) for r in rows], next_cursor
+
+
+def _plain(values: dict) -> dict:
+    return {k: v.isoformat() if isinstance(v, date) else v for k, v in values.items()}
+
+
+def update(session: Session, principal: Principal, media_item_id: int, data: MediaItemUpdate) -> MediaItemPublic:
+    """Correct a media item or bring its reads up to date; sending the same values again changes nothing."""
+    row = session.get(MediaItem, media_item_id)
+    if row is None:
+        raise not_found("媒体记录", "Media item", "media_item_id")
+    authorize(session, principal, row.community_id, WRITERS)
+    changes = {k: v for k, v in data.model_dump(exclude_unset=True, exclude_none=True).items() if getattr(row, k) != v}
+    if not changes:
+        return _public(row)
+    before = {k: getattr(row, k) for k in changes}
+    for k, v in changes.items():
+        setattr(row, k, v)
+    audit.record(session, actor_user_id=principal.user_id, action="media_item.update", object_type="media_item",
+                 object_id=row.id, community_id=row.community_id, request_id=principal.request_id,
+                 detail={"before": _plain(before), "after": _plain(changes)})
+    session.commit()
+    session.refresh(row)
+    return _public(row)

@@ -71,8 +71,21 @@ class MediaItemCreate(MediaItemBase):
     client_id: str = Field(min_length=8, max_length=64, regex=r"^[A-Za-z0-9_.:-]+$", description="重发时不变的唯一编号")
 
 
+class MediaItemUpdate(SQLModel):
+    """Reads keep growing after publication: the committee updates them before the month's report."""
+
+    title: str | None = Field(default=None, min_length=1, max_length=120)
+    channel: str | None = Field(default=None, min_length=1, max_length=40)
+    published_on: Day | None = None
+    reads: int | None = Field(default=None, ge=0, le=1_000_000_000)
+    url: str | None = Field(default=None, max_length=300)
+
+
 class MediaItemPublic(MediaItemBase):
     id: int
     community_id: int
     created_by: int
+
+
+class MediaItemRecorded(MediaItemPublic):
     replayed: bool = Field(default=False, description="此前已收到同一编号，返回原记录")

@@ -16,7 +16,14 @@ from app.kit.errors import error_responses
 from app.kit.pagination import Page
 from app.reports import dashboard, media, rates, service
 from app.reports.dashboard import Dashboard
-from app.reports.models import MediaItemCreate, MediaItemPublic, RankingSettingsPublic, RankingSettingsUpdate
+from app.reports.models import (
+    MediaItemCreate,
+    MediaItemPublic,
+    MediaItemRecorded,
+    MediaItemUpdate,
+    RankingSettingsPublic,
+    RankingSettingsUpdate,
+)
 from app.reports.monthly import MonthlyReport
 from app.reports.rates import Level, Rates, RedBlackList, Relapse, Retention
 from app.reports.scope import ScopeKind
@@ -240,11 +247,21 @@ def update_ranking_settings(session: SessionDep, principal: CurrentPrincipal, co
     "/communities/{community_id}/media-items",
     summary="Record a media item (title, channel, published date, reads) for the monthly report",
     status_code=201,
-    response_model=MediaItemPublic,
+    response_model=MediaItemRecorded,
     responses=error_responses(400, 401, 403, 404, 409, 422),
 )
 def create_media_item(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: MediaItemCreate):
     return media.create(session, principal, community_id, data)
+
+
+@api.patch(
+    "/media-items/{media_item_id}",
+    summary="Correct a media item or update its reads (audited)",
+    response_model=MediaItemPublic,
+    responses=error_responses(400, 401, 403, 404, 422),
+)
+def update_media_item(session: SessionDep, principal: CurrentPrincipal, media_item_id: int, data: MediaItemUpdate):
+    return media.update(session, principal, media_item_id, data)
 
 
 @api.get(

@@ -357,6 +357,13 @@ def _activity(client, w: World) -> int:
     return r.json()["id"]
 
 
+def _media_item(client, w: World) -> int:
+    body = {"client_id": _key(), "title": "减废故事", "channel": "视频号", "published_on": "2026-11-02", "reads": 10}
+    r = client.post(f"/api/v1/communities/{w.community.id}/media-items", json=body, headers=w.h("committee"))
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
 def _challenge_body() -> dict:
     from tests.field import local_day
 
@@ -475,6 +482,9 @@ REPLAYS.update({
     ("PUT", c + "/reports/ranking-settings"): lambda client, w: Call(
         "PUT", f"/api/v1/communities/{w.community.id}/reports/ranking-settings", "committee",
         {"json": {"accuracy_pct": 90 + int(_key()[-1], 16) % 10, "participation_pct": 61}},
+    ),
+    ("PATCH", "/api/v1/media-items/{media_item_id}"): lambda client, w: Call(
+        "PATCH", f"/api/v1/media-items/{_media_item(client, w)}", "committee", {"json": {"reads": 2400}},
     ),
     ("POST", c + "/media-items"): lambda client, w: Call(
         "POST", f"/api/v1/communities/{w.community.id}/media-items", "committee",

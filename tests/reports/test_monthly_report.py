@@ -185,3 +185,27 @@ def test_monthly_report_scopes(client, world, other_world):
     assert client.get(street, headers=world.h("org_admin")).status_code == 403
     assert client.get(org, headers=other_world.h("org_admin")).status_code == 403
     assert client.get(street, headers=world.h("street_viewer")).status_code == 200
+
+
+def test_media_reads_are_brought_up_to_date_and_audited(client, world, other_world):
+    from sqlmodel import Session, select
+
+    from app.audit.models import AuditLog
+
+    body = {"client_id": "media-upd-0001", "title": "旧标题", "channel": "微信公众号", "published_on": "2026-10-20", "reads": 10}
+    item = client.post(f"/api/v1/communities/{world.community.id}/media-items", json=body, headers=world.h("committee")).json()
+    url = f"/api/v1/media-items/{item['id']}"
+    assert client.patch(url, json={"reads": 11}, headers=other_world.h("committee")).status_code == 403
+    assert client.patch(url, json={"reads": 11}, headers=world.h("street_viewer")).status_code == 403
+    r = client.patch(url, json={"reads": 1500, "published_on": "2026-10-21"}, headers=world.h("org_admin"))
+    assert r.status_code == 200 and (r.json()["reads"], r.json()["published_on"]) == (1500, "2026-10-21")
+    assert client.patch(url, json={"reads": 1500}, headers=world.h("org_admin")).status_code == 200  # no change
+    with Session(world.engine) as s:
+        rows = s.exec(select(AuditLog).where(AuditLog.action == "media_item.update", AuditLog.object_id == str(item["id"]))).all()
+    assert len(rows) == 1 and rows[0].detail == {"before": {"reads": 10, "published_on": "2026-10-20"},
+                                                 "after": {"reads": 1500, "published_on": "2026-10-21"}}
+    report = client.get(f"/api/v1/organisations/{world.organisation.id}/reports/monthly", params={"month": "2026-10"},
+                        headers=world.h("org_admin")).json()
+    assert {f["key"]: f["this_month"] for f in report["figures"]}["media_reads"] == 1500
+    missing = client.patch("/api/v1/media-items/999999999", json={"reads": 1}, headers=world.h("committee"))
+    assert missing.status_code == 404
