@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import distinct, func, select
 from sqlmodel import Field, Session, SQLModel
@@ -63,8 +62,8 @@ class RateRow(SQLModel):
     households: int = Field(description="登记在册（有效）户数")
     participating: int = Field(description="期间内至少有一次有效督导记录的户数")
     participation_rate: float | None = Field(description="参与率（0–1）；少于 5 户时不显示")
-    checks: int = Field(description="有效检查次数")
-    correct: int
+    checks: int | None = Field(description="有效检查次数；参与户少于 5 户时不显示（否则可推算正确率）")
+    correct: int | None
     accuracy: float | None = Field(description="分类正确率（0–1）；参与户少于 5 户时不显示")
 
 
@@ -86,7 +85,7 @@ class RetentionRow(SQLModel):
     name: str
     active_last_month: int
     active_this_month: int
-    retained: int = Field(description="上月和本月都有有效督导记录的户数")
+    retained: int | None = Field(description="上月和本月都有有效督导记录的户数；上月活跃户少于 5 户时不显示")
     retention_rate: float | None = Field(description="留存率 = 留存户 / 上月活跃户；少于 5 户时不显示")
 
 
@@ -249,19 +248,18 @@ def _ratio(num: int, den: int, over: int) -> float | None:
 
 
 def _row(level: Level, gid: int, name: str, c: Counts) -> RateRow:
+    # Below MIN_HOUSEHOLDS participating, the check counts go too: they would give the accuracy away.
+    shown = c.participating >= MIN_HOUSEHOLDS
     return RateRow(
         level=level, id=gid, name=name, households=c.households, participating=c.participating,
         participation_rate=_ratio(c.participating, c.households, c.households),
-        checks=c.checks, correct=c.correct, accuracy=_ratio(c.correct, c.checks, c.participating),
+        checks=c.checks if shown else None, correct=c.correct if shown else None,
+        accuracy=_ratio(c.correct, c.checks, c.participating),
     )
 
 
 def _scope(session: Session, principal: Principal, community_id: int) -> Scope:
     return resolve(session, principal, ScopeKind.community, community_id)
-
-
-def _bounds(period: Period, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    return period.bounds(tz)
 
 
 def rates(session: Session, principal: Principal, community_id: int, by: Level, *, month: str | None = None,
@@ -270,7 +268,7 @@ def rates(session: Session, principal: Principal, community_id: int, by: Level, 
     scope = _scope(session, principal, community_id)
     period = period_of(month, start, end, scope.tz)
     places = _places(session, community_id)
-    counts = _counts(session, community_id, places, *_bounds(period, scope.tz))
+    counts = _counts(session, community_id, places, *period.bounds(scope.tz))
     total = _row(Level.community, scope.id, scope.name, _sum(counts, list(counts)))
     shown, hidden = [], 0
     if by != Level.community:
@@ -318,7 +316,8 @@ def retention(session: Session, principal: Principal, community_id: int, by: Lev
         last_n = sum(kept.get(b, (0, 0))[0] for b in ids)
         retained = sum(kept.get(b, (0, 0))[1] for b in ids)
         return RetentionRow(level=level, id=gid, name=name, active_last_month=last_n,
-                            active_this_month=sum(int(active_now.get(b, 0)) for b in ids), retained=retained,
+                            active_this_month=sum(int(active_now.get(b, 0)) for b in ids),
+                            retained=retained if last_n >= MIN_HOUSEHOLDS else None,
                             retention_rate=_ratio(retained, last_n, last_n))
 
     total = row(Level.community, scope.id, scope.name, [p.building_id for p in places])
@@ -438,7 +437,7 @@ def red_black_list(session: Session, principal: Principal, community_id: int, by
     period = period_of(month, start, end, scope.tz)
     settings = _settings_public(scope.id, session.get(RankingSettings, scope.id))
     places = _places(session, community_id)
-    counts = _counts(session, community_id, places, *_bounds(period, scope.tz))
+    counts = _counts(session, community_id, places, *period.bounds(scope.tz))
     red, black, hidden = [], [], 0
     for gid, name, ids in _groups(scope, places, by):
         c = _sum(counts, ids)
