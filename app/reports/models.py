@@ -68,7 +68,9 @@ class MediaItem(MediaItemBase, table=True):
 
 
 class MediaItemCreate(MediaItemBase):
-    client_id: str = Field(min_length=8, max_length=64, regex=r"^[A-Za-z0-9_.:-]+$", description="重发时不变的唯一编号")
+    # `pattern` through schema_extra: SQLModel passes `regex=` to pydantic 2, which ignores it.
+    client_id: str = Field(min_length=8, max_length=64, schema_extra={"pattern": r"^[A-Za-z0-9_.:-]+$"},
+                           description="重发时不变的唯一编号")
 
 
 class MediaItemUpdate(SQLModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import uuid
 from datetime import UTC, datetime
 
 import openpyxl
@@ -44,7 +45,7 @@ def _local(day: str, hour: int, minute: int = 0) -> datetime:
 
 
 def _activity(client, world, held_on: str, title: str, **figures) -> None:
-    body = {"client_id": f"act-{title}-{world.community.id}", "kind": "lecture", "title": title, "held_on": held_on,
+    body = {"client_id": f"act-{uuid.uuid4().hex}", "kind": "lecture", "title": title, "held_on": held_on,
             "place": "社区活动室"} | figures
     r = client.post(f"/api/v1/communities/{world.community.id}/activities", json=body, headers=world.h("committee"))
     assert r.status_code == 201, r.text
@@ -176,6 +177,7 @@ def test_media_items_are_recorded_once_and_listed(client, world, other_world):
                               headers=world.h("committee", **{"Accept-Language": "en"}))
     assert foreign_org.status_code == 404 and foreign_org.json()["error"]["message"] == "Organisation not found"
     assert client.post(url, json=body | {"client_id": "media-neg-0001", "reads": -1}, headers=world.h("committee")).status_code == 422
+    assert client.post(url, json=body | {"client_id": "媒体-0001-abcdef"}, headers=world.h("committee")).status_code == 422
 
 
 def test_monthly_report_scopes(client, world, other_world):
