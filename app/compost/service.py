@@ -470,3 +470,24 @@ def produced_g(session: Session, community_ids: list[int] | tuple[int, ...], lo,
     if group is None:
         return {None: int(session.execute(select(func.coalesce(func.sum(t.c.compost_g), 0)).where(*cond)).scalar())}
     return {k: int(g) for k, g in session.execute(select(group, func.sum(t.c.compost_g)).where(*cond).group_by(group)).all()}
+
+
+# --- for reminders -----------------------------------------------------------------------------
+
+def claims_to_collect(session: Session, harvested_since, claim_ids: list[int] | None = None) -> list[dict[str, Any]]:
+    """Compost waiting for its household (harvested since then, not collected yet), with what a
+    reminder says about it: where (site and bin) and how much. `claim_ids` narrows to those claims."""
+    stmt = (
+        select(
+            CLAIM.c.id, CLAIM.c.household_id, CLAIM.c.share_g, CompostHarvest.community_id,
+            CompostBin.name.label("bin_name"), CompostSite.name.label("site_name"),
+        )
+        .join(CompostHarvest, CompostHarvest.id == CLAIM.c.harvest_id)
+        .join(CompostBin, CompostBin.id == CompostHarvest.bin_id)
+        .join(CompostSite, CompostSite.id == CompostBin.site_id)
+        .where(CLAIM.c.collected_at.is_(None), CompostHarvest.harvested_at >= harvested_since)
+        .order_by(CLAIM.c.id)
+    )
+    if claim_ids is not None:
+        stmt = stmt.where(CLAIM.c.id.in_(claim_ids))
+    return [dict(r._mapping) for r in session.execute(stmt)]

@@ -29,6 +29,22 @@ class Settings(BaseSettings):
     wechat_api_base: str = "http://127.0.0.1:8765"
     wechat_timeout_seconds: float = 5.0
     wechat_retries: int = 2
+    # First pause before a retry; doubled each time (exponential backoff, with jitter).
+    wechat_backoff_seconds: float = 0.2
+    # The access token is renewed this long before WeChat says it expires.
+    wechat_token_margin_seconds: int = 300
+
+    # Subscribe-message templates (订阅消息模板 id from the mini-program's console), one per reminder.
+    wechat_template_recycling_day: str = "tmpl-recycling-day"
+    wechat_template_compost_ready: str = "tmpl-compost-ready"
+    # Reminders: a send claimed by an instance that then died is given up after the lease.
+    reminder_lease_seconds: int = 300
+    reminder_max_attempts: int = 4
+    # Pause before a job run tries a transiently failed reminder again; doubled each attempt.
+    reminder_retry_seconds: int = 60
+    # Harvest claims older than this are not reminded about (a resident subscribing today is not told
+    # about last year's compost).
+    reminder_harvest_days: int = 14
 
     # Request bodies: JSON and other bodies, and multipart uploads (roster files up to 20 MiB).
     max_body_bytes: int = 1024 * 1024

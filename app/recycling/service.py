@@ -659,3 +659,22 @@ def calendar_feed(session: Session, community_id: int, key: str) -> bytes:
     cal.add_missing_timezones()
     return cal.to_ical()
 
+
+
+# --- for reminders -----------------------------------------------------------------------------
+
+def scheduled_events_on(session: Session, day: date, community_ids: list[int]) -> list[RecyclingEvent]:
+    """Events still scheduled on `day` (local date) in these communities: the reminder job asks here."""
+    if not community_ids:
+        return []
+    return list(
+        session.scalars(
+            select(RecyclingEvent)
+            .where(
+                RecyclingEvent.community_id.in_(community_ids),
+                RecyclingEvent.occurs_on == day,
+                RecyclingEvent.status == EventStatus.scheduled.value,
+            )
+            .order_by(RecyclingEvent.id)
+        )
+    )

@@ -6,6 +6,12 @@ Conventions for development and tests:
 - a phone code `phone-<11 digits>` yields that number;
 - failures are injected with POST /_fake/fail {"path": "/sns/jscode2session", "errcode": 45011, "times": 1}
   (errcode 0 with "http_status": 500 gives a server error; "delay": seconds makes it slow);
+- access tokens come from GET cgi-bin/token (each call invalidates the previous token, as in WeChat)
+  or POST cgi-bin/stable_token (normal mode returns the current token while it has more than five
+  minutes left; force_refresh invalidates it); `token_ttl` sets their life, POST /_fake/expire-tokens
+  ends them all (42001 afterwards);
+- subscribe messages check their data like WeChat (47003 for an empty or over-long value) and answer
+  43101 for users in `refused` (POST /_fake/refuse {"openid": ...}: the user has no subscription left);
 - POST /_fake/reset clears state; GET /_fake/messages lists subscribe messages that were sent.
 """
 
@@ -28,6 +34,8 @@ class FakeState:
     def reset(self) -> None:
         self.used_codes: set[str] = set()
         self.tokens: dict[str, float] = {}
+        self.stable_token: str | None = None
+        self.refused: set[str] = set()
         self.failures: dict[str, list[dict[str, Any]]] = {}
         self.messages: list[dict[str, Any]] = []
         self.calls: dict[str, int] = {}
@@ -63,6 +71,11 @@ def create_fake_app(app_id: str = "wx-demo-app", app_secret: str = "demo-secret"
             return JSONResponse({"errcode": int(f["errcode"]), "errmsg": f.get("errmsg", "injected failure")})
         return None
 
+    def issue(now: float) -> str:
+        value = secrets.token_urlsafe(24)
+        state.tokens[value] = now + state.token_ttl
+        return value
+
     def token_ok(token: str | None) -> JSONResponse | None:
         if not token or token not in state.tokens:
             return JSONResponse({"errcode": 40001, "errmsg": "invalid credential, access_token is invalid"})
@@ -97,10 +110,34 @@ def create_fake_app(app_id: str = "wx-demo-app", app_secret: str = "demo-secret"
             return f
         if appid != app_id or secret != app_secret:
             return {"errcode": 40013, "errmsg": "invalid appid"}
-        value = secrets.token_urlsafe(24)
         with state.lock:
-            state.tokens[value] = time.time() + state.token_ttl
+            # getAccessToken: a new token each call, and the previous ones stop working.
+            state.tokens.clear()
+            state.stable_token = None
+            value = issue(time.time())
         return {"access_token": value, "expires_in": state.token_ttl}
+
+    @app.post("/cgi-bin/stable_token")
+    async def stable_token(request: Request):
+        if (f := failure("/cgi-bin/stable_token")) is not None:
+            return f
+        body = await request.json()
+        if body.get("appid") != app_id or body.get("secret") != app_secret:
+            return {"errcode": 40013, "errmsg": "invalid appid"}
+        if body.get("grant_type") != "client_credential":
+            return {"errcode": 40002, "errmsg": "invalid grant_type"}
+        now = time.time()
+        with state.lock:
+            current = state.stable_token
+            if body.get("force_refresh"):
+                state.tokens.pop(current, None)  # forced: the previous token stops working at once
+                current = None
+            # Normal mode renews a token in its last five minutes; the old one lives out its time.
+            if current is None or state.tokens.get(current, 0) - now <= 300:
+                current = issue(now)
+                state.stable_token = current
+            left = max(1, int(state.tokens[current] - now))
+        return {"access_token": current, "expires_in": left}
 
     @app.post("/wxa/business/getuserphonenumber")
     async def phone(request: Request, access_token: str = ""):
@@ -132,10 +169,27 @@ def create_fake_app(app_id: str = "wx-demo-app", app_secret: str = "demo-secret"
             return bad
         body = await request.json()
         if not body.get("touser") or not body.get("template_id"):
-            return {"errcode": 47003, "errmsg": "argument invalid"}
+            return {"errcode": 47003, "errmsg": "argument invalid!"}
+        data = body.get("data")
+        if not isinstance(data, dict) or not data:
+            return {"errcode": 47003, "errmsg": "argument invalid! data is empty"}
+        for key, item in data.items():
+            value = item.get("value") if isinstance(item, dict) else None
+            limit = 20 if key.startswith("thing") else 32
+            if not isinstance(value, str) or not value or len(value) > limit:
+                return {"errcode": 47003, "errmsg": f"argument invalid! data.{key}.value invalid"}
         with state.lock:
+            if body["touser"] in state.refused:
+                return {"errcode": 43101, "errmsg": "user refuse to accept the msg"}
             state.messages.append(body)
         return {"errcode": 0, "errmsg": "ok"}
+
+    @app.post("/_fake/refuse")
+    async def refuse(request: Request):
+        body = await request.json()
+        with state.lock:
+            state.refused.add(str(body["openid"]))
+        return {"ok": True}
 
     @app.post("/_fake/fail")
     async def inject(request: Request):

@@ -1,0 +1,44 @@
+"""HTTP routes: a resident's subscribe-message subscriptions, and the reminder outbox for staff."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.core.db import SessionDep
+from app.identity.auth import CurrentPrincipal
+from app.kit.errors import error_responses
+from app.reminders import service
+from app.reminders.models import OutboxPublic, OutboxStatus, SubscriptionPublic, SubscriptionReportIn
+
+router = APIRouter(prefix="/api/v1", tags=["reminders"])
+Cursor = Annotated[str | None, Query(max_length=200, description="上一页返回的 next_cursor")]
+Limit = Annotated[int, Query(ge=1, le=200)]
+
+
+@router.get(
+    "/me/subscriptions", summary="My reminder subscriptions: template ids to request and messages left",
+    response_model=list[SubscriptionPublic], responses=error_responses(401),
+)
+def my_subscriptions(session: SessionDep, principal: CurrentPrincipal):
+    return service.my_subscriptions(session, principal)
+
+
+@router.post(
+    "/me/subscriptions", summary="Report what wx.requestSubscribeMessage answered (each accept allows one reminder)",
+    response_model=list[SubscriptionPublic], responses=error_responses(400, 401, 422),
+)
+def report_subscriptions(session: SessionDep, principal: CurrentPrincipal, data: SubscriptionReportIn):
+    return service.record_subscriptions(session, principal, data)
+
+
+@router.get(
+    "/communities/{community_id}/reminders", summary="Reminder outbox of a community: counts by kind and status, and the reminders",
+    response_model=OutboxPublic, responses=error_responses(400, 401, 403, 404, 422),
+)
+def list_outbox(
+    session: SessionDep, principal: CurrentPrincipal, community_id: int,
+    status: OutboxStatus | None = None, cursor: Cursor = None, limit: Limit = 50,
+):
+    return service.outbox(session, principal, community_id, status, cursor, limit)
