@@ -20,6 +20,8 @@ UNSCOPED = {
     ("POST", "/api/v1/auth/refresh"): "token rotation",
     ("POST", "/api/v1/auth/logout"): "token revocation",
     ("GET", "/api/v1/me"): "the caller's own profile",
+    ("GET", "/api/v1/me/subscriptions"): "the caller's own reminder subscriptions",
+    ("POST", "/api/v1/me/subscriptions"): "records the caller's own subscribe-message answers",
     ("POST", "/api/v1/staff"): "creates a bare account; roles are granted per community",
     ("GET", "/api/v1/communities"): "lists only communities the caller may see (asserted below)",
     ("GET", "/api/v1/streets"): "lists only streets the caller may see (asserted below)",

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session, SQLModel
 
+from app.core.config import get_settings
 from app.main import app
 from tests.support import World
 
@@ -163,6 +164,10 @@ REPLAYS: dict[tuple[str, str], Callable[..., Call]] = {
     ("POST", c + "/labels"): lambda client, w: Call(
         "POST", f"/api/v1/communities/{w.community.id}/labels", "committee",
         {"json": {"household_ids": [w.households[0].id]}}, True,
+    ),
+    ("POST", "/api/v1/me/subscriptions"): lambda client, w: Call(
+        "POST", "/api/v1/me/subscriptions", "resident",
+        {"json": {"client_id": _key(), "results": {get_settings().wechat_template_recycling_day: "accept"}}},
     ),
     ("POST", "/api/v1/scan/resolve"): lambda client, w: Call("POST", "/api/v1/scan/resolve", "volunteer", {"json": {"payload": _payload(w)}}),
     ("POST", "/api/v1/households/{household_id}/redemptions"): _reserve,
