@@ -101,7 +101,6 @@ class WechatClient:
         method: str,
         path: str,
         *,
-        retry_busy: bool = True,
         retry_codes: frozenset[int] = frozenset({-1}),
         resend_unsure: bool = True,
         **kwargs: Any,
@@ -134,7 +133,7 @@ class WechatClient:
                 self._pause(attempt)
                 continue
             errcode = int(data.get("errcode", 0) or 0)
-            if errcode in retry_codes and retry_busy and not last:
+            if errcode in retry_codes and not last:
                 self._pause(attempt)
                 continue
             if errcode != 0:
