@@ -6,6 +6,7 @@ the API; the job runs as the CLI runs it. What WeChat received is counted on the
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlmodel import Session
 
+from app.core.config import Settings
 from app.core.db import simulated_clock
 from app.reminders.service import run_reminders
 from app.wechat.client import WechatClient, reset_wechat
@@ -256,3 +258,31 @@ def test_permanent_failures_are_recorded_and_not_retried(client, world, engine, 
     assert wechat_state.calls[path] == 2 and wechat_state.messages == []
     r = client.get(f"/api/v1/communities/{world.community.id}/reminders?status=failed", headers=world.h("committee", **{"Accept-Language": "en"}))
     assert {i["errcode"] for i in r.json()["items"]} == {43101, 47003}
+
+
+def test_server_errors_are_retried_but_a_lost_answer_is_never_resent(client, world, engine, wechat, wechat_state):
+    _drain(engine, wechat, wechat_state)
+    alice, bob = Resident(client, world, 0), Resident(client, world, 1)
+    alice.subscribe(client, RECYCLING)
+    alice.subscribe(client, RECYCLING)
+    recycling_day(client, world, 1)
+    path = "/cgi-bin/message/subscribe/send"
+    impatient = WechatClient(Settings(wechat_api_base=wechat.settings.wechat_api_base, wechat_timeout_seconds=0.3))
+    try:
+        # WeChat takes a second to answer alice's send and delivers it; we stopped waiting after 0.3 s.
+        wechat_state.failures[path] = [{"path": path, "delay": 1.0, "times": 1}]
+        _run(engine, impatient)
+        time.sleep(1.0)
+        assert len(sent(wechat_state, alice.openid)) == 1
+        # Bob's send meets a 500 first (WeChat's front end refused it: safe to send again).
+        bob.subscribe(client, RECYCLING)
+        wechat_state.failures[path] = [{"path": path, "http_status": 500, "times": 1}]
+        _run(engine, impatient)
+    finally:
+        impatient.close()
+    assert len(sent(wechat_state, alice.openid)) == 1  # not sent a second time
+    assert len(sent(wechat_state, bob.openid)) == 1
+    assert wechat_state.calls[path] == 3
+    rows = {r["user_id"]: r for r in outbox_rows(engine, world.community.id)}
+    assert rows[alice.user_id]["status"] == "unknown" and rows[bob.user_id]["status"] == "sent"
+    assert alice.remaining(client)[RECYCLING] == 1  # the unit it may have used stays used
