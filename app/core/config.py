@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     # Harvest claims older than this are not reminded about (a resident subscribing today is not told
     # about last year's compost).
     reminder_harvest_days: int = 14
+    # Local hours in which reminders are sent, "first-end" (end excluded); "0-24" for any time.
+    reminder_hours: str = Field("8-21", pattern=r"^([01]?\d|2[0-4])-([01]?\d|2[0-4])$")
 
     # Request bodies: JSON and other bodies, and multipart uploads (roster files up to 20 MiB).
     max_body_bytes: int = 1024 * 1024

@@ -201,11 +201,18 @@ def enqueue_due(session: Session, now: datetime | None = None) -> int:
     tmpl = templates(settings)
     rows: list[dict[str, Any]] = []
     # Recycling day tomorrow, in each community's own time zone.
+    # Only in the day (REMINDER_HOURS, local time): nobody is woken at midnight by a reminder.
+    first_hour, end_hour = (int(h) for h in settings.reminder_hours.split("-", 1))
     zones: dict[str, list[int]] = {}
     for cid, tz in session.execute(select(Community.id, Community.timezone)).all():
         zones.setdefault(tz or settings.timezone, []).append(cid)
+    awake: set[int] = set()
     for tz, community_ids in zones.items():
-        tomorrow = now.astimezone(ZoneInfo(tz)).date() + timedelta(days=1)
+        local = now.astimezone(ZoneInfo(tz))
+        if not first_hour <= local.hour < end_hour:
+            continue
+        awake.update(community_ids)
+        tomorrow = local.date() + timedelta(days=1)
         for event in recycling.scheduled_events_on(session, tomorrow, community_ids):
             template_id = tmpl[ReminderKind.recycling_day]
             seen: set[int] = set()
@@ -214,7 +221,9 @@ def enqueue_due(session: Session, now: datetime | None = None) -> int:
                     seen.add(user_id)
                     rows.append(_row(ReminderKind.recycling_day, event.id, household_id, community_id, user_id, template_id, now))
     # Compost waiting for its household.
-    claims = compost.claims_to_collect(session, now - timedelta(days=settings.reminder_harvest_days))
+    claims = [
+        c for c in compost.claims_to_collect(session, now - timedelta(days=settings.reminder_harvest_days)) if c["community_id"] in awake
+    ]
     template_id = tmpl[ReminderKind.compost_ready]
     for i in range(0, len(claims), 500):
         chunk = claims[i : i + 500]

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 
 import httpx
 import pytest
 from sqlalchemy import select, text, update
 from sqlmodel import Session
 
-from app.core.config import Settings
+from app.core.config import Settings, get_settings
 from app.core.db import simulated_clock
 from app.reminders.service import run_reminders
 from app.wechat.client import WechatClient, reset_wechat
 from app.wechat.models import WechatAccessToken
+from tests.field import SHANGHAI, local_day
 from tests.reminders.helpers import (
     COMPOST,
     RECYCLING,
@@ -137,6 +139,23 @@ def test_collected_compost_and_cancelled_days_are_not_reminded(client, world, en
     _run(engine, wechat)
     assert sent(wechat_state, alice.openid) == []
     assert alice.remaining(client) == {RECYCLING: 0, COMPOST: 1}
+
+
+def test_reminders_wait_for_the_day(client, world, engine, wechat, wechat_state, monkeypatch):
+    _drain(engine, wechat, wechat_state)
+    monkeypatch.setattr(get_settings(), "reminder_hours", "8-21")
+    alice = Resident(client, world, 0)
+    alice.subscribe(client, RECYCLING)
+    recycling_day(client, world, 1)
+    today = local_day()
+    with simulated_clock(datetime.combine(today, dtime(2, 30), SHANGHAI)):
+        assert _run(engine, wechat).enqueued == 0
+    with simulated_clock(datetime.combine(today, dtime(21, 0), SHANGHAI)):
+        assert _run(engine, wechat).enqueued == 0
+    assert sent(wechat_state, alice.openid) == []
+    with simulated_clock(datetime.combine(today, dtime(8, 0), SHANGHAI)):
+        assert _run(engine, wechat).sent == 1
+    assert len(sent(wechat_state, alice.openid)) == 1
 
 
 def test_token_is_shared_and_refreshed_when_wechat_expires_it(client, world, engine, wechat, wechat_state):

@@ -1,0 +1,13 @@
+"""Reminder tests run at any hour: the job's daytime window is opened to the whole day unless a test narrows it."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.core.config import get_settings
+
+
+@pytest.fixture(autouse=True)
+def any_hour(monkeypatch):
+    monkeypatch.setattr(get_settings(), "reminder_hours", "0-24")
+    monkeypatch.setenv("REMINDER_HOURS", "0-24")  # for `jianfei reminders run` in a subprocess
