@@ -16,6 +16,7 @@ The job, top to bottom (`run_reminders`):
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -58,6 +59,7 @@ from app.reminders.models import (
 )
 from app.wechat.client import TRANSIENT_ERRORS, DeliveryUnknown, WechatClient, WechatError
 
+log = logging.getLogger("app.reminders")
 SUB = MessageSubscription.__table__
 OUTBOX = ReminderOutbox.__table__
 MEMBER = HouseholdMember.__table__
@@ -408,4 +410,5 @@ def run_reminders(
             done += 1
             if progress:
                 progress(done, max(total, done))
+    log.info("reminders run by %s: %d newly due, outcomes %s", owner, report.enqueued, {str(k): v for k, v in report.outcomes.items()})
     return report

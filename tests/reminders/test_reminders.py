@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from app.core.config import Settings, get_settings
 from app.core.db import simulated_clock
-from app.reminders.service import run_reminders
+from app.reminders.service import enqueue_due, run_reminders
 from app.wechat.client import WechatClient, reset_wechat
 from app.wechat.models import WechatAccessToken
 from tests.field import SHANGHAI, local_day
@@ -139,6 +139,33 @@ def test_collected_compost_and_cancelled_days_are_not_reminded(client, world, en
     _run(engine, wechat)
     assert sent(wechat_state, alice.openid) == []
     assert alice.remaining(client) == {RECYCLING: 0, COMPOST: 1}
+
+
+def test_a_recurring_day_reminds_and_a_cancelled_one_is_skipped(client, world, engine, wechat, wechat_state):
+    _drain(engine, wechat, wechat_state)
+    alice, bob = Resident(client, world, 0), Resident(client, world, 1)
+    alice.subscribe(client, RECYCLING)
+    tomorrow = local_day() + timedelta(days=1)
+    body = {"rrule": "FREQ=WEEKLY", "starts_on": str(tomorrow), "start_time": "09:00:00", "end_time": "11:00:00", "place": "东门"}
+    r = client.post(f"/api/v1/communities/{world.community.id}/recycling-schedules", json=body, headers=world.h("committee"))
+    assert r.status_code == 201, r.text
+    schedule_id = r.json()["id"]
+    assert _run(engine, wechat).sent == 1
+    assert sent(wechat_state, alice.openid)[0]["data"]["thing3"]["value"] == "东门"
+    # Bob's reminder is recorded, then the day is cancelled (因雨取消) before its turn to be sent.
+    bob.subscribe(client, RECYCLING)
+    with Session(engine) as s:
+        assert enqueue_due(s) == 1
+    r = client.post(
+        f"/api/v1/recycling-schedules/{schedule_id}/exceptions", json={"original_date": str(tomorrow), "action": "cancel", "note": "因雨取消"},
+        headers=world.h("committee"),
+    )
+    assert r.status_code == 201, r.text
+    _run(engine, wechat)
+    assert sent(wechat_state, bob.openid) == []
+    rows = {r["user_id"]: r for r in outbox_rows(engine, world.community.id)}
+    assert rows[bob.user_id]["status"] == "skipped"
+    assert bob.remaining(client)[RECYCLING] == 1  # nothing sent, nothing used
 
 
 def test_reminders_wait_for_the_day(client, world, engine, wechat, wechat_state, monkeypatch):
