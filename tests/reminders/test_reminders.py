@@ -313,12 +313,14 @@ def test_server_errors_are_retried_but_a_lost_answer_is_never_resent(client, wor
     alice.subscribe(client, RECYCLING)
     recycling_day(client, world, 1)
     path = "/cgi-bin/message/subscribe/send"
-    impatient = WechatClient(Settings(wechat_api_base=wechat.settings.wechat_api_base, wechat_timeout_seconds=0.3))
+    impatient = WechatClient(Settings(wechat_api_base=wechat.settings.wechat_api_base, wechat_timeout_seconds=1.0))
     try:
-        # WeChat takes a second to answer alice's send and delivers it; we stopped waiting after 0.3 s.
-        wechat_state.failures[path] = [{"path": path, "delay": 1.0, "times": 1}]
+        # WeChat takes three seconds to answer alice's send and delivers it; we stopped waiting after one.
+        wechat_state.failures[path] = [{"path": path, "delay": 3.0, "times": 1}]
         _run(engine, impatient)
-        time.sleep(1.0)
+        deadline = time.monotonic() + 10
+        while not sent(wechat_state, alice.openid) and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert len(sent(wechat_state, alice.openid)) == 1
         # Bob's send meets a 500 first (WeChat's front end refused it: safe to send again).
         bob.subscribe(client, RECYCLING)
