@@ -6,7 +6,7 @@ Conventions for development and tests:
 - a phone code `phone-<11 digits>` yields that number;
 - failures are injected with POST /_fake/fail {"path": "/sns/jscode2session", "errcode": 45011, "times": 1}
   (errcode 0 with "http_status": 500 gives a server error; "delay": seconds makes it slow);
-- access tokens come from GET cgi-bin/token (each call invalidates the previous token, as in WeChat)
+- access tokens come from GET cgi-bin/token (each call ends the previous token five minutes later, as in WeChat)
   or POST cgi-bin/stable_token (normal mode returns the current token while it has more than five
   minutes left; force_refresh invalidates it); `token_ttl` sets their life, POST /_fake/expire-tokens
   ends them all (42001 afterwards);
@@ -111,10 +111,11 @@ def create_fake_app(app_id: str = "wx-demo-app", app_secret: str = "demo-secret"
         if appid != app_id or secret != app_secret:
             return {"errcode": 40013, "errmsg": "invalid appid"}
         with state.lock:
-            # getAccessToken: a new token each call, and the previous ones stop working.
-            state.tokens.clear()
-            state.stable_token = None
-            value = issue(time.time())
+            # getAccessToken: a new token each call; the previous ones keep working five more minutes.
+            now = time.time()
+            for k in [k for k in state.tokens if k != state.stable_token]:
+                state.tokens[k] = min(state.tokens[k], now + 300)
+            value = issue(now)
         return {"access_token": value, "expires_in": state.token_ttl}
 
     @app.post("/cgi-bin/stable_token")
