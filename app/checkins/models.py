@@ -98,7 +98,7 @@ class DropWindowBase(SQLModel):
     starts: LocalTime = Field(description="开始时间（社区当地时间）")
     ends: LocalTime = Field(description="结束时间（社区当地时间，须晚于开始时间）")
     weekdays: str = Field(
-        default="1234567", min_length=1, max_length=7, regex=r"^[1-7]+$", description="适用的星期，1=周一 … 7=周日"
+        default="1234567", min_length=1, max_length=7, schema_extra={"pattern": r"^[1-7]+$"}, description="适用的星期，1=周一 … 7=周日"
     )
     active: bool = True
 
@@ -123,7 +123,7 @@ class DropWindowUpdate(SQLModel):
     name: str | None = Field(default=None, min_length=1, max_length=20)
     starts: LocalTime | None = None
     ends: LocalTime | None = None
-    weekdays: str | None = Field(default=None, min_length=1, max_length=7, regex=r"^[1-7]+$")
+    weekdays: str | None = Field(default=None, min_length=1, max_length=7, schema_extra={"pattern": r"^[1-7]+$"})
     active: bool | None = None
 
 
@@ -174,7 +174,7 @@ class CheckIn(SQLModel, table=True):
 
 class ScanIn(SQLModel):
     client_id: str = Field(
-        min_length=8, max_length=64, regex=r"^[A-Za-z0-9_.:-]+$", description="小程序生成的唯一编号（重发时不变）"
+        min_length=8, max_length=64, schema_extra={"pattern": r"^[A-Za-z0-9_.:-]+$"}, description="小程序生成的唯一编号（重发时不变）"
     )
     payload: str = Field(min_length=1, max_length=200, description="门牌二维码内容")
     station_id: int

@@ -134,7 +134,7 @@ class CompostDrop(SQLModel, table=True):
 
 
 class CompostDropCreate(SQLModel):
-    client_id: str = Field(min_length=8, max_length=64, regex=r"^[A-Za-z0-9_.:-]+$", description="重发时不变的唯一编号")
+    client_id: str = Field(min_length=8, max_length=64, schema_extra={"pattern": r"^[A-Za-z0-9_.:-]+$"}, description="重发时不变的唯一编号")
     payload: str = Field(min_length=1, max_length=200, description="门牌二维码内容")
     weight_g: int = Field(ge=1, le=100_000, description="重量（克）")
     kind: WasteKind = WasteKind.raw
@@ -178,7 +178,7 @@ class CompostReading(CompostReadingBase, table=True):
 
 
 class CompostReadingCreate(CompostReadingBase):
-    client_id: str = Field(min_length=8, max_length=64, regex=r"^[A-Za-z0-9_.:-]+$", description="重发时不变的唯一编号")
+    client_id: str = Field(min_length=8, max_length=64, schema_extra={"pattern": r"^[A-Za-z0-9_.:-]+$"}, description="重发时不变的唯一编号")
 
 
 class CompostReadingPublic(CompostReadingBase):

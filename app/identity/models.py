@@ -129,7 +129,7 @@ class RefreshRequest(SQLModel):
 
 
 class StaffCreate(SQLModel):
-    username: str = Field(min_length=3, max_length=60, regex=r"^[A-Za-z0-9_.@-]+$")
+    username: str = Field(min_length=3, max_length=60, schema_extra={"pattern": r"^[A-Za-z0-9_.@-]+$"})
     password: str = Field(min_length=8, max_length=200)
     display_name: str = Field(default="", max_length=60)
 

@@ -37,7 +37,7 @@ class DestinationKind(StrEnum):
 # --- the community's rate table ------------------------------------------------------------------
 
 class RecyclingRateBase(SQLModel):
-    code: str = Field(min_length=1, max_length=30, regex=r"^[a-z0-9_]+$", description="品类代码，如 paper、milk_carton、battery、clothes")
+    code: str = Field(min_length=1, max_length=30, schema_extra={"pattern": r"^[a-z0-9_]+$"}, description="品类代码，如 paper、milk_carton、battery、clothes")
     name: str = Field(min_length=1, max_length=30, description="品类名称，如 牛奶盒")
     unit: RateUnit
     points: int = Field(ge=0, le=100_000, description="每公斤或每件积分")
@@ -185,7 +185,7 @@ class EventCategory(SQLModel, table=True):
 
 
 class EventCategoryIn(SQLModel):
-    code: str = Field(min_length=1, max_length=30, regex=r"^[a-z0-9_]+$")
+    code: str = Field(min_length=1, max_length=30, schema_extra={"pattern": r"^[a-z0-9_]+$"})
     name: str = Field(min_length=1, max_length=30)
     unit: RateUnit
     points: int = Field(ge=0, le=100_000)
@@ -249,7 +249,7 @@ class WeighIn(SQLModel, table=True):
 
 
 class WeighInCreate(SQLModel):
-    client_id: str = Field(min_length=8, max_length=64, regex=r"^[A-Za-z0-9_.:-]+$", description="重发时不变的唯一编号")
+    client_id: str = Field(min_length=8, max_length=64, schema_extra={"pattern": r"^[A-Za-z0-9_.:-]+$"}, description="重发时不变的唯一编号")
     payload: str | None = Field(default=None, min_length=1, max_length=200, description="门牌二维码内容（登记住户）")
     walk_in: bool = Field(default=False, description="未登记的居民（以积分支票计分）")
     category: str = Field(min_length=1, max_length=30)
@@ -306,7 +306,7 @@ class RecyclingDestination(DestinationBase, table=True):
 
 
 class DestinationCreate(DestinationBase):
-    client_id: str = Field(min_length=8, max_length=64, regex=r"^[A-Za-z0-9_.:-]+$", description="重发时不变的唯一编号")
+    client_id: str = Field(min_length=8, max_length=64, schema_extra={"pattern": r"^[A-Za-z0-9_.:-]+$"}, description="重发时不变的唯一编号")
 
     @model_validator(mode="after")
     def _quantity(self):

@@ -93,7 +93,7 @@ class ReminderOutbox(SQLModel, table=True):
 # --- API shapes -------------------------------------------------------------------------------
 
 class SubscriptionReportIn(SQLModel):
-    client_id: str = Field(min_length=8, max_length=64, regex=r"^[A-Za-z0-9_.:-]+$", description="重发时不变的唯一编号")
+    client_id: str = Field(min_length=8, max_length=64, schema_extra={"pattern": r"^[A-Za-z0-9_.:-]+$"}, description="重发时不变的唯一编号")
     results: dict[str, SubscribeResult] = Field(
         description="wx.requestSubscribeMessage 的返回：模板 id → accept/reject/ban/filter", min_length=1, max_length=10
     )

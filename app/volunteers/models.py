@@ -77,7 +77,7 @@ class Shift(SQLModel, table=True):
 
 
 class ShiftStart(SQLModel):
-    client_id: str = Field(min_length=8, max_length=64, regex=r"^[A-Za-z0-9_.:-]+$", description="重发时不变的唯一编号")
+    client_id: str = Field(min_length=8, max_length=64, schema_extra={"pattern": r"^[A-Za-z0-9_.:-]+$"}, description="重发时不变的唯一编号")
     station_id: int | None = Field(default=None, description="值守的投放点")
     event_id: int | None = Field(default=None, description="服务的回收日")
     team_id: int | None = None

@@ -228,3 +228,18 @@ def test_station_and_window_rules(client, world):
     assert client.post(f"/api/v1/communities/{c}/stations", json={"name": "B"}, headers=world.h("volunteer")).status_code == 403
     stations = client.get(f"/api/v1/communities/{c}/stations", headers=world.h("volunteer")).json()
     assert [s["name"] for s in stations] == ["A"]
+
+
+def test_patterns_are_enforced(client, world):
+    """Client ids and weekday lists have a fixed alphabet: anything else is a clear 422, nothing stored."""
+    f = setup_field(client, world)
+    c = world.community.id
+    bad = scan(f["station_id"], payload(world, 1), yesterday_at(7, 5)) | {"client_id": "扫码记录一二三四五六"}
+    r = _post(client, world, bad)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "client_id", r.text
+    r = client.post(f"/api/v1/communities/{c}/drop-windows", json={"name": "周末", "starts": "10:00", "ends": "11:00", "weekdays": "89"},
+                    headers=world.h("committee"))
+    assert r.status_code == 422 and r.json()["error"]["field"] == "weekdays", r.text
+    listed = client.get(f"/api/v1/communities/{c}/checkins", headers=world.h("committee")).json()["items"]
+    assert listed == []
+    assert balance(client, world, 1) == 0
