@@ -46,7 +46,7 @@ from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, auth
 from app.identity.models import Role
 from app.kit.errors import BadRequest, Conflict, DomainError, Forbidden, NotFound, Unprocessable, not_found
 from app.kit.pagination import page_by_id
-from app.kit.sql import among, is_pg, unnest_insert
+from app.kit.sql import among, bulk_insert, is_pg
 from app.places import service as places
 from app.rules import service as rules
 
@@ -271,8 +271,7 @@ def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> list[tuple[int
     if not rows:
         return []
     if is_pg(session):
-        rows = [r | {"reasons": json.dumps(r["reasons"])} for r in rows]
-        return [(i, c) for i, c in unnest_insert(session, CHECKIN, rows, "ON CONFLICT DO NOTHING RETURNING id, client_id")]
+        return [(i, c) for i, c in bulk_insert(session, CHECKIN, rows, "ON CONFLICT DO NOTHING RETURNING id, client_id")]
     stmt = sqlite.insert(CHECKIN).on_conflict_do_nothing().returning(CHECKIN.c.id, CHECKIN.c.client_id)
     return [(i, c) for i, c in session.execute(stmt, rows).all()]
 

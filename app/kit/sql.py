@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from functools import lru_cache
 from typing import Any
@@ -29,22 +30,33 @@ def among(session: Session, column: Any, values: Collection[Any]) -> ColumnEleme
 
 
 @lru_cache(maxsize=64)
-def _unnest_sql(table: Table, columns: tuple[str, ...], tail: str) -> Any:
-    casts = []
+def _recordset_sql(table: Table, columns: tuple[str, ...], tail: str) -> Any:
+    fields = []
     for name in columns:
         col_type = table.c[name].type
-        sql_type = "json" if isinstance(col_type, JSON) else col_type.compile(dialect=_PG)
-        casts.append(f"CAST(:{name} AS {sql_type}[])")
-    return text(f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({', '.join(casts)}) {tail}")
+        fields.append(f"{name} {'json' if isinstance(col_type, JSON) else col_type.compile(dialect=_PG)}")
+    names = ", ".join(columns)
+    return text(
+        f"INSERT INTO {table.name} ({names}) SELECT {names} "
+        f"FROM json_to_recordset(CAST(:rows AS json)) AS r({', '.join(fields)}) {tail}"
+    )
 
 
-def unnest_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]], tail: str = "") -> list[Any]:
-    """PostgreSQL only: INSERT … SELECT FROM unnest(one array per column) [tail], e.g.
-    tail="ON CONFLICT DO NOTHING RETURNING id". The statement text is the same for 1 or 10,000 rows,
-    so nothing is compiled or parsed per row (a multi-VALUES insert costs ~0.3 ms per row in Python).
-    Rows are inserted in the order given. JSON values must already be serialised strings."""
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]], tail: str = "") -> list[Any]:
+    """PostgreSQL only: INSERT … SELECT FROM json_to_recordset(one JSON document of the rows) [tail],
+    e.g. tail="ON CONFLICT DO NOTHING RETURNING id".
+
+    The statement text is the same for 1 or 10,000 rows (a multi-VALUES insert costs ~0.3 ms per row
+    to compile), and the rows travel as one parameter serialised by the json module in C: passing one
+    array per column (unnest) spent a third of a 1,000-scan batch in psycopg's per-element array
+    dumping. Rows are inserted in the order given; JSON columns take Python lists and dicts."""
     columns = tuple(rows[0])
-    stmt = _unnest_sql(table, columns, tail)
-    params = {c: [r[c] for r in rows] for c in columns}
-    result = session.execute(stmt, params)
+    stmt = _recordset_sql(table, columns, tail)
+    payload = json.dumps(list(rows), default=_jsonable,
+                         ensure_ascii=False, separators=(",", ":"))
+    result = session.execute(stmt, {"rows": payload})
     return result.all() if "RETURNING" in tail.upper() else []

@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from app.core.db import utcnow
 from app.kit.errors import BadRequest, Conflict, not_found
-from app.kit.sql import unnest_insert
+from app.kit.sql import bulk_insert
 from app.ledger.models import HOUSEHOLD, JournalEntry, LedgerAccount, Posting, Source, SystemAccount
 
 ACCOUNT = LedgerAccount.__table__
@@ -135,7 +135,7 @@ def _apply_household_deltas(session: Session, community_of: dict[int, int], delt
         for h, (d, n) in sorted(deltas.items())
     ]
     if _is_pg(session) and len(rows) > 1:
-        returned = unnest_insert(
+        returned = bulk_insert(
             session,
             ACCOUNT,
             rows,
@@ -206,7 +206,7 @@ def post_credits(session: Session, credits: Sequence[Credit]) -> list[int]:
     ]
     if _is_pg(session):
         # One statement text for any batch size: a multi-VALUES insert of 1,000 rows costs ~0.3 s to compile.
-        inserted = unnest_insert(session, ENTRY, entry_rows, "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key")
+        inserted = bulk_insert(session, ENTRY, entry_rows, "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key")
     else:
         stmt = (
             _insert(session, ENTRY)
@@ -254,7 +254,7 @@ def _post_credit_lines(session: Session, fresh: list[Credit], entry_ids: dict[st
             balance -= c.points
             version -= 1
     if _is_pg(session):
-        unnest_insert(session, POSTING, postings)
+        bulk_insert(session, POSTING, postings)
     else:
         session.execute(POSTING.insert(), postings)
 
