@@ -171,10 +171,20 @@ def main() -> None:
         verdict = "OK" if med < TARGET_S else "OVER TARGET"
         return f"{label:<44} median {med * 1000:7.1f} ms  best {min(values) * 1000:7.1f} ms  (target < {TARGET_S * 1000:.0f} ms: {verdict})"
 
-    print(f"Offline batch of {N} scans on PostgreSQL, {RUNS} runs each:")
-    print(line("service (record + credit + commit)", service_times))
-    print(line("HTTP POST …/checkins/batch (in-process)", http_times))
-    print(line("re-sent batch (all replays)", replay_times))
+    from bench.common import record
+
+    load = os.getloadavg()[0]
+    record(
+        f"Offline batch of {N} scans (PostgreSQL, {RUNS} runs each)",
+        [
+            "```",
+            line("service (record + credit + commit)", service_times),
+            line("HTTP POST …/checkins/batch (in-process)", http_times),
+            line("re-sent batch (all replays)", replay_times),
+            "```",
+            f"Load average at the end of the run: {load:.1f} (other work on the machine competes for the same cores).",
+        ],
+    )
 
 
 if __name__ == "__main__":

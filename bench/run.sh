@@ -1,7 +1,32 @@
 #!/bin/sh
-# One command for the ingest benchmark: prints the figures and appends them to bench/RESULTS.md.
-# Needs wrk and pgbench (apt-get install wrk postgresql-client) and PostgreSQL at
-# $BENCH_DATABASE_URL (else $TEST_DATABASE_URL, else postgresql://postgres@127.0.0.1:5432/postgres).
+# Every benchmark, one command: prints the figures, each beside its target, and appends them to
+# bench/RESULTS.md with the date and machine.
+#
+#   bench/run.sh                  # all of them (the export one builds a 60,000-household street first)
+#   bench/run.sh ingest batch     # some of them: ingest batch passbook roster rates redemption export
+#
+# PostgreSQL at $BENCH_DATABASE_URL (else $TEST_DATABASE_URL, else postgresql://postgres@127.0.0.1:5432/postgres).
+# The ingest benchmark needs wrk and pgbench (Debian packages) and py-spy (pip); installed here when missing.
 set -eu
 cd "$(dirname "$0")/.."
-exec .venv/bin/python -m bench.checkin "$@"
+scripts/bootstrap.sh
+if ! command -v wrk >/dev/null 2>&1 || ! command -v pgbench >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq wrk postgresql-client >/dev/null
+fi
+[ -x .venv/bin/py-spy ] || .venv/bin/python -m pip install --quiet py-spy
+export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
+export PYTHONPATH="$PWD"
+
+for name in ${*:-ingest batch passbook roster rates redemption export}; do
+  echo "=== $name"
+  case "$name" in
+    ingest) .venv/bin/python -m bench.checkin ;;
+    batch) .venv/bin/python bench/bench_checkin_batch.py ;;
+    passbook) .venv/bin/python bench/bench_passbook.py ;;
+    roster) .venv/bin/python bench/bench_roster_import.py ;;
+    rates) .venv/bin/python bench/bench_rates.py ;;
+    redemption) .venv/bin/python bench/bench_redemption.py ;;
+    export) .venv/bin/python bench/bench_export.py ;;
+    *) echo "unknown benchmark: $name" >&2; exit 2 ;;
+  esac
+done
