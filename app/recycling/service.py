@@ -517,10 +517,7 @@ def reverse_weigh_in(session: Session, principal: Principal, weigh_in_id: int, r
     if row is None:
         raise not_found("称重记录", "Weigh-in", "weigh_in_id")
     authorize(session, principal, row.community_id, MANAGERS | {Role.supervisor, Role.clerk})
-    if row.voucher_id is not None:
-        # The points left on a cheque the resident holds; the cheque is settled by the voucher rules.
-        raise Conflict("voucher_issued", "该称重已签发积分支票，不能冲正", "A points cheque was issued for this weigh-in")
-    rules.reverse_act(
+    reversal = rules.reverse_act(
         session,
         principal,
         community_id=row.community_id,
@@ -529,6 +526,13 @@ def reverse_weigh_in(session: Session, principal: Principal, weigh_in_id: int, r
         credit_key=f"weighin:{row.id}" if row.household_id is not None and row.points > 0 else None,
         reason=reason,
     )
+    if row.voucher_id is not None:
+        # A walk-in's points went on a cheque: cancel it (and take back a claim already made).
+        from app.vouchers import service as vouchers
+
+        reversal.entry_id = vouchers.cancel(session, row.voucher_id, reason=reason, actor_user_id=principal.user_id)
+        session.add(reversal)
+        _audit(session, principal, "voucher.cancel", vouchers.get_voucher(session, row.voucher_id), row.community_id, weigh_in_id=row.id, reason=reason)
     session.commit()
     return _weigh_in_public(session, [row])[0]
 

@@ -1,5 +1,5 @@
 """Points cheques (积分支票): vouchers worth N points, issued with a printed claim code to a resident
-who is not registered yet, claimed once into a passbook, or expired. The code is kept only as a keyed
+who is not registered yet, claimed once into a passbook, expired, or cancelled when the act behind it is corrected. The code is kept only as a keyed
 hash; the status column changes by conditional UPDATEs, so a voucher is claimed or expired once.
 """
 
@@ -19,6 +19,7 @@ class VoucherStatus(StrEnum):
     outstanding = "outstanding"
     claimed = "claimed"
     expired = "expired"
+    cancelled = "cancelled"  # the act that earned it was corrected (a reversed walk-in weigh-in)
 
 
 class Voucher(SQLModel, table=True):

@@ -257,6 +257,52 @@ def expire_due(session: Session, community_id: int | None = None, *, now: dateti
     return count, points
 
 
+def cancel(session: Session, voucher_id: int, *, reason: str, actor_user_id: int | None, now: datetime | None = None) -> int | None:
+    """Cancel a voucher because the act that earned it was corrected. Does not commit.
+
+    Every movement is undone by new entries (reversals), never by edits: an outstanding voucher's
+    issue is reversed (vouchers −N → issued +N); a claimed one first has its claim reversed
+    (household −N → vouchers +N, only if the household still has the points), an expired one its
+    expiry. The status flips by one conditional UPDATE from the status read, so a claim or an expiry
+    racing the cancellation is either seen and undone, or refused. Returns the entry reversing the
+    issue (None if the voucher was already cancelled).
+    """
+    now = now or utcnow()
+    for _ in range(5):
+        current = session.execute(select(VOUCHER.c.status).where(VOUCHER.c.id == voucher_id)).scalar()
+        if current is None:
+            raise not_found("积分支票", "Voucher", "voucher_id")
+        if current == VoucherStatus.cancelled:
+            return None
+        won = session.execute(
+            update(VOUCHER)
+            .where(VOUCHER.c.id == voucher_id, VOUCHER.c.status == current)
+            .values(status=VoucherStatus.cancelled.value, settled_at=now)
+            .returning(VOUCHER.c.issue_entry_id, VOUCHER.c.settle_entry_id, VOUCHER.c.claimed_household_id)
+        ).first()
+        if won is not None:
+            break
+    else:  # pragma: no cover - five status changes in a row under our feet
+        raise Conflict("voucher_busy", "积分支票正在被处理，请稍后重试", "The points cheque is being processed, try again")
+    issue_entry_id, settle_entry_id, household_id = won
+    if settle_entry_id is not None:
+        try:
+            ledger.reverse(
+                session, settle_entry_id, reason=reason, actor_user_id=actor_user_id, idempotency_key=f"voucher:{voucher_id}:unsettle"
+            )
+        except ledger.InsufficientPoints as exc:
+            raise Conflict(
+                "voucher_points_spent",
+                "该积分支票已由住户领取，住户积分余额不足以冲回，不能冲正",
+                "The household that claimed this points cheque no longer has enough points to take them back",
+                household_id=household_id,
+                **{k: v for k, v in (exc.extra or {}).items() if k in ("balance", "needed")},
+            ) from None
+    return ledger.reverse(
+        session, issue_entry_id, reason=reason, actor_user_id=actor_user_id, idempotency_key=f"voucher:{voucher_id}:cancel"
+    )
+
+
 def get_voucher(session: Session, voucher_id: int) -> Voucher:
     voucher = session.get(Voucher, voucher_id)
     if voucher is None:

@@ -141,7 +141,8 @@ def test_weigh_ins_earn_points_from_the_event_rates(client, world):
     assert claimed.status_code == 200, claimed.text
     assert balance(client, world, 0) == 6
     rev = client.post(f"/api/v1/weigh-ins/{walk_in.json()['id']}/reverse", json={"reason": "x"}, headers=world.h("committee"))
-    assert rev.status_code == 409 and rev.json()["error"]["code"] == "voucher_issued"
+    assert rev.status_code == 200 and rev.json()["reversed"] is True  # the claimed cheque's credit is taken back
+    assert balance(client, world, 0) == 0
 
     # Changing the community's rate now does not change this event, whose rates were fixed at its first weigh-in.
     client.put(f"/api/v1/communities/{world.community.id}/recycling-rates/paper", json={"name": "废纸", "unit": "kg", "points": 50}, headers=world.h("committee"))
@@ -151,7 +152,7 @@ def test_weigh_ins_earn_points_from_the_event_rates(client, world):
     r = client.put(f"/api/v1/recycling-events/{eid}/categories", json=[], headers=world.h("committee"))
     assert r.status_code == 409
     totals = {t["category"]: t for t in client.get(f"/api/v1/recycling-events/{eid}/totals", headers=world.h("committee")).json()}
-    assert totals["paper"]["weight_g"] == 3500 and totals["milk_carton"]["count"] == 10 and totals["clothes"]["households"] == 0
+    assert totals["paper"]["weight_g"] == 3500 and totals["milk_carton"]["count"] == 10 and "clothes" not in totals  # reversed
 
 
 def test_weigh_in_corrections_are_reversals(client, world):
@@ -167,6 +168,98 @@ def test_weigh_in_corrections_are_reversals(client, world):
     assert client.post(url, json={"reason": "again"}, headers=world.h("committee")).status_code == 409
     totals = client.get(f"/api/v1/recycling-events/{eid}/totals", headers=world.h("committee")).json()
     assert totals == []
+
+
+def _walk_in(client, world, eid, weight_g=3000):
+    r = _weigh(client, world, eid, walk_in=True, category="clothes", weight_g=weight_g)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _voucher(client, world, voucher_id):
+    r = client.get(f"/api/v1/vouchers/{voucher_id}", headers=world.h("committee"))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _ledger_ok(client, world):
+    report = client.get(f"/api/v1/communities/{world.community.id}/ledger/verify", headers=world.h("committee")).json()
+    assert report["balance_mismatches"] == [] and report["unbalanced_entries"] == [] and report["chain_breaks"] == []
+
+
+def _entries(world) -> int:
+    from sqlalchemy import text
+    from sqlmodel import Session
+
+    with Session(world.engine) as s:
+        return s.execute(text("SELECT count(*) FROM journal_entry")).scalar_one()
+
+
+def test_reversing_an_unclaimed_walk_in_cancels_its_voucher(client, world):
+    _rates(client, world)
+    eid = _today_event(client, world)["id"]
+    walk_in = _walk_in(client, world, eid)
+    url = f"/api/v1/weigh-ins/{walk_in['id']}/reverse"
+    before = _entries(world)
+    done = client.post(url, json={"reason": "称重有误"}, headers=world.h("clerk"))
+    assert done.status_code == 200, done.text
+    assert done.json()["reversed"] is True and done.json()["points"] == 6  # the record stays as it was
+    assert _entries(world) == before + 1  # one new entry puts the cheque's points back (vouchers → issued)
+    assert _voucher(client, world, walk_in["voucher_id"])["status"] == "cancelled"
+    claim = client.post(
+        f"/api/v1/households/{world.households[0].id}/voucher-claims", json={"code": walk_in["voucher_code"]}, headers=world.h("resident")
+    )
+    assert claim.status_code == 409 and claim.json()["error"]["code"] == "voucher_invalid"
+    assert balance(client, world, 0) == 0
+    again = client.post(url, json={"reason": "称重有误"}, headers=world.h("clerk"))
+    assert again.status_code == 409 and again.json()["error"]["code"] == "already_reversed"
+    assert _entries(world) == before + 1
+    assert client.get(f"/api/v1/recycling-events/{eid}/totals", headers=world.h("committee")).json() == []
+    _ledger_ok(client, world)
+
+
+def test_reversing_a_claimed_walk_in_takes_the_household_credit_back(client, world):
+    _rates(client, world)
+    eid = _today_event(client, world)["id"]
+    walk_in = _walk_in(client, world, eid, weight_g=5000)
+    hid = world.households[0].id
+    claimed = client.post(f"/api/v1/households/{hid}/voucher-claims", json={"code": walk_in["voucher_code"]}, headers=world.h("resident"))
+    assert claimed.status_code == 200, claimed.text
+    assert balance(client, world, 0) == 10
+    url = f"/api/v1/weigh-ins/{walk_in['id']}/reverse"
+    before = _entries(world)
+    done = client.post(url, json={"reason": "不是旧衣物"}, headers=world.h("committee"))
+    assert done.status_code == 200, done.text
+    assert balance(client, world, 0) == 0
+    assert _entries(world) == before + 2  # the claim reversed (household → vouchers), then the issue
+    assert _voucher(client, world, walk_in["voucher_id"])["status"] == "cancelled"
+    assert client.post(url, json={"reason": "again"}, headers=world.h("committee")).status_code == 409
+    assert balance(client, world, 0) == 0 and _entries(world) == before + 2
+    _ledger_ok(client, world)
+
+
+def test_a_claimed_walk_in_whose_points_were_spent_is_refused_clearly(client, world):
+    _rates(client, world)
+    eid = _today_event(client, world)["id"]
+    walk_in = _walk_in(client, world, eid, weight_g=5000)
+    hid = world.households[0].id
+    client.post(f"/api/v1/households/{hid}/voucher-claims", json={"code": walk_in["voucher_code"]}, headers=world.h("resident"))
+    spent = client.post(
+        f"/api/v1/households/{hid}/adjustments", json={"points": -8, "reason": "兑换毛巾", "idempotency_key": cid()}, headers=world.h("committee")
+    )
+    assert spent.status_code == 201, spent.text
+    before = _entries(world)
+    url = f"/api/v1/weigh-ins/{walk_in['id']}/reverse"
+    refused = client.post(url, json={"reason": "称错"}, headers=world.h("committee") | {"Accept-Language": "en"})
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "voucher_points_spent"
+    assert "no longer has enough points" in refused.json()["error"]["message"]
+    zh = client.post(url, json={"reason": "称错"}, headers=world.h("committee"))
+    assert zh.status_code == 409 and "余额不足" in zh.json()["error"]["message"]
+    assert balance(client, world, 0) == 2 and _entries(world) == before
+    assert _voucher(client, world, walk_in["voucher_id"])["status"] == "claimed"
+    listed = client.get(f"/api/v1/recycling-events/{eid}/weigh-ins", headers=world.h("committee")).json()["items"]
+    assert [x["reversed"] for x in listed if x["id"] == walk_in["id"]] == [False]
+    _ledger_ok(client, world)
 
 
 def test_weigh_ins_only_on_open_days(client, world):
