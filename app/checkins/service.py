@@ -750,6 +750,7 @@ def reverse_checkin(session: Session, principal: Principal, checkin_id: int, rea
         act_id=checkin.id,
         credit_key=f"checkin:{checkin.id}" if checkin.points > 0 else None,
         reason=reason,
+        cap_day=(checkin.household_id, checkin.window_date, checkin.points) if checkin.points > 0 and checkin.window_date else None,
     )
     session.commit()
     return _public([checkin], {checkin.id})[0]

@@ -313,6 +313,7 @@ def reverse_drop(session: Session, principal: Principal, drop_id: int, reason: s
         act_id=drop.id,
         credit_key=f"compost:{drop.id}" if drop.points > 0 else None,
         reason=reason,
+        cap_day=(drop.household_id, rules.aware(drop.dropped_at).astimezone(_tz(session, drop.community_id)).date(), drop.points) if drop.points > 0 else None,
     )
     session.commit()
     return _drop_public(session, [drop])[0]

@@ -525,6 +525,9 @@ def reverse_weigh_in(session: Session, principal: Principal, weigh_in_id: int, r
         act_id=row.id,
         credit_key=f"weighin:{row.id}" if row.household_id is not None and row.points > 0 else None,
         reason=reason,
+        cap_day=(row.household_id, rules.aware(row.recorded_at).astimezone(_tz(session, row.community_id)).date(), row.points)
+        if row.household_id is not None and row.points > 0
+        else None,
     )
     if row.voucher_id is not None:
         # A walk-in's points went on a cheque: cancel it (and take back a claim already made).

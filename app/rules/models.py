@@ -57,13 +57,16 @@ class PointsRulePublic(PointsRuleBase):
 
 
 class HouseholdDayPoints(SQLModel, table=True):
-    """Points asked for by a household's acts on one local day: the daily cap is applied against it."""
+    """Points granted to a household's acts on one local day, net of reversals: the daily cap is
+    applied against it, so a reversed act frees its points for later acts that day."""
 
     __tablename__ = "household_day_points"
     __table_args__ = (PrimaryKeyConstraint("household_id", "day"),)
     household_id: int = Field(sa_column=Column(BigId, nullable=False))
     day: date = Field(sa_column=Column(Date, nullable=False))
-    requested: int = 0
+    granted: int = 0
+    # What the latest upsert added (so one statement tells the caller its grant); not a total.
+    last_grant: int = 0
 
 
 class ActReversal(SQLModel, table=True):

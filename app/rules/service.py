@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -76,10 +76,14 @@ def _versions(session: Session, community_id: int) -> tuple[list[datetime], list
     return starts, rules
 
 
-def _aware(value: datetime) -> datetime:
+def aware(value: datetime) -> datetime:
+    """A stored time as UTC-aware (SQLite hands datetimes back naive)."""
     from datetime import UTC
 
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+_aware = aware
 
 
 def forget(session: Session, community_id: int) -> None:
@@ -195,8 +199,10 @@ def _insert(session: Session, table):
 def apply_daily_cap(session: Session, cap: int | None, items: list[tuple[int, date, int]]) -> list[int]:
     """Points actually granted for each (household, local day, points asked), in order.
 
-    The counter keeps what was asked (uncapped), so the grant of a batch is what is left under the
-    cap after what earlier acts asked; one upsert locks the counters, so concurrent batches agree.
+    The counter holds what was granted that day, net of reversals (`release_daily_cap`). One upsert
+    per batch adds what fits under the cap and records that amount in `last_grant` (every SET
+    expression reads the row as it was, so both come from the same old value): the upsert locks the
+    counters, concurrent batches wait and then see each other's grants.
     """
     if cap is None or not items:
         return [p for _, _, p in items]
@@ -205,17 +211,23 @@ def apply_daily_cap(session: Session, cap: int | None, items: list[tuple[int, da
         asked[(h, d)] += p
     if not any(asked.values()):
         return [0 for _ in items]
-    rows = [{"household_id": h, "day": d, "requested": p} for (h, d), p in sorted(asked.items()) if p]
+    rows = [
+        {"household_id": h, "day": d, "granted": min(p, max(cap, 0)), "last_grant": min(p, max(cap, 0))}
+        for (h, d), p in sorted(asked.items())
+        if p
+    ]
     stmt = _insert(session, DAY).values(rows)
+    fits = func.least(stmt.excluded.granted, func.greatest(0, literal(cap) - DAY.c.granted))
+    if session.get_bind().dialect.name == "sqlite":
+        fits = func.min(stmt.excluded.granted, func.max(0, literal(cap) - DAY.c.granted))
     stmt = stmt.on_conflict_do_update(
-        index_elements=["household_id", "day"], set_={"requested": DAY.c.requested + stmt.excluded.requested}
-    ).returning(DAY.c.household_id, DAY.c.day, DAY.c.requested)
-    before = {(h, d): total - asked[(h, d)] for h, d, total in session.execute(stmt).all()}
+        index_elements=["household_id", "day"], set_={"granted": DAY.c.granted + fits, "last_grant": fits}
+    ).returning(DAY.c.household_id, DAY.c.day, DAY.c.granted, DAY.c.last_grant)
+    used = {(h, d): total - grant for h, d, total, grant in session.execute(stmt).all()}
     granted = []
     for h, d, p in items:
-        used = before.get((h, d), 0)
-        g = max(0, min(p, cap - used))
-        before[(h, d)] = used + p
+        g = max(0, min(p, cap - used.get((h, d), 0)))
+        used[(h, d)] = used.get((h, d), 0) + g
         granted.append(g)
     return granted
 
@@ -223,21 +235,33 @@ def apply_daily_cap(session: Session, cap: int | None, items: list[tuple[int, da
 def daily_cap_sql(source: str) -> tuple[str, str]:
     """apply_daily_cap for an act written in one PostgreSQL statement: (CTE, granted expression).
 
-    The CTE `day_counter` adds %(points)s to the counter of the household in `source` (column `id`)
-    for the local day %(day)s when a cap %(cap)s applies; the expression is the points granted, the
-    same arithmetic as apply_daily_cap (what is left under the cap after what earlier acts asked).
+    The CTE `day_counter` adds to the counter of the household in `source` (column `id`) for the
+    local day %(day)s, when a cap %(cap)s applies, what of %(points)s fits under the cap, and returns
+    that amount (`last_grant`): the same arithmetic as apply_daily_cap.
     """
     cte = f"""day_counter AS (
-    INSERT INTO {DAY.name} AS d (household_id, day, requested)
-    SELECT s.id, %(day)s::date, %(points)s::integer FROM {source} AS s WHERE %(cap)s::integer IS NOT NULL
-    ON CONFLICT (household_id, day) DO UPDATE SET requested = d.requested + excluded.requested
-    RETURNING requested
+    INSERT INTO {DAY.name} AS d (household_id, day, granted, last_grant)
+    SELECT s.id, %(day)s::date, LEAST(%(points)s::integer, GREATEST(%(cap)s::integer, 0)),
+           LEAST(%(points)s::integer, GREATEST(%(cap)s::integer, 0))
+    FROM {source} AS s WHERE %(cap)s::integer IS NOT NULL
+    ON CONFLICT (household_id, day) DO UPDATE
+    SET granted = d.granted + LEAST(excluded.granted, GREATEST(0, %(cap)s::integer - d.granted)),
+        last_grant = LEAST(excluded.granted, GREATEST(0, %(cap)s::integer - d.granted))
+    RETURNING last_grant
 )"""
-    granted = (
-        "CASE WHEN %(cap)s::integer IS NULL THEN %(points)s::integer ELSE GREATEST(0, LEAST(%(points)s::integer, "
-        "%(cap)s::integer - ((SELECT requested FROM day_counter) - %(points)s::integer))) END"
-    )
+    granted = "CASE WHEN %(cap)s::integer IS NULL THEN %(points)s::integer ELSE (SELECT last_grant FROM day_counter) END"
     return cte, granted
+
+
+def release_daily_cap(session: Session, household_id: int, day: date, points: int) -> None:
+    """A reversed act no longer counts toward its day's cap: give its granted points back."""
+    if points > 0:
+        floor = func.max if session.get_bind().dialect.name == "sqlite" else func.greatest
+        session.execute(
+            DAY.update()
+            .where(DAY.c.household_id == household_id, DAY.c.day == day)
+            .values(granted=floor(DAY.c.granted - points, 0))
+        )
 
 
 # --- reversals ---------------------------------------------------------------------------------
@@ -251,9 +275,12 @@ def reverse_act(
     act_id: int,
     credit_key: str | None,
     reason: str,
+    cap_day: tuple[int, date, int] | None = None,
 ) -> ActReversal:
     """Record the correction of an act and reverse its points (if it earned any). Once per act.
 
+    `cap_day` is the (household, local day, points granted) the act counted toward the daily cap:
+    those points no longer count, so the household can still earn up to the cap that day.
     Does not commit.
     """
     from app.ledger import service as ledger
@@ -267,6 +294,9 @@ def reverse_act(
     except IntegrityError:
         session.rollback()
         raise Conflict("already_reversed", "该记录已被冲正", "This record has already been corrected") from None
+    if cap_day is not None:
+        # Before the ledger: acts lock the day's counter, then the household's account; same order here.
+        release_daily_cap(session, *cap_day)
     if credit_key is not None:
         entry_id = ledger.entry_by_key(session, credit_key)
         if entry_id is not None:

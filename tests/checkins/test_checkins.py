@@ -243,3 +243,53 @@ def test_patterns_are_enforced(client, world):
     listed = client.get(f"/api/v1/communities/{c}/checkins", headers=world.h("committee")).json()["items"]
     assert listed == []
     assert balance(client, world, 1) == 0
+
+
+def _all_day_with_cap(client, world, cap: int) -> dict:
+    """One all-day window (so a scan now is inside it) and a daily cap from now on."""
+    f = setup_field(client, world)
+    h = world.h("committee")
+    client.patch(f"/api/v1/drop-windows/{f['evening']}", json={"active": False}, headers=h)
+    r = client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"starts": "00:00", "ends": "23:59:59.999999"}, headers=h)
+    assert r.status_code == 200, r.text
+    r = client.post(f"/api/v1/communities/{world.community.id}/points-rules", json={"checkin_correct": 10, "daily_cap": cap}, headers=h)
+    assert r.status_code == 201, r.text
+    return f
+
+
+def _paper_day(client, world) -> int:
+    """Today's recycling day taking paper at 5 points per kg."""
+    from tests.field import local_day
+
+    c = world.community.id
+    h = world.h("committee")
+    r = client.put(f"/api/v1/communities/{c}/recycling-rates/paper", json={"name": "废纸", "unit": "kg", "points": 5}, headers=h)
+    assert r.status_code == 201, r.text
+    body = {"occurs_on": local_day().isoformat(), "start_time": "00:00", "end_time": "23:59", "place": "社区广场"}
+    r = client.post(f"/api/v1/communities/{c}/recycling-events", json=body, headers=h)
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def test_a_reversed_checkin_no_longer_counts_toward_the_daily_cap(client, world):
+    f = _all_day_with_cap(client, world, 10)
+    first = _post(client, world, scan(f["station_id"], payload(world, 3), datetime.now(UTC)))
+    assert first.json()["points"] == 10
+    eid = _paper_day(client, world)
+    weigh = {"payload": payload(world, 3), "category": "paper", "weight_g": 2000}
+    capped = client.post(f"/api/v1/recycling-events/{eid}/weigh-ins", json={"client_id": cid()} | weigh, headers=world.h("clerk"))
+    assert capped.status_code == 201 and capped.json()["points"] == 0  # the cap is reached
+    # The check-in scanned the wrong door: reversed, its 10 points no longer count today.
+    done = client.post(f"/api/v1/checkins/{first.json()['checkin_id']}/reverse", json={"reason": "扫错门牌"}, headers=world.h("supervisor"))
+    assert done.status_code == 200, done.text
+    assert balance(client, world, 3) == 0
+    more = client.post(f"/api/v1/recycling-events/{eid}/weigh-ins", json={"client_id": cid()} | weigh, headers=world.h("clerk"))
+    assert more.status_code == 201 and more.json()["points"] == 10
+    over = client.post(f"/api/v1/recycling-events/{eid}/weigh-ins", json={"client_id": cid()} | weigh, headers=world.h("clerk"))
+    assert over.json()["points"] == 0  # still capped at 10 a day
+    # Reversing an act cut to nothing frees nothing; reversing the credited one frees its 10 again.
+    assert client.post(f"/api/v1/weigh-ins/{over.json()['id']}/reverse", json={"reason": "x"}, headers=world.h("clerk")).status_code == 200
+    assert client.post(f"/api/v1/weigh-ins/{more.json()['id']}/reverse", json={"reason": "x"}, headers=world.h("clerk")).status_code == 200
+    last = client.post(f"/api/v1/recycling-events/{eid}/weigh-ins", json={"client_id": cid()} | weigh | {"weight_g": 4000}, headers=world.h("clerk"))
+    assert last.json()["points"] == 10
+    assert balance(client, world, 3) == 10

@@ -94,3 +94,41 @@ def test_simultaneous_single_scans_credit_once(client, world, backend):
         assert sum(x["points"] for x in mine) == 20
         assert balance(client, world, i) == 20
     verify_clean(world.engine, c)
+
+
+def test_acts_racing_after_a_reversal_share_the_freed_cap_once(client, world, backend):
+    from datetime import UTC, datetime
+
+    from tests.checkins.test_checkins import _all_day_with_cap, _paper_day, _post
+    from tests.field import cid, payload
+
+    f = _all_day_with_cap(client, world, 20)
+    first = _post(client, world, scan(f["station_id"], payload(world, 4), datetime.now(UTC)))
+    assert first.json()["points"] == 10
+    eid = _paper_day(client, world)
+    code = payload(world, 4)
+    weigh = {"payload": code, "category": "paper", "weight_g": 1600}  # 8 points each
+    url = f"/api/v1/recycling-events/{eid}/weigh-ins"
+    n = 6
+    barrier = threading.Barrier(n + 1)
+    answers: list = [None] * (n + 1)
+
+    def act(i: int) -> None:
+        barrier.wait()
+        if i == n:  # the mistaken check-in is reversed while the weigh-ins arrive
+            answers[i] = client.post(f"/api/v1/checkins/{first.json()['checkin_id']}/reverse", json={"reason": "扫错"}, headers=world.h("supervisor"))
+        else:
+            answers[i] = client.post(url, json={"client_id": cid()} | weigh, headers=world.h("clerk"))
+
+    threads = [threading.Thread(target=act, args=(i,)) for i in range(n + 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r.status_code in (200, 201) for r in answers), [r.text for r in answers]
+    granted = sum(r.json()["points"] for r in answers[:n])
+    # Whatever the order, the day's credited points never pass the cap, and once the reversal is in,
+    # the freed 10 are there to earn: never more than 20 in all, never less than the cap allows.
+    assert balance(client, world, 4) == granted <= 20
+    extra = client.post(url, json={"client_id": cid()} | weigh, headers=world.h("clerk")).json()["points"]
+    assert granted + extra == min(20, granted + 8)
