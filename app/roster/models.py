@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, String
+from sqlalchemy import JSON, Column, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.core.db import utcnow
@@ -31,13 +31,19 @@ class RowProblem(SQLModel):
 
 class RosterImport(SQLModel, table=True):
     __tablename__ = "roster_import"
-    __table_args__ = (Index("ix_roster_import_community_at", "community_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_roster_import_community_at", "community_id", "created_at"),
+        UniqueConstraint("community_id", "idempotency_key", name="ux_roster_import_community_key"),
+    )
     id: int | None = Field(default=None, sa_column=pk())
     community_id: int = Field(sa_column=fk("community.id", index=False))
     actor_user_id: int | None = Field(default=None, sa_column=fk("app_user.id", nullable=True))
     mode: str = Field(sa_column=Column(String(16), nullable=False))
     filename: str = Field(default="", max_length=200)
     file_sha256: str = Field(max_length=64)
+    # Uploads only: the client's Idempotency-Key ("key:…"), else the file, mode and options plus the
+    # import it followed ("file:…@id"), so a retried upload finds the first report instead of adding one.
+    idempotency_key: str | None = Field(default=None, sa_column=Column(String(160), nullable=True))
     rows: int = 0
     valid_rows: int = 0
     created: int = 0
@@ -73,6 +79,7 @@ class RosterImportPublic(SQLModel):
     errors: list[ProblemPublic] = Field(description="前 200 个问题；完整列表请下载错误文件")
     errors_url: str | None = Field(default=None, description="错误文件（CSV，带 BOM，Excel 可直接打开）")
     created_at: datetime
+    replayed: bool = Field(default=False, description="重试的上传：返回第一次的报告，未重复导入")
 
 
 class RosterImportSummary(SQLModel):

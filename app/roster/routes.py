@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
 
 from app.core.db import SessionDep
 from app.identity.auth import CurrentPrincipal
@@ -26,7 +26,9 @@ router = APIRouter(prefix="/api/v1", tags=["roster"])
         "without BOM) or GBK; in XLSX a merged 楼栋 cell applies to every row it covers. "
         "`mode`: `dry_run` reports the problems and stores nothing; `valid_rows` imports the valid rows in "
         "one transaction and reports the others (download them from `errors_url`); `all_or_nothing` imports "
-        "only when every row is valid. Re-importing the same file creates nothing new."
+        "only when every row is valid. Re-importing the same file creates nothing new. "
+        "A retried upload (same `Idempotency-Key` header; without one, the same file, mode and options with no "
+        "other import in between, within 10 minutes) answers 200 with the first report (`replayed: true`) and stores nothing."
     ),
     status_code=201,
     response_model=RosterImportPublic,
@@ -34,6 +36,7 @@ router = APIRouter(prefix="/api/v1", tags=["roster"])
 )
 def import_roster(
     request: Request,
+    response: Response,
     session: SessionDep,
     principal: CurrentPrincipal,
     community_id: int,
@@ -41,11 +44,16 @@ def import_roster(
     mode: Annotated[ImportMode, Form(description="dry_run 仅检查；valid_rows 导入有效行；all_or_nothing 全部有效才导入")] = ImportMode.dry_run,
     compound_id: Annotated[int | None, Form(description="只匹配该小区的楼栋；自动创建楼栋时必填")] = None,
     create_buildings: Annotated[bool, Form(description="文件中不存在的楼栋自动创建在所选小区下")] = False,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=8, max_length=80, description="每次上传一个新值；超时重试时沿用")
+    ] = None,
 ):
     data = file.file.read(MAX_BYTES + 1)
     options = service.ImportOptions(mode=mode, compound_id=compound_id, create_buildings=create_buildings)
-    record = service.import_roster_as(session, principal, community_id, data, file.filename or "", options)
-    return service.to_public(record, wants_english(request))
+    record, replayed = service.import_roster_as(session, principal, community_id, data, file.filename or "", options, idempotency_key)
+    if replayed:
+        response.status_code = 200
+    return service.to_public(record, wants_english(request), replayed)
 
 
 @router.get(

@@ -13,14 +13,17 @@ import hashlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, timedelta
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from app.audit import service as audit
+from app.core.db import utcnow
 from app.core.security import normalize_phone
 from app.identity.auth import MANAGERS, Principal, authorize
-from app.kit.errors import BadRequest, not_found
+from app.kit.errors import BadRequest, Conflict, not_found
 from app.kit.pagination import cursor_id, encode_cursor
 from app.places import service as places
 from app.places.models import Building, Compound, Household, HouseholdStatus
@@ -30,6 +33,7 @@ from app.roster.reader import Sheet, read_roster
 MAX_MEMBERS = 30  # as HouseholdBase.members
 MAX_LEN = {"building": 30, "unit": 10, "door_plate": 20}
 SHOWN_ERRORS = 200
+RETRY_WINDOW = timedelta(minutes=10)  # an upload without Idempotency-Key resent this soon is a retry
 
 Progress = Callable[[str, int, int], None]
 
@@ -253,8 +257,13 @@ def import_roster(
     request_id: str | None = None,
     progress: Progress | None = None,
     via: str = "api",
+    idempotency_key: str | None = None,
 ) -> RosterImport:
-    """Check the file and, unless it is a dry run, write it. Everything, report included, is one commit."""
+    """Check the file and, unless it is a dry run, write it. Everything, report included, is one commit.
+
+    With `idempotency_key`, the report row is stored before any household is written: a concurrent
+    upload with the same key fails on the unique key and rolls back (the caller returns the first).
+    """
     places.get_community(session, community_id)
     compound = None
     if options.compound_id is not None:
@@ -286,7 +295,10 @@ def import_roster(
         buildings_created=len(plan.new_buildings),
         applied=apply,
         errors=plan.errors,
+        idempotency_key=idempotency_key,
     )
+    session.add(record)
+    session.flush()
     if apply:
         if progress:
             progress("write", 0, len(plan.creates) + len(plan.updates))
@@ -295,8 +307,6 @@ def import_roster(
         places.write_households_bulk(session, community_id, creates, plan.updates)
         if progress:
             progress("write", len(creates) + len(plan.updates), len(creates) + len(plan.updates))
-    session.add(record)
-    session.flush()
     audit.record(
         session,
         actor_user_id=actor_user_id,
@@ -320,20 +330,77 @@ def import_roster(
     return record
 
 
+def _by_key(session: Session, community_id: int, key: str) -> RosterImport | None:
+    return session.exec(
+        select(RosterImport).where(RosterImport.community_id == community_id, RosterImport.idempotency_key == key)
+    ).first()
+
+
+def upload_key(session: Session, community_id: int, data: bytes, options: ImportOptions, client_key: str | None) -> tuple[str, RosterImport | None]:
+    """The key an upload is stored under, and the first report if this upload is a retry.
+
+    A client's Idempotency-Key names the upload; the same key with another file or mode is refused.
+    Without one, the same file with the same mode and options, sent again within RETRY_WINDOW and
+    before any other import of the community, is a retry (a phone resending after a timeout); sent
+    later, or after another import, it is a new import (its key names the import it followed, so two
+    copies racing each other still collide on the unique key).
+    """
+    sha = hashlib.sha256(data).hexdigest()
+    if client_key:
+        key = f"key:{client_key}"
+        first = _by_key(session, community_id, key)
+        if first is not None and (first.file_sha256 != sha or first.mode != options.mode.value):
+            raise Conflict(
+                "idempotency_key_reused",
+                "该请求编号已用于另一个文件或导入方式",
+                "This Idempotency-Key was already used for another file or mode",
+                "Idempotency-Key",
+            )
+        return key, first
+    stem = f"file:{sha}:{options.mode.value}:{options.compound_id or 0}:{int(options.create_buildings)}@"
+    latest = session.exec(
+        select(RosterImport).where(RosterImport.community_id == community_id).order_by(RosterImport.id.desc()).limit(1)
+    ).first()
+    if latest is not None and (latest.idempotency_key or "").startswith(stem):
+        at = latest.created_at if latest.created_at.tzinfo else latest.created_at.replace(tzinfo=UTC)
+        if at > utcnow() - RETRY_WINDOW:
+            return latest.idempotency_key, latest
+    return f"{stem}{latest.id if latest is not None else 0}", None
+
+
 def import_roster_as(
-    session: Session, principal: Principal, community_id: int, data: bytes, filename: str, options: ImportOptions
-) -> RosterImport:
+    session: Session,
+    principal: Principal,
+    community_id: int,
+    data: bytes,
+    filename: str,
+    options: ImportOptions,
+    client_key: str | None = None,
+) -> tuple[RosterImport, bool]:
+    """An upload from the dashboard: (the report, whether it is the first report of a retried upload)."""
     places.get_community(session, community_id)
     authorize(session, principal, community_id, MANAGERS)
-    return import_roster(
-        session,
-        community_id=community_id,
-        data=data,
-        filename=filename,
-        options=options,
-        actor_user_id=principal.user_id,
-        request_id=principal.request_id,
-    )
+    key, first = upload_key(session, community_id, data, options, client_key)
+    if first is not None:
+        return first, True
+    try:
+        record = import_roster(
+            session,
+            community_id=community_id,
+            data=data,
+            filename=filename,
+            options=options,
+            actor_user_id=principal.user_id,
+            request_id=principal.request_id,
+            idempotency_key=key,
+        )
+    except IntegrityError:
+        session.rollback()
+        first = _by_key(session, community_id, key)
+        if first is None:
+            raise
+        return first, True
+    return record, False
 
 
 def read_import(session: Session, principal: Principal, import_id: int) -> RosterImport:
@@ -344,8 +411,9 @@ def read_import(session: Session, principal: Principal, import_id: int) -> Roste
     return record
 
 
-def to_public(record: RosterImport, english: bool) -> RosterImportPublic:
+def to_public(record: RosterImport, english: bool, replayed: bool = False) -> RosterImportPublic:
     return RosterImportPublic(
+        replayed=replayed,
         id=record.id,
         community_id=record.community_id,
         mode=ImportMode(record.mode),

@@ -1,7 +1,7 @@
-"""field fixes: the daily-cap counter holds granted points net of reversals
+"""field fixes: the daily-cap counter holds granted points net of reversals; roster uploads are idempotent
 
 Revision ID: 0008
-Revises: 0001
+Revises: 0003
 Create Date: 2026-11-23 11:20:00
 """
 from alembic import op
@@ -9,9 +9,11 @@ import sqlalchemy as sa
 
 
 revision = '0008'
-down_revision = '0001'
+# Off 0003 (not 0001) with 0006 as the dependency: down_revision 0001 with depends_on (0003, 0006)
+# makes alembic's head bookkeeping fail (KeyError '0001') when it absorbs two branch heads at once.
+down_revision = '0003'
 branch_labels = None
-depends_on = ('0003',)
+depends_on = '0006'
 
 
 def upgrade() -> None:
@@ -20,9 +22,15 @@ def upgrade() -> None:
     with op.batch_alter_table('household_day_points') as batch:
         batch.alter_column('requested', new_column_name='granted')
         batch.add_column(sa.Column('last_grant', sa.Integer(), nullable=False, server_default='0'))
+    with op.batch_alter_table('roster_import') as batch:
+        batch.add_column(sa.Column('idempotency_key', sa.String(length=160), nullable=True))
+        batch.create_unique_constraint('ux_roster_import_community_key', ['community_id', 'idempotency_key'])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('roster_import') as batch:
+        batch.drop_constraint('ux_roster_import_community_key', type_='unique')
+        batch.drop_column('idempotency_key')
     with op.batch_alter_table('household_day_points') as batch:
         batch.drop_column('last_grant')
         batch.alter_column('granted', new_column_name='requested')

@@ -32,13 +32,15 @@ def _xlsx(rows: list[list[object]]) -> bytes:
     return buf.getvalue()
 
 
-def upload(client, world, data: bytes, role: str = "committee", filename: str = "roster.csv", **form):
+def upload(client, world, data: bytes, role: str = "committee", filename: str = "roster.csv", key: str | None = "fresh", **form):
+    """One upload as the dashboard sends it: a new Idempotency-Key per user action (key=None: no header)."""
     form = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in form.items()}
+    key = uuid.uuid4().hex if key == "fresh" else key
     return client.post(
         f"/api/v1/communities/{world.community.id}/roster-imports",
         files={"file": (filename, data, "application/octet-stream")},
         data=form,
-        headers=world.h(role),
+        headers=world.h(role) | ({"Idempotency-Key": key} if key else {}),
     )
 
 
@@ -319,3 +321,61 @@ def test_excel_dates_and_full_width_digits(client, world):
     assert "文本" in report["errors"][0]["message"]
     assert report["created"] == 1
     assert ("1号楼", "1", "305") in by_plate(households(client, world))
+
+
+def _import_rows(engine) -> int:
+    from sqlalchemy import text
+    from sqlmodel import Session
+
+    with Session(engine) as s:
+        return s.execute(text("SELECT count(*) FROM roster_import")).scalar_one()
+
+
+def test_a_retried_upload_returns_the_first_report(client, world, engine):
+    data = _csv([["楼栋", "单元", "门牌", "人数"], ["1号楼", "2", "801", 2], ["1号楼", "2", "802", 3]])
+    before = _import_rows(engine)
+    first = upload(client, world, data, key="upload-7f3a9c01", mode="valid_rows")
+    assert first.status_code == 201 and first.json()["created"] == 2 and first.json()["replayed"] is False
+    again = upload(client, world, data, key="upload-7f3a9c01", mode="valid_rows")
+    assert again.status_code == 200 and again.json()["replayed"] is True
+    assert {k: v for k, v in again.json().items() if k != "replayed"} == {k: v for k, v in first.json().items() if k != "replayed"}
+    assert _import_rows(engine) == before + 1
+    other = upload(client, world, data + b"1\xe5\x8f\xb7\xe6\xa5\xbc,2,803,1\n", key="upload-7f3a9c01", mode="valid_rows")
+    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"
+
+    # A phone sending no key: the same file, mode and options resent straight away is the same upload.
+    data2 = _csv([["楼栋", "单元", "门牌", "人数"], ["1号楼", "2", "811", 2]])
+    a = upload(client, world, data2, key=None, mode="valid_rows")
+    b = upload(client, world, data2, key=None, mode="valid_rows")
+    assert (a.status_code, b.status_code) == (201, 200) and a.json()["id"] == b.json()["id"] and b.json()["created"] == 1
+    dry = upload(client, world, data2, key=None)  # another mode is another request
+    assert dry.status_code == 201 and dry.json()["id"] != a.json()["id"]
+    again_later = upload(client, world, data2, key=None, mode="valid_rows")  # after another import: a new check
+    assert again_later.status_code == 201 and (again_later.json()["created"], again_later.json()["unchanged"]) == (0, 1)
+    assert _import_rows(engine) == before + 4
+    assert len([h for h in households(client, world) if h["door_plate"] in ("801", "802", "811")]) == 3
+
+
+def test_concurrent_copies_of_an_upload_import_once(client, world, engine):
+    import threading
+
+    before = _import_rows(engine)
+    for n, key in enumerate(["upload-race-0001", None]):
+        data = _csv([["楼栋", "单元", "门牌", "人数"]] + [["1号楼", "5", f"{n}{i:02d}", 1] for i in range(40)])
+        copies = 4
+        barrier = threading.Barrier(copies)
+        answers: list = [None] * copies
+
+        def send(i: int, data=data, key=key, answers=answers, barrier=barrier) -> None:
+            barrier.wait()
+            answers[i] = upload(client, world, data, key=key, mode="valid_rows")
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(copies)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(r.status_code for r in answers) == [200, 200, 200, 201], [r.text[:200] for r in answers]
+        assert len({r.json()["id"] for r in answers}) == 1 and {r.json()["created"] for r in answers} == {40}
+        assert _import_rows(engine) == before + n + 1
+    assert len([h for h in households(client, world) if h["unit"] == "5"]) == 80
