@@ -8,6 +8,8 @@ RUN pip install --no-cache-dir --prefix=/install .
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PYTHONPATH=/app ENVIRONMENT=production SEED_DEMO=false \
     DATA_DIR=/var/lib/jianfei PORT=8000 WEB_CONCURRENCY=2
+# The CJK font the door-plate labels embed (settings.label_font_path), so the PDFs print the same everywhere.
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-wqy-microhei && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home /app jianfei && mkdir -p /var/lib/jianfei && chown jianfei /var/lib/jianfei
 COPY --from=build /install /usr/local
 WORKDIR /app

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
 
     timezone: str = "Asia/Shanghai"
     seed_demo: bool = True
+
+    # Door-plate labels embed this TrueType/TrueType-collection font (Debian: fonts-wqy-microhei) so
+    # the PDF looks the same on every viewer; when the file is missing they fall back to the CID font
+    # STSong-Light, which the viewer must supply. `label_font_index`: the face inside a .ttc.
+    label_font_path: str = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
+    label_font_index: int = 0
     log_level: str = "INFO"
 
     @property

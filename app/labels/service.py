@@ -5,26 +5,34 @@ one large label per page for print shops and laminated plates. Each label carrie
 signed payload the volunteers' scanner reads), the door plate in Chinese ("3号楼 1单元 302"), the
 community name and the short code to type in when a camera fails. The QR code is drawn as vector
 squares with high error correction (Q, 25 %) so a scuffed or rained-on label still scans.
-Fonts: ReportLab's built-in CID font STSong-Light, so no font file ships with the service.
+Fonts: the TrueType font at settings.label_font_path (WenQuanYi Micro Hei from Debian's
+fonts-wqy-microhei, installed in the image) is embedded, subset, so every viewer and printer shows
+the same glyphs; without it, ReportLab's CID font STSong-Light, which the viewer has to supply.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 
 from sqlmodel import Session, select
 
 from app.audit import service as audit
+from app.core.config import get_settings
 from app.identity.auth import MANAGERS, Principal, authorize
 from app.kit.errors import not_found
 from app.places import service as places
 from app.places.models import Building, Community, Household, HouseholdStatus
 
 MAX_LABELS = 3000  # per request: a large compound, about 250 pages
-FONT = "STSong-Light"
+FONT = "STSong-Light"  # the fallback: a standard CID font, not embedded
+EMBEDDED = "LabelCJK"  # the registered name prefix of the embedded TrueType font
+log = logging.getLogger(__name__)
 MM = 72 / 25.4  # points per millimetre
 
 
@@ -72,7 +80,23 @@ def labels_for(session: Session, households: list[Household]) -> list[Label]:
 # --- drawing -----------------------------------------------------------------------------------
 
 def _font() -> str:
+    """The registered name of the font the labels are set in: the embedded TrueType when its file
+    is there, else the CID fallback."""
     from reportlab.pdfbase import pdfmetrics
+
+    settings = get_settings()
+    path, index = settings.label_font_path, settings.label_font_index
+    if path and Path(path).is_file():
+        name = f"{EMBEDDED}-{index}-{zlib.crc32(path.encode()):08x}"  # one registration per file and face
+        if name in pdfmetrics.getRegisteredFontNames():
+            return name
+        try:
+            from reportlab.pdfbase.ttfonts import TTFont
+
+            pdfmetrics.registerFont(TTFont(name, path, subfontIndex=index))
+            return name
+        except Exception:  # an unreadable or non-TrueType file: print with the fallback rather than fail
+            log.warning("label font %s unusable, falling back to %s", path, FONT, exc_info=True)
     from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 
     if FONT not in pdfmetrics.getRegisteredFontNames():

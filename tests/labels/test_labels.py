@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from pypdf import PdfReader
 from sqlmodel import Session
 from typer.testing import CliRunner
@@ -151,3 +152,46 @@ def test_cli_prints_a_building_and_households(client, world, tmp_path):
     assert runner.invoke(app, ["labels", "-o", str(out)]).exit_code == 2
     missing = runner.invoke(app, ["labels", "--household", "999999999", "-o", str(out)])
     assert missing.exit_code == 2 and "住户不存在" in missing.output
+
+
+def _font_objects(content: bytes) -> tuple[set[str], bool]:
+    """(the base font names of the PDF, whether a TrueType font file is embedded in it)."""
+    reader = _pdf(content)
+    names, embedded = set(), False
+    for page in reader.pages:
+        for font in page["/Resources"]["/Font"].values():
+            font = font.get_object()
+            names.add(str(font["/BaseFont"]))
+            for desc in [d.get_object() for d in font.get("/DescendantFonts", [])] + [font]:
+                descriptor = desc.get("/FontDescriptor")
+                if descriptor is not None and "/FontFile2" in descriptor.get_object():
+                    embedded = True
+    return names, embedded
+
+
+def test_labels_embed_the_cjk_truetype_font_when_it_is_installed(client, world):
+    from pathlib import Path
+
+    from app.core.config import get_settings
+
+    path = get_settings().label_font_path
+    if not Path(path).is_file():
+        pytest.skip(f"{path} not installed (apt install fonts-wqy-microhei)")
+    r = client.get(f"/api/v1/buildings/{world.buildings[0].id}/labels.pdf", headers=world.h("committee"))
+    assert r.status_code == 200, r.text
+    names, embedded = _font_objects(r.content)
+    assert embedded, names  # the glyphs travel with the file: every viewer prints the same
+    assert any("WenQuanYi" in n or "MicroHei" in n for n in names), names
+    assert not any("STSong" in n for n in names)
+    assert "1号楼 1单元 101" in _text(_pdf(r.content))  # and the text is still real text
+
+
+def test_labels_fall_back_to_the_cid_font_without_a_font_file(client, world, monkeypatch):
+    from app.core.config import get_settings
+
+    monkeypatch.setattr(get_settings(), "label_font_path", "/nonexistent/font.ttc")
+    r = client.get(f"/api/v1/buildings/{world.buildings[0].id}/labels.pdf", headers=world.h("committee"))
+    assert r.status_code == 200, r.text
+    names, embedded = _font_objects(r.content)
+    assert not embedded and any("STSong-Light" in n for n in names), names
+    assert "1号楼 1单元 101" in _text(_pdf(r.content))
