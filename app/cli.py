@@ -1,4 +1,6 @@
-"""The `jianfei` command line: serve, migrate, create the platform admin, import rosters, print labels, run the fake WeChat server."""
+"""The `jianfei` command line: serve, migrate, create the platform admin, import rosters, print labels,
+generate demo data, run the fake WeChat server; each domain's `cli.py` adds its group (ledger verify and
+expire, reports export-totals, rewards lapse, vouchers expire...)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,11 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-app = typer.Typer(help="减废存折 service: operator commands.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="减废存折 service: operator commands. `jianfei COMMAND --help` says what each one does.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 console = Console()
 
 

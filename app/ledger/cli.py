@@ -20,7 +20,7 @@ def verify_cmd(community: int | None = typer.Option(None, help="Only this commun
     from app.core.db import get_engine
     from app.ledger.verify import verify
 
-    with Session(get_engine()) as session:
+    with Session(get_engine()) as session, console.status("Recomputing every balance from its postings…"):
         report = verify(session, community)
     console.print(f"accounts checked: {report.accounts_checked}, entries checked: {report.entries_checked}")
     if report.clean:

@@ -44,14 +44,21 @@ def export_totals_cmd(
     def day(v: str | None):
         return datetime.strptime(v, "%Y-%m-%d").date() if v else None
 
+    from rich.progress import DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     try:
-        with Session(get_engine()) as session:
+        with (
+            Session(get_engine()) as session,
+            Progress(SpinnerColumn(), TextColumn(f"Writing {output.name}"), DownloadColumn(), TimeElapsedColumn(), console=console) as bar,
+        ):
+            task = bar.add_task("export", total=None)  # rows stream from one query: the size is unknown until the end
             export = export_totals(session, None, kind, scope_id, ExportFormat(suffix), month=month, start=day(start), end=day(end))
             size = 0
             with output.open("wb") as f:
                 for chunk in export.body:
                     f.write(chunk)
                     size += len(chunk)
+                    bar.update(task, completed=size)
     except DomainError as e:
         console.print(f"[red]{e.zh}[/] ({e.en})")
         raise typer.Exit(1) from None

@@ -18,7 +18,7 @@ def lapse_cmd(community: int | None = typer.Option(None, help="Only this communi
     from app.rewards.consent import prune_used_codes
     from app.rewards.service import lapse_due
 
-    with Session(get_engine()) as session:
+    with Session(get_engine()) as session, console.status("Releasing reservations past their time…"):
         lapsed, points = lapse_due(session, community)
         prune_used_codes(session)
         session.commit()

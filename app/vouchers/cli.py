@@ -16,6 +16,6 @@ def expire_cmd(community: int | None = typer.Option(None, help="Only this commun
     from app.core.db import get_engine
     from app.vouchers.service import expire_due
 
-    with Session(get_engine()) as session:
+    with Session(get_engine()) as session, console.status("Expiring unclaimed points cheques…"):
         count, points = expire_due(session, community)
     console.print(f"Expired {count} vouchers, {points} points.")

@@ -188,5 +188,6 @@ def test_cli_writes_the_file_and_audits(client, world, engine, tmp_path):
     csv_out = tmp_path / "street.csv"
     res = CliRunner().invoke(cli, ["reports", "export-totals", "--street", str(world.street.id), "--month", "2026-10", "-o", str(csv_out)])
     assert res.exit_code == 0 and csv_out.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert "Writing street.csv" in res.output  # the Rich progress line (bytes written, time)
     bad = CliRunner().invoke(cli, ["reports", "export-totals", "--community", "999999999", "-o", str(csv_out)])
     assert bad.exit_code == 1
