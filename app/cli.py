@@ -96,7 +96,7 @@ def create_admin(
     if len(password) < 8:
         console.print("[red]The password needs at least 8 characters.[/]")
         raise typer.Exit(2)
-    with Session(get_engine()) as session:
+    with Session(get_engine(), expire_on_commit=False) as session:  # the user is printed after the commit
         user = ensure_platform_admin(session, username, password)
     console.print(f"[green]Platform admin {user.username} is ready.[/]")
 
