@@ -191,7 +191,12 @@ def claim(session: Session, household: Household, code: str, *, actor_user_id: i
     ).first()
     if won is None:
         voucher = session.exec(select(Voucher).where(Voucher.code_hash == digest)).first()
-        if voucher is not None and voucher.claimed_household_id == household.id and voucher.settle_entry_id:
+        if (
+            voucher is not None
+            and voucher.status == VoucherStatus.claimed
+            and voucher.claimed_household_id == household.id
+            and voucher.settle_entry_id
+        ):
             return VoucherClaimed(
                 voucher_id=voucher.id, household_id=household.id, points=voucher.points,
                 balance_after=ledger.household_balance_after(session, voucher.settle_entry_id), replayed=True,

@@ -234,7 +234,29 @@ def test_reversing_a_claimed_walk_in_takes_the_household_credit_back(client, wor
     assert _entries(world) == before + 2  # the claim reversed (household → vouchers), then the issue
     assert _voucher(client, world, walk_in["voucher_id"])["status"] == "cancelled"
     assert client.post(url, json={"reason": "again"}, headers=world.h("committee")).status_code == 409
+    retried = client.post(f"/api/v1/households/{hid}/voucher-claims", json={"code": walk_in["voucher_code"]}, headers=world.h("resident"))
+    assert retried.status_code == 409 and retried.json()["error"]["code"] == "voucher_invalid"  # not "claimed" any more
     assert balance(client, world, 0) == 0 and _entries(world) == before + 2
+    _ledger_ok(client, world)
+
+
+def test_reversing_a_walk_in_whose_cheque_expired_takes_the_expiry_back_too(client, world):
+    from sqlalchemy import text
+    from sqlmodel import Session
+
+    _rates(client, world)
+    eid = _today_event(client, world)["id"]
+    walk_in = _walk_in(client, world, eid)
+    with Session(world.engine) as s:  # ninety days later: the cheque was never claimed
+        s.execute(text("UPDATE voucher SET expires_at = :t WHERE id = :v"), {"t": "2020-01-01 00:00:00", "v": walk_in["voucher_id"]})
+        s.commit()
+    run = client.post(f"/api/v1/communities/{world.community.id}/vouchers/expiry-runs", headers=world.h("committee"))
+    assert run.status_code == 200 and run.json()["expired"] == 1, run.text
+    before = _entries(world)
+    done = client.post(f"/api/v1/weigh-ins/{walk_in['id']}/reverse", json={"reason": "称错"}, headers=world.h("clerk"))
+    assert done.status_code == 200, done.text
+    assert _entries(world) == before + 2  # the expiry reversed (expired → vouchers), then the issue
+    assert _voucher(client, world, walk_in["voucher_id"])["status"] == "cancelled"
     _ledger_ok(client, world)
 
 
