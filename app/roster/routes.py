@@ -32,7 +32,10 @@ router = APIRouter(prefix="/api/v1", tags=["roster"])
     ),
     status_code=201,
     response_model=RosterImportPublic,
-    responses=error_responses(400, 401, 403, 404, 409, 422),
+    responses={
+        200: {"model": RosterImportPublic, "description": "A retried upload: the first report (replayed), nothing imported again"},
+        **error_responses(400, 401, 403, 404, 409, 422),
+    },
 )
 def import_roster(
     request: Request,
