@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from zoneinfo import ZoneInfo
 
 import typer
@@ -50,8 +51,10 @@ def expire_cmd(community: int | None = typer.Option(None, help="Only this commun
             stmt = stmt.where(Community.id == community)
         communities = session.exec(stmt).all()
         total_h = total_p = 0
-        for cid, tz in track(communities, description="Expiring points", console=console, disable=len(communities) < 5):
-            _, households, points = run_expiry(session, cid, ZoneInfo(tz))
-            total_h += households
-            total_p += points
+        few = len(communities) < 5  # a bar per community is noise for a few: a spinner while they run
+        with console.status("Expiring points…") if few else nullcontext():
+            for cid, tz in track(communities, description="Expiring points", console=console, disable=few):
+                _, households, points = run_expiry(session, cid, ZoneInfo(tz))
+                total_h += households
+                total_p += points
     console.print(f"Expired {total_p} points in {total_h} households across {len(communities)} communities.")
