@@ -293,3 +293,13 @@ def test_a_reversed_checkin_no_longer_counts_toward_the_daily_cap(client, world)
     last = client.post(f"/api/v1/recycling-events/{eid}/weigh-ins", json={"client_id": cid()} | weigh | {"weight_g": 4000}, headers=world.h("clerk"))
     assert last.json()["points"] == 10
     assert balance(client, world, 3) == 10
+
+    # The single check-in (one statement on PostgreSQL) counts against the same net counter.
+    other = {"payload": payload(world, 5), "category": "paper", "weight_g": 1600}  # 8 points
+    first8 = client.post(f"/api/v1/recycling-events/{eid}/weigh-ins", json={"client_id": cid()} | other, headers=world.h("clerk"))
+    assert first8.json()["points"] == 8
+    cut = _post(client, world, scan(f["station_id"], payload(world, 5), datetime.now(UTC)))
+    assert cut.status_code == 201 and cut.json()["points"] == 2  # what is left under the cap of 10
+    client.post(f"/api/v1/weigh-ins/{first8.json()['id']}/reverse", json={"reason": "x"}, headers=world.h("clerk"))
+    again8 = client.post(f"/api/v1/recycling-events/{eid}/weigh-ins", json={"client_id": cid()} | other, headers=world.h("clerk"))
+    assert again8.json()["points"] == 8 and balance(client, world, 5) == 10
