@@ -1,4 +1,4 @@
-"""Point totals as CSV (UTF-8 with BOM, for Excel) or XLSX (XlsxWriter, constant memory), streamed.
+"""Point totals as CSV (UTF-8 with BOM, for Excel) or XLSX (rustpy-xlsxwriter, constant memory), streamed.
 
 Rows come in community → building order, so building and community subtotals are closed as soon as
 the next one starts: nothing grows with the number of households.
@@ -11,8 +11,6 @@ import io
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
-
-import xlsxwriter
 
 from app.reports.totals import CATEGORIES, FIGURES, FIRST_FIGURE, HEADERS_ZH, Subtotal
 
@@ -95,71 +93,78 @@ def csv_stream(rows: Iterable) -> Iterator[bytes]:
 
 # --- XLSX -------------------------------------------------------------------------------------
 
+# XlsxWriter spends ~9 µs of Python per cell turning it into XML (1.5 M cells for a 60,000-household
+# street: 15–30 s on this machine whatever the calling pattern); rustpy-xlsxwriter (rust_xlsxwriter
+# underneath) takes whole rows from a generator and writes them in constant memory, about 3× faster
+# per cell including building the row dicts. Column formats carry the number formats.
+NOTES = (
+    "住户仅以楼栋、单元和门牌标识，不含姓名与电话。期末积分 = 期初积分 + 获得合计 − 兑换消耗 − 过期清零；冲正记录计入原来源。"
+)
+
+
 def write_xlsx(path: str, rows: Iterable, *, title: str, period: str, generated: str) -> None:
-    """Four sheets: households, building subtotals, community subtotals (with the grand total), notes."""
-    wb = xlsxwriter.Workbook(path, {"constant_memory": True})
-    head = wb.add_format({"bold": True, "bg_color": "#E8F0E0", "border": 1, "text_wrap": True, "valign": "vcenter"})
-    points = wb.add_format({"num_format": "#,##0"})
-    kg = wb.add_format({"num_format": "#,##0.000"})
-    bold_points = wb.add_format({"num_format": "#,##0", "bold": True})
-    bold_kg = wb.add_format({"num_format": "#,##0.000", "bold": True})
+    """Four sheets: households, building subtotals, community subtotals (with the grand total), notes.
 
-    def sheet(name: str, ids: tuple[str, ...]):
-        ws = wb.add_worksheet(name)
-        headers = (*ids, *(HEADERS_ZH[f] for f in FIGURES))
-        ws.write_row(0, 0, headers, head)
-        ws.set_row(0, 32)
-        ws.freeze_panes(1, len(ids))
-        ws.set_column(0, len(ids) - 1, 12)
-        first = len(ids)
-        for i, f in enumerate(FIGURES):
-            ws.set_column(first + i, first + i, 11 if f in GRAM_FIGURES else 10, kg if f in GRAM_FIGURES else points)
-        return ws, first
+    The household sheet is written while the rows stream; building and community subtotals close
+    along the way and are kept (one small row per building) for the sheets written after it."""
+    from rustpy_xlsxwriter import Format, write_worksheets
 
-    households, h_first = sheet("户明细", ID_HEADERS)
-    buildings, b_first = sheet("楼栋小计", ("社区", "小区", "楼栋", "户数"))
-    communities, c_first = sheet("社区合计", ("社区", "户数"))
-    notes = wb.add_worksheet("说明")
-    h_row = b_row = c_row = 1
-    write_number = households.write_number
-    write_string = households.write_string
-    for level, item in walk(rows):
-        if level == "household":
-            # Column formats carry the number formats: cells are written bare (much faster).
-            write_string(h_row, 0, item.community)
-            write_string(h_row, 1, item.compound)
-            write_string(h_row, 2, item.building)
-            write_string(h_row, 3, item.unit)
-            write_string(h_row, 4, item.door_plate)
-            for col, v in enumerate(_figures(item[FIRST_FIGURE:]), start=h_first):
-                write_number(h_row, col, v)
-            h_row += 1
-        elif level == "building":
-            buildings.write_row(b_row, 0, (*item.label, item.households))
-            for col, v in enumerate(_figures(item.values), start=b_first):
-                buildings.write_number(b_row, col, v)
-            b_row += 1
-        else:
-            bold = level == "total"
-            communities.write_row(c_row, 0, (item.label[0], item.households))
-            for i, v in enumerate(_figures(item.values)):
-                fmt = (bold_kg if i in KG_AT else bold_points) if bold else None
-                communities.write_number(c_row, c_first + i, v, fmt)
-            c_row += 1
-    notes.set_column(0, 0, 14)
-    notes.set_column(1, 1, 60)
-    for i, (k, v) in enumerate(
-        (
-            ("报表", "积分汇总（按户）"),
-            ("范围", title),
-            ("统计区间", period),
-            ("生成时间", generated),
-            ("说明", "住户仅以楼栋、单元和门牌标识，不含姓名与电话。期末积分 = 期初积分 + 获得合计 − 兑换消耗 − 过期清零；冲正记录计入原来源。"),
-        )
-    ):
-        notes.write_string(i, 0, k)
-        notes.write_string(i, 1, v)
-    wb.close()
+    figure_headers = tuple(HEADERS_ZH[f] for f in FIGURES)
+    kg_headers = {HEADERS_ZH[f] for f in FIGURES if f in GRAM_FIGURES}
+    h_headers = (*ID_HEADERS, *figure_headers)
+    b_headers = ("社区", "小区", "楼栋", "户数", *figure_headers)
+    c_headers = ("社区", "户数", *figure_headers)
+    buildings: list[dict] = []
+    communities: list[dict] = []
+    done = False
+
+    def households() -> Iterator[dict]:
+        nonlocal done
+        for level, item in walk(rows):
+            if level == "household":
+                yield dict(zip(h_headers, (item.community, item.compound, item.building, item.unit, item.door_plate,
+                                           *_figures(item[FIRST_FIGURE:])), strict=True))
+            elif level == "building":
+                buildings.append(dict(zip(b_headers, (*item.label, item.households, *_figures(item.values)), strict=True)))
+            else:
+                communities.append(dict(zip(c_headers, (item.label[0], item.households, *_figures(item.values)), strict=True)))
+        done = True
+
+    def after_households(kept: list[dict]) -> Iterator[dict]:
+        # Sheets are written in order: this runs once the household sheet has consumed every row.
+        assert done, "the household sheet must be written first"
+        yield from kept
+
+    points = Format().set_num_format("#,##0")
+    kg = Format().set_num_format("#,##0.000")
+    head = Format().set_bold().set_background_color("#E8F0E0").set_border("thin").set_text_wrap().set_align("vcenter")
+
+    def formats(headers: tuple[str, ...]) -> dict:
+        return {h: (kg if h in kg_headers else points) for h in headers if h in figure_headers or h == "户数"}
+
+    def widths(headers: tuple[str, ...]) -> dict:
+        return {h: (11 if h in kg_headers else 10) if h in figure_headers else 12 for h in headers}
+
+    sheets = ("户明细", "楼栋小计", "社区合计", "说明")
+    notes = [
+        {"项目": k, "内容": v}
+        for k, v in (("报表", "积分汇总（按户）"), ("范围", title), ("统计区间", period), ("生成时间", generated), ("说明", NOTES))
+    ]
+    write_worksheets(
+        [
+            (sheets[0], households()),
+            (sheets[1], after_households(buildings)),
+            (sheets[2], after_households(communities)),
+            (sheets[3], notes),
+        ],
+        path,
+        freeze_panes={sheets[0]: {"row": 1, "col": len(ID_HEADERS)}, sheets[1]: {"row": 1, "col": 4}, sheets[2]: {"row": 1, "col": 2}},
+        header_format=dict.fromkeys(sheets, head),
+        row_heights={name: {0: 32} for name in sheets[:3]},
+        column_formats={sheets[0]: formats(h_headers), sheets[1]: formats(b_headers), sheets[2]: formats(c_headers)},
+        column_widths={sheets[0]: widths(h_headers), sheets[1]: widths(b_headers), sheets[2]: widths(c_headers),
+                       sheets[3]: {"项目": 14, "内容": 60}},
+    )
 
 
 def xlsx_stream(rows: Iterable, **meta: str) -> Iterator[bytes]:
