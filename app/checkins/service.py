@@ -775,3 +775,27 @@ def household_for_scan(session: Session, principal: Principal, community_id: int
     if reason is not None:
         raise reject_error(ScanResult.model_construct(client_id="", status=ScanStatus.rejected, reason=reason))
     return found[0]
+
+
+def households_for_scans(session: Session, principal: Principal, community_id: int, payloads: list[str]) -> dict[str, int]:
+    """`household_for_scan` for a batch: payload → household id, in one query.
+
+    Raises the error of the first payload that a single scan would refuse (all or nothing).
+    """
+    codes = {p: _public_code(p) for p in set(payloads)}
+    found = places.households_by_codes(session, {c for c in codes.values() if c})
+    out: dict[str, int] = {}
+    for payload in payloads:
+        code = codes[payload]
+        hit = found.get(code) if code else None
+        reason = None
+        if code is None:
+            reason = RejectReason.forged_code
+        elif hit is None:
+            reason = RejectReason.unknown_code
+        elif hit[1] != community_id or hit[2] != "active" or hit[0] in principal.household_ids:
+            reason = RejectReason.not_allowed
+        if reason is not None:
+            raise reject_error(ScanResult.model_construct(client_id="", status=ScanStatus.rejected, reason=reason))
+        out[payload] = hit[0]
+    return out

@@ -7,7 +7,8 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from sqlmodel import select as select_rows
@@ -37,6 +38,7 @@ from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, auth
 from app.identity.models import Role
 from app.kit.errors import BadRequest, Conflict, Unprocessable, not_found
 from app.kit.pagination import page_by_id
+from app.kit.sql import among, bulk_insert, is_pg
 from app.places import service as places
 from app.rules import service as rules
 from app.rules.models import ActReversal
@@ -286,6 +288,123 @@ def record_drop(session: Session, principal: Principal, bin_id: int, data: Compo
         session.add(drop)
     session.commit()
     return _drop_public(session, [drop])[0], True
+
+
+def record_drops(session: Session, principal: Principal, bin_id: int, batch: list[CompostDropCreate]) -> list[CompostDropPublic]:
+    """Many drops into one bin at once (an offline queue, a replayed day), set-based, one commit.
+
+    The rules of `record_drop` for every drop (household, time, the bin accepting, points, daily
+    cap, ledger credit keyed by drop), in a few statements whatever the batch size. All or nothing:
+    a drop `record_drop` would refuse refuses the batch with the same error. A client id stored
+    before (or twice in the batch) is answered with the stored drop. Results in the order sent.
+    """
+    row = get_bin(session, bin_id)
+    community_id = row.community_id
+    authorize(session, principal, community_id, FIELD_STAFF)
+    if not batch:
+        return []
+    unique: dict[str, CompostDropCreate] = {}
+    for d in batch:
+        unique.setdefault(d.client_id, d)
+    stored = {
+        d.client_id: d
+        for d in session.scalars(
+            select(CompostDrop).where(CompostDrop.community_id == community_id, among(session, CompostDrop.client_id, list(unique)))
+        )
+    }
+    fresh = [d for c, d in unique.items() if c not in stored]
+    households = checkins.households_for_scans(session, principal, community_id, [d.payload for d in fresh])
+    now = utcnow()
+    for d in fresh:
+        at = d.dropped_at or now
+        if at > now + checkins.FUTURE_SKEW:
+            raise Unprocessable("in_future", "投放时间晚于当前时间", "The drop time is in the future", "dropped_at")
+        if at < now - checkins.MAX_AGE:
+            raise Unprocessable("too_old", "投放记录已超过 72 小时，不能补录", "The drop is too old to be recorded", "dropped_at")
+    rows: list[dict[str, Any]] = []
+    if fresh:
+        state, cycle = session.execute(select(BIN.c.state, BIN.c.cycle).where(BIN.c.id == bin_id).with_for_update(read=True)).one()
+        if state != BinState.accepting:
+            session.rollback()
+            raise Conflict(
+                "bin_not_accepting",
+                f"该堆肥箱{STATE_ZH.get(state, state)}，暂不接收投放",
+                f"This bin is not accepting drops (it is {state})",
+                "bin_id",
+            )
+        rules_for = rules.resolver(session, community_id)
+        for d in fresh:
+            at = d.dropped_at or now
+            rule = rules_for(at)
+            rows.append({
+                "community_id": community_id, "client_id": d.client_id, "bin_id": bin_id, "cycle": cycle,
+                "household_id": households[d.payload], "weight_g": d.weight_g, "kind": d.kind.value,
+                "points": rule.compost_per_kg * d.weight_g // 1000 + rule.compost_per_drop,
+                "dropped_at": at, "recorded_at": now, "recorded_by": principal.user_id,
+            })
+        if is_pg(session):
+            inserted = bulk_insert(session, DROP, rows, "ON CONFLICT DO NOTHING RETURNING id, client_id")
+        else:
+            stmt = sqlite_insert(DROP).on_conflict_do_nothing().returning(DROP.c.id, DROP.c.client_id)
+            inserted = session.execute(stmt, rows).all()
+        ids = {c: i for i, c in inserted}
+        if len(ids) < len(rows):  # the same client ids, sent at once by another upload: that one won
+            session.rollback()
+            return record_drops(session, principal, bin_id, batch)
+        _credit_drops(session, community_id, rules_for, [r | {"id": ids[r["client_id"]]} for r in rows])
+    session.commit()
+    made = {r["client_id"]: r for r in rows}
+    out = []
+    for d in batch:
+        if d.client_id in stored:
+            out.append(_drop_public(session, [stored[d.client_id]])[0])
+        else:
+            r = made[d.client_id]
+            out.append(CompostDropPublic.model_construct(
+                **{k: v for k, v in r.items() if k in CompostDropPublic.model_fields and k != "kind"}, kind=d.kind, reversed=False
+            ))
+    return out
+
+
+def _credit_drops(session: Session, community_id: int, rules_for, rows: list[dict[str, Any]]) -> None:
+    """Daily cap, then one ledger call for the drops' points (keyed by drop, like `record_drop`)."""
+    from app.ledger import service as ledger
+    from app.ledger.service import Credit
+
+    earning = [r for r in rows if r["points"] > 0]
+    if not earning:
+        return
+    tz = _tz(session, community_id)
+    caps: dict[int | None, list[dict[str, Any]]] = defaultdict(list)
+    for r in earning:
+        caps[rules_for(r["dropped_at"]).daily_cap].append(r)
+    cut = []
+    for cap, items in caps.items():
+        asked = [(r["household_id"], r["dropped_at"].astimezone(tz).date(), r["points"]) for r in items]
+        for r, granted in zip(items, rules.apply_daily_cap(session, cap, asked), strict=True):
+            if granted != r["points"]:
+                r["points"] = granted
+                cut.append({"did": r["id"], "pts": granted})
+    if cut:
+        session.execute(update(DROP).where(DROP.c.id == bindparam("did")).values(points=bindparam("pts")), cut)
+    ledger.post_credits(
+        session,
+        [
+            Credit(
+                community_id=community_id,
+                household_id=r["household_id"],
+                points=r["points"],
+                source="compost",
+                idempotency_key=f"compost:{r['id']}",
+                memo=f"堆肥投放 {r['weight_g'] / 1000:.1f} kg",
+                occurred_at=r["dropped_at"],
+                quantity_g=r["weight_g"],
+                category="kitchen",
+            )
+            for r in earning
+            if r["points"] > 0
+        ],
+    )
 
 
 def _drop_public(session: Session, drops: list[CompostDrop]) -> list[CompostDropPublic]:

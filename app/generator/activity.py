@@ -242,29 +242,36 @@ class CommunityReplay:
                 self.fed[bin_id] = 0
 
     def compost_drops(self, day: date) -> None:
+        """The morning's drops at the compost site, uploaded together per bin after the round."""
         rng = self.rng
         accepting = [b for b in self.bins if compost.read_bin(self.s, self.keeper, b).state == BinState.accepting]
+        per_bin: dict[int, list[CompostDropCreate]] = {}
+        closing: list[tuple[int, datetime]] = []
         for household_id, payload in self.feeders:
             if not accepting:
-                return
+                break
             if rng.random() >= 3 / 7:  # about three times a week
                 continue
             current = accepting[0]
             weight = rng.randint(300, 2000)
             at = self.at(day, time(8, 0)) + timedelta(minutes=rng.randint(0, 119))
-            with simulated_clock(at + timedelta(minutes=1)):
-                drop, _ = compost.record_drop(
-                    self.s, self.volunteer, current,
-                    CompostDropCreate(client_id=f"gc{self.seed}-{household_id}-{day:%Y%m%d}", payload=payload, weight_g=weight, dropped_at=at),
-                )
-            self.summary.compost_drops += 1
-            self.summary.compost_points += drop.points
+            per_bin.setdefault(current, []).append(
+                CompostDropCreate(client_id=f"gc{self.seed}-{household_id}-{day:%Y%m%d}", payload=payload, weight_g=weight, dropped_at=at)
+            )
             self.fed[current] += weight
             if self.fed[current] >= self.fill_g:
-                with simulated_clock(at + timedelta(minutes=2)):
-                    compost.close_bin(self.s, self.keeper, current)
-                self.summary.bins_closed += 1
+                closing.append((current, at))
                 accepting.pop(0)
+        # The volunteer's phone uploads the site's queue after the morning round (08:00–10:00).
+        with simulated_clock(self.at(day, time(10, 5))):
+            for bin_id, drops in per_bin.items():
+                for drop in compost.record_drops(self.s, self.volunteer, bin_id, drops):
+                    self.summary.compost_drops += 1
+                    self.summary.compost_points += drop.points
+        for bin_id, _ in closing:
+            with simulated_clock(self.at(day, time(10, 10))):
+                compost.close_bin(self.s, self.keeper, bin_id)
+            self.summary.bins_closed += 1
 
     def recycling_day(self, day: date) -> None:
         """On a scheduled recycling day, households bring things to weigh; each batch gets its 去向."""
