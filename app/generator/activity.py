@@ -50,7 +50,6 @@ REASONS = {
     IncorrectReason.wrong_bin: 5,
     IncorrectReason.other: 5,
 }
-BATCH = 1000  # the check-in service's batch limit
 COMPOST_SHARE = 0.08  # households that bring kitchen waste to the compost site
 FILL_DAYS = 10  # a bin takes about ten days of its feeders' waste before it is closed
 BIN_COUNT = 3
@@ -216,13 +215,13 @@ class CommunityReplay:
             )
         for w, scans in enumerate(per_window):
             # The volunteer's phone uploads right after the window closes.
+            # One set-based service call carries the whole window's scans.
             with simulated_clock(self.at(day, WINDOWS[w][2]) + timedelta(minutes=5)):
-                for i in range(0, len(scans), BATCH):
-                    for result in checkins.record_scans(self.s, self.volunteer, self.community_id, scans[i : i + BATCH]):
-                        self.summary.scans += 1
-                        if result.points:
-                            self.summary.credited += 1
-                            self.summary.checkin_points += result.points
+                for result in checkins.record_scans(self.s, self.volunteer, self.community_id, scans):
+                    self.summary.scans += 1
+                    if result.points:
+                        self.summary.credited += 1
+                        self.summary.checkin_points += result.points
 
     def keeper_round(self, day: date) -> None:
         """Cured bins become ready and are opened; the compost is collected; the bin starts again."""
@@ -282,24 +281,24 @@ class CommunityReplay:
                 continue
             self.summary.recycling_days += 1
             totals: dict[str, int] = {}
-            n = 0
+            batch: list[WeighInCreate] = []
             for habit in self.habits:
                 if rng.random() >= RECYCLING_SHARE:
                     continue
                 for code, _, unit, _, (lo, hi), _ in rng.sample(RECYCLING, rng.randint(1, 2)):
                     amount = rng.randint(lo, hi)
-                    n += 1
-                    with simulated_clock(event.starts_at + timedelta(seconds=20 * n)):
-                        weigh_in, _ = recycling.record_weigh_in(
-                            self.s, self.clerk, event.id,
-                            WeighInCreate(
-                                client_id=f"gr{self.seed}-{habit.household_id}-{day:%Y%m%d}-{code}", payload=habit.payload,
-                                category=code, **({"weight_g": amount} if unit == RateUnit.kg else {"count": amount}),
-                            ),
+                    batch.append(
+                        WeighInCreate(
+                            client_id=f"gr{self.seed}-{habit.household_id}-{day:%Y%m%d}-{code}", payload=habit.payload,
+                            category=code, **({"weight_g": amount} if unit == RateUnit.kg else {"count": amount}),
                         )
+                    )
+                    totals[code] = totals.get(code, 0) + amount
+            # The clerk's tablet uploads the morning's weigh-ins when the day closes: one service call.
+            with simulated_clock(event.ends_at + timedelta(minutes=5)):
+                for weigh_in in recycling.record_weigh_ins(self.s, self.clerk, event.id, batch):
                     self.summary.weigh_ins += 1
                     self.summary.recycling_points += weigh_in.points
-                    totals[code] = totals.get(code, 0) + amount
             with simulated_clock(event.ends_at + timedelta(minutes=30)):
                 for code, _, unit, _, _, (where, kind) in RECYCLING:
                     if code in totals:

@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrulestr
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -25,6 +25,7 @@ from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, auth
 from app.identity.models import Role
 from app.kit.errors import BadRequest, Conflict, NotFound, not_found
 from app.kit.pagination import page_by_id
+from app.kit.sql import among, bulk_insert, is_pg
 from app.places import service as places
 from app.recycling.models import (
     DestinationCreate,
@@ -36,6 +37,7 @@ from app.recycling.models import (
     EventStatus,
     ExceptionAction,
     ExceptionCreate,
+    RateUnit,
     RecyclingDestination,
     RecyclingEvent,
     RecyclingException,
@@ -473,6 +475,119 @@ def record_weigh_in(session: Session, principal: Principal, event_id: int, data:
         voucher = _walk_in_voucher(session, principal, event, row, category.name)
     session.commit()
     return _weigh_in_public(session, [row], voucher)[0], True
+
+
+def record_weigh_ins(session: Session, principal: Principal, event_id: int, batch: list[WeighInCreate]) -> list[WeighInPublic]:
+    """A recycling day's weigh-ins of registered households at once (the clerk's tablet uploading its
+    queue, a replayed day): `record_weigh_in`'s rules, set-based, one commit, all or nothing.
+
+    Walk-in residents get a points cheque each: they go through `record_weigh_in`. A client id stored
+    before (or twice in the batch) is answered with the stored weigh-in. Results in the order sent.
+    """
+    event = get_event(session, event_id)
+    community_id = event.community_id
+    authorize(session, principal, community_id, WEIGHERS)
+    if not batch:
+        return []
+    unique: dict[str, WeighInCreate] = {}
+    for d in batch:
+        unique.setdefault(d.client_id, d)
+    stored = {
+        w.client_id: w
+        for w in session.scalars(
+            select(WeighIn).where(WeighIn.community_id == community_id, among(session, WeighIn.client_id, list(unique)))
+        )
+    }
+    fresh = [d for c, d in unique.items() if c not in stored]
+    rows: list[dict[str, Any]] = []
+    if fresh:
+        if any(d.payload is None for d in fresh):
+            raise BadRequest("walk_in_single", "走访居民须逐笔登记（积分支票）", "Walk-in weigh-ins are recorded one by one (points cheques)", "walk_in")
+        if event.status != EventStatus.scheduled:
+            raise Conflict("event_cancelled", "该回收日已取消", "This recycling day was cancelled")
+        now = utcnow()
+        today = now.astimezone(_tz(session, community_id)).date()
+        if today < event.occurs_on:
+            raise Conflict("event_not_started", "回收日尚未开始", "This recycling day has not started yet")
+        if today > event.occurs_on + timedelta(days=LATE_DAYS):
+            raise Conflict("event_closed", "回收日已结束超过 3 天，不能补录", "This recycling day closed more than 3 days ago")
+        households = checkins.households_for_scans(session, principal, community_id, [d.payload for d in fresh])
+        categories = _freeze(session, event)
+        for d in fresh:
+            category = categories.get(d.category)
+            if category is None:
+                raise BadRequest("unknown_category", "本次回收日不接收该品类", "This recycling day does not take that category", "category")
+            if category.unit == "kg" and d.weight_g is None:
+                raise BadRequest("weight_required", "按重量计分的品类须填写重量", "This category is weighed: give weight_g", "weight_g")
+            if category.unit == "item" and d.count is None:
+                raise BadRequest("count_required", "按件计分的品类须填写件数", "This category is counted: give count", "count")
+            rows.append({
+                "community_id": community_id, "client_id": d.client_id, "event_id": event_id,
+                "household_id": households[d.payload], "category": category.code, "unit": category.unit,
+                "weight_g": d.weight_g, "count": d.count,
+                "points": category.points * d.weight_g // 1000 if category.unit == "kg" else category.points * d.count,
+                "voucher_id": None, "recorded_by": principal.user_id, "recorded_at": now,
+            })
+        if is_pg(session):
+            inserted = bulk_insert(session, WEIGH_IN, rows, "ON CONFLICT DO NOTHING RETURNING id, client_id")
+        else:
+            stmt = sqlite.insert(WEIGH_IN).on_conflict_do_nothing().returning(WEIGH_IN.c.id, WEIGH_IN.c.client_id)
+            inserted = session.execute(stmt, rows).all()
+        ids = {c: i for i, c in inserted}
+        if len(ids) < len(rows):  # the same client ids, uploaded at once by another device: that one won
+            session.rollback()
+            return record_weigh_ins(session, principal, event_id, batch)
+        for r in rows:
+            r["id"] = ids[r["client_id"]]
+        _credit_weigh_ins(session, community_id, today, now, {c.code: c.name for c in categories.values()}, rows)
+    session.commit()
+    made = {r["client_id"]: r for r in rows}
+    out = []
+    for d in batch:
+        if d.client_id in stored:
+            out.append(_weigh_in_public(session, [stored[d.client_id]])[0])
+        else:
+            r = made[d.client_id]
+            out.append(WeighInPublic.model_construct(
+                **{k: v for k, v in r.items() if k not in ("community_id", "unit")}, unit=RateUnit(r["unit"]), reversed=False
+            ))
+    return out
+
+
+def _credit_weigh_ins(session: Session, community_id: int, today: date, now: datetime, names: dict[str, str], rows: list[dict[str, Any]]) -> None:
+    from app.ledger import service as ledger
+    from app.ledger.service import Credit
+
+    earning = [r for r in rows if r["points"] > 0]
+    if not earning:
+        return
+    cap = rules.rules_at(session, community_id, now).daily_cap
+    cut = []
+    for r, granted in zip(earning, rules.apply_daily_cap(session, cap, [(r["household_id"], today, r["points"]) for r in earning]), strict=True):
+        if granted != r["points"]:
+            r["points"] = granted
+            cut.append({"wid": r["id"], "pts": granted})
+    if cut:
+        session.execute(WEIGH_IN.update().where(WEIGH_IN.c.id == bindparam("wid")).values(points=bindparam("pts")), cut)
+    ledger.post_credits(
+        session,
+        [
+            Credit(
+                community_id=community_id,
+                household_id=r["household_id"],
+                points=r["points"],
+                source="recycling",
+                idempotency_key=f"weighin:{r['id']}",
+                memo=f"资源回收日 {names[r['category']]} "
+                + (f"{r['weight_g'] / 1000:.1f} kg" if r["unit"] == "kg" else f"{r['count']} 件"),
+                occurred_at=now,
+                quantity_g=r["weight_g"],
+                category=r["category"],
+            )
+            for r in earning
+            if r["points"] > 0
+        ],
+    )
 
 
 def _walk_in_voucher(session: Session, principal: Principal, event: RecyclingEvent, row: WeighIn, name: str):
