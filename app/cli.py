@@ -271,6 +271,9 @@ def generate_demo(
     days: int = typer.Option(
         7, "--days", min=0, max=400, help="Days to replay, up to yesterday (365 for a year; 0 for places and people only)."
     ),
+    workers: int = typer.Option(
+        2, "--workers", min=1, max=16, help="Communities replayed at once in separate processes (PostgreSQL only; 1 on SQLite)."
+    ),
 ) -> None:
     """Generate a realistic demo street: places, staff of every role, residents, and days of check-ins, compost and exchange days.
 
@@ -299,16 +302,29 @@ def generate_demo(
                 raise typer.Exit(2) from None
     activity = {}
     if days:
-        from app.generator.activity import replay
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
 
+        from app.generator.activity import replay, replay_street
+
+        engine = get_engine()
+        today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+        parallel = engine.dialect.name == "postgresql" and workers > 1 and len(built.communities) > 1
         with Progress(TextColumn("Replaying days"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
-            task = bar.add_task("days", total=days * len(built.communities))
-            with Session(get_engine(), expire_on_commit=False) as session:
-                for c in built.communities:
-                    activity[c.id] = replay(
-                        session, seed=seed, community_id=c.id, staff=c.staff, days=days,
-                        progress=lambda _done, _total: bar.advance(task),
-                    )
+            if parallel:  # communities in worker processes: progress by community
+                task = bar.add_task("communities", total=len(built.communities))
+                activity = replay_street(
+                    engine.url.render_as_string(hide_password=False), [(c.id, c.staff) for c in built.communities],
+                    seed=seed, days=days, today=today, workers=workers, done=lambda _cid, _summary: bar.advance(task),
+                )
+            else:
+                task = bar.add_task("days", total=days * len(built.communities))
+                with Session(engine, expire_on_commit=False) as session:
+                    for c in built.communities:
+                        activity[c.id] = replay(
+                            session, seed=seed, community_id=c.id, staff=c.staff, days=days, today=today,
+                            progress=lambda _done, _total: bar.advance(task),
+                        )
     table = Table("id", "community", "households", "residents", "check-ins", "compost", "weigh-ins", "redeemed")
     for c in built.communities:
         a = activity.get(c.id)

@@ -356,3 +356,44 @@ def replay(
         if progress:
             progress(d + 1, days)
     return run.summary
+
+
+def _replay_one(url: str, seed: int, community_id: int, staff: dict[str, list[str]], days: int, today: date) -> ActivitySummary:
+    """One community in a worker process, on its own engine (nothing is shared with the parent)."""
+    from app.core.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            return replay(session, seed=seed, community_id=community_id, staff=staff, days=days, today=today)
+    finally:
+        engine.dispose()
+
+
+def replay_street(
+    url: str,
+    communities: list[tuple[int, dict[str, list[str]]]],
+    *,
+    seed: int,
+    days: int,
+    today: date,
+    workers: int = 2,
+    done: Callable[[int, ActivitySummary], None] | None = None,
+) -> dict[int, ActivitySummary]:
+    """Replay several communities, `workers` at a time in separate processes (PostgreSQL).
+
+    Communities share no rows a replay writes (their own households, accounts, bins, events), and
+    each draws from its own seeded generator, so the result is the same in any order or interleaving.
+    """
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    out: dict[int, ActivitySummary] = {}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(_replay_one, url, seed, cid, staff, days, today): cid for cid, staff in communities}
+        for future in as_completed(futures):
+            cid = futures[future]
+            out[cid] = future.result()
+            if done:
+                done(cid, out[cid])
+    return out
