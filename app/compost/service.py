@@ -351,7 +351,9 @@ def record_drops(session: Session, principal: Principal, bin_id: int, batch: lis
         if len(ids) < len(rows):  # the same client ids, sent at once by another upload: that one won
             session.rollback()
             return record_drops(session, principal, bin_id, batch)
-        _credit_drops(session, community_id, rules_for, [r | {"id": ids[r["client_id"]]} for r in rows])
+        for r in rows:
+            r["id"] = ids[r["client_id"]]
+        _credit_drops(session, community_id, rules_for, rows)
     session.commit()
     made = {r["client_id"]: r for r in rows}
     out = []
@@ -561,6 +563,39 @@ def collect_claim(session: Session, principal: Principal, claim_id: int) -> Comp
     session.commit()
     session.refresh(claim)
     return CompostClaimPublic.model_validate(claim, update={"bin_id": harvest_row.bin_id})
+
+
+def collect_claims(session: Session, principal: Principal, harvest_id: int, claim_ids: list[int]) -> list[CompostClaimPublic]:
+    """Hand over many shares of one harvest at once (the day the households come for their compost):
+    `collect_claim` for each, in one UPDATE and one commit; all or nothing."""
+    harvest_row = session.get(CompostHarvest, harvest_id)
+    if harvest_row is None:
+        raise not_found("开箱记录", "Compost harvest", "harvest_id")
+    authorize(session, principal, harvest_row.community_id, FIELD_STAFF)
+    wanted = sorted(set(claim_ids))
+    if not wanted:
+        return []
+    now = utcnow()
+    done = session.execute(
+        update(CLAIM)
+        .where(among(session, CLAIM.c.id, wanted), CLAIM.c.harvest_id == harvest_id, CLAIM.c.collected_at.is_(None))
+        .values(collected_at=now, collected_by=principal.user_id)
+        .returning(CLAIM.c.id, CLAIM.c.household_id, CLAIM.c.share_g)
+    ).all()
+    if len(done) != len(wanted):
+        session.rollback()
+        if session.scalar(select(func.count()).select_from(CLAIM).where(among(session, CLAIM.c.id, wanted), CLAIM.c.harvest_id == harvest_id)) != len(wanted):
+            raise not_found("领取记录", "Compost claim", "claim_id")
+        raise Conflict("already_collected", "该户的肥料已领取", "This compost has already been collected")
+    for claim_id, household_id, share_g in done:
+        audit.record(
+            session, actor_user_id=principal.user_id, action="compost_claim.collect", object_type="compost_claim",
+            object_id=claim_id, community_id=harvest_row.community_id, request_id=principal.request_id,
+            detail={"household_id": household_id, "share_g": share_g},
+        )
+    session.commit()
+    rows = session.scalars(select(CompostClaim).where(among(session, CompostClaim.id, wanted)).order_by(CompostClaim.id))
+    return [CompostClaimPublic.model_validate(c, update={"bin_id": harvest_row.bin_id}) for c in rows]
 
 
 def household_claims(session: Session, principal: Principal, household_id: int) -> list[CompostClaimPublic]:
