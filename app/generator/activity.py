@@ -114,7 +114,8 @@ class CommunityReplay:
         self.name = community.name
         self.days = days
         self.first = (today or datetime.now(self.tz).date()) - timedelta(days=days)
-        self.rng = random.Random(seed * 100_003 + community_id)
+        # Seeded by the community's name (unique in a plan), not its id: the same seed replays the same days in any database.
+        self.rng = random.Random(f"{seed}/{community.name}")
         self.committee = _principal(session, staff["committee"][0], Role.committee, community_id)
         self.volunteer = _principal(session, staff["volunteer"][0], Role.volunteer, community_id)
         self.keeper = _principal(session, staff["keeper"][0], Role.compost_keeper, community_id)

@@ -41,3 +41,28 @@ def test_replayed_checkins_credit_the_ledger_consistently(client, engine):
 
     verify = CliRunner().invoke(app, ["ledger", "verify", "--community", str(c.id)])
     assert verify.exit_code == 0, verify.output
+
+
+def test_the_same_seed_replays_the_same_days_in_another_database(tmp_path):
+    """Deterministic for a seed: two fresh databases, the same street and the same balances per door plate."""
+    from sqlalchemy import select
+
+    from app.core.db import make_engine
+    from app.core.migrate import upgrade
+    from app.ledger import service as ledger
+    from app.places.models import Building, Household
+
+    outcomes = []
+    for name in ("a", "b"):
+        url = f"sqlite:///{tmp_path / name}.db"
+        upgrade(url)
+        engine = make_engine(url)
+        with Session(engine, expire_on_commit=False) as s:
+            c = build_street(s, plan_street(4242, 1, 30)).communities[0]
+            summary = replay(s, seed=4242, community_id=c.id, staff=c.staff, days=40, today=date(2026, 3, 1))
+            rows = s.exec(select(Building.name, Household.unit, Household.door_plate, Household.id).join(Building)).all()
+            balances = sorted((b, u, d, ledger.balance_of(s, h)) for b, u, d, h in rows)
+        engine.dispose()
+        outcomes.append((summary, balances))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0].scans > 0 and any(b for *_, b in outcomes[0][1])
