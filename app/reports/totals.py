@@ -23,6 +23,8 @@ from app.places.models import Building, Community, Compound, Household
 
 E = JournalEntry.__table__
 ORIG = aliased(JournalEntry.__table__, name="orig")
+_CORRECTION = aliased(JournalEntry.__table__, name="correction")
+REVERSED = select(_CORRECTION.c.reverses_entry_id).where(_CORRECTION.c.reverses_entry_id.is_not(None))
 P = Posting.__table__
 A = LedgerAccount.__table__
 ACC = aliased(LedgerAccount.__table__, name="acc")
@@ -121,7 +123,9 @@ def totals_query(community_ids: tuple[int, ...], lo: datetime, hi: datetime) -> 
         .select_from(
             A.join(P, P.c.account_id == A.c.id)
             .join(E, E.c.id == P.c.entry_id)
-            .outerjoin(ORIG, ORIG.c.id == E.c.reverses_entry_id)
+            # Only entries that were reversed can be an original: that small set (read through the index
+            # on reverses_entry_id) is what the join hashes, not the whole journal.
+            .outerjoin(ORIG, and_(ORIG.c.id == E.c.reverses_entry_id, ORIG.c.id.in_(REVERSED)))
         )
         # A correction is never earlier than what it reverses: the plain bound keeps the index usable.
         .where(A.c.community_id.in_(community_ids), A.c.household_id.is_not(None), E.c.occurred_at >= lo, occurred >= lo)
