@@ -410,10 +410,11 @@ def record_scans(session: Session, principal: Principal, community_id: int, scan
 async def record_one(principal: Principal, community_id: int, scan: ScanIn) -> ScanResult:
     """A single scan, on the event loop. On PostgreSQL the usual case — a field worker of this
     community, a genuine code of one of its active households, a known station, a time inside a
-    window, a new client id and a free slot — is one statement on an asyncio connection (check-in,
-    daily-cap counter, journal entry, balance, postings): the bin-side hot path, with no thread hop
-    and no ORM. Anything else (a rejection, a duplicate, a replay, a lock conflict, another role)
-    takes the general path in a worker thread, which answers it exactly as an offline batch would.
+    window and a new client id — is one statement on an asyncio connection (check-in, daily-cap
+    counter, journal entry, balance, postings; or the check-in alone when its window slot is already
+    credited, a duplicate): the bin-side hot path, with no thread hop and no ORM. Anything else (a
+    rejection, a replay, a lock conflict, another role) takes the general path in a worker thread,
+    which answers it exactly as an offline batch would.
     """
     engine = get_engine()
     if engine.dialect.name == "postgresql" and (
@@ -428,7 +429,7 @@ async def record_one(principal: Principal, community_id: int, scan: ScanIn) -> S
             row = await _write_one(plan)
             if row is not None:
                 return ScanResult.model_construct(
-                    client_id=scan.client_id, status=ScanStatus.accepted, reason=None, checkin_id=row[0],
+                    client_id=scan.client_id, status=ScanStatus(row[3]), reason=None, checkin_id=row[0],
                     household_id=row[1], points=row[2], replayed=False,
                 )
     return await run_in_threadpool(_record_in_session, principal, community_id, scan)
@@ -503,8 +504,8 @@ def _plan_one(url: str, principal: Principal, community_id: int, scan: ScanIn) -
     }
 
 
-async def _write_one(params: dict[str, Any]) -> tuple[int, int, int] | None:
-    """(check-in id, household id, points), or None when the statement wrote nothing.
+async def _write_one(params: dict[str, Any]) -> tuple[int, int, int, str] | None:
+    """(check-in id, household id, points, status), or None when the statement wrote nothing.
 
     One round trip: the connection is in autocommit, so the statement is its own transaction
     (no BEGIN/COMMIT exchanges); when it cannot write the check-in it fails and leaves nothing.
@@ -529,12 +530,20 @@ def _one_sql() -> str:
     if _ONE_SQL is None:
         from app.ledger.fragments import credit_ctes
 
-        cap_cte, granted = rules.daily_cap_sql("h")
+        cap_cte, granted = rules.daily_cap_sql("free")
         _ONE_SQL = f"""WITH h AS (
     SELECT id FROM household
     WHERE public_code = %(code)s::varchar AND community_id = %(community_id)s::bigint AND status = 'active'
       AND id <> ALL(%(own)s::bigint[])
 ),
+-- A correct scan whose window slot is already credited is a duplicate: recorded, no points, no cap.
+slot AS (
+    SELECT %(credited)s::boolean AND EXISTS (
+        SELECT 1 FROM checkin AS k JOIN h ON k.household_id = h.id
+        WHERE k.window_id = %(window_id)s::bigint AND k.window_date = %(day)s::date AND k.credited
+    ) AS taken
+),
+free AS (SELECT h.id FROM h, slot WHERE NOT slot.taken),
 {cap_cte},
 c AS (
     INSERT INTO checkin (community_id, client_id, household_id, station_id, window_id, window_date, category, result,
@@ -542,11 +551,12 @@ c AS (
                          recorded_by)
     SELECT %(community_id)s::bigint, %(client_id)s::varchar, h.id, %(station_id)s::bigint, %(window_id)s::bigint,
            %(day)s::date, %(category)s::varchar, %(result)s::varchar, %(reasons)s::json, %(weight_g)s::integer,
-           %(photo_ref)s::varchar, 'accepted', NULL, %(credited)s::boolean, {granted}, %(scanned_at)s::timestamptz,
-           %(posted_at)s::timestamptz, %(user_id)s::bigint
-    FROM h
+           %(photo_ref)s::varchar, CASE WHEN slot.taken THEN 'duplicate' ELSE 'accepted' END, NULL,
+           %(credited)s::boolean AND NOT slot.taken, CASE WHEN slot.taken THEN 0 ELSE {granted} END,
+           %(scanned_at)s::timestamptz, %(posted_at)s::timestamptz, %(user_id)s::bigint
+    FROM h, slot
     ON CONFLICT DO NOTHING
-    RETURNING id, household_id, points
+    RETURNING id, household_id, points, status
 ),
 credit AS (
     SELECT c.household_id, c.points, 'checkin:' || c.id AS idempotency_key, %(memo)s::varchar AS memo,
@@ -554,9 +564,10 @@ credit AS (
     FROM c WHERE c.points > 0
 ),
 {credit_ctes("credit")}
--- Nothing inserted (unknown or foreign household, a duplicate, a replay): fail the whole statement so
--- that nothing of it stays (the cap counter above), by dividing by the number of check-ins written.
-SELECT c.id, c.household_id, c.points
+-- Nothing inserted (unknown or foreign household, a replay, a slot credited meanwhile by a concurrent
+-- scan): fail the whole statement so that nothing of it stays (the cap counter above), by dividing by
+-- the number of check-ins written.
+SELECT c.id, c.household_id, c.points, c.status
 FROM (SELECT 1) AS one LEFT JOIN c ON true
 WHERE 1 / (SELECT count(*)::integer FROM c) = 1"""
     return _ONE_SQL
