@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -46,12 +45,6 @@ ENROLMENT = Enrolment.__table__
 DAY = ChallengeDay.__table__
 
 
-def _audit(session: Session, principal: Principal, action: str, obj: Any, community_id: int, **detail: Any) -> None:
-    audit.record(
-        session, actor_user_id=principal.user_id, action=action, object_type=type(obj).__tablename__,
-        object_id=obj.id, community_id=community_id, request_id=principal.request_id, detail=detail,
-    )
-
 
 def _today(session: Session, community_id: int) -> date:
     return utcnow().astimezone(checkins.load_setup(session, community_id).tz).date()
@@ -85,7 +78,7 @@ def create_activity(session: Session, principal: Principal, community_id: int, d
     except IntegrityError:
         session.rollback()
         return stored()
-    _audit(session, principal, "activity.create", row, community_id, title=row.title, held_on=str(row.held_on))
+    audit.record_act(session, principal, "activity.create", row, community_id, title=row.title, held_on=str(row.held_on))
     session.commit()
     return row
 
@@ -116,7 +109,7 @@ def update_activity(session: Session, principal: Principal, activity_id: int, da
         raise Unprocessable("validation_error", "参与人数不能多于参与人次", "Unique participants cannot exceed attendances", "unique_participants") from None
     row.updated_at = utcnow()
     session.add(row)
-    _audit(session, principal, "activity.update", row, row.community_id, changes={k: str(v) for k, v in changes.items()})
+    audit.record_act(session, principal, "activity.update", row, row.community_id, changes={k: str(v) for k, v in changes.items()})
     session.commit()
     return row
 
@@ -175,7 +168,7 @@ def create_challenge(session: Session, principal: Principal, community_id: int, 
     except IntegrityError:
         session.rollback()
         raise Conflict("duplicate", "同名、同开始日期的挑战已存在", "A challenge with this title and start already exists") from None
-    _audit(session, principal, "challenge.create", row, community_id, title=row.title)
+    audit.record_act(session, principal, "challenge.create", row, community_id, title=row.title)
     session.commit()
     return row
 
@@ -306,7 +299,7 @@ def check_in(session: Session, principal: Principal, challenge_id: int, househol
             )
     session.add(enrolment)
     if household_id not in principal.household_ids:
-        _audit(session, principal, "challenge.checkin_for", enrolment, challenge.community_id, household_id=household_id, day=str(day))
+        audit.record_act(session, principal, "challenge.checkin_for", enrolment, challenge.community_id, household_id=household_id, day=str(day))
     session.commit()
     return _public(enrolment, today)
 

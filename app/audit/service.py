@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, select
 
 from app.audit.models import AuditLog
 from app.kit.pagination import page_by_id
+
+if TYPE_CHECKING:
+    from app.identity.auth import Principal
 
 
 def record(
@@ -38,3 +41,17 @@ def record(
 def list_for_community(session: Session, community_id: int, cursor: str | None, limit: int):
     stmt = select(AuditLog).where(AuditLog.community_id == community_id)
     return page_by_id(session, stmt, AuditLog.id, cursor, limit)
+
+
+def record_act(session: Session, principal: Principal, action: str, obj: Any, community_id: int | None, **detail: Any) -> AuditLog:
+    """The audit row of a change a signed-in user made to a table row `obj` (its table and id)."""
+    return record(
+        session,
+        actor_user_id=principal.user_id,
+        action=action,
+        object_type=type(obj).__tablename__,
+        object_id=obj.id,
+        community_id=community_id,
+        request_id=principal.request_id,
+        detail=detail,
+    )

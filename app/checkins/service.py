@@ -123,18 +123,6 @@ def _forget(session: Session, community_id: int) -> None:
         _setups.pop(_cache_key(session, community_id), None)
 
 
-def _audit(session: Session, principal: Principal, action: str, obj: Any, community_id: int, **detail: Any) -> None:
-    audit.record(
-        session,
-        actor_user_id=principal.user_id,
-        action=action,
-        object_type=type(obj).__tablename__,
-        object_id=obj.id,
-        community_id=community_id,
-        request_id=principal.request_id,
-        detail=detail,
-    )
-
 
 def _commit(session: Session, zh: str, en: str) -> None:
     try:
@@ -165,7 +153,7 @@ def create_station(session: Session, principal: Principal, community_id: int, da
     except IntegrityError:
         session.rollback()
         raise Conflict("duplicate", "该投放点已存在", "This station already exists") from None
-    _audit(session, principal, "station.create", station, community_id, name=station.name)
+    audit.record_act(session, principal, "station.create", station, community_id, name=station.name)
     _commit(session, "该投放点已存在", "This station already exists")
     _forget(session, community_id)
     return station
@@ -184,7 +172,7 @@ def update_station(session: Session, principal: Principal, station_id: int, data
     for k, v in changes.items():
         setattr(station, k, v)
     session.add(station)
-    _audit(session, principal, "station.update", station, station.community_id, changes=changes)
+    audit.record_act(session, principal, "station.update", station, station.community_id, changes=changes)
     _commit(session, "该投放点已存在", "This station already exists")
     _forget(session, station.community_id)
     return station
@@ -227,7 +215,7 @@ def create_window(session: Session, principal: Principal, community_id: int, dat
     except IntegrityError:
         session.rollback()
         raise Conflict("duplicate", "同名的投放时段已存在", "A window with this name already exists") from None
-    _audit(session, principal, "drop_window.create", window, community_id, name=window.name,
+    audit.record_act(session, principal, "drop_window.create", window, community_id, name=window.name,
            starts=str(window.starts), ends=str(window.ends), weekdays=window.weekdays)
     session.commit()
     _forget(session, community_id)
@@ -253,7 +241,7 @@ def update_window(session: Session, principal: Principal, window_id: int, data: 
     window.weekdays = "".join(sorted(set(window.weekdays)))
     _check_overlap(session, window.community_id, window)
     session.add(window)
-    _audit(session, principal, "drop_window.update", window, window.community_id,
+    audit.record_act(session, principal, "drop_window.update", window, window.community_id,
            changes={k: str(v) for k, v in changes.items()})
     _commit(session, "同名的投放时段已存在", "A window with this name already exists")
     _forget(session, window.community_id)

@@ -50,18 +50,6 @@ CLAIM = CompostClaim.__table__
 STATE_ZH = {"accepting": "接收中", "curing": "腐熟中", "ready": "已腐熟", "harvested": "已开箱"}
 
 
-def _audit(session: Session, principal: Principal, action: str, obj: Any, community_id: int, **detail: Any) -> None:
-    audit.record(
-        session,
-        actor_user_id=principal.user_id,
-        action=action,
-        object_type=type(obj).__tablename__,
-        object_id=obj.id,
-        community_id=community_id,
-        request_id=principal.request_id,
-        detail=detail,
-    )
-
 
 def _tz(session: Session, community_id: int) -> ZoneInfo:
     return checkins.load_setup(session, community_id).tz
@@ -86,7 +74,7 @@ def create_site(session: Session, principal: Principal, community_id: int, data:
     except IntegrityError:
         session.rollback()
         raise Conflict("duplicate", "该堆肥点已存在", "This compost site already exists") from None
-    _audit(session, principal, "compost_site.create", site, community_id, name=site.name)
+    audit.record_act(session, principal, "compost_site.create", site, community_id, name=site.name)
     session.commit()
     return site
 
@@ -132,7 +120,7 @@ def create_bin(session: Session, principal: Principal, site_id: int, data: Compo
     except IntegrityError:
         session.rollback()
         raise Conflict("duplicate", "该堆肥箱已存在", "This compost bin already exists") from None
-    _audit(session, principal, "compost_bin.create", row, site.community_id, name=row.name, method=row.method)
+    audit.record_act(session, principal, "compost_bin.create", row, site.community_id, name=row.name, method=row.method)
     session.commit()
     return bin_public(session, [row])[0]
 
@@ -179,7 +167,7 @@ def close_bin(session: Session, principal: Principal, bin_id: int) -> CompostBin
     days = row.curing_days or CURING_DAYS[row.method]
     ready_on = now.astimezone(_tz(session, row.community_id)).date() + timedelta(days=days)
     _move(session, row, {BinState.accepting}, {"state": BinState.curing.value, "closed_at": now, "ready_on": ready_on})
-    _audit(session, principal, "compost_bin.close", row, row.community_id, cycle=row.cycle, ready_on=str(ready_on))
+    audit.record_act(session, principal, "compost_bin.close", row, row.community_id, cycle=row.cycle, ready_on=str(ready_on))
     session.commit()
     return bin_public(session, [row])[0]
 
@@ -188,7 +176,7 @@ def mark_ready(session: Session, principal: Principal, bin_id: int) -> CompostBi
     row = get_bin(session, bin_id)
     authorize(session, principal, row.community_id, KEEPERS)
     _move(session, row, {BinState.curing}, {"state": BinState.ready.value})
-    _audit(session, principal, "compost_bin.ready", row, row.community_id, cycle=row.cycle)
+    audit.record_act(session, principal, "compost_bin.ready", row, row.community_id, cycle=row.cycle)
     session.commit()
     return bin_public(session, [row])[0]
 
@@ -203,7 +191,7 @@ def reopen_bin(session: Session, principal: Principal, bin_id: int) -> CompostBi
         {BinState.harvested},
         {"state": BinState.accepting.value, "cycle": row.cycle + 1, "closed_at": None, "ready_on": None, "opened_at": None},
     )
-    _audit(session, principal, "compost_bin.reopen", row, row.community_id, cycle=row.cycle)
+    audit.record_act(session, principal, "compost_bin.reopen", row, row.community_id, cycle=row.cycle)
     session.commit()
     return bin_public(session, [row])[0]
 
@@ -515,7 +503,7 @@ def harvest(session: Session, principal: Principal, bin_id: int, compost_g: int)
         CompostClaim(harvest_id=record.id, household_id=h, fed_g=int(fed[h]), share_g=g) for h, g in sorted(shares.items())
     ]
     session.add_all(claims)
-    _audit(session, principal, "compost_bin.harvest", row, row.community_id, cycle=cycle, compost_g=compost_g, households=len(claims))
+    audit.record_act(session, principal, "compost_bin.harvest", row, row.community_id, cycle=cycle, compost_g=compost_g, households=len(claims))
     session.commit()
     return HarvestPublic(
         id=record.id, bin_id=bin_id, cycle=cycle, compost_g=compost_g, harvested_at=now,

@@ -65,18 +65,6 @@ def _insert(session: Session, table):
     return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
 
 
-def _audit(session: Session, principal: Principal, action: str, obj: Any, community_id: int, **detail: Any) -> None:
-    audit.record(
-        session,
-        actor_user_id=principal.user_id,
-        action=action,
-        object_type=type(obj).__tablename__,
-        object_id=obj.id,
-        community_id=community_id,
-        request_id=principal.request_id,
-        detail=detail,
-    )
-
 
 def _tz(session: Session, community_id: int) -> ZoneInfo:
     return checkins.load_setup(session, community_id).tz
@@ -116,7 +104,7 @@ def put_rate(session: Session, principal: Principal, community_id: int, code: st
     except IntegrityError:
         session.rollback()
         raise Conflict("duplicate", "该品类已存在", "This category already exists") from None
-    _audit(session, principal, "recycling_rate.put", rate, community_id, code=code, **data.model_dump(mode="json"))
+    audit.record_act(session, principal, "recycling_rate.put", rate, community_id, code=code, **data.model_dump(mode="json"))
     session.commit()
     return rate, created
 
@@ -227,7 +215,7 @@ def create_schedule(session: Session, principal: Principal, community_id: int, d
     if count == 0:
         session.rollback()
         raise BadRequest("no_occurrences", "该规则没有产生任何日期", "The rule yields no dates", "rrule")
-    _audit(session, principal, "recycling_schedule.create", schedule, community_id, rrule=schedule.rrule, events=count)
+    audit.record_act(session, principal, "recycling_schedule.create", schedule, community_id, rrule=schedule.rrule, events=count)
     session.commit()
     return schedule
 
@@ -285,7 +273,7 @@ def add_exception(session: Session, principal: Principal, schedule_id: int, data
     for k, v in _apply_exception(schedule, exception, tz).items():
         setattr(event, k, v)
     session.add(event)
-    _audit(session, principal, "recycling_schedule.exception", schedule, schedule.community_id, exception=data.model_dump(mode="json"))
+    audit.record_act(session, principal, "recycling_schedule.exception", schedule, schedule.community_id, exception=data.model_dump(mode="json"))
     session.commit()
     return event_public(session, [event])[0]
 
@@ -308,7 +296,7 @@ def create_event(session: Session, principal: Principal, community_id: int, data
     except IntegrityError:
         session.rollback()
         raise Conflict("duplicate", "当天该地点已有回收日", "There is already a recycling day at this place on that day") from None
-    _audit(session, principal, "recycling_event.create", event, community_id, occurs_on=str(data.occurs_on))
+    audit.record_act(session, principal, "recycling_event.create", event, community_id, occurs_on=str(data.occurs_on))
     session.commit()
     return event_public(session, [event])[0]
 
@@ -376,7 +364,7 @@ def set_categories(session: Session, principal: Principal, event_id: int, items:
     session.execute(CATEGORY.delete().where(CATEGORY.c.event_id == event_id))
     if items:
         session.execute(CATEGORY.insert(), [{"event_id": event_id, **i.model_dump(mode="json")} for i in items])
-    _audit(session, principal, "recycling_event.categories", event, event.community_id, codes=[i.code for i in items])
+    audit.record_act(session, principal, "recycling_event.categories", event, event.community_id, codes=[i.code for i in items])
     session.commit()
     return event_public(session, [event])[0]
 
@@ -650,7 +638,7 @@ def reverse_weigh_in(session: Session, principal: Principal, weigh_in_id: int, r
 
         reversal.entry_id = vouchers.cancel(session, row.voucher_id, reason=reason, actor_user_id=principal.user_id)
         session.add(reversal)
-        _audit(session, principal, "voucher.cancel", vouchers.get_voucher(session, row.voucher_id), row.community_id, weigh_in_id=row.id, reason=reason)
+        audit.record_act(session, principal, "voucher.cancel", vouchers.get_voucher(session, row.voucher_id), row.community_id, weigh_in_id=row.id, reason=reason)
     session.commit()
     return _weigh_in_public(session, [row])[0]
 
@@ -699,7 +687,7 @@ def add_destination(session: Session, principal: Principal, event_id: int, data:
         return session.scalars(
             select(RecyclingDestination).where(RecyclingDestination.event_id == event_id, RecyclingDestination.client_id == data.client_id)
         ).one()
-    _audit(session, principal, "recycling_destination.create", row, event.community_id, **data.model_dump(mode="json"))
+    audit.record_act(session, principal, "recycling_destination.create", row, event.community_id, **data.model_dump(mode="json"))
     session.commit()
     return row
 

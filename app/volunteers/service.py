@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -45,12 +44,6 @@ SHIFT = Shift.__table__
 HOURS_READERS = REPORT_READERS | MANAGERS | {Role.supervisor}
 
 
-def _audit(session: Session, principal: Principal, action: str, obj: Any, community_id: int, **detail: Any) -> None:
-    audit.record(
-        session, actor_user_id=principal.user_id, action=action, object_type=type(obj).__tablename__,
-        object_id=obj.id, community_id=community_id, request_id=principal.request_id, detail=detail,
-    )
-
 
 # --- teams -------------------------------------------------------------------------------------
 
@@ -86,7 +79,7 @@ def create_team(session: Session, principal: Principal, community_id: int, data:
         raise Conflict("duplicate", "该队伍已存在", "This team already exists") from None
     if data.leader_user_id is not None:
         session.add(TeamMember(team_id=team.id, user_id=data.leader_user_id))
-    _audit(session, principal, "volunteer_team.create", team, community_id, name=team.name)
+    audit.record_act(session, principal, "volunteer_team.create", team, community_id, name=team.name)
     session.commit()
     return _team_public(session, [team])[0]
 
@@ -112,7 +105,7 @@ def add_member(session: Session, principal: Principal, team_id: int, user_id: in
         raise not_found("用户", "User", "user_id")
     if session.get(TeamMember, (team_id, user_id)) is None:
         session.add(TeamMember(team_id=team_id, user_id=user_id))
-        _audit(session, principal, "volunteer_team.add_member", team, team.community_id, user_id=user_id)
+        audit.record_act(session, principal, "volunteer_team.add_member", team, team.community_id, user_id=user_id)
         session.commit()
     return _team_public(session, [team])[0]
 
@@ -195,7 +188,7 @@ def end_shift(session: Session, principal: Principal, shift_id: int, data: Shift
         return shift
     shift.signed_out_at, shift.minutes = out, minutes
     _credit_hours(session, shift)
-    _audit(session, principal, "volunteer_shift.sign_out", shift, shift.community_id, user_id=shift.user_id, minutes=minutes)
+    audit.record_act(session, principal, "volunteer_shift.sign_out", shift, shift.community_id, user_id=shift.user_id, minutes=minutes)
     session.commit()
     return shift
 
