@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends
@@ -90,7 +91,12 @@ _async_pools: dict[tuple[int, str], asyncio.Future] = {}
 
 
 def _conninfo(engine: Engine) -> str:
-    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return _libpq_url(engine.url)
+
+
+@lru_cache(maxsize=8)
+def _libpq_url(url) -> str:
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def _open_pool(conninfo: str):
