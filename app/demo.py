@@ -5,8 +5,11 @@ Idempotent: does nothing when the demo street already exists.
 
 from __future__ import annotations
 
+from datetime import time
+
 from sqlmodel import Session, select
 
+from app.checkins.models import DropWindow, Station
 from app.core.security import mask_phone, phone_hash
 from app.identity import service as identity
 from app.identity.models import Role, RoleGrant, StaffCreate
@@ -47,6 +50,10 @@ def seed_demo(session: Session) -> Community | None:
     compound = Compound(name="玫瑰里小区", community_id=community.id)
     session.add(compound)
     session.flush()
+    # A bin-side station and the usual drop-off windows (定时定点, local time): a scan can be tried at once.
+    session.add(Station(community_id=community.id, compound_id=compound.id, name="1号楼东侧", location="1号楼东侧垃圾房"))
+    session.add(DropWindow(community_id=community.id, name="早间", starts=time(7), ends=time(9)))
+    session.add(DropWindow(community_id=community.id, name="晚间", starts=time(18), ends=time(21)))
     for b in range(1, 4):
         building = Building(name=f"{b}号楼", compound_id=compound.id, community_id=community.id)
         session.add(building)
