@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import date
 
 from sqlmodel import Session
@@ -15,7 +14,9 @@ from app.generator.service import build_street
 
 
 def test_replayed_checkins_credit_the_ledger_consistently(client, engine):
-    seed = int(uuid.uuid4().int % 10**9)
+    # A fixed seed: the replay is deterministic for it, so the test is too (a random one could draw a
+    # month in which nobody redeemed). No other test replays this seed into the shared database.
+    seed = 1001
     with Session(engine, expire_on_commit=False) as s:
         built = build_street(s, plan_street(seed, 1, 40))
         c = built.communities[0]
