@@ -42,10 +42,6 @@ def _recordset_sql(table: Table, columns: tuple[str, ...], tail: str) -> Any:
     )
 
 
-def _jsonable(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else str(value)
-
-
 def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]], tail: str = "") -> list[Any]:
     """PostgreSQL only: INSERT … SELECT FROM json_to_recordset(one JSON document of the rows) [tail],
     e.g. tail="ON CONFLICT DO NOTHING RETURNING id".
@@ -56,7 +52,8 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]], 
     dumping. Rows are inserted in the order given; JSON columns take Python lists and dicts."""
     columns = tuple(rows[0])
     stmt = _recordset_sql(table, columns, tail)
-    payload = json.dumps(list(rows), default=_jsonable,
-                         ensure_ascii=False, separators=(",", ":"))
+    # default=str: datetimes, dates and times become text PostgreSQL reads back ("2026-11-23 07:05:00+00:00"),
+    # through a builtin, not a Python function per value.
+    payload = json.dumps(list(rows), default=str, ensure_ascii=False, separators=(",", ":"))
     result = session.execute(stmt, {"rows": payload})
     return result.all() if "RETURNING" in tail.upper() else []
