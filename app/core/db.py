@@ -84,7 +84,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 # --- asyncio connections for the hot paths (PostgreSQL) ------------------------------------------
 #
 # A route that is `async def` and talks to PostgreSQL through these never leaves the event loop: no
-# thread-pool hand-off per request (measured at a quarter of the check-in path's CPU when it went
+# thread-pool hand-off per request (measured at a third of the check-in path's CPU when it went
 # through a sync session). One pool per event loop and database; closed when the app shuts down.
 
 _async_pools: dict[tuple[int, str], asyncio.Future] = {}
