@@ -38,7 +38,7 @@ from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, auth
 from app.identity.models import Role
 from app.kit.errors import BadRequest, Conflict, Unprocessable, not_found
 from app.kit.pagination import page_by_id
-from app.kit.sql import among, bulk_insert, is_pg
+from app.kit.sql import among, bulk_insert, fresh_and_stored, is_pg
 from app.places import service as places
 from app.rules import service as rules
 from app.rules.models import ActReversal
@@ -291,16 +291,7 @@ def record_drops(session: Session, principal: Principal, bin_id: int, batch: lis
     authorize(session, principal, community_id, FIELD_STAFF)
     if not batch:
         return []
-    unique: dict[str, CompostDropCreate] = {}
-    for d in batch:
-        unique.setdefault(d.client_id, d)
-    stored = {
-        d.client_id: d
-        for d in session.scalars(
-            select(CompostDrop).where(CompostDrop.community_id == community_id, among(session, CompostDrop.client_id, list(unique)))
-        )
-    }
-    fresh = [d for c, d in unique.items() if c not in stored]
+    fresh, stored = fresh_and_stored(session, CompostDrop, community_id, batch)
     households = checkins.households_for_scans(session, principal, community_id, [d.payload for d in fresh])
     now = utcnow()
     for d in fresh:

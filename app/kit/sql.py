@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, String, Table, any_, bindparam, text
+from sqlalchemy import JSON, BigInteger, String, Table, any_, bindparam, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
@@ -57,3 +57,18 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]], 
     payload = json.dumps(list(rows), default=str, ensure_ascii=False, separators=(",", ":"))
     result = session.execute(stmt, {"rows": payload})
     return result.all() if "RETURNING" in tail.upper() else []
+
+
+def fresh_and_stored(session: Session, model: Any, community_id: int, items: Sequence[Any]) -> tuple[list[Any], dict[str, Any]]:
+    """For a batch of items carrying client ids: the items not stored yet (the first of any repeats,
+    in order) and the rows already stored under the batch's client ids (client id → row)."""
+    unique: dict[str, Any] = {}
+    for item in items:
+        unique.setdefault(item.client_id, item)
+    stored = {
+        row.client_id: row
+        for row in session.scalars(
+            select(model).where(model.community_id == community_id, among(session, model.client_id, list(unique)))
+        )
+    }
+    return [item for c, item in unique.items() if c not in stored], stored

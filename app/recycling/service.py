@@ -25,7 +25,7 @@ from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, auth
 from app.identity.models import Role
 from app.kit.errors import BadRequest, Conflict, NotFound, not_found
 from app.kit.pagination import page_by_id
-from app.kit.sql import among, bulk_insert, is_pg
+from app.kit.sql import bulk_insert, fresh_and_stored, is_pg
 from app.places import service as places
 from app.recycling.models import (
     DestinationCreate,
@@ -477,16 +477,7 @@ def record_weigh_ins(session: Session, principal: Principal, event_id: int, batc
     authorize(session, principal, community_id, WEIGHERS)
     if not batch:
         return []
-    unique: dict[str, WeighInCreate] = {}
-    for d in batch:
-        unique.setdefault(d.client_id, d)
-    stored = {
-        w.client_id: w
-        for w in session.scalars(
-            select(WeighIn).where(WeighIn.community_id == community_id, among(session, WeighIn.client_id, list(unique)))
-        )
-    }
-    fresh = [d for c, d in unique.items() if c not in stored]
+    fresh, stored = fresh_and_stored(session, WeighIn, community_id, batch)
     rows: list[dict[str, Any]] = []
     if fresh:
         if any(d.payload is None for d in fresh):
