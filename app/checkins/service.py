@@ -94,11 +94,17 @@ def _cache_key(session: Session, community_id: int) -> tuple[str, int]:
     return (str(session.get_bind().engine.url), community_id)
 
 
+def cached_setup(key: tuple[str, int]) -> Setup | None:
+    """The setup in this process's cache under (engine URL, community id), if still fresh."""
+    hit = _setups.get(key)
+    return hit[1] if hit is not None and hit[0] > _time.monotonic() else None
+
+
 def load_setup(session: Session, community_id: int) -> Setup:
     key = _cache_key(session, community_id)
-    hit = _setups.get(key)
-    if hit is not None and hit[0] > _time.monotonic():
-        return hit[1]
+    cached = cached_setup(key)
+    if cached is not None:
+        return cached
     community = places.get_community(session, community_id)
     windows = tuple(
         WindowSpec(i, s, e, frozenset(int(c) for c in wd))
@@ -453,12 +459,11 @@ def _plan_one(url: str, principal: Principal, community_id: int, scan: ScanIn) -
     from app.ledger import service as ledger
     from app.ledger.models import Source, SystemAccount
 
-    hit = _setups.get((url, community_id))
+    setup = cached_setup((url, community_id))
     resolve = rules.cached_resolver(url, community_id)
     issued = ledger.cached_system_account_id(url, community_id, SystemAccount.issued)
-    if hit is None or hit[0] <= _time.monotonic() or resolve is None or issued is None:
+    if setup is None or resolve is None or issued is None:
         return _COLD
-    setup = hit[1]
     now = utcnow()
     code = _public_code(scan.payload)
     scanned_at = scan.scanned_at or now

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from app.ledger.models import HOUSEHOLD
 
-# Columns the source CTE must have, one row per credit and at most one row per household.
-SOURCE_COLUMNS = ("household_id", "points", "idempotency_key", "memo", "occurred_at", "quantity_g", "category")
-
 
 def credit_ctes(source: str) -> str:
-    """CTEs `ledger_entry`, `ledger_account_row`, `ledger_posting` that post the credits in `source`.
+    """CTEs `ledger_entry`, `ledger_account_row`, `ledger_posting` that post the credits in `source`:
+    a CTE with the columns household_id, points, idempotency_key, memo, occurred_at, quantity_g and
+    category, one row per credit and at most one row per household.
 
     Needs the parameters %(community_id)s, %(issued_account_id)s (the community's issued account,
     from `system_account_id`), %(posted_at)s. Points must be positive (the source filters).
