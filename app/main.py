@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.checkins.fastpath import CheckinFastPath
 from app.core.config import get_settings
 from app.core.db import close_async_pools
 from app.domains import domain_modules
@@ -34,6 +35,8 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     for module in domain_modules("routes"):
         app.include_router(module.router)
+    # Innermost: the lean twin of the bin-side scan route (see its module), behind the guard.
+    app.add_middleware(CheckinFastPath)
     app.add_middleware(InputGuard, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -75,11 +75,9 @@ def update_window(session: SessionDep, principal: CurrentPrincipal, window_id: i
     responses={200: {"model": ScanResult, "description": "Duplicate: this household is already credited in this window, or the same client id was sent before"}, **WRITE},
 )
 async def record_checkin(principal: CurrentPrincipal, community_id: int, data: ScanIn, response: Response):
-    result = await service.record_one(principal, community_id, data)
-    if result.status == ScanStatus.rejected:
-        raise service.reject_error(result)
-    if result.status == ScanStatus.duplicate or result.replayed:
-        response.status_code = 200
+    # Requests that parse and authenticate are answered before this by app.checkins.fastpath with
+    # the same service call; this route answers the rest (its errors) and documents the operation.
+    response.status_code, result = await service.answer_one(principal, community_id, data)
     return result
 
 

@@ -47,7 +47,7 @@ from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, auth
 from app.identity.models import Role
 from app.kit.errors import BadRequest, Conflict, DomainError, Forbidden, NotFound, Unprocessable, not_found
 from app.kit.pagination import page_by_id
-from app.kit.sql import among, bulk_insert, is_pg
+from app.kit.sql import among, bulk_insert, compact_sql, is_pg
 from app.places import service as places
 from app.rules import service as rules
 
@@ -433,6 +433,15 @@ async def record_one(principal: Principal, community_id: int, scan: ScanIn) -> S
     return await run_in_threadpool(_record_in_session, principal, community_id, scan)
 
 
+async def answer_one(principal: Principal, community_id: int, scan: ScanIn) -> tuple[int, ScanResult]:
+    """(HTTP status, result) of a single scan: 201 when recorded now, 200 for a duplicate or a replay;
+    a rejection raises its DomainError. Shared by the route and its lean ASGI twin (app.checkins.fastpath)."""
+    result = await record_one(principal, community_id, scan)
+    if result.status == ScanStatus.rejected:
+        raise reject_error(result)
+    return (200 if result.status == ScanStatus.duplicate or result.replayed else 201), result
+
+
 def _record_in_session(principal: Principal, community_id: int, scan: ScanIn) -> ScanResult:
     with Session(get_engine(), expire_on_commit=False) as session:
         return record_scans(session, principal, community_id, [scan])[0]
@@ -567,6 +576,7 @@ credit AS (
 SELECT c.id, c.household_id, c.points, c.status
 FROM (SELECT 1) AS one LEFT JOIN c ON true
 WHERE 1 / (SELECT count(*)::integer FROM c) = 1"""
+        _ONE_SQL = compact_sql(_ONE_SQL)
     return _ONE_SQL
 
 

@@ -66,19 +66,23 @@ async def get_principal(  # async: no I/O, so FastAPI runs it on the loop, not i
 ) -> Principal:
     if creds is None or creds.scheme.lower() != "bearer":
         raise _unauthenticated()
+    return principal_from_token(creds.credentials, getattr(request.state, "request_id", None))
+
+
+def principal_from_token(token: str, request_id: str | None = None) -> Principal:
+    """The principal an access token speaks for; Unauthorized when it is expired or not ours."""
     try:
-        claims = decode_access_token(creds.credentials)
-        principal = Principal(
+        claims = decode_access_token(token)
+        return Principal(
             user_id=int(claims["sub"]),
             grants=claim_to_grants(claims.get("g", [])),
             household_ids=tuple(int(h) for h in claims.get("h", [])),
-            request_id=getattr(request.state, "request_id", None),
+            request_id=request_id,
         )
     except jwt.ExpiredSignatureError:
         raise Unauthorized("token_expired", "登录已过期，请重新登录", "Access token expired") from None
     except (jwt.InvalidTokenError, KeyError, ValueError, TypeError):
         raise Unauthorized("token_invalid", "登录凭证无效", "Invalid access token") from None
-    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

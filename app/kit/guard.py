@@ -147,7 +147,7 @@ class InputGuard:
             if scope.get("method") in _BODY_METHODS and "json" in content_type:
                 body = await self._read(receive, limit)
                 check_json(body)
-                receive = _replay(body, receive)
+                receive = replay_body(body, receive)
             else:
                 receive = _counting(receive, limit)
         except Refusal as r:
@@ -171,7 +171,8 @@ class InputGuard:
         return b"".join(chunks)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands the already-read body over once, then defers to the original."""
     sent = False
 
     async def replay() -> Message:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Sequence
 from functools import lru_cache
 from typing import Any
@@ -18,6 +19,18 @@ _PG = postgresql.dialect()
 
 def is_pg(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+_TOKENS = re.compile(r"('(?:[^']|'')*')|(?:\s+|--[^\n]*)+")
+
+
+def compact_sql(sql: str) -> str:
+    """The statement without comments and with single spaces (quoted literals kept as they are).
+
+    psycopg caches its parsing of a statement's placeholders only up to 4 KiB of text
+    (MAX_CACHED_STATEMENT_LENGTH); a long hot-path statement readable in the source would be re-parsed
+    on every execution otherwise."""
+    return _TOKENS.sub(lambda m: m.group(1) or " ", sql).strip()
 
 
 def among(session: Session, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
