@@ -1,4 +1,4 @@
-# Slim image, non-root, migrations then uvicorn with workers. PostgreSQL comes from DATABASE_URL.
+# Slim image, non-root, migrations then granian with workers. PostgreSQL comes from DATABASE_URL.
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -43,3 +44,12 @@ def create_app() -> FastAPI:
 
 
 app = create_app()
+
+
+def behind_proxy():
+    """What the container serves (scripts/docker-entrypoint.sh, `granian --factory`): the app, with the
+    client address and scheme taken from X-Forwarded-For/-Proto when the peer is a trusted proxy
+    (FORWARDED_ALLOW_IPS, comma-separated; 127.0.0.1 by default)."""
+    from granian.utils.proxies import wrap_asgi_with_proxy_headers
+
+    return wrap_asgi_with_proxy_headers(app, os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"))

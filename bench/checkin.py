@@ -4,7 +4,7 @@
 
 1. A fresh database, migrated; one community with many households and a committee member's token.
 2. The server started exactly as the container starts it (scripts/docker-entrypoint.sh: migrate, then
-   uvicorn with WEB_CONCURRENCY workers, production settings).
+   granian with WEB_CONCURRENCY workers, production settings).
 3. wrk (a separate, nearly CPU-free load generator) with 32 connections POSTs to the ingest endpoint,
    each request a distinct household and a fresh idempotency key / client id (bench/checkin.lua).
    The endpoint is the check-in route when the app has one, else a ledger adjustment (the same
@@ -241,7 +241,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def group_pids(pgid: int) -> list[int]:
-    """The server's processes: uvicorn's master and workers share the process group the harness gave them."""
+    """The server's processes: the server's master and workers share the process group the harness gave them."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -372,7 +372,7 @@ def profile(server: subprocess.Popen, port: int, seconds: int, requests_file: Pa
         return None
     PROFILES.mkdir(exist_ok=True)
     raw = PROFILES / f"checkin-{stamp}.collapsed.txt"
-    # uvicorn's master is the entry script's exec'd process; --subprocesses follows its workers.
+    # The server's master is the entry script's exec'd process; --subprocesses follows its workers.
     # --gil: only the thread holding the GIL is sampled, i.e. where the Python CPU goes (not threads waiting on I/O).
     spy_proc = subprocess.Popen([spy, "record", "--pid", str(server.pid), "--subprocesses", "--gil", "--rate", "250",
                                  "--duration", str(seconds), "--format", "raw", "--output", str(raw), "--nonblocking"],
@@ -386,7 +386,7 @@ def profile(server: subprocess.Popen, port: int, seconds: int, requests_file: Pa
     tables = summarise_profile(raw.read_text().splitlines())
     summary = PROFILES / f"checkin-{stamp}.md"
     lines = [f"# Where the time goes in the ingest path ({stamp})", "",
-             f"py-spy --gil ({seconds} s, 250 Hz) over all uvicorn workers under the same wrk load: shares of the samples in which",
+             f"py-spy --gil ({seconds} s, 250 Hz) over all server workers under the same wrk load: shares of the samples in which",
              "a thread held the GIL, i.e. of the Python CPU time.", ""]
     for title, key in (("Our code, inclusive", "app"), ("On CPU (leaf frames)", "self"), ("On CPU by package", "package")):
         lines += [f"## {title}", "", "| frame | % |", "|---|---|"]
@@ -448,7 +448,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     lines = [
         f"Endpoint: `{endpoint}`; {args.connections} connections from wrk (2 threads), {args.seconds} s; "
-        f"server: scripts/docker-entrypoint.sh, {args.workers} uvicorn workers; PostgreSQL {pg}; CPU: {cpu}; "
+        f"server: scripts/docker-entrypoint.sh, {args.workers} workers; PostgreSQL {pg}; CPU: {cpu}; "
         f"load average before the run {load_before:.1f} (other work on the machine competes for the same cores).",
         "",
         "| | tps | p50 (ms) | p99 (ms) | requests | errors |",

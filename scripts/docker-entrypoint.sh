@@ -1,6 +1,8 @@
 #!/bin/sh
-# Container entry: migrate, then serve with several uvicorn workers.
+# Container entry: migrate, then serve with several granian workers (a Rust HTTP server running the
+# ASGI app; against uvicorn it halved the bin-side scan's server-side CPU, bench/RESULTS.md).
+# X-Forwarded-For/-Proto are trusted from FORWARDED_ALLOW_IPS only (app.main:behind_proxy).
 set -eu
 jianfei migrate
-exec uvicorn app.main:app --host 0.0.0.0 --port "${PORT:-8000}" --workers "${WEB_CONCURRENCY:-2}" \
-  --no-access-log --proxy-headers --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}"
+exec granian --interface asgi --factory app.main:behind_proxy --host 0.0.0.0 --port "${PORT:-8000}" \
+  --workers "${WEB_CONCURRENCY:-2}" --loop uvloop --respawn-failed-workers --workers-kill-timeout 8 --no-access-log

@@ -1,6 +1,6 @@
 """The server killed with SIGKILL in the middle of a steady load of writes loses nothing it acknowledged.
 
-A real server process (the container's entry script: migrate, then uvicorn with two workers) on a fresh
+A real server process (the container's entry script: migrate, then granian with two workers) on a fresh
 PostgreSQL database; seven staff clients post points (credits and small debits) with their own
 idempotency keys while a resident reserves rewards (points held from the passbook); the whole process
 group is SIGKILLed mid-load and started again. Then:

@@ -1,4 +1,4 @@
-"""The Docker entry script (migrate, then uvicorn with workers) run as a real process."""
+"""The Docker entry script (migrate, then granian with workers) run as a real process."""
 
 from __future__ import annotations
 
