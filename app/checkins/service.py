@@ -42,7 +42,7 @@ from app.checkins.models import (
     StationCreate,
     StationUpdate,
 )
-from app.core.db import async_connection, get_engine, utcnow
+from app.core.db import async_connection, engine_key, get_engine, utcnow
 from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, authorize
 from app.identity.models import Role
 from app.kit.errors import BadRequest, Conflict, DomainError, Forbidden, NotFound, Unprocessable, not_found
@@ -91,7 +91,7 @@ _setup_lock = threading.Lock()
 
 
 def _cache_key(session: Session, community_id: int) -> tuple[str, int]:
-    return (str(session.get_bind().engine.url), community_id)
+    return (engine_key(session.get_bind().engine), community_id)
 
 
 def cached_setup(key: tuple[str, int]) -> Setup | None:
@@ -418,7 +418,7 @@ async def record_one(principal: Principal, community_id: int, scan: ScanIn) -> S
     if engine.dialect.name == "postgresql" and (
         principal.is_platform_admin or principal.community_grants(community_id) & FIELD_STAFF
     ):
-        url = str(engine.url)
+        url = engine_key(engine)
         plan = _plan_one(url, principal, community_id, scan)
         if plan is _COLD:
             await run_in_threadpool(_warm_caches, community_id)

@@ -90,13 +90,16 @@ SessionDep = Annotated[Session, Depends(get_session)]
 _async_pools: dict[tuple[int, str], asyncio.Future] = {}
 
 
+@lru_cache(maxsize=16)
+def engine_key(engine: Engine) -> str:
+    """The engine's URL as text (password hidden): the key of the per-database caches. Cached, since
+    rendering a URL is not free on a path that asks for it on every request."""
+    return str(engine.url)
+
+
+@lru_cache(maxsize=16)
 def _conninfo(engine: Engine) -> str:
-    return _libpq_url(engine.url)
-
-
-@lru_cache(maxsize=8)
-def _libpq_url(url) -> str:
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def _open_pool(conninfo: str):

@@ -29,6 +29,18 @@ LATENCY = Histogram(
 
 log = logging.getLogger("app.request")
 
+# The metric children per (method, route template, status): a bounded set, looked up once each.
+_series: dict[tuple[str, str, str], tuple] = {}
+
+
+def _observe(method: str, route: str, status: str, elapsed: float) -> None:
+    key = (method, route, status)
+    series = _series.get(key)
+    if series is None:
+        series = _series[key] = (REQUESTS.labels(method, route, status), LATENCY.labels(method, route))
+    series[0].inc()
+    series[1].observe(elapsed)
+
 
 class JsonFormatter(logging.Formatter):
     FIELDS = ("request_id", "method", "route", "status", "duration_ms", "user_id")
@@ -100,8 +112,7 @@ class RequestContextMiddleware:
             route = _route_template(scope)
             method = scope.get("method", "")
             if route not in ("/metrics", "/healthz"):
-                REQUESTS.labels(method, route, str(status_holder["status"])).inc()
-                LATENCY.labels(method, route).observe(elapsed)
+                _observe(method, route, str(status_holder["status"]), elapsed)
             if log.isEnabledFor(logging.INFO):
                 log.info(
                     "request",

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from app.core.db import utcnow
+from app.core.db import engine_key, utcnow
 from app.kit.errors import BadRequest, Conflict, not_found
 from app.kit.sql import bulk_insert
 from app.ledger.models import HOUSEHOLD, JournalEntry, LedgerAccount, Posting, Source, SystemAccount
@@ -105,7 +105,7 @@ def cached_system_account_id(engine_url: str, community_id: int, kind: SystemAcc
 
 def system_account_id(session: Session, community_id: int, kind: SystemAccount) -> int:
     """Id of a community's system account, created on first use inside the caller's transaction."""
-    cache_key = (str(session.get_bind().engine.url), community_id, kind.value)
+    cache_key = (engine_key(session.get_bind().engine), community_id, kind.value)
     cached = _system_ids.get(cache_key) or session.info.get("ledger_system_ids", {}).get(cache_key)
     if cached is not None:
         return cached

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from app.audit import service as audit
-from app.core.db import utcnow
+from app.core.db import engine_key, utcnow
 from app.identity.auth import MANAGERS, STAFF_READ, Principal, authorize
 from app.kit.errors import BadRequest, Conflict
 from app.places.service import get_community
@@ -56,7 +56,7 @@ _lock = threading.Lock()
 
 
 def _key(session: Session, community_id: int) -> tuple[str, int]:
-    return (str(session.get_bind().engine.url), community_id)
+    return (engine_key(session.get_bind().engine), community_id)
 
 
 def _versions(session: Session, community_id: int) -> tuple[list[datetime], list[Rules]]:
