@@ -50,3 +50,49 @@ ledger_posting AS (
     FROM ledger_entry AS e JOIN {source} AS s ON s.idempotency_key = e.idempotency_key
     RETURNING entry_id
 )"""
+
+
+def credits_ctes(source: str) -> str:
+    """`credit_ctes` for any number of credits per household (an offline batch): the same CTEs
+    `ledger_entry`, `ledger_account_row`, `ledger_posting`, plus `ledger_credit` (a new entry's credit
+    with its place among the household's).
+
+    `source` also has a column `position` that orders a household's credits: entries are numbered in
+    that order, and each household posting gets the sequence number and running balance it would have
+    had posted one at a time (as `service.post_credits` gives them). Each household's balance moves
+    once, by the sum of its new credits. Same parameters as `credit_ctes`.
+    """
+    return f"""
+ledger_entry AS (
+    INSERT INTO journal_entry (community_id, household_id, source, idempotency_key, memo, occurred_at, posted_at, quantity_g, category)
+    SELECT %(community_id)s::bigint, s.household_id, %(ledger_source)s::varchar, s.idempotency_key, s.memo, s.occurred_at,
+           %(posted_at)s::timestamptz, s.quantity_g, s.category
+    FROM {source} AS s
+    ORDER BY s.household_id, s.position
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id, household_id, idempotency_key
+),
+ledger_credit AS (
+    SELECT e.id AS entry_id, e.household_id, s.points,
+           sum(s.points) OVER (PARTITION BY e.household_id) - sum(s.points) OVER (PARTITION BY e.household_id ORDER BY e.id) AS points_after,
+           count(*) OVER (PARTITION BY e.household_id) - count(*) OVER (PARTITION BY e.household_id ORDER BY e.id) AS credits_after
+    FROM ledger_entry AS e JOIN {source} AS s ON s.idempotency_key = e.idempotency_key
+),
+ledger_account_row AS (
+    INSERT INTO ledger_account AS acc (community_id, household_id, kind, balance, version)
+    SELECT %(community_id)s::bigint, c.household_id, '{HOUSEHOLD}', sum(c.points), count(*)
+    FROM ledger_credit AS c
+    GROUP BY c.household_id
+    ORDER BY c.household_id
+    ON CONFLICT (household_id) DO UPDATE SET balance = acc.balance + excluded.balance, version = acc.version + excluded.version
+    RETURNING id, household_id, balance, version
+),
+ledger_posting AS (
+    INSERT INTO posting (entry_id, account_id, amount, seq, balance_after)
+    SELECT c.entry_id, a.id, c.points, a.version - c.credits_after, a.balance - c.points_after
+    FROM ledger_credit AS c JOIN ledger_account_row AS a ON a.household_id = c.household_id
+    UNION ALL
+    SELECT c.entry_id, %(issued_account_id)s::bigint, -c.points, NULL, NULL
+    FROM ledger_credit AS c
+    RETURNING entry_id
+)"""

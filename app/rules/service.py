@@ -253,6 +253,39 @@ def daily_cap_sql(source: str) -> tuple[str, str]:
     return cte, granted
 
 
+def daily_caps_sql(source: str) -> str:
+    """apply_daily_cap for a set of acts in one PostgreSQL statement, under the cap %(cap)s (NULL: none).
+
+    `source` has the columns id (orders a household's acts within its day), household_id, day and
+    points (asked). The CTE `day_counter` adds to each (household, day) counter what of the day's asked
+    points fits under the cap, in one upsert; the CTE `capped` gives each act (id, asked, points granted):
+    the acts of a day take what is left under the cap in id order, as apply_daily_cap grants them.
+    """
+    return f"""day_asked AS (
+    SELECT s.household_id, s.day, sum(s.points) AS asked
+    FROM {source} AS s WHERE %(cap)s::integer IS NOT NULL AND s.points > 0
+    GROUP BY s.household_id, s.day
+),
+day_counter AS (
+    INSERT INTO {DAY.name} AS d (household_id, day, granted, last_grant)
+    SELECT a.household_id, a.day, LEAST(a.asked, GREATEST(%(cap)s::integer, 0)), LEAST(a.asked, GREATEST(%(cap)s::integer, 0))
+    FROM day_asked AS a
+    ORDER BY a.household_id, a.day
+    ON CONFLICT (household_id, day) DO UPDATE
+    SET granted = d.granted + LEAST(excluded.granted, GREATEST(0, %(cap)s::integer - d.granted)),
+        last_grant = LEAST(excluded.granted, GREATEST(0, %(cap)s::integer - d.granted))
+    RETURNING household_id, day, granted - last_grant AS used
+),
+capped AS (
+    SELECT s.id, s.points AS asked,
+           CASE WHEN %(cap)s::integer IS NULL OR s.points <= 0 THEN s.points
+                ELSE GREATEST(0, LEAST(s.points, %(cap)s::integer - u.used
+                                       - (sum(s.points) OVER (PARTITION BY s.household_id, s.day ORDER BY s.id) - s.points)))
+           END AS points
+    FROM {source} AS s LEFT JOIN day_counter AS u ON u.household_id = s.household_id AND u.day = s.day
+)"""
+
+
 def release_daily_cap(session: Session, household_id: int, day: date, points: int) -> None:
     """A reversed act no longer counts toward its day's cap: give its granted points back."""
     if points > 0:

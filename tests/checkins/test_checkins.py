@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
 
 from app.core.security import sign_code
-from tests.field import balance, cid, make_member, payload, payloads, scan, setup_field, yesterday_at
+from tests.field import (
+    SHANGHAI,
+    balance,
+    cid,
+    make_member,
+    payload,
+    payloads,
+    scan,
+    setup_field,
+    yesterday_at,
+)
 
 
 def _post(client, world, body, role="volunteer", **headers):
@@ -303,3 +315,86 @@ def test_a_reversed_checkin_no_longer_counts_toward_the_daily_cap(client, world)
     client.post(f"/api/v1/weigh-ins/{first8.json()['id']}/reverse", json={"reason": "x"}, headers=world.h("clerk"))
     again8 = client.post(f"/api/v1/recycling-events/{eid}/weigh-ins", json={"client_id": cid()} | other, headers=world.h("clerk"))
     assert again8.json()["points"] == 8 and balance(client, world, 5) == 10
+
+
+def test_a_batch_posts_each_households_credits_in_order_with_running_balances(client, world):
+    """Several credited scans of one household in one upload: one entry each, numbered in the order
+    recorded, each with the balance it leaves; the passbook and `ledger verify` agree."""
+    from tests.ledger.helpers import verify_clean
+
+    f = setup_field(client, world)
+    sid = f["station_id"]
+    codes = payloads(world)
+    two_days_ago = yesterday_at(7, 10) - timedelta(days=1)
+    scans = [
+        scan(sid, codes[1], yesterday_at(18, 30)),
+        scan(sid, codes[1], yesterday_at(7, 5)),
+        scan(sid, codes[1], yesterday_at(19, 0)),  # the evening slot is taken by 18:30
+        scan(sid, codes[1], two_days_ago),
+        scan(sid, codes[2], yesterday_at(7, 20), weight_g=1500),
+    ]
+    url = f"/api/v1/communities/{world.community.id}/checkins/batch"
+    body = client.post(url, json={"scans": scans}, headers=world.h("volunteer")).json()
+    assert [(x["status"], x["points"]) for x in body["results"]] == [
+        ("accepted", 10), ("accepted", 10), ("duplicate", 0), ("accepted", 10), ("accepted", 10),
+    ]
+    hid = world.households[1].id
+    lines = client.get(f"/api/v1/households/{hid}/statement", headers=world.h("committee")).json()["items"]
+    assert sorted(x["balance_after"] for x in lines) == [10, 20, 30]
+    assert all(x["points_in"] == 10 and x["memo"] == "桶边督导 厨余 分类正确" for x in lines)
+    assert balance(client, world, 1) == 30 and balance(client, world, 2) == 10
+    again = client.post(url, json={"scans": scans}, headers=world.h("volunteer")).json()
+    assert [(x["status"], x["points"], x["replayed"]) for x in again["results"]] == [
+        (x["status"], x["points"], True) for x in body["results"]
+    ]
+    assert balance(client, world, 1) == 30
+    verify_clean(world.engine, world.community.id)
+
+
+def test_a_batch_stays_under_the_daily_cap(client, world):
+    """An upload under a daily cap: each household's scans of the day take what is left under the cap,
+    in order; the check-in keeps the points granted; re-sending changes nothing."""
+    from tests.ledger.helpers import verify_clean
+
+    f = _all_day_with_cap(client, world, 25)
+    h = world.h("committee")
+    # Two windows that meet a minute from now, so that two scans of today fall in different windows.
+    now = datetime.now(UTC)
+    local = now.astimezone(SHANGHAI)
+    split = (local + timedelta(minutes=1)).time().replace(microsecond=0)
+    if split < time(0, 3) or split > time(23, 57):
+        pytest.skip("too close to local midnight for two windows on the same day")
+    r = client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"ends": split.isoformat()}, headers=h)
+    assert r.status_code == 200, r.text
+    r = client.patch(
+        f"/api/v1/drop-windows/{f['evening']}",
+        json={"starts": split.isoformat(), "ends": "23:59:59.999999", "active": True},
+        headers=h,
+    )
+    assert r.status_code == 200, r.text
+    eid = _paper_day(client, world)
+    weigh = {"client_id": cid(), "payload": payload(world, 3), "category": "paper", "weight_g": 1600}  # 8 points
+    assert client.post(f"/api/v1/recycling-events/{eid}/weigh-ins", json=weigh, headers=world.h("clerk")).json()["points"] == 8
+
+    early, late = now + timedelta(seconds=5), now + timedelta(seconds=100)
+    sid = f["station_id"]
+    scans = [
+        scan(sid, payload(world, 3), late),  # 25 - 8 - 10 = 7 left
+        scan(sid, payload(world, 3), early),
+        scan(sid, payload(world, 4), early),
+    ]
+    url = f"/api/v1/communities/{world.community.id}/checkins/batch"
+    body = client.post(url, json={"scans": scans}, headers=world.h("volunteer")).json()
+    assert [(x["status"], x["points"]) for x in body["results"]] == [("accepted", 7), ("accepted", 10), ("accepted", 10)]
+    assert balance(client, world, 3) == 25 and balance(client, world, 4) == 10
+    listed = client.get(
+        f"/api/v1/communities/{world.community.id}/checkins", params={"household_id": world.households[3].id}, headers=h
+    ).json()["items"]
+    assert sorted(x["points"] for x in listed) == [7, 10]
+    again = client.post(url, json={"scans": scans}, headers=world.h("volunteer")).json()
+    assert [(x["points"], x["replayed"]) for x in again["results"]] == [(7, True), (10, True), (10, True)]
+    assert balance(client, world, 3) == 25
+    # The cap is spent: a later act of the day earns nothing.
+    weigh["client_id"] = cid()
+    assert client.post(f"/api/v1/recycling-events/{eid}/weigh-ins", json=weigh, headers=world.h("clerk")).json()["points"] == 0
+    verify_clean(world.engine, world.community.id)
