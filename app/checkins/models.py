@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from pydantic import AwareDatetime, model_validator
+from pydantic import AwareDatetime, BaseModel, model_validator
+from pydantic import Field as PydanticField
 from sqlalchemy import JSON, Column, Index, String, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
@@ -172,18 +173,21 @@ class CheckIn(SQLModel, table=True):
     recorded_by: int = Field(sa_column=fk("app_user.id", index=False))
 
 
-class ScanIn(SQLModel):
-    client_id: str = Field(
-        min_length=8, max_length=64, schema_extra={"pattern": r"^[A-Za-z0-9_.:-]+$"}, description="小程序生成的唯一编号（重发时不变）"
+# The per-scan schemas of an upload of up to 1,000 scans are plain pydantic models: pydantic-core
+# builds them without a call back into Python per scan (SQLModel's own __init__ costs that call).
+
+class ScanIn(BaseModel):
+    client_id: str = PydanticField(
+        min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$", description="小程序生成的唯一编号（重发时不变）"
     )
-    payload: str = Field(min_length=1, max_length=200, description="门牌二维码内容")
+    payload: str = PydanticField(min_length=1, max_length=200, description="门牌二维码内容")
     station_id: int
     category: WasteCategory = WasteCategory.kitchen
     result: CheckResult
-    reasons: list[IncorrectReason] = Field(default_factory=list, max_length=6, description="分类不正确的原因")
-    weight_g: int | None = Field(default=None, ge=1, le=200_000, description="重量（克）")
-    photo_ref: str | None = Field(default=None, max_length=200, description="照片引用")
-    scanned_at: AwareDatetime | None = Field(default=None, description="扫码时间（离线上传时必填，须带时区）")
+    reasons: list[IncorrectReason] = PydanticField(default_factory=list, max_length=6, description="分类不正确的原因")
+    weight_g: int | None = PydanticField(default=None, ge=1, le=200_000, description="重量（克）")
+    photo_ref: str | None = PydanticField(default=None, max_length=200, description="照片引用")
+    scanned_at: AwareDatetime | None = PydanticField(default=None, description="扫码时间（离线上传时必填，须带时区）")
 
     @model_validator(mode="after")
     def _reasons_match_result(self):
@@ -195,24 +199,24 @@ class ScanIn(SQLModel):
 
 
 class BatchScanIn(ScanIn):
-    scanned_at: AwareDatetime = Field(description="扫码时间（须带时区）")
+    scanned_at: AwareDatetime = PydanticField(description="扫码时间（须带时区）")
 
 
-class ScanBatch(SQLModel):
-    scans: list[BatchScanIn] = Field(min_length=1, max_length=1000)
+class ScanBatch(BaseModel):
+    scans: list[BatchScanIn] = PydanticField(min_length=1, max_length=1000)
 
 
-class ScanResult(SQLModel):
+class ScanResult(BaseModel):
     client_id: str
     status: ScanStatus
     reason: RejectReason | None = None
     checkin_id: int | None = None
     household_id: int | None = None
     points: int = 0
-    replayed: bool = Field(default=False, description="此前已收到同一编号，返回原结果")
+    replayed: bool = PydanticField(default=False, description="此前已收到同一编号，返回原结果")
 
 
-class BatchResult(SQLModel):
+class BatchResult(BaseModel):
     accepted: int
     duplicate: int
     rejected: int
