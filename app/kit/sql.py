@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Collection, Sequence
 from functools import lru_cache
 from typing import Any
 
+from pydantic_core import to_json
 from sqlalchemy import JSON, BigInteger, String, Table, any_, bindparam, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -60,14 +60,14 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]], 
     e.g. tail="ON CONFLICT DO NOTHING RETURNING id".
 
     The statement text is the same for 1 or 10,000 rows (a multi-VALUES insert costs ~0.3 ms per row
-    to compile), and the rows travel as one parameter serialised by the json module in C: passing one
-    array per column (unnest) spent a third of a 1,000-scan batch in psycopg's per-element array
-    dumping. Rows are inserted in the order given; JSON columns take Python lists and dicts."""
+    to compile), and the rows travel as one parameter serialised in one call to pydantic-core's
+    serialiser (Rust): passing one array per column (unnest) spent a third of a 1,000-scan batch in
+    psycopg's per-element array dumping, and the json module with default=str for datetimes took
+    6–10 ms for 1,000 check-in rows where this takes 1.5. Rows are inserted in the order given; JSON
+    columns take Python lists and dicts; datetimes, dates and times become ISO 8601 text."""
     columns = tuple(rows[0])
     stmt = _recordset_sql(table, columns, tail)
-    # default=str: datetimes, dates and times become text PostgreSQL reads back ("2026-11-23 07:05:00+00:00"),
-    # through a builtin, not a Python function per value.
-    payload = json.dumps(list(rows), default=str, ensure_ascii=False, separators=(",", ":"))
+    payload = to_json(list(rows), fallback=str).decode()
     result = session.execute(stmt, {"rows": payload})
     return result.all() if "RETURNING" in tail.upper() else []
 
