@@ -82,8 +82,8 @@ async def record_checkin(principal: CurrentPrincipal, community_id: int, data: S
 
 
 @router.post("/communities/{community_id}/checkins/batch", summary="Upload queued offline scans (up to 1,000): a result per scan", response_model=BatchResult, responses=WRITE)
-def record_batch(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: ScanBatch):
-    results = service.record_scans(session, principal, community_id, data.scans)
+async def record_batch(principal: CurrentPrincipal, community_id: int, data: ScanBatch):
+    results = await service.record_upload(principal, community_id, data.scans)
     counts = {s: 0 for s in ScanStatus}
     for r in results:
         counts[r.status] += 1

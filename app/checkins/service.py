@@ -433,7 +433,7 @@ async def record_one(principal: Principal, community_id: int, scan: ScanIn) -> S
                     client_id=scan.client_id, status=ScanStatus(row[3]), reason=None, checkin_id=row[0],
                     household_id=row[1], points=row[2], replayed=False,
                 )
-    return await run_in_threadpool(_record_in_session, principal, community_id, scan)
+    return (await run_in_threadpool(_record_in_session, principal, community_id, [scan]))[0]
 
 
 async def answer_one(principal: Principal, community_id: int, scan: ScanIn) -> tuple[int, ScanResult]:
@@ -445,9 +445,16 @@ async def answer_one(principal: Principal, community_id: int, scan: ScanIn) -> t
     return (200 if result.status == ScanStatus.duplicate or result.replayed else 201), result
 
 
-def _record_in_session(principal: Principal, community_id: int, scan: ScanIn) -> ScanResult:
+async def record_upload(principal: Principal, community_id: int, scans: list[ScanIn]) -> list[ScanResult]:
+    """An offline upload (record_scans) from an async route: the whole batch, its session included, in
+    one trip to a worker thread. A sync route with a session dependency made four (session opened,
+    the call, checking the answer, session closed), each a wait for a thread on a busy machine."""
+    return await run_in_threadpool(_record_in_session, principal, community_id, scans)
+
+
+def _record_in_session(principal: Principal, community_id: int, scans: list[ScanIn]) -> list[ScanResult]:
     with Session(get_engine(), expire_on_commit=False) as session:
-        return record_scans(session, principal, community_id, [scan])[0]
+        return record_scans(session, principal, community_id, scans)
 
 
 def _warm_caches(community_id: int) -> None:
