@@ -558,14 +558,11 @@ def households_by_codes(session: Session, codes: set[str]) -> dict[str, tuple[in
     """public_code → (household id, community id, status), in one query (for scanned batches)."""
     if not codes:
         return {}
-    from app.kit.sql import among
+    from app.kit.sql import joined_to
 
     table = Household.__table__
-    rows = session.execute(
-        select(table.c.public_code, table.c.id, table.c.community_id, table.c.status).where(
-            among(session, table.c.public_code, codes)
-        )
-    ).all()
+    stmt = select(table.c.public_code, table.c.id, table.c.community_id, table.c.status)
+    rows = session.execute(joined_to(session, stmt, table.c.public_code, codes)).all()
     return {code: (hid, cid, status) for code, hid, cid, status in rows}
 
 
