@@ -694,10 +694,11 @@ cut AS (
     WHERE k.id = c.id AND c.points <> c.asked
     RETURNING k.id, k.points
 ),
+memo AS (SELECT key AS category, value AS memo FROM json_each_text(%(memos)s::json)),
 credit AS (
-    SELECT a.household_id, c.points, 'checkin:' || a.id AS idempotency_key, %(memos)s::json ->> a.category AS memo,
+    SELECT a.household_id, c.points, 'checkin:' || a.id AS idempotency_key, m.memo,
            a.scanned_at AS occurred_at, a.weight_g AS quantity_g, a.category, a.id AS position
-    FROM asked AS a JOIN capped AS c ON c.id = a.id
+    FROM asked AS a JOIN capped AS c ON c.id = a.id JOIN memo AS m ON m.category = a.category
     WHERE c.points > 0
 ),
 {credits_ctes("credit")}
