@@ -259,18 +259,19 @@ def update_window(session: Session, principal: Principal, window_id: int, data: 
 
 # --- scanning ----------------------------------------------------------------------------------
 
-def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
-    """Insert scans, skipping any a unique constraint refuses; (id, client id) of those stored.
+def _insert_rows(session: Session, same: dict[str, Any], rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    """Insert scans (each row with the columns in `same`), skipping any a unique constraint refuses;
+    (id, client id) of those stored.
 
-    On PostgreSQL one INSERT … SELECT FROM unnest(arrays): the statement text is the same for any
-    batch size, so nothing is compiled or parsed per row. Elsewhere a multi-row executemany.
+    On PostgreSQL one INSERT … SELECT FROM json_to_recordset (kit.sql.bulk_insert): the statement text
+    is the same for any batch size. Elsewhere a multi-row executemany.
     """
     if not rows:
         return []
     if is_pg(session):
-        return [(i, c) for i, c in bulk_insert(session, CHECKIN, rows, "ON CONFLICT DO NOTHING RETURNING id, client_id")]
+        return [(i, c) for i, c in bulk_insert(session, CHECKIN, rows, "ON CONFLICT DO NOTHING RETURNING id, client_id", same)]
     stmt = sqlite.insert(CHECKIN).on_conflict_do_nothing().returning(CHECKIN.c.id, CHECKIN.c.client_id)
-    return [(i, c) for i, c in session.execute(stmt, rows).all()]
+    return [(i, c) for i, c in session.execute(stmt, [r | same for r in rows]).all()]
 
 
 def _public_code(payload: str) -> str | None:
@@ -331,7 +332,6 @@ def record_scans(session: Session, principal: Principal, community_id: int, scan
         points = rules_for(scanned_at).checkin_correct if credited else 0
         rows.append(
             {
-                "community_id": community_id,
                 "client_id": s.client_id,
                 "household_id": household_id if found and found[1] == community_id else None,
                 "station_id": s.station_id if s.station_id in setup.stations else None,
@@ -347,10 +347,9 @@ def record_scans(session: Session, principal: Principal, community_id: int, scan
                 "credited": credited,
                 "points": points,
                 "scanned_at": scanned_at,
-                "recorded_at": now,
-                "recorded_by": principal.user_id,
             }
         )
+    same = {"community_id": community_id, "recorded_at": now, "recorded_by": principal.user_id}
     # One order for everyone (household, window, day, time): concurrent batches take the unique
     # index locks in the same order and cannot deadlock; within a batch the earliest scan wins.
     rows.sort(key=lambda r: (r["household_id"] or 0, r["window_id"] or 0, str(r["window_date"]), r["scanned_at"], r["client_id"]))
@@ -360,7 +359,7 @@ def record_scans(session: Session, principal: Principal, community_id: int, scan
     replays: dict[str, dict[str, Any]] = {}  # client id → the answer given when it was first sent
     pending = rows
     for _ in range(3):
-        stored.update((client_id, checkin_id) for checkin_id, client_id in _insert_rows(session, pending))
+        stored.update((client_id, checkin_id) for checkin_id, client_id in _insert_rows(session, same, pending))
         missing = [r["client_id"] for r in pending if r["client_id"] not in stored]
         if not missing:
             break
