@@ -14,6 +14,19 @@ from __future__ import annotations
 from app.ledger.models import HOUSEHOLD
 
 
+def _entries(source: str, order: str = "") -> str:
+    """The CTE `ledger_entry`: one journal entry per credit in `source` whose key is new."""
+    return f"""ledger_entry AS (
+    INSERT INTO journal_entry (community_id, household_id, source, idempotency_key, memo, occurred_at, posted_at, quantity_g, category)
+    SELECT %(community_id)s::bigint, s.household_id, %(ledger_source)s::varchar, s.idempotency_key, s.memo, s.occurred_at,
+           %(posted_at)s::timestamptz, s.quantity_g, s.category
+    FROM {source} AS s
+    {order}
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id, household_id, idempotency_key
+)"""
+
+
 def credit_ctes(source: str) -> str:
     """CTEs `ledger_entry`, `ledger_account_row`, `ledger_posting` that post the credits in `source`:
     a CTE with the columns household_id, points, idempotency_key, memo, occurred_at, quantity_g and
@@ -25,14 +38,7 @@ def credit_ctes(source: str) -> str:
     `ledger_entry` (id, household_id) and `ledger_account_row` (balance after the credit).
     """
     return f"""
-ledger_entry AS (
-    INSERT INTO journal_entry (community_id, household_id, source, idempotency_key, memo, occurred_at, posted_at, quantity_g, category)
-    SELECT %(community_id)s::bigint, s.household_id, %(ledger_source)s::varchar, s.idempotency_key, s.memo, s.occurred_at,
-           %(posted_at)s::timestamptz, s.quantity_g, s.category
-    FROM {source} AS s
-    ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING id, household_id, idempotency_key
-),
+{_entries(source)},
 ledger_account_row AS (
     INSERT INTO ledger_account AS acc (community_id, household_id, kind, balance, version)
     SELECT %(community_id)s::bigint, s.household_id, '{HOUSEHOLD}', s.points, 1
@@ -63,15 +69,7 @@ def credits_ctes(source: str) -> str:
     once, by the sum of its new credits. Same parameters as `credit_ctes`.
     """
     return f"""
-ledger_entry AS (
-    INSERT INTO journal_entry (community_id, household_id, source, idempotency_key, memo, occurred_at, posted_at, quantity_g, category)
-    SELECT %(community_id)s::bigint, s.household_id, %(ledger_source)s::varchar, s.idempotency_key, s.memo, s.occurred_at,
-           %(posted_at)s::timestamptz, s.quantity_g, s.category
-    FROM {source} AS s
-    ORDER BY s.household_id, s.position
-    ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING id, household_id, idempotency_key
-),
+{_entries(source, "ORDER BY s.household_id, s.position")},
 ledger_credit AS (
     SELECT e.id AS entry_id, e.household_id, s.points,
            sum(s.points) OVER (PARTITION BY e.household_id) - sum(s.points) OVER (PARTITION BY e.household_id ORDER BY e.id) AS points_after,
