@@ -281,6 +281,9 @@ def _public_code(payload: str) -> str | None:
         return None
 
 
+_ACCEPTED, _REJECTED = ScanStatus.accepted.value, ScanStatus.rejected.value
+
+
 def record_scans(session: Session, principal: Principal, community_id: int, scans: list[ScanIn]) -> list[ScanResult]:
     """The whole bin-side workflow for one scan or an offline batch, in a handful of statements.
 
@@ -301,6 +304,7 @@ def record_scans(session: Session, principal: Principal, community_id: int, scan
     households = places.households_by_codes(session, {c for c in codes.values() if c})
     own = set(principal.household_ids)
     rules_for = rules.resolver(session, community_id)
+    stations, latest, earliest = setup.stations, now + FUTURE_SKEW, now - MAX_AGE
 
     rows: list[dict[str, Any]] = []
     for s in unique.values():
@@ -317,11 +321,11 @@ def record_scans(session: Session, principal: Principal, community_id: int, scan
             reason = RejectReason.unknown_code
         elif found[1] != community_id or found[2] != "active" or household_id in own:
             reason = RejectReason.not_allowed
-        elif s.station_id not in setup.stations:
+        elif s.station_id not in stations:
             reason = RejectReason.unknown_station
-        elif scanned_at > now + FUTURE_SKEW:
+        elif scanned_at > latest:
             reason = RejectReason.in_future
-        elif scanned_at < now - MAX_AGE:
+        elif scanned_at < earliest:
             reason = RejectReason.too_old
         else:
             local = scanned_at.astimezone(setup.tz)  # only now: far-off times would overflow
@@ -334,15 +338,15 @@ def record_scans(session: Session, principal: Principal, community_id: int, scan
             {
                 "client_id": s.client_id,
                 "household_id": household_id if found and found[1] == community_id else None,
-                "station_id": s.station_id if s.station_id in setup.stations else None,
+                "station_id": s.station_id if s.station_id in stations else None,
                 "window_id": window.id if window else None,
                 "window_date": local.date() if window and local else None,
                 "category": s.category.value,
                 "result": s.result.value,
-                "reasons": [r.value for r in s.reasons],
+                "reasons": [r.value for r in s.reasons] if s.reasons else [],
                 "weight_g": s.weight_g,
                 "photo_ref": s.photo_ref,
-                "status": (ScanStatus.rejected if reason else ScanStatus.accepted).value,
+                "status": _REJECTED if reason else _ACCEPTED,
                 "reject_reason": reason.value if reason else None,
                 "credited": credited,
                 "points": points,
@@ -352,7 +356,7 @@ def record_scans(session: Session, principal: Principal, community_id: int, scan
     same = {"community_id": community_id, "recorded_at": now, "recorded_by": principal.user_id}
     # One order for everyone (household, window, day, time): concurrent batches take the unique
     # index locks in the same order and cannot deadlock; within a batch the earliest scan wins.
-    rows.sort(key=lambda r: (r["household_id"] or 0, r["window_id"] or 0, str(r["window_date"]), r["scanned_at"], r["client_id"]))
+    rows.sort(key=lambda r: (r["household_id"] or 0, r["window_id"] or 0, r["window_date"] or date.min, r["scanned_at"], r["client_id"]))
 
     by_client = {r["client_id"]: r for r in rows}
     stored: dict[str, int] = {}  # client id → id of a row inserted by this call
