@@ -7,7 +7,7 @@ and 24 hourly drop-off windows (so every run scans fresh window slots), then tim
   - the service call (validate, resolve codes, record, credit through the ledger, commit), in a
     started app (its lifespan has run, as in a server worker),
   - the same through HTTP, in-process (JSON parsing and validation included, Starlette's test client),
-  - the same through HTTP against a real server: scripts/docker-entrypoint.sh (uvicorn, 2 workers,
+  - the same through HTTP against a real server: scripts/docker-entrypoint.sh (granian, 2 workers,
     production settings), one keep-alive connection, the request body encoded beforehand,
   - a re-sent batch (every scan a replay).
 Besides wall time (which other work on the shared machine inflates), each line gives the CPU time
@@ -271,7 +271,7 @@ def main() -> None:
             "```",
             service_times.line("service (record + credit + commit)", "here"),
             inprocess_times.line("HTTP POST …/checkins/batch (in-process)", "here"),
-            server_times.line("HTTP POST …/checkins/batch (uvicorn, 2 workers)", "workers"),
+            server_times.line("HTTP POST …/checkins/batch (granian, 2 workers)", "workers"),
             replay_times.line("re-sent batch (all replays)", "here"),
             "```",
             f"Load average at the end of the run: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min; other work "
