@@ -5,6 +5,8 @@
 #   bench/run.sh                  # all of them (the export one builds a 60,000-household street first)
 #   bench/run.sh ingest batch     # some of them: ingest batch passbook roster rates redemption export
 #
+# The export benchmark builds a 60,000-household street (minutes); EXPORT_BENCH_URL=<url of a street kept with
+# `bench/bench_export.py --keep`> measures on it again instead.
 # PostgreSQL at $BENCH_DATABASE_URL (else $TEST_DATABASE_URL, else postgresql://postgres@127.0.0.1:5432/postgres).
 # The ingest benchmark needs wrk and pgbench (Debian packages) and py-spy (pip); installed here when missing.
 set -eu

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -104,3 +104,44 @@ def fresh_and_stored(session: Session, model: Any, community_id: int, items: Seq
         )
     }
     return [item for c, item in unique.items() if c not in stored], stored
+
+
+def _pg_statement(session: Session, stmt: Any) -> tuple[str, dict[str, Any]]:
+    compiled = stmt.compile(dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True})
+    return str(compiled), compiled.params
+
+
+def _driver_connection(session: Session) -> Any:
+    return session.connection().connection.driver_connection
+
+
+def stream_tuples(session: Session, stmt: Any, size: int = 2000) -> Iterator[tuple]:
+    """The rows of a SELECT as plain tuples, read as they come: memory stays flat.
+
+    On PostgreSQL the statement goes to psycopg as a plain query read in chunks (libpq 17+; row by row
+    before), not through a server-side cursor: a cursor's plan is made for the first rows and may not
+    use parallel workers (the point totals ran 1.5–2× slower that way), and SQLAlchemy's Row objects
+    cost more than the tuples psycopg builds in C."""
+    if not is_pg(session):
+        yield from session.execute(stmt).tuples()
+        return
+    import psycopg
+
+    sql, params = _pg_statement(session, stmt)
+    with _driver_connection(session).cursor() as cur:
+        yield from cur.stream(sql, params, size=size if psycopg.pq.version() >= 170000 else 1)
+
+
+def copy_csv(session: Session, stmt: Any, chunk: int = 64 * 1024) -> Iterator[bytes]:
+    """PostgreSQL only: the rows of a SELECT as CSV lines written by the server itself (COPY … TO STDOUT),
+    in chunks of about `chunk` bytes (COPY sends a message per row; a streamed response wants fewer, larger pieces)."""
+    sql, params = _pg_statement(session, stmt)
+    buf = bytearray()
+    with _driver_connection(session).cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", params) as copy:
+        for block in copy:
+            buf += block
+            if len(buf) >= chunk:
+                yield bytes(buf)
+                buf.clear()
+    if buf:
+        yield bytes(buf)

@@ -1,7 +1,7 @@
 """Point totals as CSV (UTF-8 with BOM, for Excel) or XLSX (rustpy-xlsxwriter, constant memory), streamed.
 
-Rows come in community → building order, so building and community subtotals are closed as soon as
-the next one starts: nothing grows with the number of households.
+Rows come from one statement (totals.report_query) with the building and community subtotals already
+in place, in output order: nothing here grows with the number of households.
 """
 
 from __future__ import annotations
@@ -12,78 +12,34 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 
-from app.reports.totals import CATEGORIES, FIGURES, FIRST_FIGURE, HEADERS_ZH, Subtotal
+from sqlmodel import Session
+
+from app.kit.sql import copy_csv, is_pg
+from app.reports.totals import FIGURES, GRAM_FIGURES, HEADERS_ZH, Level
 
 ID_HEADERS = ("社区", "小区", "楼栋", "单元", "门牌")
-GRAM_FIGURES = {f"g_{c}" for c, _ in CATEGORIES}
 CHUNK = 64 * 1024
-
-
-def walk(rows: Iterable) -> Iterator[tuple[str, object]]:
-    """Yield ("household", row), then ("building", Subtotal) / ("community", Subtotal) as each closes,
-    and finally ("total", Subtotal). Each row is added once, to its building; a closing building is
-    rolled into its community and a closing community into the total."""
-    building: Subtotal | None = None
-    community: Subtotal | None = None
-    total = Subtotal(("总计",))
-    current_building = current_community = None
-    for row in rows:
-        if row.community_id != current_community or row.building_id != current_building:
-            if building is not None:
-                community.add(building.values, building.households)
-                yield "building", building
-            if row.community_id != current_community:
-                if community is not None:
-                    total.add(community.values, community.households)
-                    yield "community", community
-                community = Subtotal((row.community,))
-                current_community = row.community_id
-            building = Subtotal((row.community, row.compound, row.building))
-            current_building = row.building_id
-        building.add(row[FIRST_FIGURE:])
-        yield "household", row
-    if building is not None:
-        community.add(building.values, building.households)
-        yield "building", building
-    if community is not None:
-        total.add(community.values, community.households)
-        yield "community", community
-    yield "total", total
-
 
 # --- CSV --------------------------------------------------------------------------------------
 
 CSV_HEADERS = ("层级", *ID_HEADERS, "户数", *(HEADERS_ZH[f] for f in FIGURES))
 
 
-KG_AT = tuple(i for i, f in enumerate(FIGURES) if f in GRAM_FIGURES)
+def csv_stream(session: Session, stmt) -> Iterator[bytes]:
+    """The BOM and the header, then the statement's rows (report_query(as_csv=True)) as CSV lines.
 
-
-def _figures(values) -> list:
-    out = list(values)
-    for i in KG_AT:
-        out[i] = out[i] / 1000
-    return out
-
-
-def csv_stream(rows: Iterable) -> Iterator[bytes]:
+    On PostgreSQL the server writes the lines (COPY … TO STDOUT) and they pass through untouched; on
+    SQLite the csv module writes the same characters (the kg columns are already text)."""
+    head = io.StringIO()
+    csv.writer(head, lineterminator="\n").writerow(CSV_HEADERS)
+    yield ("\ufeff" + head.getvalue()).encode("utf-8")
+    if is_pg(session):
+        yield from copy_csv(session, stmt, CHUNK)
+        return
     buf = io.StringIO()
-    out = csv.writer(buf, lineterminator="\r\n")
-    buf.write("\ufeff")
-    out.writerow(CSV_HEADERS)
-    for level, item in walk(rows):
-        if level == "household":
-            out.writerow(
-                ["户", item.community, item.compound, item.building, item.unit, item.door_plate, 1,
-                 *_figures(item[FIRST_FIGURE:])]
-            )
-        elif level == "building":
-            community, compound, building = item.label
-            out.writerow(["楼栋小计", community, compound, building, "", "", item.households, *_figures(item.values)])
-        elif level == "community":
-            out.writerow(["社区合计", item.label[0], "", "", "", "", item.households, *_figures(item.values)])
-        else:
-            out.writerow(["总计", "", "", "", "", "", item.households, *_figures(item.values)])
+    out = csv.writer(buf, lineterminator="\n")
+    for row in session.execute(stmt).tuples():
+        out.writerow(row)
         if buf.tell() >= CHUNK:
             yield buf.getvalue().encode("utf-8")
             buf.seek(0)
@@ -105,8 +61,8 @@ NOTES = (
 def write_xlsx(path: str, rows: Iterable, *, title: str, period: str, generated: str) -> None:
     """Four sheets: households, building subtotals, community subtotals (with the grand total), notes.
 
-    The household sheet is written while the rows stream; building and community subtotals close
-    along the way and are kept (one small row per building) for the sheets written after it."""
+    `rows` are report_query's, in order. The household sheet is written while they stream; the subtotal
+    rows among them are kept (one small row per building) for the sheets written after it."""
     from rustpy_xlsxwriter import Format, write_worksheets
 
     figure_headers = tuple(HEADERS_ZH[f] for f in FIGURES)
@@ -120,14 +76,14 @@ def write_xlsx(path: str, rows: Iterable, *, title: str, period: str, generated:
 
     def households() -> Iterator[dict]:
         nonlocal done
-        for level, item in walk(rows):
-            if level == "household":
-                yield dict(zip(h_headers, (item.community, item.compound, item.building, item.unit, item.door_plate,
-                                           *_figures(item[FIRST_FIGURE:])), strict=True))
-            elif level == "building":
-                buildings.append(dict(zip(b_headers, (*item.label, item.households, *_figures(item.values)), strict=True)))
+        for level, community, compound, building, unit, door_plate, n, *figures in rows:
+            if level == Level.household:
+                yield dict(zip(h_headers, (community, compound, building, unit, door_plate, *figures), strict=True))
+            elif level == Level.building:
+                buildings.append(dict(zip(b_headers, (community, compound, building, n, *figures), strict=True)))
             else:
-                communities.append(dict(zip(c_headers, (item.label[0], item.households, *_figures(item.values)), strict=True)))
+                label = "总计" if level == Level.total else community
+                communities.append(dict(zip(c_headers, (label, n, *figures), strict=True)))
         done = True
 
     def after_households(kept: list[dict]) -> Iterator[dict]:

@@ -10,13 +10,28 @@ Households are identified by compound, building, unit and door plate only: never
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
+from enum import IntEnum
 
-from sqlalchemy import BigInteger, Select, and_, case, cast, func, literal, select
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    Integer,
+    Select,
+    String,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
-from sqlmodel import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from app.ledger.models import JournalEntry, LedgerAccount, Posting
 from app.places.models import Building, Community, Compound, Household
@@ -92,24 +107,36 @@ HEADERS_ZH: dict[str, str] = {
     "closing": "期末积分",
     **{f"g_{c}": f"{zh}减量(kg)" for c, zh in CATEGORIES},
 }
+GRAM_FIGURES = frozenset(f"g_{c}" for c, _ in CATEGORIES)
 
 
-def totals_query(community_ids: tuple[int, ...], lo: datetime, hi: datetime) -> Select:
-    """One row per household of the communities, in community → building → unit → door plate order."""
-    known = tuple(s for s, _ in EARN_SOURCES) + ("redemption", "expiry")
+def _natural(*columns) -> list:
+    """Sort keys that put 2号楼 before 10号楼: shorter names first, then by name."""
+    return [key for col in columns for key in (func.length(col), col)]
+
+
+def household_totals(community_ids: tuple[int, ...], lo: datetime, hi: datetime) -> Select:
+    """One row per household of the communities (unordered): its place in the listing (community →
+    compound → building → unit → door plate, names in natural order), ids, names, then FIGURES (grams for kg)."""
     source = func.coalesce(ORIG.c.source, E.c.source)
-    # Unknown sources (future ones) count as adjustments so closing = opening + earned − redeemed − expired.
-    source = case((source.in_(known), source), else_=literal("adjustment"))
-    occurred = func.coalesce(ORIG.c.occurred_at, E.c.occurred_at)
-    in_period = occurred < hi
+    in_period = func.coalesce(ORIG.c.occurred_at, E.c.occurred_at) < hi
+    # FILTER clauses, one cheap test each: a CASE per column re-evaluated the source mapping sixteen times
+    # per posting. Unknown sources (future ones) count as adjustments so closing = opening + earned −
+    # redeemed − expired.
+    named = tuple(s for s, _ in EARN_SOURCES if s != "adjustment") + ("redemption", "expiry")
 
     def points(src: str):
-        return func.sum(case((and_(in_period, source == src), P.c.amount), else_=0))
+        picked = source.not_in(named) if src == "adjustment" else source == src
+        return func.sum(P.c.amount).filter(and_(in_period, picked))
 
-    group = category_group(E.c.category)
-
-    def grams(cat: str):
-        return func.sum(case((and_(in_period, group == cat), E.c.quantity_g), else_=0))
+    other_codes = ("kitchen", "other", *HAZARDOUS_CODES)
+    picks = {
+        "kitchen": E.c.category == "kitchen",
+        "recyclable": E.c.category.not_in(other_codes),  # NULL (no weight category) matches nothing
+        "hazardous": E.c.category.in_(HAZARDOUS_CODES),
+        "other": E.c.category == "other",
+    }
+    assert tuple(picks) == tuple(c for c, _ in CATEGORIES)
 
     flows = (
         select(
@@ -118,7 +145,7 @@ def totals_query(community_ids: tuple[int, ...], lo: datetime, hi: datetime) -> 
             *(points(s).label(s) for s, _ in EARN_SOURCES),
             points("redemption").label("redemption"),
             points("expiry").label("expiry"),
-            *(grams(c).label(f"g_{c}") for c, _ in CATEGORIES),
+            *(func.sum(E.c.quantity_g).filter(and_(in_period, pick)).label(f"g_{c}") for c, pick in picks.items()),
         )
         .select_from(
             A.join(P, P.c.account_id == A.c.id)
@@ -128,17 +155,28 @@ def totals_query(community_ids: tuple[int, ...], lo: datetime, hi: datetime) -> 
             .outerjoin(ORIG, and_(ORIG.c.id == E.c.reverses_entry_id, ORIG.c.id.in_(REVERSED)))
         )
         # A correction is never earlier than what it reverses: the plain bound keeps the index usable.
-        .where(A.c.community_id.in_(community_ids), A.c.household_id.is_not(None), E.c.occurred_at >= lo, occurred >= lo)
+        .where(A.c.community_id.in_(community_ids), A.c.household_id.is_not(None), E.c.occurred_at >= lo,
+               func.coalesce(ORIG.c.occurred_at, E.c.occurred_at) >= lo)
         .group_by(A.c.household_id)
         .subquery("flows")
     )
     # Sums come back as integers on both databases (PostgreSQL's sum(bigint) is numeric).
     z = lambda col: cast(func.coalesce(col, 0), BigInteger)  # noqa: E731
-    earned = sum((z(flows.c[s]) for s, _ in EARN_SOURCES), start=literal(0))
+    earned = sum((z(flows.c[s]) for s, _ in EARN_SOURCES), start=literal_column("0"))
     net = earned + z(flows.c.redemption) + z(flows.c.expiry)
     opening = z(ACC.c.balance) - z(flows.c.since_lo)
+    # Each household's place in the listing, ranked over the few columns it needs: sorting the wide result
+    # rows on ten keys instead cost PostgreSQL more than the rollup (every comparison unpacks both rows).
+    place = (
+        select(H.c.id.label("household_id"), func.row_number().over(order_by=(
+            H.c.community_id, *_natural(CP.c.name, B.c.name), B.c.id, *_natural(H.c.unit, H.c.door_plate))).label("place"))
+        .select_from(H.join(B, B.c.id == H.c.building_id).join(CP, CP.c.id == B.c.compound_id))
+        .where(H.c.community_id.in_(community_ids))
+        .subquery("place")
+    )
     return (
         select(
+            place.c.place,
             C.c.id.label("community_id"),
             C.c.name.label("community"),
             CP.c.name.label("compound"),
@@ -160,42 +198,88 @@ def totals_query(community_ids: tuple[int, ...], lo: datetime, hi: datetime) -> 
             .join(C, C.c.id == H.c.community_id)
             .outerjoin(ACC, ACC.c.household_id == H.c.id)
             .outerjoin(flows, flows.c.household_id == H.c.id)
-        )
-        .where(H.c.community_id.in_(community_ids))
-        .order_by(
-            C.c.id,
-            func.length(CP.c.name), CP.c.name,
-            func.length(B.c.name), B.c.name, B.c.id,
-            func.length(H.c.unit), H.c.unit,
-            func.length(H.c.door_plate), H.c.door_plate,
+            .join(place, place.c.household_id == H.c.id)
         )
     )
 
 
-# Household rows carry 7 identifying columns, then the figures in FIGURES order.
-FIRST_FIGURE = 7
+def totals_query(community_ids: tuple[int, ...], lo: datetime, hi: datetime) -> Select:
+    """The household rows alone, in listing order."""
+    t = household_totals(community_ids, lo, hi).subquery("household_totals")
+    return select(*(c for c in t.c if c.name != "place")).order_by(t.c.place)
 
 
-@dataclass
-class Subtotal:
-    """Sums of every figure over a building or a community, and how many households they cover."""
+class Level(IntEnum):
+    """What a report row is: a household, or the subtotal of a building, of a community, of everything."""
 
-    label: tuple[str, ...]
-    households: int = 0
-    values: list[int] = field(default_factory=lambda: [0] * len(FIGURES))
-
-    def add(self, values, households: int = 1) -> None:
-        self.households += households
-        self.values = [a + b for a, b in zip(self.values, values, strict=True)]
-
-    @property
-    def sums(self) -> dict[str, int]:
-        return dict(zip(FIGURES, self.values, strict=True))
+    household = 0
+    building = 1
+    community = 2
+    total = 3
 
 
-def stream_rows(session: Session, community_ids: tuple[int, ...], lo: datetime, hi: datetime, batch: int = 2000) -> Iterator:
-    """Household rows read through a server-side cursor on PostgreSQL: memory stays flat."""
-    if not community_ids:
-        return iter(())
-    stmt = totals_query(community_ids, lo, hi).execution_options(yield_per=batch, stream_results=True)
-    return iter(session.execute(stmt))
+LEVEL_ZH = {Level.household: "户", Level.building: "楼栋小计", Level.community: "社区合计", Level.total: "总计"}
+ID_COLUMNS = ("community", "compound", "building", "unit", "door_plate")
+
+
+class kg_text(FunctionElement):  # noqa: N801 - a SQL function, named like one
+    """Grams as kilograms with three decimals, as text ('1.500'): the same characters on both databases."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(kg_text)
+def _kg_text_sqlite(element, compiler, **kw):
+    return f"printf('%.3f', {compiler.process(element.clauses, **kw)} / 1000.0)"
+
+
+@compiles(kg_text, "postgresql")
+def _kg_text_pg(element, compiler, **kw):
+    return f"CAST(CAST({compiler.process(element.clauses, **kw)} AS NUMERIC) / 1000 AS NUMERIC(20, 3))::text"
+
+
+def report_query(community_ids: tuple[int, ...], lo: datetime, hi: datetime, *, as_csv: bool = False) -> Select:
+    """Household rows with the building and community subtotals and the grand total, each subtotal right
+    after what it covers, all from one statement (the database sums them; nothing is held in Python).
+
+    Columns: level (Level; with as_csv its Chinese label), community, compound, building, unit, door plate
+    (NULL where a subtotal covers several), households, then FIGURES with the kg columns in kilograms —
+    numbers, or with as_csv text with three decimals, so PostgreSQL's COPY writes the CSV lines itself."""
+    t = household_totals(community_ids, lo, hi).cte("household_totals")
+
+    def summed(rows, households, *, last):
+        # A subtotal sorts right after the last row it covers: households at 4 × place, a building's
+        # subtotal at 4 × its last place + 1, a community's + 2, the total + 3. One integer key: sorting
+        # the wide rows on the names again cost more than all the subtotals.
+        return [func.max(last).label("last"),
+                cast(func.coalesce(func.sum(households), 0), BigInteger).label("households"),
+                *(cast(func.coalesce(func.sum(rows.c[f]), 0), BigInteger).label(f) for f in FIGURES)]
+
+    # Each level sums the one below it: communities add up their buildings' subtotals, not every household again.
+    b_keys = (t.c.community_id, t.c.community, t.c.compound, t.c.building_id, t.c.building)
+    b = select(*b_keys, *summed(t, literal_column("1"), last=t.c.place)).group_by(*b_keys).cte("building_totals")
+    c = (select(b.c.community_id, b.c.community, *summed(b, b.c.households, last=b.c.last))
+         .group_by(b.c.community_id, b.c.community).cte("community_totals"))
+    every = select(*summed(c, c.c.households, last=c.c.last)).subquery("every_total")
+
+    def rows(lv: Level, src, last, households, *ids):
+        return select(literal_column(str(int(lv)), Integer).label("level"), (last * 4 + int(lv)).label("position"),
+                      *ids, *(null() for _ in range(len(ID_COLUMNS) - len(ids))), households,
+                      *(src.c[f] for f in FIGURES))
+
+    parts = union_all(
+        rows(Level.household, t, t.c.place, literal_column("1", BigInteger).label("households"), *(t.c[k] for k in ID_COLUMNS)),
+        rows(Level.building, b, b.c.last, b.c.households, b.c.community, b.c.compound, b.c.building),
+        rows(Level.community, c, c.c.last, c.c.households, c.c.community),
+        rows(Level.total, every, every.c.last, every.c.households),
+    ).subquery("report")
+    r = parts.c
+    if as_csv:
+        head = [case(*((r.level == int(lv), zh) for lv, zh in LEVEL_ZH.items())).label("level")]
+        kg = lambda col: kg_text(col)  # noqa: E731
+    else:
+        head = [r.level]
+        kg = lambda col: cast(col, Float) / 1000  # noqa: E731
+    figures = [kg(r[f]).label(f) if f in GRAM_FIGURES else r[f] for f in FIGURES]
+    return select(*head, *(r[c] for c in ID_COLUMNS), r.households, *figures).order_by(r.position)
