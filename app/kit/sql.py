@@ -128,7 +128,8 @@ def stream_tuples(session: Session, stmt: Any, size: int = 2000) -> Iterator[tup
     import psycopg
 
     sql, params = _pg_statement(session, stmt)
-    with _driver_connection(session).cursor() as cur:
+    # Binary: PostgreSQL sends integers as they are and psycopg reads them without parsing text (half the client CPU).
+    with _driver_connection(session).cursor(binary=True) as cur:
         yield from cur.stream(sql, params, size=size if psycopg.pq.version() >= 170000 else 1)
 
 

@@ -76,14 +76,16 @@ def write_xlsx(path: str, rows: Iterable, *, title: str, period: str, generated:
 
     def households() -> Iterator[dict]:
         nonlocal done
-        for level, community, compound, building, unit, door_plate, n, *figures in rows:
-            if level == Level.household:
-                yield dict(zip(h_headers, (community, compound, building, unit, door_plate, *figures), strict=True))
-            elif level == Level.building:
-                buildings.append(dict(zip(b_headers, (community, compound, building, n, *figures), strict=True)))
+        for row in rows:
+            if row[-1] == Level.household:  # zip stops at the household sheet's last column
+                yield dict(zip(h_headers, row, strict=False))
+                continue
+            *ids, n, level = row
+            figures = ids[len(ID_HEADERS):]
+            if level == Level.building:
+                buildings.append(dict(zip(b_headers, (*ids[:3], n, *figures), strict=True)))
             else:
-                label = "总计" if level == Level.total else community
-                communities.append(dict(zip(c_headers, (label, n, *figures), strict=True)))
+                communities.append(dict(zip(c_headers, ("总计" if level == Level.total else ids[0], n, *figures), strict=True)))
         done = True
 
     def after_households(kept: list[dict]) -> Iterator[dict]:

@@ -243,9 +243,10 @@ def report_query(community_ids: tuple[int, ...], lo: datetime, hi: datetime, *, 
     """Household rows with the building and community subtotals and the grand total, each subtotal right
     after what it covers, all from one statement (the database sums them; nothing is held in Python).
 
-    Columns: level (Level; with as_csv its Chinese label), community, compound, building, unit, door plate
-    (NULL where a subtotal covers several), households, then FIGURES with the kg columns in kilograms —
-    numbers, or with as_csv text with three decimals, so PostgreSQL's COPY writes the CSV lines itself."""
+    With as_csv, the CSV's columns: the level's Chinese label, community, compound, building, unit, door
+    plate (empty where a subtotal covers several), households, then FIGURES with kg as text with three
+    decimals, so that PostgreSQL's COPY writes the lines itself. Otherwise the household sheet's columns
+    first — the five ids, then FIGURES with kg as numbers — then households and the Level."""
     t = household_totals(community_ids, lo, hi).cte("household_totals")
 
     def summed(rows, households, *, last):
@@ -276,10 +277,10 @@ def report_query(community_ids: tuple[int, ...], lo: datetime, hi: datetime, *, 
     ).subquery("report")
     r = parts.c
     if as_csv:
-        head = [case(*((r.level == int(lv), zh) for lv, zh in LEVEL_ZH.items())).label("level")]
-        kg = lambda col: kg_text(col)  # noqa: E731
+        label = case(*((r.level == int(lv), zh) for lv, zh in LEVEL_ZH.items())).label("level")
+        figures = [kg_text(r[f]).label(f) if f in GRAM_FIGURES else r[f] for f in FIGURES]
+        columns = [label, *(r[c] for c in ID_COLUMNS), r.households, *figures]
     else:
-        head = [r.level]
-        kg = lambda col: cast(col, Float) / 1000  # noqa: E731
-    figures = [kg(r[f]).label(f) if f in GRAM_FIGURES else r[f] for f in FIGURES]
-    return select(*head, *(r[c] for c in ID_COLUMNS), r.households, *figures).order_by(r.position)
+        figures = [(cast(r[f], Float) / 1000).label(f) if f in GRAM_FIGURES else r[f] for f in FIGURES]
+        columns = [*(r[c] for c in ID_COLUMNS), *figures, r.households, r.level]
+    return select(*columns).order_by(r.position)
