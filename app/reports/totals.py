@@ -1,4 +1,5 @@
-"""Point totals per household for a period: one aggregate query over the ledger, read as a stream.
+"""Point totals per household for a period, with building and community subtotals: one statement over
+the ledger, read as a stream in listing order.
 
 Opening balance = the account's balance minus everything that occurred since the period began
 (reads only the recent journal, not the whole history); closing = opening + the period's net.

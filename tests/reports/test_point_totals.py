@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 from app.audit.models import AuditLog
 from app.cli import app as cli
 from app.ledger import service as ledger
+from app.places.models import Building, Household
+from app.places.service import new_public_code
 from tests.ledger.helpers import earn, spend
 
 # Local (Asia/Shanghai) October 2026 is [2026-09-30 16:00Z, 2026-10-31 16:00Z).
@@ -102,6 +104,36 @@ def test_csv_has_every_figure_per_household_and_subtotals(client, world, engine)
     text = r.content.decode("utf-8")
     for phone in world.phones.values():
         assert phone not in text and phone[-4:] + "," not in text
+
+
+def test_rows_in_natural_order_each_subtotal_after_what_it_covers(client, world, engine):
+    # 10号楼 is created before 3号楼 and its 1001 before its 201: the listing still reads 3号楼, 10号楼 and 201, 1001.
+    with Session(engine) as s:
+        for name, plates in (("10号楼", ("1001", "201")), ("3号楼", ("101",))):
+            building = Building(name=name, compound_id=world.compound.id, community_id=world.community.id)
+            s.add(building)
+            s.flush()
+            for plate in plates:
+                s.add(Household(community_id=world.community.id, building_id=building.id, unit="1", door_plate=plate,
+                                members=2, public_code=new_public_code(s)))
+                s.flush()
+        s.commit()
+    earn(engine, world.households[0], 10, when=DURING, grams=1500, category="kitchen")
+    r = client.get(f"/api/v1/communities/{world.community.id}/reports/point-totals",
+                   params={"month": "2026-10"}, headers=world.h("committee"))
+    rows = _rows(r.content.decode("utf-8"))[1:]
+    assert [(row[0], row[3], row[5]) for row in rows] == [
+        *(("户", "1号楼", f"{i}01") for i in range(1, 5)), ("楼栋小计", "1号楼", ""),
+        *(("户", "2号楼", f"{i}01") for i in range(1, 5)), ("楼栋小计", "2号楼", ""),
+        ("户", "3号楼", "101"), ("楼栋小计", "3号楼", ""),
+        ("户", "10号楼", "201"), ("户", "10号楼", "1001"), ("楼栋小计", "10号楼", ""),
+        ("社区合计", "", ""), ("总计", "", ""),
+    ]
+    header = _rows(r.content.decode("utf-8"))[0]
+    kg = header.index("厨余减量(kg)")
+    # Kilograms with three decimals, the same characters whichever database wrote the line.
+    assert rows[0][kg] == "1.500" and rows[1][kg] == "0.000" and rows[-1][kg] == "1.500"
+    assert rows[-1][header.index("户数")] == "11"
 
 
 def test_closing_of_the_current_period_is_the_balance(client, world, engine):
