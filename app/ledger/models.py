@@ -90,9 +90,15 @@ class JournalEntry(SQLModel, table=True):
 
 class Posting(SQLModel, table=True):
     __tablename__ = "posting"
-    __table_args__ = (UniqueConstraint("account_id", "seq", name="ux_posting_account_seq"),)
+    __table_args__ = (
+        UniqueConstraint("account_id", "seq", name="ux_posting_account_seq"),
+        # An entry's postings with their account and amount in the index itself: reports that join a
+        # period's entries to their postings (point totals: 360,000 lookups for a month of a street)
+        # read the index alone, not the table as well (migration 0009).
+        Index("ix_posting_entry_id", "entry_id", postgresql_include=["account_id", "amount"]),
+    )
     id: int | None = Field(default=None, sa_column=pk())
-    entry_id: int = Field(sa_column=fk("journal_entry.id"))
+    entry_id: int = Field(sa_column=fk("journal_entry.id", index=False))
     account_id: int = Field(sa_column=Column(BigId, ForeignKey("ledger_account.id"), nullable=False))
     amount: int = Field(sa_column=Column(BigInteger, nullable=False))
     # Household postings only: position in the passbook and the running balance after it.
