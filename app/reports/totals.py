@@ -156,8 +156,10 @@ def household_totals(community_ids: tuple[int, ...], lo: datetime, hi: datetime)
             .outerjoin(ORIG, and_(ORIG.c.id == E.c.reverses_entry_id, ORIG.c.id.in_(REVERSED)))
         )
         # A correction is never earlier than what it reverses: the plain bound keeps the index usable.
+        # An entry posts to accounts of its own community (as `ledger verify` per community assumes):
+        # bounding the entries too spares a community's export the postings of every other community.
         .where(A.c.community_id.in_(community_ids), A.c.household_id.is_not(None), E.c.occurred_at >= lo,
-               func.coalesce(ORIG.c.occurred_at, E.c.occurred_at) >= lo)
+               E.c.community_id.in_(community_ids), func.coalesce(ORIG.c.occurred_at, E.c.occurred_at) >= lo)
         .group_by(A.c.household_id)
         .subquery("flows")
     )
