@@ -121,14 +121,14 @@ def household_totals(community_ids: tuple[int, ...], lo: datetime, hi: datetime)
     compound → building → unit → door plate, names in natural order), ids, names, then FIGURES (grams for kg)."""
     source = func.coalesce(ORIG.c.source, E.c.source)
     in_period = func.coalesce(ORIG.c.occurred_at, E.c.occurred_at) < hi
-    # FILTER clauses, one cheap test each: a CASE per column re-evaluated the source mapping sixteen times
-    # per posting. Unknown sources (future ones) count as adjustments so closing = opening + earned −
-    # redeemed − expired.
+    # FILTER clauses, one cheap test each, the one that usually fails first: a CASE per column re-evaluated
+    # the source mapping sixteen times per posting. Unknown sources (future ones) count as adjustments so
+    # closing = opening + earned − redeemed − expired.
     named = tuple(s for s, _ in EARN_SOURCES if s != "adjustment") + ("redemption", "expiry")
 
     def points(src: str):
         picked = source.not_in(named) if src == "adjustment" else source == src
-        return func.sum(P.c.amount).filter(and_(in_period, picked))
+        return func.sum(P.c.amount).filter(and_(picked, in_period))
 
     other_codes = ("kitchen", "other", *HAZARDOUS_CODES)
     picks = {
@@ -146,7 +146,7 @@ def household_totals(community_ids: tuple[int, ...], lo: datetime, hi: datetime)
             *(points(s).label(s) for s, _ in EARN_SOURCES),
             points("redemption").label("redemption"),
             points("expiry").label("expiry"),
-            *(func.sum(E.c.quantity_g).filter(and_(in_period, pick)).label(f"g_{c}") for c, pick in picks.items()),
+            *(func.sum(E.c.quantity_g).filter(and_(pick, in_period)).label(f"g_{c}") for c, pick in picks.items()),
         )
         .select_from(
             A.join(P, P.c.account_id == A.c.id)
