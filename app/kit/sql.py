@@ -71,6 +71,13 @@ def _recordset_sql(table: Table, columns: tuple[str, ...], same: tuple[str, ...]
     )
 
 
+def json_document(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as one JSON text for `json_to_recordset`, in one call to pydantic-core's serialiser (Rust):
+    datetimes, dates and times become ISO 8601 text PostgreSQL reads back, enums their values, anything
+    else str()."""
+    return to_json(list(rows), fallback=str).decode()
+
+
 def bulk_insert(
     session: Session, table: Table, rows: Sequence[dict[str, Any]], tail: str = "", same: dict[str, Any] | None = None
 ) -> list[Any]:
@@ -86,8 +93,7 @@ def bulk_insert(
     columns take Python lists and dicts; datetimes, dates and times become ISO 8601 text."""
     same = same or {}
     stmt = _recordset_sql(table, tuple(rows[0]), tuple(same), tail)
-    payload = to_json(list(rows), fallback=str).decode()
-    result = session.execute(stmt, {"rows": payload} | {f"same_{name}": value for name, value in same.items()})
+    result = session.execute(stmt, {"rows": json_document(rows)} | {f"same_{name}": value for name, value in same.items()})
     return result.all() if "RETURNING" in tail.upper() else []
 
 
