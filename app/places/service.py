@@ -319,6 +319,15 @@ def get_household(session: Session, household_id: int) -> Household:
     return household
 
 
+def get_households(session: Session, household_ids: set[int]) -> dict[int, Household]:
+    """Many households by id in one query (those that exist)."""
+    if not household_ids:
+        return {}
+    from app.kit.sql import among
+
+    return {h.id: h for h in session.exec(select(Household).where(among(session, Household.__table__.c.id, household_ids)))}
+
+
 def set_household_pin(session: Session, household_id: int, pin_hash: str) -> None:
     """Store the household's redemption PIN (an argon2 hash; rewards checks it). Does not commit."""
     household = get_household(session, household_id)
