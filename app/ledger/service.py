@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from app.core.db import engine_key, utcnow
 from app.kit.errors import BadRequest, Conflict, not_found
-from app.kit.sql import bulk_insert
+from app.kit.sql import among, bulk_insert, json_document
 from app.ledger.models import HOUSEHOLD, JournalEntry, LedgerAccount, Posting, Source, SystemAccount
 
 ACCOUNT = LedgerAccount.__table__
@@ -170,6 +170,21 @@ def _change_household(session: Session, community_id: int, household_id: int, de
 def balance_of(session: Session, household_id: int) -> int:
     value = session.execute(select(ACCOUNT.c.balance).where(ACCOUNT.c.household_id == household_id)).scalar()
     return int(value or 0)
+
+
+def balances_of(session: Session, household_ids: Iterable[int], *, lock: bool = False) -> dict[int, int]:
+    """Balances of many households in one query (0 for a household without an account).
+
+    lock=True locks their account rows, in household order, until the caller's transaction ends
+    (PostgreSQL): a batch that decides on these balances and then posts sees them unchanged."""
+    ids = sorted(set(household_ids))
+    if not ids:
+        return {}
+    stmt = select(ACCOUNT.c.household_id, ACCOUNT.c.balance).where(among(session, ACCOUNT.c.household_id, ids))
+    if lock and _is_pg(session):
+        stmt = stmt.order_by(ACCOUNT.c.household_id).with_for_update(key_share=True)
+    found = dict(session.execute(stmt).all())
+    return {h: int(found.get(h) or 0) for h in ids}
 
 
 # --- posting -----------------------------------------------------------------------------------
@@ -325,6 +340,144 @@ def post(
             )
     session.execute(POSTING.insert(), postings)
     return Posted(entry_id, False, balance_after)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One balanced entry for `post_many`: the arguments `post` takes, as a value."""
+
+    community_id: int
+    idempotency_key: str
+    source: str
+    memo: str
+    lines: tuple[Line, ...]
+    household_id: int | None = None
+    occurred_at: datetime | None = None
+    actor_user_id: int | None = None
+
+
+def post_many(session: Session, entries: Sequence[Entry]) -> list[Posted]:
+    """Post many balanced entries at once, set-based: what `post` does for each, in a few statements.
+
+    Entries apply in the order given; a household's balance may not go below zero at any posting
+    (the household rows are locked in household order, every posting's running balance is checked,
+    and the database's check constraint stands behind it): one refusal raises `InsufficientPoints`
+    and the caller rolls back. A key seen before returns its first entry (replayed) and moves nothing.
+    Does not commit.
+    """
+    if not entries:
+        return []
+    for e in entries:
+        if not any(ln.amount for ln in e.lines) or sum(ln.amount for ln in e.lines) != 0:
+            raise BadRequest("unbalanced_entry", "记账分录不平衡", "Entry does not balance")
+    first: dict[str, Entry] = {}
+    for e in entries:
+        first.setdefault(e.idempotency_key, e)
+    now = utcnow()
+    rows = [
+        {
+            "community_id": e.community_id, "household_id": e.household_id, "source": e.source,
+            "idempotency_key": e.idempotency_key, "memo": e.memo, "occurred_at": e.occurred_at or now, "posted_at": now,
+            "actor_user_id": e.actor_user_id,
+        }
+        for e in first.values()
+    ]
+    if _is_pg(session):
+        inserted = bulk_insert(session, ENTRY, rows, "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key")
+    else:
+        inserted = session.execute(
+            _insert(session, ENTRY).values(rows).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(ENTRY.c.id, ENTRY.c.idempotency_key)
+        ).all()
+    new_ids = {k: i for i, k in inserted}
+    fresh = [e for k, e in first.items() if k in new_ids]
+    balances: dict[str, int | None] = {}
+    if fresh:
+        balances = _post_lines(session, fresh, new_ids)
+    out = []
+    for e in entries:
+        k = e.idempotency_key
+        if k in new_ids:
+            out.append(Posted(new_ids[k], False, balances.get(k)))
+        else:
+            out.append(_replay(session, k))
+    return out
+
+
+def _post_lines(session: Session, fresh: list[Entry], entry_ids: dict[str, int]) -> dict[str, int | None]:
+    """Postings of new entries: household balances moved once per household, each posting with its
+    running balance. Returns key → balance after the entry of its own household."""
+    community_of = {ln.household_id: e.community_id for e in fresh for ln in e.lines if ln.household_id is not None}
+    households = sorted(community_of)
+    accounts: dict[int, list[int]] = {}
+    if households:
+        # Every household account exists (created empty where missing) and is locked, in household
+        # order, so concurrent batches cannot deadlock and the running balances below stay true.
+        empty = [{"community_id": community_of[h], "household_id": h, "kind": HOUSEHOLD, "balance": 0, "version": 0} for h in households]
+        if _is_pg(session):
+            bulk_insert(session, ACCOUNT, empty, "ON CONFLICT (household_id) DO NOTHING")
+        else:
+            session.execute(_insert(session, ACCOUNT).values(empty).on_conflict_do_nothing(index_elements=["household_id"]))
+        locked = select(ACCOUNT.c.household_id, ACCOUNT.c.id, ACCOUNT.c.balance, ACCOUNT.c.version).where(
+            among(session, ACCOUNT.c.household_id, households)
+        ).order_by(ACCOUNT.c.household_id)
+        if _is_pg(session):
+            locked = locked.with_for_update(key_share=True)
+        accounts = {h: [a, b, v] for h, a, b, v in session.execute(locked).all()}
+    start = {h: (b, v) for h, (_, b, v) in accounts.items()}
+    postings: list[dict] = []
+    balance_after: dict[str, int | None] = {}
+    system_ids: dict[tuple[int, str], int] = {}
+    for e in fresh:
+        eid = entry_ids[e.idempotency_key]
+        balance_after[e.idempotency_key] = None
+        # Debits first, as `post` does.
+        for ln in sorted(e.lines, key=lambda x: (x.household_id is None, x.amount >= 0, x.household_id or 0)):
+            if ln.amount == 0:
+                continue
+            if ln.household_id is not None:
+                account = accounts[ln.household_id]
+                if account[1] + ln.amount < 0:
+                    raise InsufficientPoints(account[1], -ln.amount)
+                account[1] += ln.amount
+                account[2] += 1
+                postings.append({"entry_id": eid, "account_id": account[0], "amount": ln.amount, "seq": account[2], "balance_after": account[1]})
+                if ln.household_id == e.household_id:
+                    balance_after[e.idempotency_key] = account[1]
+            else:
+                key = (e.community_id, ln.system.value)
+                if key not in system_ids:
+                    system_ids[key] = system_account_id(session, e.community_id, ln.system)
+                postings.append({"entry_id": eid, "account_id": system_ids[key], "amount": ln.amount, "seq": None, "balance_after": None})
+    moved = [
+        {"id": a, "delta": b - start[h][0], "n": v - start[h][1]} for h, (a, b, v) in sorted(accounts.items()) if v != start[h][1]
+    ]
+    if moved:
+        # Increments, not absolute values, and conditional: under the row locks they equal what was
+        # computed above; the condition and the check constraint refuse an overdraft regardless.
+        if _is_pg(session):
+            changed = len(session.execute(
+                text(
+                    "UPDATE ledger_account AS a SET balance = a.balance + r.delta, version = a.version + r.n "
+                    "FROM json_to_recordset(CAST(:rows AS json)) AS r(id bigint, delta bigint, n bigint) "
+                    "WHERE a.id = r.id AND a.balance + r.delta >= 0 RETURNING a.id"
+                ),
+                {"rows": json_document(moved)},
+            ).all())
+        else:
+            changed = sum(
+                session.execute(
+                    update(ACCOUNT).where(ACCOUNT.c.id == m["id"], ACCOUNT.c.balance + m["delta"] >= 0)
+                    .values(balance=ACCOUNT.c.balance + m["delta"], version=ACCOUNT.c.version + m["n"])
+                ).rowcount
+                for m in moved
+            )
+        if changed != len(moved):
+            raise InsufficientPoints()
+    if _is_pg(session):
+        bulk_insert(session, POSTING, postings)
+    else:
+        session.execute(POSTING.insert(), postings)
+    return balance_after
 
 
 def _replay(session: Session, idempotency_key: str) -> Posted:
