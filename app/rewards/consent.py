@@ -90,7 +90,45 @@ def use_code(session: Session, household_id: int, code: str) -> None:
         .returning(USE.c.nonce)
     ).scalar()
     if fresh is None:
-        raise Conflict("consent_code_used", "授权码已使用，请让居民刷新", "Consent code already used; ask the resident to refresh it", "consent_code")
+        raise _code_used()
+
+
+def use_codes(session: Session, codes: list[tuple[int, str]]) -> list[DomainError | None]:
+    """`use_code` for many (household id, code) pairs in one statement; an error or None for each."""
+    now = utcnow()
+    out: list[DomainError | None] = []
+    nonces: dict[str, int] = {}  # nonce → first pair presenting it
+    for n, (household_id, code) in enumerate(codes):
+        try:
+            code_hid, expires, nonce = parse_code(code)
+            if code_hid != household_id:
+                raise Forbidden("consent_code_other_household", "授权码不属于该住户", "This consent code belongs to another household", "consent_code")
+            if expires < int(now.timestamp()):
+                raise Forbidden("consent_code_expired", "授权码已过期，请让居民刷新", "Consent code expired; ask the resident to refresh it", "consent_code")
+            if nonce in nonces:
+                raise _code_used()
+        except DomainError as e:
+            out.append(e)
+            continue
+        nonces[nonce] = n
+        out.append(None)
+    if nonces:
+        rows = [{"nonce": k, "household_id": codes[n][0], "used_at": now} for k, n in nonces.items()]
+        fresh = set(session.execute(_insert(session, USE).values(rows).on_conflict_do_nothing(index_elements=["nonce"]).returning(USE.c.nonce)).scalars())
+        for k, n in nonces.items():
+            if k not in fresh:
+                out[n] = _code_used()
+    return out
+
+
+def unuse_codes(session: Session, codes: list[str]) -> None:
+    """Give back codes this transaction consumed for acts it then refused (as a rollback would)."""
+    if codes:
+        session.execute(delete(USE).where(USE.c.nonce.in_([parse_code(c)[2] for c in codes])))
+
+
+def _code_used() -> Conflict:
+    return Conflict("consent_code_used", "授权码已使用，请让居民刷新", "Consent code already used; ask the resident to refresh it", "consent_code")
 
 
 def prune_used_codes(session: Session) -> int:

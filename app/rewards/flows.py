@@ -6,11 +6,12 @@ from sqlmodel import Session
 
 from app.audit import service as audit
 from app.identity.auth import MANAGERS, Principal, authorize, require_member
-from app.kit.errors import BadRequest, Forbidden
+from app.kit.errors import BadRequest, Forbidden, not_found
 from app.places import service as places
 from app.places.models import Household
 from app.rewards import consent, service
 from app.rewards.models import (
+    Consent,
     ConsentCode,
     CounterRequest,
     FulfilRequest,
@@ -131,13 +132,8 @@ def cancel(session: Session, principal: Principal, redemption_id: int, reason: s
     return service.redemption_public(session, redemption)
 
 
-def counter_spend(session: Session, principal: Principal, community_id: int, data: CounterRequest):
-    """Spend at the counter (柜台兑换): the clerk picks items for a resident who is present and
-    consents; each item is reserved and fulfilled at once, all in one transaction."""
-    from app.rewards.models import Consent, CounterResult
-
-    places.get_community(session, community_id)
-    authorize(session, principal, community_id, CLERKS)
+def _counter_household(data: CounterRequest) -> int:
+    """The household a counter request is for: the one its consent code names, or the one given."""
     household_id = data.household_id
     if data.consent_code:
         code_household = consent.code_household(data.consent_code)
@@ -146,7 +142,17 @@ def counter_spend(session: Session, principal: Principal, community_id: int, dat
         household_id = code_household
     if household_id is None:
         raise BadRequest("household_required", "请指定住户或扫描居民授权码", "Give the household or scan the resident's consent code", "household_id")
-    household = places.get_household(session, household_id)
+    return household_id
+
+
+def counter_spend(session: Session, principal: Principal, community_id: int, data: CounterRequest):
+    """Spend at the counter (柜台兑换): the clerk picks items for a resident who is present and
+    consents; each item is reserved and fulfilled at once, all in one transaction."""
+    from app.rewards.models import Consent, CounterResult
+
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, CLERKS)
+    household = places.get_household(session, _counter_household(data))
     if household.community_id != community_id:
         raise Forbidden("forbidden", "该住户不属于本社区", "This household is not in this community", "household_id")
     keys = [f"counter:{data.idempotency_key}:{i}" for i in range(len(data.items))]
@@ -167,6 +173,86 @@ def counter_spend(session: Session, principal: Principal, community_id: int, dat
     )
     session.commit()
     return CounterResult(household_id=household.id, points=sum(r.points for r in out), redemptions=out)
+
+
+def counter_spend_many(session: Session, principal: Principal, community_id: int, requests: list[CounterRequest]) -> list:
+    """A queue of residents at the counter (an exchange day) in one go: for each request what
+    `counter_spend` answers — its `CounterResult`, or the `DomainError` it would raise — all or
+    nothing per resident, in a few set-based statements and one commit for the whole queue.
+    Requests consenting with a PIN go through `counter_spend` one by one afterwards (a PIN check
+    commits its own attempt counter)."""
+    from app.kit.errors import DomainError
+    from app.rewards.models import CounterResult
+
+    places.get_community(session, community_id)
+    authorize(session, principal, community_id, CLERKS)
+    out: list = [None] * len(requests)
+    household_of: dict[int, int] = {}
+    by_pin: list[int] = []
+    for n, data in enumerate(requests):
+        if data.pin and not data.consent_code:
+            by_pin.append(n)
+            continue
+        try:
+            household_id = _counter_household(data)
+            if not data.consent_code:
+                consent.require_consent(session, household_id, None, None, None)  # raises: no consent given
+        except DomainError as e:
+            out[n] = e
+            continue
+        household_of[n] = household_id
+    households = places.get_households(session, set(household_of.values()))
+    keys = {n: service.counter_keys(requests[n].idempotency_key, len(requests[n].items)) for n in household_of}
+    stored = service.redemptions_by_keys(session, [(household_of[n], k) for n in household_of for k in keys[n]])
+
+    def replayed(n: int) -> CounterResult:
+        rows = [service.redemption_public(session, stored[(household_of[n], k)], replayed=True) for k in keys[n] if (household_of[n], k) in stored]
+        return CounterResult(household_id=household_of[n], points=sum(r.points for r in rows), redemptions=rows, replayed=True)
+
+    todo: list[int] = []
+    for n, household_id in household_of.items():
+        household = households.get(household_id)
+        if household is None:
+            out[n] = not_found("住户", "Household", "household_id")
+        elif household.community_id != community_id:
+            out[n] = Forbidden("forbidden", "该住户不属于本社区", "This household is not in this community", "household_id")
+        elif (household_id, keys[n][0]) in stored:
+            out[n] = replayed(n)
+        else:
+            todo.append(n)
+    for n, error in zip(todo, consent.use_codes(session, [(household_of[n], requests[n].consent_code) for n in todo]), strict=True):
+        out[n] = error
+    todo = [n for n in todo if out[n] is None]
+    spent = service.spend_many(
+        session, community_id,
+        [service.CounterSpend(households[household_of[n]], [(i.item_id, i.quantity) for i in requests[n].items], requests[n].idempotency_key, Consent.code.value) for n in todo],
+        actor_user_id=principal.user_id,
+    )
+    consent.unuse_codes(session, [requests[n].consent_code for n, r in zip(todo, spent, strict=True) if not isinstance(r, list)])
+    late = []
+    for n, result in zip(todo, spent, strict=True):
+        if isinstance(result, list):
+            out[n] = CounterResult(household_id=household_of[n], points=sum(r.points for r in result), redemptions=result)
+            _audit(
+                session, principal, "rewards.counter_spend", "household", household_of[n], community_id,
+                redemptions=[r.id for r in result], points=out[n].points, consent=Consent.code.value,
+            )
+        elif result is None:
+            late.append(n)
+        else:
+            out[n] = result
+    session.commit()
+    if late:  # stored by a concurrent retry of the same requests meanwhile: answer what it stored
+        stored = service.redemptions_by_keys(session, [(household_of[n], k) for n in late for k in keys[n]])
+        for n in late:
+            out[n] = replayed(n)
+    for n in by_pin:
+        try:
+            out[n] = counter_spend(session, principal, community_id, requests[n])
+        except DomainError as e:
+            session.rollback()
+            out[n] = e
+    return out
 
 
 def community_redemptions(session: Session, principal: Principal, community_id: int, status, household_id, cursor, limit):

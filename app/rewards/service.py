@@ -12,10 +12,12 @@ stock (services) is never locked by a reservation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
@@ -23,8 +25,9 @@ from app.audit import service as audit
 from app.core.db import utcnow
 from app.identity.auth import MANAGERS, STAFF_READ, Principal, authorize, may_act_in
 from app.identity.models import Role
-from app.kit.errors import BadRequest, Conflict, not_found
+from app.kit.errors import BadRequest, Conflict, DomainError, not_found
 from app.kit.pagination import page_by_id
+from app.kit.sql import among, bulk_insert, is_pg, json_document
 from app.ledger import service as ledger
 from app.ledger.models import Source, SystemAccount
 from app.places.models import Household, HouseholdStatus
@@ -449,3 +452,248 @@ def may_work_counter(session: Session, principal: Principal, community_id: int) 
 
 def household_for(session: Session, household_id: int) -> Household:
     return get_household(session, household_id)
+
+
+# --- many residents at the counter at once (an exchange day's queue) ---------------------------
+
+@dataclass
+class CounterSpend:
+    """One resident's turn at the counter for `spend_many`: their household, the lines (item id,
+    quantity), the request's idempotency key and how they consented."""
+
+    household: Household
+    lines: list[tuple[int, int]]
+    key: str
+    consent: str
+
+
+def counter_keys(key: str, lines: int) -> list[str]:
+    """The redemptions' idempotency keys of a counter request (one per line)."""
+    return [f"counter:{key}:{i}" for i in range(lines)]
+
+
+def redemptions_by_keys(session: Session, pairs: list[tuple[int, str]]) -> dict[tuple[int, str], Redemption]:
+    """(household id, key) → redemption, for many pairs in one query."""
+    if not pairs:
+        return {}
+    wanted = set(pairs)
+    rows = session.exec(
+        select(Redemption).where(
+            among(session, REDEMPTION.c.household_id, {h for h, _ in pairs}), among(session, REDEMPTION.c.idempotency_key, {k for _, k in pairs})
+        )
+    ).all()
+    return {(r.household_id, r.idempotency_key): r for r in rows if (r.household_id, r.idempotency_key) in wanted}
+
+
+def _update_rows(session: Session, table, keys: tuple[str, ...], rows: list[dict[str, Any]], *, add: bool = False) -> int:
+    """UPDATE `table` from rows, matched on `keys`, setting (or with add=True increasing) the other
+    columns given; one statement on PostgreSQL. Returns the number of rows changed."""
+    if not rows:
+        return 0
+    columns = [c for c in rows[0] if c not in keys]
+    if is_pg(session):
+        types = ", ".join(f"{c} {table.c[c].type.compile(dialect=session.get_bind().dialect)}" for c in rows[0])
+        sets = ", ".join(f"{c} = t.{c} + r.{c}" if add else f"{c} = r.{c}" for c in columns)
+        match = " AND ".join(f"t.{c} = r.{c}" for c in keys)
+        sql = f"UPDATE {table.name} AS t SET {sets} FROM json_to_recordset(CAST(:rows AS json)) AS r({types}) WHERE {match} RETURNING 1"
+        return len(session.execute(text(sql), {"rows": json_document(rows)}).all())
+    stmt = update(table).where(*(table.c[c] == bindparam(f"k_{c}") for c in keys)).values(
+        {c: table.c[c] + bindparam(f"v_{c}") if add else bindparam(f"v_{c}") for c in columns}
+    )
+    return sum(session.execute(stmt, {**{f"k_{c}": r[c] for c in keys}, **{f"v_{c}": r[c] for c in columns}}).rowcount for r in rows)
+
+
+def spend_many(
+    session: Session, community_id: int, spends: list[CounterSpend], *, actor_user_id: int | None, now: datetime | None = None
+) -> list[list[RedemptionPublic] | DomainError | None]:
+    """Reserve and hand over at once (柜台兑换) for many residents, set-based: a few statements for
+    the whole queue instead of some twenty per resident. Does not commit.
+
+    Each spend is all or nothing and is decided in the order given, with the same rules as
+    `reserve` + `fulfil`: the household's limit counters, account and the items' stock are locked
+    (in the order redemption → limit counter → household account → item, as everywhere), every
+    spend is checked against what the spends before it took, and only then is anything counted,
+    posted or taken — so stock is never oversold and points never go negative (the conditional
+    UPDATEs and the database's check constraints stand behind the decision). A refused spend gets
+    its error and leaves nothing behind. A spend whose keys another caller stored meanwhile gets
+    None (read it back: it was done once). Each line's ledger entries are those of `reserve` and
+    `fulfil` (household → held → redeemed), keyed by the redemption.
+    """
+    now = now or utcnow()
+    tz = _tz(session, community_id)
+    out: list[list[RedemptionPublic] | DomainError | None] = [[] for _ in spends]
+    item_ids = {i for s in spends for i, _ in s.lines}
+    items = {i.id: i for i in session.exec(select(RewardItem).where(among(session, ITEM.c.id, item_ids)))} if item_ids else {}
+
+    rows: list[dict[str, Any]] = []
+    owner: list[int] = []  # row → spend
+    for n, s in enumerate(spends):
+        try:
+            if s.household.community_id != community_id:
+                raise not_found("住户", "Household", "household_id")
+            if s.household.status != HouseholdStatus.active:
+                raise Conflict("household_inactive", "该住户已迁出，不能兑换", "This household has moved out", "household_id")
+            lines = []
+            for (item_id, quantity), key in zip(s.lines, counter_keys(s.key, len(s.lines)), strict=True):
+                item = items.get(item_id)
+                if item is None or item.community_id != community_id:
+                    raise not_found("兑换物品", "Reward item", "item_id")
+                if not item.active or (item.available_from and item.available_from > now) or (item.available_until and item.available_until <= now):
+                    raise Conflict("not_available", "该物品当前不可兑换", "This item is not available now", "item_id")
+                lines.append({
+                    "community_id": community_id, "household_id": s.household.id, "item_id": item.id, "item_name": item.name,
+                    "quantity": quantity, "points": item.price_points * quantity, "status": RedemptionStatus.held.value,
+                    "idempotency_key": key,
+                    "period_key": period_key(item.limit_period, now, tz) if item.limit_per_household else None,
+                    "reserved_by_user_id": actor_user_id, "created_at": now, "expires_at": now + timedelta(hours=item.hold_hours),
+                })
+        except DomainError as e:
+            out[n] = e
+            continue
+        rows += lines
+        owner += [n] * len(lines)
+    if not rows:
+        return out
+
+    # The keys' unique index referees concurrent retries, as in `reserve`.
+    if is_pg(session):
+        inserted = bulk_insert(session, REDEMPTION, rows, "ON CONFLICT (household_id, idempotency_key) DO NOTHING RETURNING id, household_id, idempotency_key")
+    else:
+        inserted = session.execute(
+            _insert(session, REDEMPTION).values(rows).on_conflict_do_nothing(index_elements=["household_id", "idempotency_key"])
+            .returning(REDEMPTION.c.id, REDEMPTION.c.household_id, REDEMPTION.c.idempotency_key)
+        ).all()
+    ids = {(h, k): i for i, h, k in inserted}
+    for r, n in zip(rows, owner, strict=True):
+        # The first row of a key got it; a repeat of the key later in the queue is a replay.
+        r["id"] = ids.pop((r["household_id"], r["idempotency_key"]), None)
+        r["consent"] = spends[n].consent
+        if r["id"] is None and not isinstance(out[n], DomainError):
+            out[n] = None
+
+    # Lock what the decision reads: limit counters, household accounts, stocked items. FOR NO KEY
+    # UPDATE, as the UPDATEs in `reserve` take: it leaves alone the key-share locks that inserting
+    # rows referring to them (redemptions, postings) takes, so concurrent queues cannot deadlock.
+    usage_keys = sorted({(r["household_id"], r["item_id"], r["period_key"]) for r in rows if r["period_key"] is not None})
+    used: dict[tuple[int, int, str], int] = {}
+    if usage_keys:
+        fresh = [{"household_id": h, "item_id": i, "period_key": p, "used": 0} for h, i, p in usage_keys]
+        if is_pg(session):
+            bulk_insert(session, USAGE, fresh, "ON CONFLICT DO NOTHING")
+            locked = session.execute(
+                text(
+                    "SELECT u.household_id, u.item_id, u.period_key, u.used FROM redemption_usage AS u "
+                    "JOIN json_to_recordset(CAST(:keys AS json)) AS k(household_id bigint, item_id bigint, period_key varchar) "
+                    "USING (household_id, item_id, period_key) ORDER BY 1, 2, 3 FOR NO KEY UPDATE OF u"
+                ),
+                {"keys": json_document(fresh)},
+            ).all()
+        else:
+            session.execute(_insert(session, USAGE).values(fresh).on_conflict_do_nothing())
+            locked = session.execute(
+                select(USAGE.c.household_id, USAGE.c.item_id, USAGE.c.period_key, USAGE.c.used).where(
+                    USAGE.c.household_id.in_({h for h, _, _ in usage_keys}), USAGE.c.item_id.in_({i for _, i, _ in usage_keys})
+                )
+            ).all()
+        used = {(h, i, p): u for h, i, p, u in locked}
+    balance = ledger.balances_of(session, {r["household_id"] for r in rows}, lock=True)
+    stocked = sorted(i for i in {r["item_id"] for r in rows} if items[i].stock is not None)
+    stock: dict[int, int] = {}
+    if stocked:
+        stmt = select(ITEM.c.id, ITEM.c.stock).where(among(session, ITEM.c.id, stocked)).order_by(ITEM.c.id)
+        stock = dict(session.execute(stmt.with_for_update(key_share=True) if is_pg(session) else stmt).all())
+
+    # Decide, spend by spend, against what the spends before took.
+    by_spend: dict[int, list[dict[str, Any]]] = {}
+    for r, n in zip(rows, owner, strict=True):
+        by_spend.setdefault(n, []).append(r)
+    taken: list[dict[str, Any]] = []
+    refused_ids: list[int] = []
+    for n, lines in by_spend.items():
+        if out[n] is None or isinstance(out[n], DomainError):
+            refused_ids += [r["id"] for r in lines if r["id"] is not None]
+            continue
+        want_stock: dict[int, int] = {}
+        want_used: dict[tuple[int, int, str], int] = {}
+        for r in lines:
+            want_stock[r["item_id"]] = want_stock.get(r["item_id"], 0) + r["quantity"]
+            if r["period_key"] is not None:
+                k = (r["household_id"], r["item_id"], r["period_key"])
+                want_used[k] = want_used.get(k, 0) + r["quantity"]
+        household_id = lines[0]["household_id"]
+        points = sum(r["points"] for r in lines)
+        error: DomainError | None = None
+        if any(i in stock and stock[i] < q for i, q in want_stock.items()):
+            error = _out_of_stock()
+        elif any(used[k] + q > items[k[1]].limit_per_household for k, q in want_used.items()):
+            error = _limit_reached(next(items[k[1]] for k, q in want_used.items() if used[k] + q > items[k[1]].limit_per_household))
+        elif balance[household_id] < points:
+            error = ledger.InsufficientPoints(balance[household_id], points)
+        if error is not None:
+            out[n] = error
+            refused_ids += [r["id"] for r in lines]
+            continue
+        for i, q in want_stock.items():
+            if i in stock:
+                stock[i] -= q
+        for k, q in want_used.items():
+            used[k] += q
+        balance[household_id] -= points
+        taken += lines
+
+    if refused_ids:  # rows this transaction inserted and nobody else has seen: as if never written
+        session.execute(REDEMPTION.delete().where(among(session, REDEMPTION.c.id, refused_ids)))
+    if not taken:
+        return out
+
+    counted: dict[tuple[int, int, str], int] = {}
+    for r in taken:
+        if r["period_key"] is not None:
+            k = (r["household_id"], r["item_id"], r["period_key"])
+            counted[k] = counted.get(k, 0) + r["quantity"]
+    # Conditional, as in `reserve`: a counter never passes its limit.
+    for h, i, p in sorted(counted):
+        if used[(h, i, p)] > items[i].limit_per_household:
+            raise _limit_reached(items[i])
+    counter_rows = [{"household_id": h, "item_id": i, "period_key": p, "used": q} for (h, i, p), q in sorted(counted.items())]
+    if _update_rows(session, USAGE, ("household_id", "item_id", "period_key"), counter_rows, add=True) != len(counter_rows):
+        raise Conflict("limit_reached", "已达兑换上限", "Household limit reached", "quantity")
+
+    holds = ledger.post_many(session, [
+        ledger.Entry(
+            community_id=community_id, idempotency_key=f"redemption:{r['id']}:hold", source=Source.redemption,
+            memo=f"兑换 {r['item_name']} ×{r['quantity']}"[:200],
+            lines=(ledger.Line(-r["points"], household_id=r["household_id"]), ledger.Line(r["points"], system=SystemAccount.held)),
+            household_id=r["household_id"], occurred_at=now, actor_user_id=actor_user_id,
+        )
+        for r in taken
+    ])
+    settles = ledger.post_many(session, [
+        ledger.Entry(
+            community_id=community_id, idempotency_key=f"redemption:{r['id']}:fulfil", source=Source.redemption,
+            memo=f"兑付 {r['item_name']} ×{r['quantity']}"[:200],
+            lines=(ledger.Line(-r["points"], system=SystemAccount.held), ledger.Line(r["points"], system=SystemAccount.redeemed)),
+            household_id=r["household_id"], occurred_at=now, actor_user_id=actor_user_id,
+        )
+        for r in taken
+    ])
+    taken_stock: dict[int, int] = {}
+    for r in taken:
+        if items[r["item_id"]].stock is not None:
+            taken_stock[r["item_id"]] = taken_stock.get(r["item_id"], 0) + r["quantity"]
+    for item_id, q in sorted(taken_stock.items()):
+        left = session.execute(
+            update(ITEM).where(ITEM.c.id == item_id, ITEM.c.stock >= q).values(stock=ITEM.c.stock - q).returning(ITEM.c.stock)
+        ).first()
+        if left is None:
+            raise _out_of_stock()
+    for r, hold, settle in zip(taken, holds, settles, strict=True):
+        r.update(status=RedemptionStatus.fulfilled.value, hold_entry_id=hold.entry_id, settle_entry_id=settle.entry_id,
+                 resolved_at=now, resolved_by_user_id=actor_user_id, balance_after=hold.balance_after)
+    _update_rows(session, REDEMPTION, ("id",), [
+        {k: r[k] for k in ("id", "status", "hold_entry_id", "settle_entry_id", "resolved_at", "resolved_by_user_id", "consent")} for r in taken
+    ])
+    for r, n in zip(rows, owner, strict=True):
+        if r.get("status") == RedemptionStatus.fulfilled.value:
+            out[n].append(RedemptionPublic.model_validate({**r, "replayed": False}))
+    return out
