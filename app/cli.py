@@ -274,6 +274,10 @@ def generate_demo(
     workers: int = typer.Option(
         2, "--workers", min=1, max=16, help="Communities replayed at once in separate processes (PostgreSQL only; 1 on SQLite)."
     ),
+    bulk_load: bool = typer.Option(
+        False, "--bulk-load", help="PostgreSQL, as a superuser: skip the database's per-row foreign-key checks while replaying "
+        "(as pg_restore --disable-triggers does); ~40 % less database CPU for benchmark streets. Unique keys and checks still hold.",
+    ),
 ) -> None:
     """Generate a realistic demo street: places, staff of every role, residents, and days of check-ins, compost and exchange days.
 
@@ -305,26 +309,30 @@ def generate_demo(
         from datetime import datetime
         from zoneinfo import ZoneInfo
 
-        from app.generator.activity import replay, replay_street
+        from app.generator.activity import replay, replay_engine, replay_street
 
         engine = get_engine()
+        url = engine.url.render_as_string(hide_password=False)
         today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
         parallel = engine.dialect.name == "postgresql" and workers > 1 and len(built.communities) > 1
         with Progress(TextColumn("Replaying days"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
             if parallel:  # communities in worker processes: progress by community
                 task = bar.add_task("communities", total=len(built.communities))
                 activity = replay_street(
-                    engine.url.render_as_string(hide_password=False), [(c.id, c.staff) for c in built.communities],
-                    seed=seed, days=days, today=today, workers=workers, done=lambda _cid, _summary: bar.advance(task),
+                    url, [(c.id, c.staff) for c in built.communities], seed=seed, days=days, today=today, workers=workers,
+                    bulk_load=bulk_load, done=lambda _cid, _summary: bar.advance(task),
                 )
-            else:
+            else:  # one process: progress by day
                 task = bar.add_task("days", total=days * len(built.communities))
-                with Session(engine, expire_on_commit=False) as session:
+                replaying = replay_engine(url, bulk_load=bulk_load) if engine.dialect.name == "postgresql" else engine
+                with Session(replaying, expire_on_commit=False) as session:
                     for c in built.communities:
                         activity[c.id] = replay(
                             session, seed=seed, community_id=c.id, staff=c.staff, days=days, today=today,
                             progress=lambda _done, _total: bar.advance(task),
                         )
+                if replaying is not engine:
+                    replaying.dispose()
     table = Table("id", "community", "households", "residents", "check-ins", "compost", "weigh-ins", "redeemed")
     for c in built.communities:
         a = activity.get(c.id)
