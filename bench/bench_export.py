@@ -6,6 +6,8 @@ Builds the street with the demo generator (places), then a year of ledger activi
 SQL (INSERT ... SELECT generate_series): weekly check-ins with kitchen-waste weights, monthly recycling
 weigh-ins, quarterly redemptions — every entry balanced against the community's system accounts,
 household postings numbered with running balances, account balances equal to their postings.
+With --generator the year (2025) is replayed through the services by the demo generator instead
+(`generate-demo --days 365 --workers 2 --bulk-load`: about half an hour on the 2 cores).
 Then, side by side in one run:
   * the XLSX export of the year's last month, in a fresh process (as `jianfei reports export-totals`
     runs it): time of the export, CPU time and peak RSS of that process — targets < 5 s, < 200 MB;
@@ -108,14 +110,50 @@ def build(url: str) -> dict:
         conn.execute(text("VACUUM ANALYZE"))
     ledger_s = time.perf_counter() - t0
     with engine.connect() as conn:
-        entries = conn.execute(text("SELECT count(*) FROM journal_entry")).scalar()
-        postings = conn.execute(text("SELECT count(*) FROM posting")).scalar()
         unbalanced = conn.execute(text("SELECT count(*) FROM (SELECT entry_id FROM posting GROUP BY entry_id HAVING sum(amount) <> 0) t")).scalar()
         negative = conn.execute(text("SELECT count(*) FROM posting WHERE balance_after < 0")).scalar()
-    engine.dispose()
     assert unbalanced == 0 and negative == 0, (unbalanced, negative)
+    return _built(engine, built, places_s, ledger_s)
+
+
+def _built(engine, built, places_s: float, ledger_s: float) -> dict:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        entries = conn.execute(text("SELECT count(*) FROM journal_entry")).scalar()
+        postings = conn.execute(text("SELECT count(*) FROM posting")).scalar()
+    engine.dispose()
     return {"street_id": built.street_id, "households": built.households, "entries": entries, "postings": postings,
             "places_s": places_s, "ledger_s": ledger_s}
+
+
+def build_with_generator(url: str) -> dict:
+    """The street and its year (2025) through the services: `jianfei generate-demo --days 365
+    --workers 2 --bulk-load`, the way `bench/bench_generate_street.py` times it."""
+    from datetime import date
+
+    from sqlalchemy import text
+    from sqlmodel import Session
+
+    from app.generator.activity import replay_engine, replay_street
+    from app.generator.plan import plan_street
+    from app.generator.service import build_street
+    from app.ledger.verify import verify
+
+    engine = replay_engine(url)
+    t0 = time.perf_counter()
+    with Session(engine, expire_on_commit=False) as session:
+        built = build_street(session, plan_street(1, COMMUNITIES, HOUSEHOLDS))
+    places_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    replay_street(url, [(c.id, c.staff) for c in built.communities], seed=1, days=365, today=date(2026, 1, 1), workers=2, bulk_load=True,
+                  done=lambda cid, a: print(f"  community {cid} replayed ({a.scans:,} check-ins), {time.perf_counter() - t0:7.1f} s", flush=True))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+    ledger_s = time.perf_counter() - t0
+    with Session(engine) as session:
+        assert verify(session, None).clean
+    return _built(engine, built, places_s, ledger_s)
 
 
 def existing(url: str) -> dict:
@@ -215,6 +253,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database (prints its URL)")
     parser.add_argument("--url", default=os.environ.get("EXPORT_BENCH_URL"),
                         help="measure again on a database kept by an earlier --keep run (default: $EXPORT_BENCH_URL)")
+    parser.add_argument("--generator", action="store_true", help="build the year through the services with the demo generator "
+                        "(generate-demo --days 365 --bulk-load; about half an hour) instead of set-based SQL")
     args = parser.parse_args()
     if args.child:
         fmt, url, street, out = args.child
@@ -225,9 +265,10 @@ def main() -> None:
 
     url = args.url or fresh_database("export")
     try:
-        data = existing(url) if args.url else build(url)
-        print(f"built: {data['households']:,} households, {data['entries']:,} entries, {data['postings']:,} postings "
-              f"(places {data['places_s']:.1f} s, ledger {data['ledger_s']:.1f} s)")
+        data = existing(url) if args.url else build_with_generator(url) if args.generator else build(url)
+        how = "the demo generator, through the services" if args.generator else "set-based SQL"
+        print(f"built with {how}: {data['households']:,} households, {data['entries']:,} entries, {data['postings']:,} postings "
+              f"(places {data['places_s']:.1f} s, activity {data['ledger_s']:.1f} s)")
         tmp = Path(tempfile.mkdtemp(prefix="jianfei-export-"))
         load_start = os.getloadavg()
         runs = {"copy": [], "csv": [], "xlsx": [], "copy_report": []}
@@ -250,8 +291,9 @@ def main() -> None:
             return " / ".join(f"{r['cpu_s']:.2f}" for r in runs[k])
 
         lines = [
-            f"Street of {data['households']:,} households, {COMMUNITIES} communities; a year of activity: {data['entries']:,} journal "
-            f"entries, {data['postings']:,} postings. Export of one month ({MONTH}), best of 3, fresh process each. "
+            f"Street of {data['households']:,} households, {COMMUNITIES} communities; a year of activity"
+            f"{' replayed by the demo generator through the services (built in %.0f s)' % (data['places_s'] + data['ledger_s']) if args.generator else ''}: "
+            f"{data['entries']:,} journal entries, {data['postings']:,} postings. Export of one month ({MONTH}), best of 3, fresh process each. "
             f"Load average (1/5/15 min) {' / '.join(f'{x:.1f}' for x in load_start)} at the start, "
             f"{' / '.join(f'{x:.1f}' for x in load_end)} at the end (2 cores, shared).",
             "",

@@ -3,7 +3,7 @@
 # bench/RESULTS.md with the date and machine.
 #
 #   bench/run.sh                  # all of them (the export one builds a 60,000-household street first)
-#   bench/run.sh ingest batch     # some of them: ingest batch passbook roster rates redemption export
+#   bench/run.sh ingest batch     # some of them: ingest batch passbook roster rates redemption export generate
 #
 # The export benchmark builds a 60,000-household street (minutes); EXPORT_BENCH_URL=<url of a street kept with
 # `bench/bench_export.py --keep`> measures on it again instead.
@@ -19,7 +19,7 @@ fi
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
 export PYTHONPATH="$PWD"
 
-for name in ${*:-ingest batch passbook roster rates redemption export}; do
+for name in ${*:-ingest batch passbook roster rates redemption export generate}; do
   echo "=== $name"
   case "$name" in
     ingest) .venv/bin/python -m bench.checkin ;;
@@ -29,6 +29,7 @@ for name in ${*:-ingest batch passbook roster rates redemption export}; do
     rates) .venv/bin/python bench/bench_rates.py ;;
     redemption) .venv/bin/python bench/bench_redemption.py ;;
     export) .venv/bin/python bench/bench_export.py ;;
+    generate) .venv/bin/python bench/bench_generate_street.py ;;
     *) echo "unknown benchmark: $name" >&2; exit 2 ;;
   esac
 done
