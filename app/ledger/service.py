@@ -217,7 +217,9 @@ def post_credits(session: Session, credits: Sequence[Credit]) -> list[int]:
             "quantity_g": c.quantity_g,
             "category": c.category,
         }
-        for c in first.values()
+        # In key order: two batches that share keys then meet on them in the same order, one waits for
+        # the other instead of each holding a key the other needs (a deadlock when inserted as given).
+        for c in sorted(first.values(), key=lambda c: c.idempotency_key)
     ]
     if _is_pg(session):
         # One statement text for any batch size: a multi-VALUES insert of 1,000 rows costs ~0.3 s to compile.
