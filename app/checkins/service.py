@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from sqlmodel import select as select_rows
@@ -49,7 +48,7 @@ from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, auth
 from app.identity.models import Role
 from app.kit.errors import BadRequest, Conflict, DomainError, Forbidden, NotFound, Unprocessable, not_found
 from app.kit.pagination import page_by_id
-from app.kit.sql import among, bulk_insert, compact_sql, is_pg
+from app.kit.sql import among, compact_sql, insert_new, is_pg
 from app.places import service as places
 from app.rules import service as rules
 
@@ -259,21 +258,6 @@ def update_window(session: Session, principal: Principal, window_id: int, data: 
 
 # --- scanning ----------------------------------------------------------------------------------
 
-def _insert_rows(session: Session, same: dict[str, Any], rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
-    """Insert scans (each row with the columns in `same`), skipping any a unique constraint refuses;
-    (id, client id) of those stored.
-
-    On PostgreSQL one INSERT … SELECT FROM json_to_recordset (kit.sql.bulk_insert): the statement text
-    is the same for any batch size. Elsewhere a multi-row executemany.
-    """
-    if not rows:
-        return []
-    if is_pg(session):
-        return [(i, c) for i, c in bulk_insert(session, CHECKIN, rows, "ON CONFLICT DO NOTHING RETURNING id, client_id", same)]
-    stmt = sqlite.insert(CHECKIN).on_conflict_do_nothing().returning(CHECKIN.c.id, CHECKIN.c.client_id)
-    return [(i, c) for i, c in session.execute(stmt, [r | same for r in rows]).all()]
-
-
 def _public_code(payload: str) -> str | None:
     try:
         return places.parse_qr_payload(payload)
@@ -363,7 +347,7 @@ def record_scans(session: Session, principal: Principal, community_id: int, scan
     replays: dict[str, dict[str, Any]] = {}  # client id → the answer given when it was first sent
     pending = rows
     for _ in range(3):
-        stored.update((client_id, checkin_id) for checkin_id, client_id in _insert_rows(session, same, pending))
+        stored.update((client_id, checkin_id) for checkin_id, client_id in insert_new(session, CHECKIN, pending, same))
         missing = [r["client_id"] for r in pending if r["client_id"] not in stored]
         if not missing:
             break

@@ -8,7 +8,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from sqlmodel import select as select_rows
@@ -38,7 +37,7 @@ from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, auth
 from app.identity.models import Role
 from app.kit.errors import BadRequest, Conflict, Unprocessable, not_found
 from app.kit.pagination import page_by_id
-from app.kit.sql import among, bulk_insert, fresh_and_stored, is_pg
+from app.kit.sql import among, fresh_and_stored, insert_new
 from app.places import service as places
 from app.rules import service as rules
 from app.rules.models import ActReversal
@@ -321,12 +320,7 @@ def record_drops(session: Session, principal: Principal, bin_id: int, batch: lis
                 "points": rule.compost_per_kg * d.weight_g // 1000 + rule.compost_per_drop,
                 "dropped_at": at, "recorded_at": now, "recorded_by": principal.user_id,
             })
-        if is_pg(session):
-            inserted = bulk_insert(session, DROP, rows, "ON CONFLICT DO NOTHING RETURNING id, client_id")
-        else:
-            stmt = sqlite_insert(DROP).on_conflict_do_nothing().returning(DROP.c.id, DROP.c.client_id)
-            inserted = session.execute(stmt, rows).all()
-        ids = {c: i for i, c in inserted}
+        ids = {c: i for i, c in insert_new(session, DROP, rows)}
         if len(ids) < len(rows):  # the same client ids, sent at once by another upload: that one won
             session.rollback()
             return record_drops(session, principal, bin_id, batch)

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic_core import to_json
 from sqlalchemy import JSON, BigInteger, Select, String, Table, any_, bindparam, func, select, text
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
@@ -95,6 +95,19 @@ def bulk_insert(
     stmt = _recordset_sql(table, tuple(rows[0]), tuple(same), tail)
     result = session.execute(stmt, {"rows": json_document(rows)} | {f"same_{name}": value for name, value in same.items()})
     return result.all() if "RETURNING" in tail.upper() else []
+
+
+def insert_new(session: Session, table: Table, rows: list[dict[str, Any]], same: dict[str, Any] | None = None) -> list[tuple[int, str]]:
+    """Insert rows that carry client ids (each with the columns in `same`), skipping any a unique
+    constraint refuses; (id, client id) of those stored. On PostgreSQL one `bulk_insert`, elsewhere a
+    multi-row executemany. A caller that finds fewer than it sent lost a race with a concurrent upload."""
+    if not rows:
+        return []
+    same = same or {}
+    if is_pg(session):
+        return [(i, c) for i, c in bulk_insert(session, table, rows, "ON CONFLICT DO NOTHING RETURNING id, client_id", same)]
+    stmt = sqlite.insert(table).on_conflict_do_nothing().returning(table.c.id, table.c.client_id)
+    return [(i, c) for i, c in session.execute(stmt, [r | same for r in rows]).all()]
 
 
 def fresh_and_stored(session: Session, model: Any, community_id: int, items: Sequence[Any]) -> tuple[list[Any], dict[str, Any]]:

@@ -25,7 +25,7 @@ from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, auth
 from app.identity.models import Role
 from app.kit.errors import BadRequest, Conflict, NotFound, not_found
 from app.kit.pagination import page_by_id
-from app.kit.sql import bulk_insert, fresh_and_stored, is_pg
+from app.kit.sql import fresh_and_stored, insert_new
 from app.places import service as places
 from app.recycling.models import (
     DestinationCreate,
@@ -507,12 +507,7 @@ def record_weigh_ins(session: Session, principal: Principal, event_id: int, batc
                 "points": category.points * d.weight_g // 1000 if category.unit == "kg" else category.points * d.count,
                 "voucher_id": None, "recorded_by": principal.user_id, "recorded_at": now,
             })
-        if is_pg(session):
-            inserted = bulk_insert(session, WEIGH_IN, rows, "ON CONFLICT DO NOTHING RETURNING id, client_id")
-        else:
-            stmt = sqlite.insert(WEIGH_IN).on_conflict_do_nothing().returning(WEIGH_IN.c.id, WEIGH_IN.c.client_id)
-            inserted = session.execute(stmt, rows).all()
-        ids = {c: i for i, c in inserted}
+        ids = {c: i for i, c in insert_new(session, WEIGH_IN, rows)}
         if len(ids) < len(rows):  # the same client ids, uploaded at once by another device: that one won
             session.rollback()
             return record_weigh_ins(session, principal, event_id, batch)
