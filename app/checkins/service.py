@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from sqlmodel import select as select_rows
@@ -603,35 +603,24 @@ def _credit(session: Session, community_id: int, credited: list[tuple[int, dict[
     from app.ledger.service import Credit
 
     rules_for = rules.resolver(session, community_id)
-    caps: dict[int | None, list[int]] = {}
-    for n, (_, r) in enumerate(credited):
-        caps.setdefault(rules_for(r["scanned_at"]).daily_cap, []).append(n)
-    cut = []
-    for cap, positions in caps.items():
-        items = [(credited[n][1]["household_id"], credited[n][1]["window_date"], credited[n][1]["points"]) for n in positions]
-        for n, granted in zip(positions, rules.apply_daily_cap(session, cap, items), strict=True):
-            r = credited[n][1]
-            if granted != r["points"]:
-                r["points"] = granted
-                cut.append({"cid": credited[n][0], "pts": granted})
-    if cut:
-        session.execute(
-            update(CHECKIN).where(CHECKIN.c.id == bindparam("cid")).values(points=bindparam("pts")),
-            cut,
-        )
+    rows = []
+    for checkin_id, r in credited:  # the rows themselves: the batch's answers report the points granted
+        r["id"] = checkin_id
+        rows.append(r)
+    rules.cap_rows(session, CHECKIN, rows, lambda r: rules_for(r["scanned_at"]).daily_cap, lambda r: r["window_date"])
     credits = [
         Credit(
             community_id=community_id,
             household_id=r["household_id"],
             points=r["points"],
             source="checkin",
-            idempotency_key=f"checkin:{checkin_id}",
+            idempotency_key=f"checkin:{r['id']}",
             memo=credit_memo(r["category"]),
             occurred_at=r["scanned_at"],
             quantity_g=r["weight_g"],
             category=r["category"],
         )
-        for checkin_id, r in credited
+        for r in rows
         if r["points"] > 0
     ]
     ledger.post_credits(session, credits)

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from sqlmodel import select as select_rows
@@ -350,18 +350,8 @@ def _credit_drops(session: Session, community_id: int, rules_for, rows: list[dic
     if not earning:
         return
     tz = _tz(session, community_id)
-    caps: dict[int | None, list[dict[str, Any]]] = defaultdict(list)
-    for r in earning:
-        caps[rules_for(r["dropped_at"]).daily_cap].append(r)
-    cut = []
-    for cap, items in caps.items():
-        asked = [(r["household_id"], r["dropped_at"].astimezone(tz).date(), r["points"]) for r in items]
-        for r, granted in zip(items, rules.apply_daily_cap(session, cap, asked), strict=True):
-            if granted != r["points"]:
-                r["points"] = granted
-                cut.append({"did": r["id"], "pts": granted})
-    if cut:
-        session.execute(update(DROP).where(DROP.c.id == bindparam("did")).values(points=bindparam("pts")), cut)
+    rules.cap_rows(session, DROP, earning, lambda r: rules_for(r["dropped_at"]).daily_cap,
+                   lambda r: r["dropped_at"].astimezone(tz).date())
     ledger.post_credits(
         session,
         [

@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrulestr
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -536,13 +536,7 @@ def _credit_weigh_ins(session: Session, community_id: int, today: date, now: dat
     if not earning:
         return
     cap = rules.rules_at(session, community_id, now).daily_cap
-    cut = []
-    for r, granted in zip(earning, rules.apply_daily_cap(session, cap, [(r["household_id"], today, r["points"]) for r in earning]), strict=True):
-        if granted != r["points"]:
-            r["points"] = granted
-            cut.append({"wid": r["id"], "pts": granted})
-    if cut:
-        session.execute(WEIGH_IN.update().where(WEIGH_IN.c.id == bindparam("wid")).values(points=bindparam("pts")), cut)
+    rules.cap_rows(session, WEIGH_IN, earning, lambda _: cap, lambda _: today)
     ledger.post_credits(
         session,
         [

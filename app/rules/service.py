@@ -13,8 +13,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import Table, bindparam, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -194,6 +195,27 @@ def current_rules(session: Session, principal: Principal, community_id: int) -> 
 
 def _insert(session: Session, table):
     return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def cap_rows(
+    session: Session, table: Table, rows: list[dict[str, Any]], cap_of: Callable[[dict[str, Any]], int | None],
+    day_of: Callable[[dict[str, Any]], date],
+) -> None:
+    """Cut each row's "points" to what its household's daily cap leaves (`apply_daily_cap`, rows grouped
+    by the cap in force, in order within a group), and store the cut points on the row's record in
+    `table` (by its "id"). For batches of acts that earn points: check-ins, compost drops, weigh-ins."""
+    groups: dict[int | None, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[cap_of(r)].append(r)
+    cut = []
+    for cap, items in groups.items():
+        asked = [(r["household_id"], day_of(r), r["points"]) for r in items]
+        for r, granted in zip(items, apply_daily_cap(session, cap, asked), strict=True):
+            if granted != r["points"]:
+                r["points"] = granted
+                cut.append({"row_id": r["id"], "granted": granted})
+    if cut:
+        session.execute(update(table).where(table.c.id == bindparam("row_id")).values(points=bindparam("granted")), cut)
 
 
 def apply_daily_cap(session: Session, cap: int | None, items: list[tuple[int, date, int]]) -> list[int]:
