@@ -329,10 +329,11 @@ def record_drops(session: Session, principal: Principal, bin_id: int, batch: lis
         _credit_drops(session, community_id, rules_for, rows)
     session.commit()
     made = {r["client_id"]: r for r in rows}
+    before = dict(zip(stored, _drop_public(session, list(stored.values())), strict=True))  # one query, not one per replay
     out = []
     for d in batch:
-        if d.client_id in stored:
-            out.append(_drop_public(session, [stored[d.client_id]])[0])
+        if d.client_id in before:
+            out.append(before[d.client_id])
         else:
             r = made[d.client_id]
             out.append(CompostDropPublic.model_construct(

@@ -516,10 +516,11 @@ def record_weigh_ins(session: Session, principal: Principal, event_id: int, batc
         _credit_weigh_ins(session, community_id, today, now, {c.code: c.name for c in categories.values()}, rows)
     session.commit()
     made = {r["client_id"]: r for r in rows}
+    before = dict(zip(stored, _weigh_in_public(session, list(stored.values())), strict=True))  # one query, not one per replay
     out = []
     for d in batch:
-        if d.client_id in stored:
-            out.append(_weigh_in_public(session, [stored[d.client_id]])[0])
+        if d.client_id in before:
+            out.append(before[d.client_id])
         else:
             r = made[d.client_id]
             out.append(WeighInPublic.model_construct(
