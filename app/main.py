@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.checkins import writer
 from app.checkins.fastpath import CheckinFastPath
 from app.core.config import get_settings
 from app.core.db import close_async_pools
@@ -28,6 +29,7 @@ Chinese unless the request sends `Accept-Language: en`.
 async def lifespan(_app: FastAPI):
     _freeze_startup_objects()
     yield
+    writer.forget_loop()
     await close_async_pools()
 
 

@@ -25,6 +25,7 @@ from sqlmodel import select as select_rows
 from starlette.concurrency import run_in_threadpool
 
 from app.audit import service as audit
+from app.checkins import writer
 from app.checkins.models import (
     CATEGORY_ZH,
     CheckIn,
@@ -43,12 +44,12 @@ from app.checkins.models import (
     StationUpdate,
     WasteCategory,
 )
-from app.core.db import async_connection, engine_key, get_engine, utcnow
+from app.core.db import engine_key, get_engine, utcnow
 from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, authorize
 from app.identity.models import Role
 from app.kit.errors import BadRequest, Conflict, DomainError, Forbidden, NotFound, Unprocessable, not_found
 from app.kit.pagination import page_by_id
-from app.kit.sql import among, compact_sql, insert_new, is_pg
+from app.kit.sql import among, insert_new, is_pg
 from app.places import service as places
 from app.rules import service as rules
 
@@ -393,14 +394,15 @@ def record_scans(session: Session, principal: Principal, community_id: int, scan
 _SCAN_RESULTS = TypeAdapter(list[ScanResult])
 
 
-# --- one scan in one statement (PostgreSQL) ------------------------------------------------------
+# --- the bin-side scan: one statement, shared with the scans arriving with it (PostgreSQL) -------
 
 async def record_one(principal: Principal, community_id: int, scan: ScanIn) -> ScanResult:
     """A single scan, on the event loop. On PostgreSQL the usual case — a field worker of this
     community, a genuine code of one of its active households, a known station, a time inside a
     window and a new client id — is one statement on an asyncio connection (check-in, daily-cap
     counter, journal entry, balance, postings; or the check-in alone when its window slot is already
-    credited, a duplicate): the bin-side hot path, with no thread hop and no ORM. Anything else (a
+    credited, a duplicate), which the scans this process receives meanwhile share (app.checkins.writer):
+    the bin-side hot path, with no thread hop and no ORM. Anything else (a
     rejection, a replay, a lock conflict, another role) takes the general path in a worker thread,
     which answers it exactly as an offline batch would.
     """
@@ -414,7 +416,7 @@ async def record_one(principal: Principal, community_id: int, scan: ScanIn) -> S
             await run_in_threadpool(_warm_caches, community_id)
             plan = _plan_one(url, principal, community_id, scan)
         if isinstance(plan, dict):
-            row = await _write_one(plan)
+            row = await writer.write(plan)
             if row is not None:
                 return ScanResult.model_construct(
                     client_id=scan.client_id, status=ScanStatus(row[3]), reason=None, checkin_id=row[0],
@@ -494,7 +496,7 @@ def _plan_one(url: str, principal: Principal, community_id: int, scan: ScanIn) -
         "window_id": window.id,
         "category": scan.category.value,
         "result": scan.result.value,
-        "reasons": json.dumps([r.value for r in scan.reasons]),
+        "reasons": [r.value for r in scan.reasons],
         "weight_g": scan.weight_g,
         "photo_ref": scan.photo_ref,
         "credited": credited,
@@ -505,76 +507,6 @@ def _plan_one(url: str, principal: Principal, community_id: int, scan: ScanIn) -
         "ledger_source": Source.checkin.value,
         "issued_account_id": issued,
     }
-
-
-async def _write_one(params: dict[str, Any]) -> tuple[int, int, int, str] | None:
-    """(check-in id, household id, points, status), or None when the statement wrote nothing.
-
-    One round trip: the connection is in autocommit, so the statement is its own transaction
-    (no BEGIN/COMMIT exchanges); when it cannot write the check-in it fails and leaves nothing.
-    """
-    import psycopg
-
-    async with async_connection() as conn:
-        try:
-            cur = await conn.execute(_one_sql(), params)
-            return await cur.fetchone()
-        except psycopg.errors.DivisionByZero:
-            return None  # not the usual case (see _one_sql): the general path answers it
-        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
-            return None  # two scans of one household at the same instant: the general path referees
-
-
-_ONE_SQL: str | None = None
-
-
-def _one_sql() -> str:
-    global _ONE_SQL
-    if _ONE_SQL is None:
-        from app.ledger.fragments import credit_ctes
-
-        cap_cte, granted = rules.daily_cap_sql("free")
-        _ONE_SQL = f"""WITH h AS (
-    SELECT id FROM household
-    WHERE public_code = %(code)s::varchar AND community_id = %(community_id)s::bigint AND status = 'active'
-      AND id <> ALL(%(own)s::bigint[])
-),
--- A correct scan whose window slot is already credited is a duplicate: recorded, no points, no cap.
-slot AS (
-    SELECT %(credited)s::boolean AND EXISTS (
-        SELECT 1 FROM checkin AS k JOIN h ON k.household_id = h.id
-        WHERE k.window_id = %(window_id)s::bigint AND k.window_date = %(day)s::date AND k.credited
-    ) AS taken
-),
-free AS (SELECT h.id FROM h, slot WHERE NOT slot.taken),
-{cap_cte},
-c AS (
-    INSERT INTO checkin (community_id, client_id, household_id, station_id, window_id, window_date, category, result,
-                         reasons, weight_g, photo_ref, status, reject_reason, credited, points, scanned_at, recorded_at,
-                         recorded_by)
-    SELECT %(community_id)s::bigint, %(client_id)s::varchar, h.id, %(station_id)s::bigint, %(window_id)s::bigint,
-           %(day)s::date, %(category)s::varchar, %(result)s::varchar, %(reasons)s::json, %(weight_g)s::integer,
-           %(photo_ref)s::varchar, CASE WHEN slot.taken THEN 'duplicate' ELSE 'accepted' END, NULL,
-           %(credited)s::boolean AND NOT slot.taken, CASE WHEN slot.taken THEN 0 ELSE {granted} END,
-           %(scanned_at)s::timestamptz, %(posted_at)s::timestamptz, %(user_id)s::bigint
-    FROM h, slot
-    ON CONFLICT DO NOTHING
-    RETURNING id, household_id, points, status
-),
-credit AS (
-    SELECT c.household_id, c.points, 'checkin:' || c.id AS idempotency_key, %(memo)s::varchar AS memo,
-           %(scanned_at)s::timestamptz AS occurred_at, %(weight_g)s::bigint AS quantity_g, %(category)s::varchar AS category
-    FROM c WHERE c.points > 0
-),
-{credit_ctes("credit")}
--- Nothing inserted (unknown or foreign household, a replay, a slot credited meanwhile by a concurrent
--- scan): fail the whole statement so that nothing of it stays (the cap counter above), by dividing by
--- the number of check-ins written.
-SELECT c.id, c.household_id, c.points, c.status
-FROM (SELECT 1) AS one LEFT JOIN c ON true
-WHERE 1 / (SELECT count(*)::integer FROM c) = 1"""
-        _ONE_SQL = compact_sql(_ONE_SQL)
-    return _ONE_SQL
 
 
 def _stored_results(session: Session, community_id: int, client_ids: list[str]) -> dict[str, dict[str, Any]]:

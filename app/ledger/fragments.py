@@ -14,12 +14,14 @@ from __future__ import annotations
 from app.ledger.models import HOUSEHOLD
 
 
-def _entries(source: str, order: str = "") -> str:
-    """The CTE `ledger_entry`: one journal entry per credit in `source` whose key is new."""
+def _entries(source: str, order: str = "", per_row: bool = False) -> str:
+    """The CTE `ledger_entry`: one journal entry per credit in `source` whose key is new. With per_row,
+    the community and the posting time are the source's columns community_id and posted_at."""
+    community, posted = ("s.community_id", "s.posted_at") if per_row else ("%(community_id)s::bigint", "%(posted_at)s::timestamptz")
     return f"""ledger_entry AS (
     INSERT INTO journal_entry (community_id, household_id, source, idempotency_key, memo, occurred_at, posted_at, quantity_g, category)
-    SELECT %(community_id)s::bigint, s.household_id, %(ledger_source)s::varchar, s.idempotency_key, s.memo, s.occurred_at,
-           %(posted_at)s::timestamptz, s.quantity_g, s.category
+    SELECT {community}, s.household_id, %(ledger_source)s::varchar, s.idempotency_key, s.memo, s.occurred_at,
+           {posted}, s.quantity_g, s.category
     FROM {source} AS s
     {order}
     ON CONFLICT (idempotency_key) DO NOTHING
@@ -29,20 +31,22 @@ def _entries(source: str, order: str = "") -> str:
 
 def credit_ctes(source: str) -> str:
     """CTEs `ledger_entry`, `ledger_account_row`, `ledger_posting` that post the credits in `source`:
-    a CTE with the columns household_id, points, idempotency_key, memo, occurred_at, quantity_g and
-    category, one row per credit and at most one row per household.
+    a CTE with the columns household_id, points, idempotency_key, memo, occurred_at, quantity_g,
+    category, community_id, issued_account_id (that community's issued account, from
+    `system_account_id`) and posted_at; one row per credit and at most one row per household, of any
+    communities (the bin-side scans of a process, written together).
 
-    Needs the parameters %(community_id)s, %(issued_account_id)s (the community's issued account,
-    from `system_account_id`), %(posted_at)s. Points must be positive (the source filters).
-    A key already posted yields no entry and moves nothing. The caller's final SELECT can read
-    `ledger_entry` (id, household_id) and `ledger_account_row` (balance after the credit).
+    Needs the parameter %(ledger_source)s. Points must be positive (the source filters). A key already
+    posted yields no entry and moves nothing. The caller's final SELECT can read `ledger_entry`
+    (id, household_id) and `ledger_account_row` (balance after the credit).
     """
     return f"""
-{_entries(source)},
+{_entries(source, "ORDER BY s.household_id", per_row=True)},
 ledger_account_row AS (
     INSERT INTO ledger_account AS acc (community_id, household_id, kind, balance, version)
-    SELECT %(community_id)s::bigint, s.household_id, '{HOUSEHOLD}', s.points, 1
+    SELECT s.community_id, s.household_id, '{HOUSEHOLD}', s.points, 1
     FROM ledger_entry AS e JOIN {source} AS s ON s.idempotency_key = e.idempotency_key
+    ORDER BY s.household_id
     ON CONFLICT (household_id) DO UPDATE SET balance = acc.balance + excluded.balance, version = acc.version + 1
     RETURNING id, household_id, balance, version
 ),
@@ -52,7 +56,7 @@ ledger_posting AS (
     FROM ledger_entry AS e JOIN {source} AS s ON s.idempotency_key = e.idempotency_key
     JOIN ledger_account_row AS a ON a.household_id = e.household_id
     UNION ALL
-    SELECT e.id, %(issued_account_id)s::bigint, -s.points, NULL, NULL
+    SELECT e.id, s.issued_account_id, -s.points, NULL, NULL
     FROM ledger_entry AS e JOIN {source} AS s ON s.idempotency_key = e.idempotency_key
     RETURNING entry_id
 )"""
@@ -66,7 +70,8 @@ def credits_ctes(source: str) -> str:
     `source` also has a column `position` that orders a household's credits: entries are numbered in
     that order, and each household posting gets the sequence number and running balance it would have
     had posted one at a time (as `service.post_credits` gives them). Each household's balance moves
-    once, by the sum of its new credits. Same parameters as `credit_ctes`.
+    once, by the sum of its new credits. One community: needs the parameters %(community_id)s,
+    %(issued_account_id)s (its issued account), %(posted_at)s and %(ledger_source)s.
     """
     return f"""
 {_entries(source, "ORDER BY s.household_id, s.position")},

@@ -254,25 +254,25 @@ def apply_daily_cap(session: Session, cap: int | None, items: list[tuple[int, da
     return granted
 
 
-def daily_cap_sql(source: str) -> tuple[str, str]:
-    """apply_daily_cap for an act written in one PostgreSQL statement: (CTE, granted expression).
+def daily_cap_sql(source: str) -> str:
+    """apply_daily_cap for acts of distinct households written in one PostgreSQL statement, under the
+    one cap %(cap)s (NULL: none).
 
-    The CTE `day_counter` adds to the counter of the household in `source` (column `id`) for the
-    local day %(day)s, when a cap %(cap)s applies, what of %(points)s fits under the cap, and returns
-    that amount (`last_grant`): the same arithmetic as apply_daily_cap.
+    `source` has the columns id (the household, each at most once), day (its local day) and points
+    (asked, positive). The CTE `day_counter` adds to each household's counter for its day what of the
+    points fits under the cap and returns (household_id, last_grant): the amount granted, by the same
+    arithmetic as apply_daily_cap. Acts of a household that may come several at a time: daily_caps_sql.
     """
-    cte = f"""day_counter AS (
+    return f"""day_counter AS (
     INSERT INTO {DAY.name} AS d (household_id, day, granted, last_grant)
-    SELECT s.id, %(day)s::date, LEAST(%(points)s::integer, GREATEST(%(cap)s::integer, 0)),
-           LEAST(%(points)s::integer, GREATEST(%(cap)s::integer, 0))
+    SELECT s.id, s.day, LEAST(s.points, GREATEST(%(cap)s::integer, 0)), LEAST(s.points, GREATEST(%(cap)s::integer, 0))
     FROM {source} AS s WHERE %(cap)s::integer IS NOT NULL
+    ORDER BY s.id
     ON CONFLICT (household_id, day) DO UPDATE
     SET granted = d.granted + LEAST(excluded.granted, GREATEST(0, %(cap)s::integer - d.granted)),
         last_grant = LEAST(excluded.granted, GREATEST(0, %(cap)s::integer - d.granted))
-    RETURNING last_grant
+    RETURNING household_id, last_grant
 )"""
-    granted = "CASE WHEN %(cap)s::integer IS NULL THEN %(points)s::integer ELSE (SELECT last_grant FROM day_counter) END"
-    return cte, granted
 
 
 def daily_caps_sql(source: str) -> str:
