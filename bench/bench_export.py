@@ -214,7 +214,9 @@ def run_child(fmt: str, url: str, street_id: int, out: str) -> dict:
 def copy_same_query(url: str, street_id: int, out: str, *, report: bool = False) -> dict:
     """PostgreSQL's COPY (query) TO STDOUT WITH CSV, read by the client into a file. The query is the
     household rows of the export (totals_query); with report=True, the export's own statement with the
-    subtotals (report_query), which the CSV export hands to COPY as it is."""
+    subtotals (report_query), which the CSV export hands to COPY as it is. Either runs in a transaction
+    with the export's own session settings (service.PG_EXPORT_SETTINGS: work_mem, jit off), so that the
+    baseline is the same query under the same settings, not one slowed down by JIT compilation."""
     from zoneinfo import ZoneInfo
 
     import psycopg
@@ -225,6 +227,7 @@ def copy_same_query(url: str, street_id: int, out: str, *, report: bool = False)
     from app.core.db import make_engine
     from app.places.models import Community
     from app.reports.scope import month_period
+    from app.reports.service import PG_EXPORT_SETTINGS
     from app.reports.totals import report_query, totals_query
 
     engine = make_engine(url)
@@ -238,6 +241,8 @@ def copy_same_query(url: str, street_id: int, out: str, *, report: bool = False)
     with psycopg.connect(conninfo) as conn:
         sql = psycopg.ClientCursor(conn).mogrify(str(compiled), compiled.params)
         t0 = time.perf_counter()
+        for setting in PG_EXPORT_SETTINGS:  # SET LOCAL: this transaction only, as in the export's
+            conn.execute(setting)
         size = 0
         with conn.cursor() as cur, open(out, "wb") as f, cur.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER)") as copy:
             for block in copy:
@@ -281,6 +286,7 @@ def main() -> None:
         best = {k: min(v, key=lambda r: r["seconds"]) for k, v in runs.items()}
         peak = {k: max(r.get("peak_rss_mb", 0) for r in v) for k, v in runs.items()}
         ratio = best["csv"]["seconds"] / best["copy"]["seconds"]
+        ratio_report = best["csv"]["seconds"] / best["copy_report"]["seconds"]
         xlsx_ok = best["xlsx"]["seconds"] < 5
         rss_ok = peak["xlsx"] < 200
 
@@ -302,11 +308,15 @@ def main() -> None:
             f"| XLSX export (4 sheets) | {best['xlsx']['seconds']:.2f} | {each('xlsx')} | {cpu('xlsx')} | {best['xlsx']['bytes'] / 1e6:.1f} MB "
             f"| {peak['xlsx']:.0f} MB | < 5 s {'✓' if xlsx_ok else '✗'}, < 200 MB {'✓' if rss_ok else '✗'} |",
             f"| CSV export (with subtotals) | {best['csv']['seconds']:.2f} | {each('csv')} | {cpu('csv')} | {best['csv']['bytes'] / 1e6:.1f} MB "
-            f"| {peak['csv']:.0f} MB | ≤ 2× COPY: {ratio:.2f}× {'✓' if ratio <= 2 else '✗'} |",
+            f"| {peak['csv']:.0f} MB | ≤ 2× COPY: {ratio:.2f}× the household query's {'✓' if ratio <= 2 else '✗'}, "
+            f"{ratio_report:.2f}× the statement's |",
             f"| PostgreSQL COPY (household query) TO STDOUT | {best['copy']['seconds']:.2f} | {each('copy')} | — "
             f"| {best['copy']['bytes'] / 1e6:.1f} MB | — | baseline |",
             f"| PostgreSQL COPY (the export's statement, with subtotals) | {best['copy_report']['seconds']:.2f} | {each('copy_report')} | — "
             f"| {best['copy_report']['bytes'] / 1e6:.1f} MB | — | for reference |",
+            "",
+            "Both COPY runs use the export's session settings (`reports.service.PG_EXPORT_SETTINGS`), in a transaction of their own; "
+            "the exports' times include their whole work from the first query (scope, audit row, statement, file).",
         ]
         record(f"Point totals export ({data['households']:,} households, PostgreSQL)", lines)
     finally:

@@ -69,9 +69,15 @@ class LedgerAccount(SQLModel, table=True):
 
 class JournalEntry(SQLModel, table=True):
     __tablename__ = "journal_entry"
-    __table_args__ = (Index("ix_journal_entry_household_occurred", "household_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_journal_entry_household_occurred", "household_id", "occurred_at"),
+        # A community's entries in time order: a period's entries are one range per community (point
+        # totals: 880,000 entries of a month read from 8.3 M instead of every entry of the communities).
+        # Serves lookups by community alone as the plain index on community_id did (migration 0010).
+        Index("ix_journal_entry_community_occurred", "community_id", "occurred_at"),
+    )
     id: int | None = Field(default=None, sa_column=pk())
-    community_id: int = Field(sa_column=fk("community.id"))
+    community_id: int = Field(sa_column=fk("community.id", index=False))
     household_id: int | None = Field(default=None, sa_column=Column(BigId, ForeignKey("household.id"), nullable=True))
     source: str = Field(sa_column=Column(String(20), nullable=False))
     idempotency_key: str = Field(sa_column=Column(String(160), nullable=False, unique=True))
