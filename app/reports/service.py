@@ -16,9 +16,9 @@ from app.audit import service as audit
 from app.core.db import get_engine, utcnow
 from app.identity.auth import Principal
 from app.kit.sql import is_pg, stream_tuples
-from app.reports import sheets
+from app.reports import rollup, sheets
 from app.reports.scope import SCOPE_ZH, Period, Scope, ScopeKind, period_of, resolve
-from app.reports.totals import report_query
+from app.reports.totals import Rollup, report_query
 
 
 class ExportFormat(StrEnum):
@@ -53,18 +53,29 @@ class Export:
         return {"Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(self.filename)}"}
 
 
+def begin_export(session: Session, scope: Scope, period: Period) -> Rollup | None:
+    """Open the export's transaction; the roll-up it may read (reports.rollup), read in its snapshot.
+
+    PostgreSQL: REPEATABLE READ, so that the roll-up's watermark, its rows and the journal after it are
+    read at one moment (a refresh committing between them would count entries twice), and the settings."""
+    if not is_pg(session):
+        return None
+    session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+    for setting in PG_EXPORT_SETTINGS:
+        session.execute(text(setting))
+    return rollup.current(session, scope.tz.key, period)
+
+
 def totals_body(engine: Engine, scope: Scope, period: Period, fmt: ExportFormat) -> Iterator[bytes]:
     """The export's bytes, read with a session of its own (the request's session is gone once streaming starts)."""
     lo, hi = period.bounds(scope.tz)
     with Session(engine) as session:
-        if is_pg(session):
-            for setting in PG_EXPORT_SETTINGS:
-                session.execute(text(setting))
+        rolled = begin_export(session, scope, period)
         if fmt == ExportFormat.csv:
-            yield from sheets.csv_stream(session, report_query(scope.community_ids, lo, hi, as_csv=True))
+            yield from sheets.csv_stream(session, report_query(scope.community_ids, lo, hi, as_csv=True, rollup=rolled))
         else:
             yield from sheets.xlsx_stream(
-                stream_tuples(session, report_query(scope.community_ids, lo, hi)),
+                stream_tuples(session, report_query(scope.community_ids, lo, hi, rollup=rolled)),
                 title=f"{SCOPE_ZH[scope.kind]}：{scope.name}",
                 period=period.label,
                 generated=utcnow().astimezone(scope.tz).strftime("%Y-%m-%d %H:%M"),

@@ -11,7 +11,8 @@ Households are identified by compound, building, unit and door plate only: never
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from enum import IntEnum
 
 from sqlalchemy import (
@@ -36,6 +37,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from app.ledger.models import JournalEntry, LedgerAccount, Posting
 from app.places.models import Building, Community, Compound, Household
+from app.reports.models import HouseholdMonthPoints
 
 E = JournalEntry.__table__
 ORIG = aliased(JournalEntry.__table__, name="orig")
@@ -116,53 +118,101 @@ def _natural(*columns) -> list:
     return [key for col in columns for key in (func.length(col), col)]
 
 
-def household_totals(community_ids: tuple[int, ...], lo: datetime, hi: datetime) -> Select:
-    """One row per household of the communities (unordered): its place in the listing (community →
-    compound → building → unit → door plate, names in natural order), ids, names, then FIGURES (grams for kg)."""
-    source = func.coalesce(ORIG.c.source, E.c.source)
-    in_period = func.coalesce(ORIG.c.occurred_at, E.c.occurred_at) < hi
-    # FILTER clauses, one cheap test each, the one that usually fails first: a CASE per column re-evaluated
-    # the source mapping sixteen times per posting. Unknown sources (future ones) count as adjustments so
-    # closing = opening + earned − redeemed − expired.
-    named = tuple(s for s, _ in EARN_SOURCES if s != "adjustment") + ("redemption", "expiry")
+# An entry counts under its source and time, a correction under those of the entry it reverses.
+_SOURCE = func.coalesce(ORIG.c.source, E.c.source)
+EFFECTIVE_AT = func.coalesce(ORIG.c.occurred_at, E.c.occurred_at)
+# Sources with a column of their own; unknown (future) sources count as adjustments so that
+# closing = opening + earned − redeemed − expired.
+_NAMED = tuple(s for s, _ in EARN_SOURCES if s != "adjustment") + ("redemption", "expiry")
+_OTHER_CODES = ("kitchen", "other", *HAZARDOUS_CODES)
+_GRAM_PICKS = {
+    "kitchen": E.c.category == "kitchen",
+    "recyclable": E.c.category.not_in(_OTHER_CODES),  # NULL (no weight category) matches nothing
+    "hazardous": E.c.category.in_(HAZARDOUS_CODES),
+    "other": E.c.category == "other",
+}
+assert tuple(_GRAM_PICKS) == tuple(c for c, _ in CATEGORIES)
+# The household postings with their entries (and the entry a correction reverses), for flows_select.
+POSTINGS = (
+    A.join(P, P.c.account_id == A.c.id)
+    .join(E, E.c.id == P.c.entry_id)
+    # Only entries that were reversed can be an original: that small set (read through the index
+    # on reverses_entry_id) is what the join hashes, not the whole journal.
+    .outerjoin(ORIG, and_(ORIG.c.id == E.c.reverses_entry_id, ORIG.c.id.in_(REVERSED)))
+)
+# The flow columns after household_id, in order (the roll-up table has them too, `since_lo` as `net`).
+FLOWS = ("since_lo", *(s for s, _ in EARN_SOURCES), "redemption", "expiry", *(f"g_{c}" for c, _ in CATEGORIES))
+
+
+def flow_columns(in_period=None) -> list:
+    """The sums of a group of household postings, labelled as FLOWS: every posting (since_lo), then
+    points by source and grams by category of those `in_period` (all of them when None).
+
+    FILTER clauses, one cheap test each, the one that usually fails first: a CASE per column
+    re-evaluated the source mapping sixteen times per posting."""
+
+    def within(picked):
+        return picked if in_period is None else and_(picked, in_period)
 
     def points(src: str):
-        picked = source.not_in(named) if src == "adjustment" else source == src
-        return func.sum(P.c.amount).filter(and_(picked, in_period))
+        picked = _SOURCE.not_in(_NAMED) if src == "adjustment" else _SOURCE == src
+        return func.sum(P.c.amount).filter(within(picked))
 
-    other_codes = ("kitchen", "other", *HAZARDOUS_CODES)
-    picks = {
-        "kitchen": E.c.category == "kitchen",
-        "recyclable": E.c.category.not_in(other_codes),  # NULL (no weight category) matches nothing
-        "hazardous": E.c.category.in_(HAZARDOUS_CODES),
-        "other": E.c.category == "other",
-    }
-    assert tuple(picks) == tuple(c for c, _ in CATEGORIES)
+    return [
+        func.sum(P.c.amount).label("since_lo"),
+        *(points(s).label(s) for s, _ in EARN_SOURCES),
+        points("redemption").label("redemption"),
+        points("expiry").label("expiry"),
+        *(func.sum(E.c.quantity_g).filter(within(pick)).label(f"g_{c}") for c, pick in _GRAM_PICKS.items()),
+    ]
 
-    flows = (
-        select(
-            A.c.household_id.label("household_id"),
-            func.sum(P.c.amount).label("since_lo"),
-            *(points(s).label(s) for s, _ in EARN_SOURCES),
-            points("redemption").label("redemption"),
-            points("expiry").label("expiry"),
-            *(func.sum(E.c.quantity_g).filter(and_(pick, in_period)).label(f"g_{c}") for c, pick in picks.items()),
-        )
-        .select_from(
-            A.join(P, P.c.account_id == A.c.id)
-            .join(E, E.c.id == P.c.entry_id)
-            # Only entries that were reversed can be an original: that small set (read through the index
-            # on reverses_entry_id) is what the join hashes, not the whole journal.
-            .outerjoin(ORIG, and_(ORIG.c.id == E.c.reverses_entry_id, ORIG.c.id.in_(REVERSED)))
-        )
+
+@dataclass(frozen=True)
+class Rollup:
+    """The roll-up to read for a period made of whole months (reports.rollup): its time zone, its
+    watermark as read in the export's own snapshot, and the period's months [first_month, end_month)."""
+
+    timezone: str
+    watermark: int
+    first_month: date
+    end_month: date
+
+
+def household_totals(community_ids: tuple[int, ...], lo: datetime, hi: datetime, rollup: Rollup | None = None) -> Select:
+    """One row per household of the communities (unordered): its place in the listing (community →
+    compound → building → unit → door plate, names in natural order), ids, names, then FIGURES (grams for kg).
+
+    With a roll-up, the entries up to its watermark are read from its monthly rows and only those
+    after it from the journal: the same sums (tests/reports/test_point_totals_rollup.py)."""
+    live = (
+        select(A.c.household_id.label("household_id"), *flow_columns(EFFECTIVE_AT < hi))
+        .select_from(POSTINGS)
         # A correction is never earlier than what it reverses: the plain bound keeps the index usable.
         # An entry posts to accounts of its own community (as `ledger verify` per community assumes):
         # bounding the entries too spares a community's export the postings of every other community.
         .where(A.c.community_id.in_(community_ids), A.c.household_id.is_not(None), E.c.occurred_at >= lo,
-               E.c.community_id.in_(community_ids), func.coalesce(ORIG.c.occurred_at, E.c.occurred_at) >= lo)
+               E.c.community_id.in_(community_ids), EFFECTIVE_AT >= lo)
         .group_by(A.c.household_id)
-        .subquery("flows")
     )
+    if rollup is None:
+        flows = live.subquery("flows")
+    else:
+        R = HouseholdMonthPoints.__table__  # noqa: N806
+        in_period = R.c.month < rollup.end_month
+        rolled = (
+            select(R.c.household_id, R.c.net.label("since_lo"),
+                   *(case((in_period, R.c[f]), else_=literal_column("0")).label(f) for f in FLOWS[1:]))
+            .where(R.c.timezone == rollup.timezone, R.c.community_id.in_(community_ids), R.c.month >= rollup.first_month)
+        )
+        # The live part's sums as bigint, like the roll-up's columns: summing them again stays in integers.
+        after = live.where(E.c.id > rollup.watermark).subquery("after_watermark")
+        live = select(after.c.household_id, *(cast(after.c[f], BigInteger).label(f) for f in FLOWS))
+        both = union_all(live, rolled).subquery("both_parts")
+        flows = (
+            select(both.c.household_id, *(func.sum(both.c[f]).label(f) for f in FLOWS))
+            .group_by(both.c.household_id)
+            .subquery("flows")
+        )
     # Sums come back as integers on both databases (PostgreSQL's sum(bigint) is numeric).
     z = lambda col: cast(func.coalesce(col, 0), BigInteger)  # noqa: E731
     earned = sum((z(flows.c[s]) for s, _ in EARN_SOURCES), start=literal_column("0"))
@@ -206,9 +256,9 @@ def household_totals(community_ids: tuple[int, ...], lo: datetime, hi: datetime)
     )
 
 
-def totals_query(community_ids: tuple[int, ...], lo: datetime, hi: datetime) -> Select:
+def totals_query(community_ids: tuple[int, ...], lo: datetime, hi: datetime, rollup: Rollup | None = None) -> Select:
     """The household rows alone, in listing order."""
-    t = household_totals(community_ids, lo, hi).subquery("household_totals")
+    t = household_totals(community_ids, lo, hi, rollup).subquery("household_totals")
     return select(*(c for c in t.c if c.name != "place")).order_by(t.c.place)
 
 
@@ -242,7 +292,8 @@ def _kg_text_pg(element, compiler, **kw):
     return f"CAST(CAST({compiler.process(element.clauses, **kw)} AS NUMERIC) / 1000 AS NUMERIC(20, 3))::text"
 
 
-def report_query(community_ids: tuple[int, ...], lo: datetime, hi: datetime, *, as_csv: bool = False) -> Select:
+def report_query(community_ids: tuple[int, ...], lo: datetime, hi: datetime, *, as_csv: bool = False,
+                 rollup: Rollup | None = None) -> Select:
     """Household rows with the building and community subtotals and the grand total, each subtotal right
     after what it covers, all from one statement (the database sums them; nothing is held in Python).
 
@@ -250,7 +301,7 @@ def report_query(community_ids: tuple[int, ...], lo: datetime, hi: datetime, *, 
     plate (empty where a subtotal covers several), households, then FIGURES with kg as text with three
     decimals, so that PostgreSQL's COPY writes the lines itself. Otherwise the household sheet's columns
     first — the five ids, then FIGURES with kg as numbers — then households and the Level."""
-    t = household_totals(community_ids, lo, hi).cte("household_totals")
+    t = household_totals(community_ids, lo, hi, rollup).cte("household_totals")
 
     def summed(rows, households, *, last):
         # A subtotal sorts right after the last row it covers: households at 4 × place, a building's
