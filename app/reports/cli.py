@@ -78,6 +78,7 @@ def rollup_cmd(
     reversal is never lost, whichever side of the roll-up it falls on."""
     import time
 
+    from sqlalchemy.exc import OperationalError
     from sqlmodel import Session, select
 
     from app.core.config import get_settings
@@ -93,6 +94,11 @@ def rollup_cmd(
         with Session(engine) as session:
             timezone = sorted({get_settings().timezone, *session.exec(select(Community.timezone).distinct())})
     t0 = time.perf_counter()
-    for r in refresh(engine, timezone):
+    try:
+        done = refresh(engine, timezone)
+    except OperationalError as e:  # lock_timeout: a long write holds journal_entry; nothing was changed
+        console.print(f"[yellow]Not rolled up: {e.orig or e}. Try again later (the exports stay exact, reading more of the journal).[/]")
+        raise typer.Exit(1) from None
+    for r in done:
         console.print(f"{r.timezone}: entries up to id {r.watermark:,} (from {r.watermark_before:,}), {r.transactions} transaction(s)")
     console.print(f"Done in {time.perf_counter() - t0:.1f} s.")

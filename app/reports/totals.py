@@ -7,6 +7,8 @@ A correction counts under the source and at the time of the entry it reverses, s
 scanned by mistake and reversed later leaves no trace in any period (as in the passbook's totals),
 and a reversed redemption lowers "redeemed".
 Households are identified by compound, building, unit and door plate only: never name or phone.
+On PostgreSQL a period of whole months reads the entries up to the roll-up's watermark from its monthly
+rows (reports.rollup) and only the later ones from the journal.
 """
 
 from __future__ import annotations
@@ -132,7 +134,7 @@ _GRAM_PICKS = {
     "other": E.c.category == "other",
 }
 assert tuple(_GRAM_PICKS) == tuple(c for c, _ in CATEGORIES)
-# The household postings with their entries (and the entry a correction reverses), for flows_select.
+# The household postings with their entries (and the entry a correction reverses), summed by flow_columns.
 POSTINGS = (
     A.join(P, P.c.account_id == A.c.id)
     .join(E, E.c.id == P.c.entry_id)
