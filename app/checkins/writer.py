@@ -3,7 +3,7 @@
 At the morning and evening rush a process holds a dozen scans at once, each waiting for PostgreSQL.
 Written one statement each, every scan paid for its own round trip, transaction, commit (a WAL flush)
 and statement start-up, on the database and in the driver — about half of the CPU a check-in cost
-(bench/RESULTS.md). Here a scan that arrives while the process already has `checkin_statements` (a setting, 2) statements
+(bench/RESULTS.md). Here a scan that arrives while the process already has `checkin_statements` (a setting, 1) statements
 running waits for the next one, which takes every scan waiting then (up to `MAX_ROWS`): under load
 the scans coalesce, alone a scan goes at once, and no scan waits on a timer.
 
@@ -137,7 +137,7 @@ class Writer:
         self.loop = loop  # held, so that its id is not reused by another loop while this writer lives
         self.waiting: list[tuple[dict[str, Any], asyncio.Future]] = []
         self.running = 0
-        self.inflight = get_settings().checkin_statements  # one executes while the next fills
+        self.inflight = get_settings().checkin_statements
         self.tasks: set[asyncio.Task] = set()
 
     async def write(self, plan: dict[str, Any]) -> Row | None:

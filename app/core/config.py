@@ -55,8 +55,9 @@ class Settings(BaseSettings):
     # Connections per app process: the sync pool (threads) and the asyncio pool of the hot paths.
     async_pool_size: int = 10
     # Statements a process runs at once for the bin-side scans; scans arriving meanwhile share the next
-    # one (app.checkins.writer). 1 coalesces the most, more lowers the wait of a lone scan under load.
-    checkin_statements: int = Field(2, ge=1, le=8)
+    # one (app.checkins.writer). 1 coalesces the most and cost the least CPU per scan in the ingest
+    # benchmark (bench/RESULTS.md); more lets a scan start while another statement is still running.
+    checkin_statements: int = Field(1, ge=1, le=8)
 
     timezone: str = "Asia/Shanghai"
     seed_demo: bool = True
