@@ -7,8 +7,11 @@ everything they then do goes through the HTTP API.
 from __future__ import annotations
 
 import itertools
+import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
@@ -28,6 +31,7 @@ from app.places.models import (
 )
 from app.places.service import new_public_code
 
+T = TypeVar("T")
 _seq = itertools.count(1)
 
 
@@ -128,3 +132,27 @@ class World:
 
     def token_for(self, name: str) -> str:
         return self.tokens[name]
+
+
+def race(*calls: Callable[[], T]) -> list[T]:
+    """Run each call in a thread of its own, all released at one instant; their results in order
+    (the first exception raised, if any, is raised here once every thread has ended)."""
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        barrier.wait()
+        try:
+            results[n] = calls[n]()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 
 from tests.field import balance, payloads, scan, setup_field, yesterday_at
+from tests.support import race
 
 
 def test_concurrent_batches_credit_each_scan_once(client, world, backend):
@@ -17,19 +18,7 @@ def test_concurrent_batches_credit_each_scan_once(client, world, backend):
     a = [scan(f["station_id"], code, yesterday_at(7, 10 + i)) for i, code in enumerate(codes)]
     b = [scan(f["station_id"], code, yesterday_at(8, 10 + i)) for i, code in reversed(list(enumerate(codes)))]
     url = f"/api/v1/communities/{world.community.id}/checkins/batch"
-    batches = [a, b, a, b, a]
-    barrier = threading.Barrier(len(batches))
-    answers: list = [None] * len(batches)
-
-    def upload(n: int) -> None:
-        barrier.wait()
-        answers[n] = client.post(url, json={"scans": batches[n]}, headers=world.h("volunteer"))
-
-    threads = [threading.Thread(target=upload, args=(n,)) for n in range(len(batches))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    answers = race(*(partial(client.post, url, json={"scans": batch}, headers=world.h("volunteer")) for batch in [a, b, a, b, a]))
     assert all(r.status_code == 200 for r in answers), [r.text for r in answers if r.status_code != 200]
 
     # Each client id got one answer, whichever upload stored it, and every copy agrees.
@@ -67,20 +56,11 @@ def test_simultaneous_single_scans_credit_once(client, world, backend):
             jobs += [("one", body), ("one", body)]  # each scan sent twice: a retry after a lost answer
             jobs.append(("one", scan(f["station_id"], code, yesterday_at(18, 10 + phone + i))))
     jobs.append(("batch", {"scans": [scan(f["station_id"], code, yesterday_at(19, 30)) for code in codes]}))
-    barrier = threading.Barrier(8)
-    answers: list = []
+    def worker(part: list) -> list:
+        return [(kind, body, client.post(single if kind == "one" else f"{single}/batch", json=body, headers=world.h("volunteer")))
+                for kind, body in part]
 
-    def worker(part: list) -> None:
-        barrier.wait()
-        for kind, body in part:
-            url = single if kind == "one" else f"{single}/batch"
-            answers.append((kind, body, client.post(url, json=body, headers=world.h("volunteer"))))
-
-    threads = [threading.Thread(target=worker, args=(jobs[n::8],)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    answers = [a for part in race(*(partial(worker, jobs[n::8]) for n in range(8))) for a in part]
     assert all(r.status_code in (200, 201) for _, _, r in answers), [r.text for _, _, r in answers if r.status_code >= 300]
 
     by_client: dict[str, set] = {}
@@ -113,21 +93,11 @@ def test_acts_racing_after_a_reversal_share_the_freed_cap_once(client, world, ba
     weigh = {"payload": code, "category": "paper", "weight_g": 1600}  # 8 points each
     url = f"/api/v1/recycling-events/{eid}/weigh-ins"
     n = 6
-    barrier = threading.Barrier(n + 1)
-    answers: list = [None] * (n + 1)
-
-    def act(i: int) -> None:
-        barrier.wait()
-        if i == n:  # the mistaken check-in is reversed while the weigh-ins arrive
-            answers[i] = client.post(f"/api/v1/checkins/{first.json()['checkin_id']}/reverse", json={"reason": "扫错"}, headers=world.h("supervisor"))
-        else:
-            answers[i] = client.post(url, json={"client_id": cid()} | weigh, headers=world.h("clerk"))
-
-    threads = [threading.Thread(target=act, args=(i,)) for i in range(n + 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    weigh_in = lambda: client.post(url, json={"client_id": cid()} | weigh, headers=world.h("clerk"))  # noqa: E731
+    # The mistaken check-in is reversed while the weigh-ins arrive.
+    reverse = partial(client.post, f"/api/v1/checkins/{first.json()['checkin_id']}/reverse", json={"reason": "扫错"},
+                      headers=world.h("supervisor"))
+    answers = race(*([weigh_in] * n), reverse)
     assert all(r.status_code in (200, 201) for r in answers), [r.text for r in answers]
     granted = sum(r.json()["points"] for r in answers[:n])
     # Whatever the order, the day's credited points never pass the cap, and once the reversal is in,
@@ -165,20 +135,12 @@ def test_scans_arriving_together_share_statements_and_keep_their_own_outcomes(cl
             jobs += [(w, first), (w, first), (w, scan(station, code, datetime.now(UTC)))]
     jobs = jobs[0::3] + jobs[1::3] + jobs[2::3]  # the re-sends and second scans come later, mixed
     before = _statement_scans(client)
-    barrier = threading.Barrier(12)
-    answers: list = []
 
-    def phone(part: list) -> None:
-        barrier.wait()
-        for w, body in part:
-            r = client.post(f"/api/v1/communities/{w.community.id}/checkins", json=body, headers=w.h("volunteer"))
-            answers.append((w, body, r))
+    def phone(part: list) -> list:
+        return [(w, body, client.post(f"/api/v1/communities/{w.community.id}/checkins", json=body, headers=w.h("volunteer")))
+                for w, body in part]
 
-    threads = [threading.Thread(target=phone, args=(jobs[n::12],)) for n in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    answers = [a for part in race(*(partial(phone, jobs[n::12]) for n in range(12))) for a in part]
     assert all(r.status_code in (200, 201) for _, _, r in answers), [r.text for _, _, r in answers if r.status_code >= 300]
 
     statements, scans = (a - b for a, b in zip(_statement_scans(client), before, strict=True))

@@ -49,6 +49,17 @@ def spend(engine, household, points: int, key: str | None = None) -> ledger.Post
         return posted
 
 
+def expire(engine, household, points: int, when: datetime) -> None:
+    """Points of the household expired at `when` (as the expiry job posts them)."""
+    with Session(engine) as s:
+        ledger.post(
+            s, community_id=household.community_id, idempotency_key=f"exp:{household.id}:{when.isoformat()}",
+            source="expiry", memo="积分过期", household_id=household.id, occurred_at=when,
+            lines=[ledger.Line(-points, household_id=household.id), ledger.Line(points, system=ledger.SystemAccount.expired)],
+        )
+        s.commit()
+
+
 def verify_clean(engine, community_id: int | None = None) -> None:
     from app.ledger.verify import verify
 

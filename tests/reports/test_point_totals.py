@@ -15,23 +15,13 @@ from app.cli import app as cli
 from app.ledger import service as ledger
 from app.places.models import Building, Household
 from app.places.service import new_public_code
-from tests.ledger.helpers import earn, spend
+from tests.ledger.helpers import earn, expire, spend
 
 # Local (Asia/Shanghai) October 2026 is [2026-09-30 16:00Z, 2026-10-31 16:00Z).
 BEFORE = datetime(2026, 9, 15, 4, tzinfo=UTC)
 DURING = datetime(2026, 10, 10, 4, tzinfo=UTC)
 EDGE = datetime(2026, 9, 30, 17, tzinfo=UTC)  # 01:00 on 1 October, local: inside
 AFTER = datetime(2026, 11, 2, 4, tzinfo=UTC)
-
-
-def _expire(engine, household, points: int, when: datetime) -> None:
-    with Session(engine) as s:
-        ledger.post(
-            s, community_id=household.community_id, idempotency_key=f"exp:{household.id}:{when.isoformat()}",
-            source="expiry", memo="积分过期", household_id=household.id, occurred_at=when,
-            lines=[ledger.Line(-points, household_id=household.id), ledger.Line(points, system=ledger.SystemAccount.expired)],
-        )
-        s.commit()
 
 
 def _activity(engine, world) -> None:
@@ -50,7 +40,7 @@ def _activity(engine, world) -> None:
     earn(engine, h0, 99, when=AFTER)  # after the period: not in closing
     earn(engine, h1, 30, when=BEFORE, source="compost", grams=3000, category="kitchen")
     earn(engine, h1, 5, when=DURING, source="volunteer")
-    _expire(engine, h1, 12, DURING)
+    expire(engine, h1, 12, DURING)
     earn(engine, h5, 8, when=DURING, source="adjustment")
 
 

@@ -15,7 +15,7 @@ from app.ledger import service as ledger
 from app.reports import rollup
 from app.reports.scope import Period, month_period
 from app.reports.totals import report_query, totals_query
-from tests.ledger.helpers import earn, spend
+from tests.ledger.helpers import earn, expire, spend
 
 TZ = "Asia/Shanghai"
 SEP = datetime(2026, 9, 15, 4, tzinfo=UTC)
@@ -28,16 +28,6 @@ NOV = datetime(2026, 11, 2, 4, tzinfo=UTC)
 def _reverse(engine, entry_id: int) -> None:
     with Session(engine) as s:
         ledger.reverse(s, entry_id, reason="扫错了", actor_user_id=None, idempotency_key=f"rev:{entry_id}")
-        s.commit()
-
-
-def _expire(engine, household, points: int, when: datetime) -> None:
-    with Session(engine) as s:
-        ledger.post(
-            s, community_id=household.community_id, idempotency_key=f"exp:{household.id}:{when.isoformat()}",
-            source="expiry", memo="积分过期", household_id=household.id, occurred_at=when,
-            lines=[ledger.Line(-points, household_id=household.id), ledger.Line(points, system=ledger.SystemAccount.expired)],
-        )
         s.commit()
 
 
@@ -61,11 +51,18 @@ def _same_figures(engine, ids: tuple[int, ...]) -> int:
     return used
 
 
+def test_the_rollup_is_read_on_postgresql_only(engine, world):
+    earn(engine, world.households[0], 5, when=OCT)
+    if engine.dialect.name == "postgresql":
+        rollup.refresh(engine, [TZ])
+    with Session(engine) as s:
+        rolled = rollup.current(s, TZ, month_period("2026-10"))
+    # SQLite: the export reads the journal, always.
+    assert (rolled is not None) == (engine.dialect.name == "postgresql")
+
+
+@pytest.mark.postgres_only
 def test_rollup_export_equals_the_live_statement_with_late_entries_and_reversals(engine, world, client):
-    if engine.dialect.name != "postgresql":
-        with Session(engine) as s:  # SQLite: the export reads the journal, always
-            assert rollup.current(s, TZ, month_period("2026-10")) is None
-        pytest.skip("the roll-up is PostgreSQL's")
     ids = (world.community.id,)
     h0, h1, h2, h5 = world.households[0], world.households[1], world.households[2], world.households[5]
     earn(engine, h0, 50, when=SEP)
@@ -75,7 +72,7 @@ def test_rollup_export_equals_the_live_statement_with_late_entries_and_reversals
     _reverse(engine, wrong_early)  # reversed before the roll-up: both sides rolled up, in October
     rolled_then_reversed = earn(engine, h1, 6, when=LAST_OCT, grams=800, category="kitchen")
     earn(engine, h1, 30, when=SEP, source="compost", grams=3000, category="kitchen")
-    _expire(engine, h1, 12, OCT)
+    expire(engine, h1, 12, OCT)
     earn(engine, h5, 8, when=OCT, source="adjustment")
     spend(engine, h0, 20)  # occurs now
     earn(engine, h2, 9, when=NOV, source="volunteer")
@@ -115,9 +112,8 @@ def test_rollup_export_equals_the_live_statement_with_late_entries_and_reversals
         assert rollup.current(s, TZ, Period(date(2026, 10, 1), date(2026, 10, 30))) is None
 
 
+@pytest.mark.postgres_only
 def test_refresh_in_chunks_equals_one_refresh(engine, world):
-    if engine.dialect.name != "postgresql":
-        pytest.skip("the roll-up is PostgreSQL's")
     ids = (world.community.id,)
     for i, h in enumerate(world.households[:4]):
         earn(engine, h, 5 + i, when=OCT, grams=600 + i, category="kitchen")
