@@ -45,9 +45,18 @@ def _observe(method: str, route: str, status: str, elapsed: float) -> None:
 class JsonFormatter(logging.Formatter):
     FIELDS = ("request_id", "method", "route", "status", "duration_ms", "user_id")
 
+    _second, _stamp = -1, ""
+
+    def stamp(self, created: float) -> str:
+        """The record's local time to the second, formatted once per second (a line per request)."""
+        second = int(created)
+        if second != self._second:
+            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(created))
+        return self._stamp
+
     def format(self, record: logging.LogRecord) -> str:
         data = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "ts": self.stamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
