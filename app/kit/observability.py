@@ -42,6 +42,9 @@ def _observe(method: str, route: str, status: str, elapsed: float) -> None:
     series[1].observe(elapsed)
 
 
+_encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps with an option builds an encoder per call
+
+
 class JsonFormatter(logging.Formatter):
     FIELDS = ("request_id", "method", "route", "status", "duration_ms", "user_id")
 
@@ -67,7 +70,7 @@ class JsonFormatter(logging.Formatter):
                 data[f] = v
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
-        return json.dumps(data, ensure_ascii=False)
+        return _encode(data)
 
 
 def configure_logging(level: str = "INFO") -> None:
