@@ -46,7 +46,11 @@ def _freeze_startup_objects() -> None:
 def create_app() -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_level)
-    app = FastAPI(title="Jianfei passbook API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    otel = settings.opentelemetry
+    app = FastAPI(
+        title="Jianfei passbook API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan,
+        telemetry={"tracing": otel, "metrics": otel, "logs": otel, "operation_spans": otel},
+    )
     install_error_handlers(app)
     for module in domain_modules("routes"):
         app.include_router(module.router)

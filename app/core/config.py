@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     label_font_path: str = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
     label_font_index: int = 0
     log_level: str = "INFO"
+    # FastAPI's own OpenTelemetry instrumentation (traces, metrics and logs to the process's configured
+    # providers), for an operator who sets those up. Off by default: the service's own are the Prometheus
+    # /metrics and the JSON request log, and the check for configured providers ran on every request.
+    opentelemetry: bool = False
 
     @property
     def is_production(self) -> bool:
