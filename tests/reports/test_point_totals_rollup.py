@@ -16,6 +16,7 @@ from app.reports import rollup
 from app.reports.scope import Period, month_period
 from app.reports.totals import report_query, totals_query
 from tests.ledger.helpers import earn, expire, spend
+from tests.support import race
 
 TZ = "Asia/Shanghai"
 SEP = datetime(2026, 9, 15, 4, tzinfo=UTC)
@@ -119,4 +120,17 @@ def test_refresh_in_chunks_equals_one_refresh(engine, world):
         earn(engine, h, 5 + i, when=OCT, grams=600 + i, category="kitchen")
         earn(engine, h, 2, when=SEP + timedelta(days=i), source="recycling", grams=300, category="lamp")
     rollup.refresh(engine, [TZ], chunk=3)  # a transaction per three entry ids
+    assert _same_figures(engine, ids) == len(PERIODS)
+
+
+@pytest.mark.postgres_only
+def test_two_refreshes_at_once_count_every_entry_once(engine, world):
+    """Cron on every app instance: refreshes that overlap take turns on the time zone's watermark
+    (its row locked), each transaction adding only entries after the watermark it read."""
+    ids = (world.community.id,)
+    for i, h in enumerate(world.households[:5]):
+        earn(engine, h, 3 + i, when=OCT, grams=400 + i, category="kitchen")
+        earn(engine, h, 1, when=SEP + timedelta(days=i))
+    done = race(lambda: rollup.refresh(engine, [TZ], chunk=2), lambda: rollup.refresh(engine, [TZ], chunk=2))
+    assert sum(r[0].transactions for r in done) >= 1
     assert _same_figures(engine, ids) == len(PERIODS)
