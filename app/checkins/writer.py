@@ -40,10 +40,10 @@ SCANS = Histogram(
 
 # The per-scan values the statement reads (json_to_recordset's column list): each scan is one object
 # of the one JSON document the statement takes — one parameter, however many scans.
-COLUMNS = """n integer, code varchar, community_id bigint, own bigint[], day date, points integer,
-client_id varchar, station_id bigint, window_id bigint, category varchar, result varchar, reasons json,
-weight_g integer, photo_ref varchar, credited boolean, scanned_at timestamptz, posted_at timestamptz,
-user_id bigint, memo varchar, issued_account_id bigint"""
+COLUMNS = """n integer, code text, community_id bigint, own bigint[], day date, points integer,
+client_id text, station_id bigint, window_id bigint, category text, result text, reasons json,
+weight_g integer, photo_ref text, credited boolean, scanned_at timestamptz, posted_at timestamptz,
+user_id bigint, memo text, issued_account_id bigint"""
 
 
 def _sql() -> str:
@@ -115,18 +115,26 @@ def parameters(plans: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def _execute(plans: Sequence[dict[str, Any]]) -> list[Row] | None:
-    """The rows of the plans' check-ins, in the plans' order; None when the statement wrote nothing."""
+    """The rows of the plans' check-ins, in the plans' order; None when the statement wrote nothing
+    (then each scan of several is written alone, each of one goes to the general path)."""
     import psycopg
+    from psycopg import errors
 
     async with async_connection() as conn:
         SCANS.observe(len(plans))
         try:
             cur = await conn.execute(scans_sql(), parameters(plans))
             found = {n: row for n, *row in await cur.fetchall()}
-        except psycopg.errors.DivisionByZero:
+        except errors.DivisionByZero:
             return None  # one scan could not be written: the statement left nothing
-        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
-            return None  # two scans of one household at the same instant
+        except (errors.DeadlockDetected, errors.SerializationFailure, errors.LockNotAvailable):
+            # Two scans of one household at the same instant, or a row held by a longer write (an
+            # upload, a reversal) past the pool's lock_timeout: the general path waits for it.
+            return None
+        except psycopg.DatabaseError:
+            if len(plans) > 1:
+                return None  # one scan's own problem: alone, it fails by itself
+            raise
     return [tuple(found[n]) for n in range(1, len(plans) + 1)]  # type: ignore[misc]
 
 
@@ -154,6 +162,8 @@ class Writer:
         taken, left, seen = [], [], set()
         cap = next((plan["cap"] for plan, _ in self.waiting if plan["points"] > 0), None)
         for item in self.waiting:
+            if item[1].done():
+                continue  # its client went away: nothing waits for the answer (a re-send is a replay)
             plan = item[0]
             keys = (("code", plan["community_id"], plan["code"]), ("client", plan["community_id"], plan["client_id"]))
             if len(taken) < MAX_ROWS and seen.isdisjoint(keys) and (plan["points"] <= 0 or plan["cap"] == cap):
@@ -174,23 +184,38 @@ class Writer:
 
     async def _run(self, batch: list[tuple[dict[str, Any], asyncio.Future]]) -> None:
         try:
-            plans = [plan for plan, _ in batch]
-            rows: Sequence[Row | None] | None = await _execute(plans)
-            if rows is None and len(batch) > 1:
-                rows = [(await _execute([plan]) or [None])[0] for plan in plans]
-            for (_, future), row in zip(batch, rows or [None] * len(batch), strict=True):
-                if not future.done():
-                    future.set_result(row)
+            rows = await _execute([plan for plan, _ in batch])
         except BaseException as exc:  # the connection failed: every scan of the statement hears it
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
+            return
         finally:
+            # The next statement starts now, before any scan of this one is written alone below.
             self.running -= 1
             while self.waiting and self.running < self.inflight:
                 self._start()
+        if rows is not None or len(batch) == 1:
+            for (_, future), row in zip(batch, rows or [None], strict=True):
+                if not future.done():
+                    future.set_result(row)
+            return
+        await asyncio.gather(*(_alone(plan, future) for plan, future in batch))
+
+
+async def _alone(plan: dict[str, Any], future: asyncio.Future) -> None:
+    """One scan of a statement that could not write them all, in a statement of its own (on a pool
+    connection of its own, beside the writer's), answered as soon as that one returns."""
+    try:
+        rows = await _execute([plan])
+    except Exception as exc:
+        if not future.done():
+            future.set_exception(exc)
+        return
+    if not future.done():
+        future.set_result(rows[0] if rows else None)
 
 
 _writers: dict[int, Writer] = {}

@@ -110,9 +110,12 @@ async def _open_pool(conninfo: str):
     # few runs, but PostgreSQL kept re-planning the check-in's CTE chain for each set of parameters
     # (a custom plan). Forcing the generic plan cut PostgreSQL's CPU per check-in by about a third
     # (0.64 → 0.45 ms, bench/RESULTS.md); every lookup in it is by a unique or leading index key.
+    # lock_timeout: a process writes its bin-side scans one statement at a time (app.checkins.writer),
+    # so a statement waiting on a row another write holds (an upload, a reversal) would hold up every
+    # scan of the process; past half a second it gives up and those scans take the general path.
     pool = AsyncConnectionPool(
         conninfo, min_size=1, max_size=settings.async_pool_size, open=False,
-        kwargs={"autocommit": True, "options": "-c plan_cache_mode=force_generic_plan"},
+        kwargs={"autocommit": True, "options": "-c plan_cache_mode=force_generic_plan -c lock_timeout=500"},
     )
     await pool.open()
     return pool

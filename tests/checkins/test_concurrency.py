@@ -7,7 +7,7 @@ from functools import partial
 
 import pytest
 
-from tests.field import balance, payloads, scan, setup_field, yesterday_at
+from tests.field import balance, payload, payloads, scan, setup_field, yesterday_at
 from tests.support import race
 
 
@@ -169,3 +169,55 @@ def test_the_scans_statement_fits_psycopgs_parse_cache():
     from app.checkins.writer import scans_sql
 
     assert len(scans_sql()) <= _queries.MAX_CACHED_STATEMENT_LENGTH
+
+
+@pytest.mark.postgres_only
+def test_a_scan_held_up_by_a_long_write_does_not_hold_up_the_others(client, world, engine):
+    """A process writes its scans one statement at a time; a scan whose household's balance row is
+    locked by a longer write (an upload, a reversal) gives up after the pool's lock_timeout and takes
+    the general path, which waits for the write — the scans of other households are answered meanwhile."""
+    import threading
+
+    from sqlalchemy import text
+
+    from tests.checkins.test_checkins import _all_day_with_cap
+
+    f = _all_day_with_cap(client, world, 100)
+    url = f"/api/v1/communities/{world.community.id}/checkins"
+    first = client.post(url, json=scan(f["station_id"], payload(world, 0)), headers=world.h("volunteer"))
+    assert first.status_code == 201, first.text  # household 0 has a balance row now; its window slot is taken
+    # A second window, so that household 0 can earn again and must touch its balance row.
+    h = world.h("committee")
+    assert client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"ends": "00:00:01"}, headers=h).status_code == 200
+    r = client.patch(f"/api/v1/drop-windows/{f['evening']}", json={"starts": "00:00:01", "ends": "23:59:59.999999", "active": True}, headers=h)
+    assert r.status_code == 200, r.text
+
+    blocker = engine.connect()
+    held = blocker.begin()
+    blocker.execute(text("SELECT 1 FROM ledger_account WHERE household_id = :h FOR UPDATE"), {"h": world.households[0].id})
+    answers: dict[str, object] = {}
+    others_done = threading.Event()
+
+    def post(name: str, index: int) -> None:
+        answers[name] = client.post(url, json=scan(f["station_id"], payload(world, index)), headers=world.h("volunteer"))
+
+    held_up = threading.Thread(target=post, args=("held", 0))
+    held_up.start()
+
+    def others() -> None:
+        for i in (1, 2, 3):
+            post(f"other{i}", i)
+        others_done.set()
+
+    threading.Thread(target=others).start()
+    try:
+        # The other households' scans are answered while the write still holds household 0's row.
+        assert others_done.wait(20), "scans of other households waited for a lock they do not need"
+        assert "held" not in answers
+    finally:
+        held.commit()
+        blocker.close()
+    held_up.join(20)
+    assert answers["held"].status_code == 201 and answers["held"].json()["points"] == 10, answers["held"].text
+    assert all(answers[f"other{i}"].status_code == 201 for i in (1, 2, 3))
+    assert balance(client, world, 0) == 20
