@@ -23,7 +23,9 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from prometheus_client import Histogram
+from psycopg import errors
 
 from app.core.config import get_settings
 from app.core.db import async_connection
@@ -117,9 +119,6 @@ def parameters(plans: Sequence[dict[str, Any]]) -> dict[str, Any]:
 async def _execute(plans: Sequence[dict[str, Any]]) -> list[Row] | None:
     """The rows of the plans' check-ins, in the plans' order; None when the statement wrote nothing
     (then each scan of several is written alone, each of one goes to the general path)."""
-    import psycopg
-    from psycopg import errors
-
     async with async_connection() as conn:
         SCANS.observe(len(plans))
         try:

@@ -4,8 +4,8 @@ stock never oversold, points never negative, limits kept, each request all or no
 
 from __future__ import annotations
 
-import threading
 import uuid
+from functools import partial
 
 import pytest
 from sqlmodel import Session
@@ -17,6 +17,7 @@ from app.rewards import consent, flows
 from app.rewards.models import CounterLine, CounterRequest, RewardItem
 from tests.ledger.helpers import earn, verify_clean
 from tests.rewards.helpers import add_item, balance
+from tests.support import race
 
 
 def _clerk(world) -> Principal:
@@ -112,21 +113,8 @@ def test_queues_racing_for_the_last_stock_never_oversell(world, engine, backend)
     for h in hs:
         earn(engine, h, 1000)
     bag = add_item(world, price_points=10, stock=7)
-    barrier = threading.Barrier(4)
-    results, lock = [], threading.Lock()
-
-    def queue(_):
-        requests = [_request(h, bag["id"]) for h in hs]
-        barrier.wait()
-        out = _spend(racing, world, requests)
-        with lock:
-            results.extend(out)
-
-    threads = [threading.Thread(target=queue, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    queues = [[_request(h, bag["id"]) for h in hs] for _ in range(4)]
+    results = [r for out in race(*(partial(_spend, racing, world, q) for q in queues)) for r in out]
     racing.dispose()
     done = [r for r in results if not isinstance(r, DomainError)]
     assert len(results) == 4 * len(hs) and len(done) == 7
