@@ -60,10 +60,10 @@ def _key(session: Session, community_id: int) -> tuple[str, int]:
     return (engine_key(session.get_bind().engine), community_id)
 
 
-def _versions(session: Session, community_id: int) -> tuple[list[datetime], list[Rules]]:
+def _versions(session: Session, community_id: int, refresh: bool = False) -> tuple[list[datetime], list[Rules]]:
     key = _key(session, community_id)
     hit = _cache.get(key)
-    if hit is not None and hit[0] > time.monotonic():
+    if hit is not None and hit[0] > time.monotonic() and not refresh:
         return hit[1], hit[2]
     rows = session.execute(
         select(RULE.c.effective_from, *[RULE.c[f] for f in _FIELDS])
@@ -97,9 +97,10 @@ def rules_at(session: Session, community_id: int, at: datetime) -> Rules:
     return resolver(session, community_id)(at)
 
 
-def resolver(session: Session, community_id: int) -> Callable[[datetime], Rules]:
-    """A function from act time to the rules in force then: one cache lookup for a whole batch."""
-    return _resolver(*_versions(session, community_id))
+def resolver(session: Session, community_id: int, refresh: bool = False) -> Callable[[datetime], Rules]:
+    """A function from act time to the rules in force then: one cache lookup for a whole batch
+    (refresh: read the rules again even when the cached ones are fresh)."""
+    return _resolver(*_versions(session, community_id, refresh))
 
 
 def cached_resolver(engine_url: str, community_id: int) -> Callable[[datetime], Rules] | None:
@@ -108,6 +109,12 @@ def cached_resolver(engine_url: str, community_id: int) -> Callable[[datetime], 
     if hit is None or hit[0] <= time.monotonic():
         return None
     return _resolver(hit[1], hit[2])
+
+
+def cache_expires(engine_url: str, community_id: int) -> float:
+    """When (time.monotonic) the community's cached rules stop being used; 0 when none are cached."""
+    hit = _cache.get((engine_url, community_id))
+    return 0.0 if hit is None else hit[0]
 
 
 def _resolver(starts: list[datetime], rules: list[Rules]) -> Callable[[datetime], Rules]:

@@ -221,3 +221,60 @@ def test_a_scan_held_up_by_a_long_write_does_not_hold_up_the_others(client, worl
     assert answers["held"].status_code == 201 and answers["held"].json()["points"] == 10, answers["held"].text
     assert all(answers[f"other{i}"].status_code == 201 for i in (1, 2, 3))
     assert balance(client, world, 0) == 20
+
+
+@pytest.mark.postgres_only
+def test_the_bin_side_caches_are_refreshed_ahead_of_expiry_while_scans_go_on(client, world, engine):
+    """The setup and rules caches of the bin-side path are read again in the background shortly before
+    they expire, while the scan that noticed goes on with them: under load they never expire (each
+    scan arriving at an expiry used to wait for its own reload, a stall of the whole process every 5 s).
+    The refresh reads the database: a station closed behind the process's back is closed after it."""
+    import time
+
+    from sqlalchemy import text
+
+    from app.checkins import service
+    from app.core.db import engine_key
+    from app.rules import service as rules
+    from tests.checkins.test_checkins import _all_day_with_cap
+
+    f = _all_day_with_cap(client, world, 100)
+    url = f"/api/v1/communities/{world.community.id}/checkins"
+    assert client.post(url, json=scan(f["station_id"], payload(world, 0)), headers=world.h("volunteer")).status_code == 201
+    with engine.begin() as conn:  # not through the API, which would drop the cache itself
+        conn.execute(text("UPDATE station SET active = false WHERE id = :s"), {"s": f["station_id"]})
+    key = (engine_key(engine), world.community.id)
+    soon = time.monotonic() + service.REFRESH_AHEAD / 2
+    service._setups[key] = (soon, service._setups[key][1])
+    rules._cache[key] = (soon, *rules._cache[key][1:])
+
+    r = client.post(url, json=scan(f["station_id"], payload(world, 1)), headers=world.h("volunteer"))
+    assert r.status_code == 201, r.text  # answered from the cached setup, the refresh under way
+    deadline = time.monotonic() + 5
+    while service._setups[key][0] <= soon and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert service._setups[key][0] > soon and rules.cache_expires(*key) > soon
+    assert f["station_id"] not in service._setups[key][1].stations
+    r = client.post(url, json=scan(f["station_id"], payload(world, 2)), headers=world.h("volunteer"))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_station", r.text
+
+
+@pytest.mark.postgres_only
+def test_scans_finding_the_caches_cold_wait_for_one_fill(client, world, engine, monkeypatch):
+    from app.checkins import service
+    from app.core.db import engine_key
+    from app.rules import service as rules
+    from tests.checkins.test_checkins import _all_day_with_cap
+
+    f = _all_day_with_cap(client, world, 100)
+    key = (engine_key(engine), world.community.id)
+    service._setups.pop(key, None)
+    rules._cache.pop(key, None)
+    fills = []
+    real = service._warm_caches
+    monkeypatch.setattr(service, "_warm_caches", lambda *args: fills.append(args) or real(*args))
+    url = f"/api/v1/communities/{world.community.id}/checkins"
+    answers = race(*(partial(client.post, url, json=scan(f["station_id"], code), headers=world.h("volunteer"))
+                     for code in payloads(world)))
+    assert [r.status_code for r in answers] == [201] * len(answers), [r.text for r in answers]
+    assert fills == [(world.community.id, False)]
