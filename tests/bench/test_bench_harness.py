@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.checkin import parse_pgbench, parse_wrk, summarise_profile
+from bench.checkin import co_corrected, latency_figures, parse_pgbench, parse_wrk, summarise_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,6 +61,19 @@ def test_pgbench_report_and_log_are_read():
     figures = parse_pgbench(PGBENCH, log)
     assert figures["tps"] == pytest.approx(3101.512345)
     assert (figures["p50_ms"], figures["p99_ms"], figures["requests"], figures["failed"]) == (51.0, 99.0, 100, 0)
+    # 32 clients, 20 s, 100 transactions: an interval of 6.4 s, longer than any of them: nothing corrected.
+    assert figures["p99_co_ms"] == figures["p99_ms"]
+
+
+def test_the_coordinated_omission_correction_is_wrks():
+    """wrk's printed percentiles count, for an answer that took n, also n - i, n - 2i, ... down to the
+    interval i (its stats_correct); per-request figures do not."""
+    assert co_corrected([1000, 3500], 1000) == [1000, 1500, 2500, 3500]
+    assert co_corrected([1000, 1900], 1000) == [1000, 1900]  # under twice the interval: nothing added
+    # One connection, 1 s: 998 answers of 1 ms and two of 10 ms (interval 1 ms). Per request the p99 is
+    # 1 ms; corrected, the two stalls add 2, 3, ..., 9 ms each (16 samples) and the p99 is 5 ms.
+    figures = latency_figures([1000] * 998 + [10_000] * 2, seconds=1.0, connections=1)
+    assert figures == {"p50_ms": 1.0, "p99_ms": 1.0, "p99_co_ms": 5.0}
 
 
 def test_profile_summary_groups_our_code_and_leaf_frames():
@@ -78,6 +91,6 @@ def test_profile_summary_groups_our_code_and_leaf_frames():
 def test_scripts_parse():
     subprocess.run(["sh", "-n", str(ROOT / "bench" / "run.sh")], check=True)
     lua = (ROOT / "bench" / "checkin.lua").read_text()
-    for hook in ("function setup(", "function init(", "function request("):
+    for hook in ("function setup(", "function init(", "function request(", "function response(", "function done("):
         assert hook in lua
     subprocess.run([sys.executable, "-m", "bench.checkin", "--help"], cwd=ROOT, check=True, capture_output=True)
