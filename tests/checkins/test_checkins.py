@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
-
-import pytest
+from time import sleep
 
 from app.core.security import sign_code
 from tests.field import (
@@ -356,14 +355,17 @@ def test_a_batch_stays_under_the_daily_cap(client, world):
     in order; the check-in keeps the points granted; re-sending changes nothing."""
     from tests.ledger.helpers import verify_clean
 
+    # Two scans of today, 5 and 100 s from now (the cap's rule starts now: it cannot be back-dated), in
+    # two windows that meet between them: a run that starts in the local day's last two minutes waits
+    # for the next day first.
+    local = datetime.now(UTC).astimezone(SHANGHAI)
+    left = datetime.combine(local.date() + timedelta(days=1), time(0), SHANGHAI) - local
+    if left < timedelta(minutes=2):
+        sleep(left.total_seconds() + 1)
     f = _all_day_with_cap(client, world, 25)
     h = world.h("committee")
-    # Two windows that meet a minute from now, so that two scans of today fall in different windows.
     now = datetime.now(UTC)
-    local = now.astimezone(SHANGHAI)
-    split = (local + timedelta(minutes=1)).time().replace(microsecond=0)
-    if split < time(0, 3) or split > time(23, 57):
-        pytest.skip("too close to local midnight for two windows on the same day")
+    split = (now + timedelta(minutes=1)).astimezone(SHANGHAI).time().replace(microsecond=0)
     r = client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"ends": split.isoformat()}, headers=h)
     assert r.status_code == 200, r.text
     r = client.patch(
