@@ -13,7 +13,11 @@
    with 32 clients, in its own database.
 5. py-spy samples the workers during a second, shorter wrk run: bench/profiles/ keeps the collapsed
    stacks and a summary of where the time goes.
-Prints tps, p50/p99 and the ratio, and appends them to bench/RESULTS.md.
+Prints tps, p50/p99 and the ratio, and appends them to bench/RESULTS.md. The p99 is read two ways
+for both sides: per request (each request's own latency, from the Lua script for wrk and from
+pgbench's log) and with wrk's correction for coordinated omission (what wrk prints; applied to
+pgbench's log here). A probe times a disk flush every 50 ms beside PostgreSQL's data during both
+runs: the corrected p99 follows the disk's flush stalls, which hold every commit.
 """
 
 from __future__ import annotations
