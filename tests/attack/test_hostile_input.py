@@ -265,3 +265,33 @@ def test_sql_looking_text_is_stored_verbatim(client, world, engine, text):
     # And the tables are all still there, with exactly one household more.
     assert _count(engine, Household) == households_before + 1
     assert client.get(f"/api/v1/communities/{world.community.id}/households", headers=h).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "tamper,code",
+    [
+        (lambda body: body.replace(b'"client_id": "', b'"client_id": "\\u0000'), "invalid_text"),
+        (lambda body: body.replace(b'"weight_g": null', b'"weight_g": 9223372036854775808'), "number_out_of_range"),
+        (lambda body: body.replace(b'"weight_g": null', b'"weight_g": -9223372036854775809'), "number_out_of_range"),
+        (lambda body: body.replace(b'"client_id": "', b'"client_id": "\x00'), None),  # raw NUL: malformed JSON
+        (lambda body: body.replace(b'"reasons": []', b'"reasons": ' + b"[" * 40 + b"]" * 40), "json_too_deep"),
+    ],
+    ids=["nul-escape", "above-int64", "below-int64", "raw-nul", "deep"],
+)
+def test_a_hostile_bin_side_scan_is_refused_and_stores_nothing(client, world, engine, tamper, code):
+    """The bin-side scan (the hot path, which the guard spares a second parse of a plain body) refuses
+    what the guard refuses elsewhere."""
+    import json
+
+    from app.checkins.models import CheckIn
+    from tests.field import payload, scan, setup_field, yesterday_at
+
+    f = setup_field(client, world)
+    body = json.dumps(scan(f["station_id"], payload(world, 0), yesterday_at(7, 10)) | {"weight_g": None, "reasons": []}, ensure_ascii=False).encode()
+    assert b'"weight_g": null' in body and b'"reasons": []' in body
+    before = _snapshot(engine) + (_count(engine, CheckIn),)
+    r = client.post(f"/api/v1/communities/{world.community.id}/checkins", content=tamper(body), headers=world.h("volunteer") | JSON)
+    _error(r, 422, code)
+    assert _snapshot(engine) + (_count(engine, CheckIn),) == before
+    r = client.post(f"/api/v1/communities/{world.community.id}/checkins", content=body, headers=world.h("volunteer") | JSON)
+    assert r.status_code == 201, r.text  # the same scan, untampered, is taken
