@@ -97,6 +97,9 @@ class Setup:
 
 
 _setups: dict[tuple[str, int], tuple[float, Setup]] = {}
+# How many times each entry was dropped after a change: a read that began before a change (a refresh
+# in a worker thread) does not put what it read back into the cache after the change dropped it.
+_forgotten: dict[tuple[str, int], int] = {}
 _setup_lock = threading.Lock()
 
 
@@ -117,6 +120,7 @@ def load_setup(session: Session, community_id: int, refresh: bool = False) -> Se
     cached = None if refresh else cached_setup(key)
     if cached is not None:
         return cached
+    generation = _forgotten.get(key, 0)
     community = places.get_community(session, community_id)
     windows = tuple(
         WindowSpec(i, s, e, frozenset(int(c) for c in wd))
@@ -133,13 +137,16 @@ def load_setup(session: Session, community_id: int, refresh: bool = False) -> Se
     )
     setup = Setup(ZoneInfo(community.timezone), windows, stations)
     with _setup_lock:
-        _setups[key] = (_time.monotonic() + SETUP_CACHE_SECONDS, setup)
+        if _forgotten.get(key, 0) == generation:  # else a change committed while this read: not cached
+            _setups[key] = (_time.monotonic() + SETUP_CACHE_SECONDS, setup)
     return setup
 
 
 def _forget(session: Session, community_id: int) -> None:
+    key = _cache_key(session, community_id)
     with _setup_lock:
-        _setups.pop(_cache_key(session, community_id), None)
+        _setups.pop(key, None)
+        _forgotten[key] = _forgotten.get(key, 0) + 1
 
 
 

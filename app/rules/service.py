@@ -53,6 +53,7 @@ DEFAULT_RULES = Rules(**DEFAULTS)
 _FIELDS = tuple(DEFAULTS)
 
 _cache: dict[tuple[str, int], tuple[float, list[datetime], list[Rules]]] = {}
+_forgotten: dict[tuple[str, int], int] = {}  # drops after a new version (see checkins.service._forgotten)
 _lock = threading.Lock()
 
 
@@ -65,6 +66,7 @@ def _versions(session: Session, community_id: int, refresh: bool = False) -> tup
     hit = _cache.get(key)
     if hit is not None and hit[0] > time.monotonic() and not refresh:
         return hit[1], hit[2]
+    generation = _forgotten.get(key, 0)
     rows = session.execute(
         select(RULE.c.effective_from, *[RULE.c[f] for f in _FIELDS])
         .where(RULE.c.community_id == community_id)
@@ -73,7 +75,8 @@ def _versions(session: Session, community_id: int, refresh: bool = False) -> tup
     starts = [_aware(r[0]) for r in rows]
     rules = [Rules(*r[1:]) for r in rows]
     with _lock:
-        _cache[key] = (time.monotonic() + CACHE_SECONDS, starts, rules)
+        if _forgotten.get(key, 0) == generation:  # else a new version came while this read: not cached
+            _cache[key] = (time.monotonic() + CACHE_SECONDS, starts, rules)
     return starts, rules
 
 
@@ -88,8 +91,10 @@ _aware = aware
 
 
 def forget(session: Session, community_id: int) -> None:
+    key = _key(session, community_id)
     with _lock:
-        _cache.pop(_key(session, community_id), None)
+        _cache.pop(key, None)
+        _forgotten[key] = _forgotten.get(key, 0) + 1
 
 
 def rules_at(session: Session, community_id: int, at: datetime) -> Rules:

@@ -278,3 +278,33 @@ def test_scans_finding_the_caches_cold_wait_for_one_fill(client, world, engine, 
                      for code in payloads(world)))
     assert [r.status_code for r in answers] == [201] * len(answers), [r.text for r in answers]
     assert fills == [(world.community.id, False)]
+
+
+def test_a_setup_read_before_a_change_is_not_cached_after_it(client, world, engine, monkeypatch):
+    """A read of the setup that began before a committee's change (a refresh in a worker thread) must
+    not put what it read back after the change dropped the cache: the next scan sees the change."""
+    from sqlmodel import Session
+
+    from app.checkins import service
+    from app.core.db import engine_key
+    from tests.checkins.test_checkins import _all_day_with_cap
+
+    f = _all_day_with_cap(client, world, 100)
+    key = (engine_key(engine), world.community.id)
+    real = service.Setup
+
+    def built_as_the_station_closes(*args):
+        setup = real(*args)  # read while the station was open
+        r = client.patch(f"/api/v1/stations/{f['station_id']}", json={"active": False}, headers=world.h("committee"))
+        assert r.status_code == 200, r.text
+        return setup
+
+    monkeypatch.setattr(service, "Setup", built_as_the_station_closes)
+    with Session(engine) as session:
+        stale = service.load_setup(session, world.community.id, refresh=True)
+    monkeypatch.undo()
+    assert f["station_id"] in stale.stations  # what the read saw …
+    assert key not in service._setups  # … is not cached after the change
+    r = client.post(f"/api/v1/communities/{world.community.id}/checkins", json=scan(f["station_id"], payload(world, 0)),
+                    headers=world.h("volunteer"))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_station", r.text
