@@ -430,9 +430,13 @@ async def record_one(principal: Principal, community_id: int, scan: ScanIn) -> S
         url = engine_key(engine)
         plan = _plan_one(url, principal, community_id, scan)
         if plan is _COLD:
-            await asyncio.shield(_fill(url, community_id, refresh=False))
-            plan = _plan_one(url, principal, community_id, scan)
-        elif _expiring(url, community_id):
+            try:
+                await asyncio.shield(_fill(url, community_id, refresh=False))
+            except Exception:  # logged by _filled; this scan still gets its answer from the general path
+                plan = None
+            else:
+                plan = _plan_one(url, principal, community_id, scan)
+        elif _expiring(url, community_id) and _time.monotonic() >= _fill_retry.get((url, community_id), 0.0):
             _fill(url, community_id, refresh=True)  # in the background: this scan goes on meanwhile
         if isinstance(plan, dict):
             row = await writer.write(plan)
@@ -483,6 +487,10 @@ _COLD = object()  # a cache the plan needs is empty
 # The cache fills under way, one per (engine URL, community) and event loop: the scans that find the
 # caches cold at once wait for one fill, and a refresh ahead of expiry is started once.
 _filling: dict[tuple[str, int], asyncio.Future] = {}
+# After a failed refresh, the next one waits this long (else every scan of the cache's last second
+# would start one against a database that just failed); a cold cache is filled at once regardless.
+FILL_RETRY_SECONDS = 0.25
+_fill_retry: dict[tuple[str, int], float] = {}
 
 
 def _expiring(url: str, community_id: int) -> bool:
@@ -508,8 +516,10 @@ def _fill(url: str, community_id: int, refresh: bool) -> asyncio.Future:
 def _filled(key: tuple[str, int], done: asyncio.Future) -> None:
     if _filling.get(key) is done:
         del _filling[key]
-    if not done.cancelled() and done.exception() is not None:
-        log.warning("cache fill failed", extra={"community_id": key[1], "error": repr(done.exception())})
+    failure = None if done.cancelled() else done.exception()
+    if failure is not None:
+        _fill_retry[key] = _time.monotonic() + FILL_RETRY_SECONDS
+        log.warning("cache fill failed for community %s", key[1], exc_info=failure)
 
 
 def _plan_one(url: str, principal: Principal, community_id: int, scan: ScanIn) -> dict[str, Any] | object | None:

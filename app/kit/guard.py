@@ -12,6 +12,7 @@ them once more here costs microseconds; the routes still validate them as usual.
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from typing import Any
@@ -86,6 +87,7 @@ def _parse_int(text: str) -> int:
 
 
 MAX_DEPTH = 32
+_BOM = codecs.BOM_UTF8
 _LONG_DIGITS = re.compile(rb"[0-9]{19}")  # INT64_MAX has 19 digits: an integer outside int64 has at least as many
 
 
@@ -108,6 +110,12 @@ def _walk(value: Any, path: str | None, depth: int = 0) -> None:
 
 def check_json(body: bytes) -> None:
     """Encoding, nesting, out-of-range integers and forbidden characters. Malformed JSON is left to the route."""
+    if body.startswith(_BOM) or b"\x00" in body:
+        # JSON travels as UTF-8 without a byte-order mark (RFC 8259 §8.1). The route's parser would
+        # still read a BOM, UTF-16 or UTF-32 body (json.loads detects them in bytes), which the checks
+        # below, reading UTF-8 text, would take for malformed and let through unchecked.
+        raise Refusal(422, "invalid_encoding", "请求体须为不带字节顺序标记（BOM）的 UTF-8 编码",
+                      "Request body must be UTF-8 without a byte-order mark")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

@@ -267,16 +267,25 @@ def test_sql_looking_text_is_stored_verbatim(client, world, engine, text):
     assert client.get(f"/api/v1/communities/{world.community.id}/households", headers=h).status_code == 200
 
 
+def _nul_escape(body: bytes) -> bytes:
+    return body.replace(b'"client_id": "', b'"client_id": "\\u0000')
+
+
 @pytest.mark.parametrize(
     "tamper,code",
     [
         (lambda body: body.replace(b'"client_id": "', b'"client_id": "\\u0000'), "invalid_text"),
         (lambda body: body.replace(b'"weight_g": null', b'"weight_g": 9223372036854775808'), "number_out_of_range"),
         (lambda body: body.replace(b'"weight_g": null', b'"weight_g": -9223372036854775809'), "number_out_of_range"),
-        (lambda body: body.replace(b'"client_id": "', b'"client_id": "\x00'), None),  # raw NUL: malformed JSON
+        (lambda body: body.replace(b'"client_id": "', b'"client_id": "\x00'), "invalid_encoding"),  # raw NUL
         (lambda body: body.replace(b'"reasons": []', b'"reasons": ' + b"[" * 40 + b"]" * 40), "json_too_deep"),
+        # Bodies the route's parser would read (it detects a BOM, UTF-16 and UTF-32 in bytes) but the
+        # guard's UTF-8 text checks would not: each carries a NUL escape that must not get through.
+        (lambda body: b"\xef\xbb\xbf" + _nul_escape(body), "invalid_encoding"),
+        (lambda body: _nul_escape(body).decode().encode("utf-16"), "invalid_encoding"),
+        (lambda body: _nul_escape(body).decode().encode("utf-32-le"), "invalid_encoding"),
     ],
-    ids=["nul-escape", "above-int64", "below-int64", "raw-nul", "deep"],
+    ids=["nul-escape", "above-int64", "below-int64", "raw-nul", "deep", "bom", "utf-16", "utf-32"],
 )
 def test_a_hostile_bin_side_scan_is_refused_and_stores_nothing(client, world, engine, tamper, code):
     """The bin-side scan (the hot path, which the guard spares a second parse of a plain body) refuses

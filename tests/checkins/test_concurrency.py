@@ -224,7 +224,7 @@ def test_a_scan_held_up_by_a_long_write_does_not_hold_up_the_others(client, worl
 
 
 @pytest.mark.postgres_only
-def test_the_bin_side_caches_are_refreshed_ahead_of_expiry_while_scans_go_on(client, world, engine):
+def test_the_bin_side_caches_are_refreshed_ahead_of_expiry_while_scans_go_on(client, world, engine, monkeypatch):
     """The setup and rules caches of the bin-side path are read again in the background shortly before
     they expire, while the scan that noticed goes on with them: under load they never expire (each
     scan arriving at an expiry used to wait for its own reload, a stall of the whole process every 5 s).
@@ -244,16 +244,19 @@ def test_the_bin_side_caches_are_refreshed_ahead_of_expiry_while_scans_go_on(cli
     with engine.begin() as conn:  # not through the API, which would drop the cache itself
         conn.execute(text("UPDATE station SET active = false WHERE id = :s"), {"s": f["station_id"]})
     key = (engine_key(engine), world.community.id)
-    soon = time.monotonic() + service.REFRESH_AHEAD / 2
+    # Well inside the refresh-ahead margin and far from expiry, however slow the machine: the scan
+    # below must find the caches fresh but expiring, not cold.
+    monkeypatch.setattr(service, "REFRESH_AHEAD", 30.0)
+    soon = time.monotonic() + 15
     service._setups[key] = (soon, service._setups[key][1])
     rules._cache[key] = (soon, *rules._cache[key][1:])
 
     r = client.post(url, json=scan(f["station_id"], payload(world, 1)), headers=world.h("volunteer"))
     assert r.status_code == 201, r.text  # answered from the cached setup, the refresh under way
     deadline = time.monotonic() + 5
-    while service._setups[key][0] <= soon and time.monotonic() < deadline:
+    while service._setups[key][0] == soon and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert service._setups[key][0] > soon and rules.cache_expires(*key) > soon
+    assert service._setups[key][0] != soon and rules.cache_expires(*key) != soon  # read again
     assert f["station_id"] not in service._setups[key][1].stations
     r = client.post(url, json=scan(f["station_id"], payload(world, 2)), headers=world.h("volunteer"))
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_station", r.text
@@ -308,3 +311,85 @@ def test_a_setup_read_before_a_change_is_not_cached_after_it(client, world, engi
     r = client.post(f"/api/v1/communities/{world.community.id}/checkins", json=scan(f["station_id"], payload(world, 0)),
                     headers=world.h("volunteer"))
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_station", r.text
+
+
+@pytest.mark.postgres_only
+def test_a_failed_cache_fill_is_logged_and_the_scan_still_answered(client, world, engine, monkeypatch, caplog):
+    """The database failing while the bin-side caches are filled costs no scan its answer (it takes the
+    general path), the failure is logged with its cause, and the refresh ahead of expiry is not tried
+    again by every following scan."""
+    import logging
+    import time
+
+    from app.checkins import service
+    from app.core.db import engine_key
+    from app.rules import service as rules
+    from tests.checkins.test_checkins import _all_day_with_cap
+
+    f = _all_day_with_cap(client, world, 100)
+    key = (engine_key(engine), world.community.id)
+    service._setups.pop(key, None)
+    rules._cache.pop(key, None)
+    fills = []
+
+    def failing(*args):
+        fills.append(args)
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(service, "_warm_caches", failing)
+    url = f"/api/v1/communities/{world.community.id}/checkins"
+    with caplog.at_level(logging.WARNING, logger=service.log.name):
+        r = client.post(url, json=scan(f["station_id"], payload(world, 0)), headers=world.h("volunteer"))
+    assert r.status_code == 201 and r.json()["points"] == 10, r.text
+    assert fills == [(world.community.id, False)]
+    failed = [rec for rec in caplog.records if rec.getMessage().startswith("cache fill failed")]
+    assert failed and "database went away" in str(failed[0].exc_info[1])
+
+    # The general path filled the caches meanwhile; make them expiring: one refresh is tried, it fails,
+    # and the scans right after it do not start another.
+    monkeypatch.setattr(service, "REFRESH_AHEAD", 30.0)
+    monkeypatch.setattr(service, "FILL_RETRY_SECONDS", 60.0)
+    service._fill_retry.pop(key, None)  # the cold fill's failure above: its pause is not what is tested
+    soon = time.monotonic() + 15
+    service._setups[key] = (soon, service._setups[key][1])
+    for i in (1, 2, 3):
+        r = client.post(url, json=scan(f["station_id"], payload(world, i)), headers=world.h("volunteer"))
+        assert r.status_code == 201, r.text
+        deadline = time.monotonic() + 5
+        while key in service._filling and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert fills == [(world.community.id, False), (world.community.id, True)]
+
+
+def test_rules_read_before_a_new_version_are_not_cached_after_it(client, world, engine, monkeypatch):
+    """The rules' twin of the setup test above: a read of the rule versions that began before a
+    committee published a new one does not put the old versions back into the cache."""
+    from sqlmodel import Session
+
+    from app.core.db import engine_key, utcnow
+    from app.rules import service as rules
+    from tests.checkins.test_checkins import _all_day_with_cap
+
+    f = _all_day_with_cap(client, world, 100)
+    c = world.community.id
+    real = rules.Rules
+    published = []
+
+    def built_as_a_version_is_published(*args, **kwargs):
+        built = real(*args, **kwargs)  # read before the new version
+        if not published:
+            published.append(True)
+            r = client.post(f"/api/v1/communities/{c}/points-rules", json={"checkin_correct": 3},
+                            headers=world.h("committee"))
+            assert r.status_code == 201, r.text
+        return built
+
+    monkeypatch.setattr(rules, "Rules", built_as_a_version_is_published)
+    with Session(engine) as session:
+        stale = rules.resolver(session, c, refresh=True)
+    monkeypatch.undo()
+    assert published and stale(utcnow()).checkin_correct == 10  # what the read saw …
+    assert rules.cached_resolver(engine_key(engine), c) is None  # … is not cached
+    r = client.post(f"/api/v1/communities/{c}/checkins", json=scan(f["station_id"], payload(world, 0)),
+                    headers=world.h("volunteer"))
+    assert r.status_code == 201 and r.json()["points"] == 3, r.text
