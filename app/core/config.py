@@ -16,6 +16,10 @@ class Settings(BaseSettings):
     environment: str = Field("development", description="development | test | production")
     data_dir: Path = Path("data")
     database_url: str = ""
+    # A streaming replica (a read-only URL) the point-totals exports read from, keeping the primary's
+    # cores for the writes; empty: the primary. Replication lag shows in the export: a write of the
+    # last second or so may be missing from it.
+    reports_database_url: str = ""
     jwt_secret: str = ""
     # Key for the keyed hash that lets phone numbers be matched without being stored in clear.
     phone_hash_key: str = ""
@@ -79,15 +83,13 @@ class Settings(BaseSettings):
 
     def resolved_database_url(self) -> str:
         if self.database_url:
-            url = self.database_url
-            # Operators paste postgres:// or postgresql:// URLs; we speak psycopg 3.
-            if url.startswith("postgres://"):
-                url = "postgresql://" + url[len("postgres://") :]
-            if url.startswith("postgresql://"):
-                url = "postgresql+psycopg://" + url[len("postgresql://") :]
-            return url
+            return _psycopg_url(self.database_url)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{(self.data_dir / 'jianfei.db').as_posix()}"
+
+    def resolved_reports_database_url(self) -> str | None:
+        """The replica's URL for exports, None when they read the primary."""
+        return _psycopg_url(self.reports_database_url) if self.reports_database_url else None
 
     def _kept_secret(self, name: str) -> str:
         """A development secret generated once and kept in the data folder."""
@@ -124,3 +126,12 @@ def check_production_settings(settings: Settings) -> None:
     """Refuse to start in production without the secrets that must not be generated."""
     settings.resolved_jwt_secret()
     settings.resolved_phone_hash_key()
+
+
+def _psycopg_url(url: str) -> str:
+    """Operators paste postgres:// or postgresql:// URLs; we speak psycopg 3."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url

@@ -64,6 +64,24 @@ def get_engine() -> Engine:
     return _engine
 
 
+_reports_engine: tuple[str, Engine] | None = None
+
+
+def get_reports_engine() -> Engine:
+    """The engine the point-totals exports read with: a replica at REPORTS_DATABASE_URL, else the
+    primary's. Their reads need nothing of the primary: one REPEATABLE READ snapshot of the roll-up and
+    the journal, which a hot standby serves."""
+    global _reports_engine
+    url = get_settings().resolved_reports_database_url()
+    if url is None:
+        return get_engine()
+    if _reports_engine is None or _reports_engine[0] != url:
+        if _reports_engine is not None:
+            _reports_engine[1].dispose()
+        _reports_engine = (url, make_engine(url))
+    return _reports_engine[1]
+
+
 def set_engine(engine: Engine | None) -> None:
     global _engine
     _engine = engine

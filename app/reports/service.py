@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from app.audit import service as audit
-from app.core.db import get_engine, utcnow
+from app.core.db import get_reports_engine, utcnow
 from app.identity.auth import Principal
 from app.kit.sql import is_pg, stream_tuples
 from app.reports import rollup, sheets
@@ -110,7 +110,7 @@ def export_totals(
     )
     session.commit()
     filename = f"积分汇总_{scope.name}_{period.start.isoformat()}_{period.end.isoformat()}.{fmt.value}"
-    return Export(filename, MEDIA_TYPES[fmt], totals_body(get_engine(), scope, period, fmt))
+    return Export(filename, MEDIA_TYPES[fmt], totals_body(get_reports_engine(), scope, period, fmt))
 
 
 

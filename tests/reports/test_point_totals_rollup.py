@@ -134,3 +134,49 @@ def test_two_refreshes_at_once_count_every_entry_once(engine, world):
     done = race(lambda: rollup.refresh(engine, [TZ], chunk=2), lambda: rollup.refresh(engine, [TZ], chunk=2))
     assert sum(r[0].transactions for r in done) >= 1
     assert _same_figures(engine, ids) == len(PERIODS)
+
+
+@pytest.mark.postgres_only
+def test_exports_read_from_the_reports_replica_when_one_is_set(engine, world, client, monkeypatch):
+    """REPORTS_DATABASE_URL sends the export's reads to a replica. A hot standby takes no writes: the
+    stand-in here is the same database through connections that are read-only from their first
+    statement, so an export that wrote anything there would fail. The export's audit row still goes
+    to the primary with the request."""
+    from sqlalchemy import func, select, text
+
+    from app.audit.models import AuditLog
+    from app.core import db
+    from app.core.config import get_settings
+
+    earn(engine, world.households[0], 5, when=OCT)
+    earn(engine, world.households[1], 3, when=OCT, source="recycling", grams=900, category="paper")
+    rollup.refresh(engine, [TZ])
+    export = f"/api/v1/communities/{world.community.id}/reports/point-totals"
+    params = {"month": "2026-10", "format": "csv"}
+    from_primary = client.get(export, params=params, headers=world.h("committee"))
+    assert from_primary.status_code == 200, from_primary.text
+    assert db.get_reports_engine() is engine  # none set: the primary
+
+    replica = engine.url.set(query={"options": "-c default_transaction_read_only=on"})
+    monkeypatch.setenv("REPORTS_DATABASE_URL", replica.render_as_string(hide_password=False))
+    get_settings.cache_clear()
+    try:
+        reports = db.get_reports_engine()
+        assert reports is not engine
+        with reports.connect() as conn, pytest.raises(Exception, match="read-only transaction"):
+            conn.execute(text("UPDATE community SET name = name"))
+        reports.dispose()  # an empty pool: a connection in it after the export is the export's
+        with Session(engine) as s:
+            audited = s.scalar(select(func.count()).select_from(AuditLog))
+        from_replica = client.get(export, params=params, headers=world.h("committee"))
+        assert from_replica.status_code == 200, from_replica.text
+        assert from_replica.content == from_primary.content and "101" in from_replica.text
+        assert reports.pool.checkedin() >= 1  # the export's reads went there
+        with Session(engine) as s:
+            assert s.scalar(select(func.count()).select_from(AuditLog)) == audited + 1
+    finally:
+        monkeypatch.delenv("REPORTS_DATABASE_URL")
+        get_settings.cache_clear()
+        if db._reports_engine is not None:
+            db._reports_engine[1].dispose()
+            db._reports_engine = None
