@@ -87,7 +87,6 @@ def _parse_int(text: str) -> int:
 
 
 MAX_DEPTH = 32
-_BOM = codecs.BOM_UTF8
 _LONG_DIGITS = re.compile(rb"[0-9]{19}")  # INT64_MAX has 19 digits: an integer outside int64 has at least as many
 
 
@@ -110,7 +109,7 @@ def _walk(value: Any, path: str | None, depth: int = 0) -> None:
 
 def check_json(body: bytes) -> None:
     """Encoding, nesting, out-of-range integers and forbidden characters. Malformed JSON is left to the route."""
-    if body.startswith(_BOM) or b"\x00" in body:
+    if body.startswith(codecs.BOM_UTF8) or b"\x00" in body:
         # JSON travels as UTF-8 without a byte-order mark (RFC 8259 §8.1). The route's parser would
         # still read a BOM, UTF-16 or UTF-32 body (json.loads detects them in bytes), which the checks
         # below, reading UTF-8 text, would take for malformed and let through unchecked.
