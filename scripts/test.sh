@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The second README command: the whole suite, on SQLite and PostgreSQL, in parallel.
+# The second README command: the whole suite, on PostgreSQL, in parallel.
 # PostgreSQL: $TEST_DATABASE_URL, else the local server on 127.0.0.1:5432, else a throwaway
 # server started here (initdb from the system's PostgreSQL, installed with apt when missing).
 set -euo pipefail

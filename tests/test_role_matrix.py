@@ -82,7 +82,7 @@ def _fill(path: str, ids: dict[str, int]) -> str:
     return re.sub(r"\{(\w+)\}", sub, path)
 
 
-def test_foreign_roles_are_refused_everywhere(client, world, other_world, backend):
+def test_foreign_roles_are_refused_everywhere(client, world, other_world):
     spec = client.get("/openapi.json").json()
     ids = _ids(world)
     # Bodies a world insider could send successfully: real ids, a real role, a genuine door-plate code.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from sqlmodel import select as select_rows
@@ -210,8 +210,6 @@ def _public(e: Enrolment, today: date) -> EnrolmentPublic:
     return EnrolmentPublic.model_validate(e, update={"streak": e.streak if alive else 0, "checked_today": e.last_day == today})
 
 
-def _insert(session: Session, table):
-    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 def join(session: Session, principal: Principal, challenge_id: int, household_id: int) -> tuple[EnrolmentPublic, bool]:
@@ -221,7 +219,7 @@ def join(session: Session, principal: Principal, challenge_id: int, household_id
     if today > challenge.ends_on:
         raise Conflict("challenge_over", "该挑战已结束", "This challenge has ended")
     created = session.execute(
-        _insert(session, ENROLMENT)
+        pg_insert(ENROLMENT)
         .values(challenge_id=challenge_id, household_id=household_id, joined_at=utcnow(), streak=0, best_streak=0, days_checked=0, points=0)
         .on_conflict_do_nothing(index_elements=["challenge_id", "household_id"])
         .returning(ENROLMENT.c.id)
@@ -261,7 +259,7 @@ def check_in(session: Session, principal: Principal, challenge_id: int, househol
     if enrolment is None:
         raise NotFound("not_enrolled", "尚未报名该挑战", "Not enrolled in this challenge", "household_id")
     fresh = session.execute(
-        _insert(session, DAY)
+        pg_insert(DAY)
         .values(enrolment_id=enrolment.id, day=day, checked_by=principal.user_id, at=utcnow())
         .on_conflict_do_nothing(index_elements=["enrolment_id", "day"])
         .returning(DAY.c.id)

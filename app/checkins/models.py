@@ -147,7 +147,6 @@ class CheckIn(SQLModel, table=True):
             "window_date",
             unique=True,
             postgresql_where=text("credited"),
-            sqlite_where=text("credited"),
         ),
         Index("ix_checkin_community_scanned", "community_id", "scanned_at"),
         Index("ix_checkin_household_scanned", "household_id", "scanned_at"),

@@ -51,7 +51,7 @@ from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, auth
 from app.identity.models import Role
 from app.kit.errors import BadRequest, Conflict, DomainError, Forbidden, NotFound, Unprocessable, not_found
 from app.kit.pagination import page_by_id
-from app.kit.sql import among, insert_new, is_pg
+from app.kit.sql import among, insert_new
 from app.places import service as places
 from app.rules import service as rules
 
@@ -382,7 +382,7 @@ def record_scans(session: Session, principal: Principal, community_id: int, scan
         raise Conflict("scan_conflict", "扫码记录冲突，请重试", "Scan conflicts with another one, retry")
 
     credited = [(stored[c], by_client[c]) for c in stored if by_client[c]["credited"] and by_client[c]["points"] > 0]
-    (_credit_pg if is_pg(session) else _credit)(session, community_id, credited)
+    _credit(session, community_id, credited)
     session.commit()
 
     out: list[dict[str, Any]] = []
@@ -424,9 +424,7 @@ async def record_one(principal: Principal, community_id: int, scan: ScanIn) -> S
     which answers it exactly as an offline batch would.
     """
     engine = get_engine()
-    if engine.dialect.name == "postgresql" and (
-        principal.is_platform_admin or principal.community_grants(community_id) & FIELD_STAFF
-    ):
+    if principal.is_platform_admin or principal.community_grants(community_id) & FIELD_STAFF:
         url = engine_key(engine)
         plan = _plan_one(url, principal, community_id, scan)
         if plan is _COLD:
@@ -589,38 +587,7 @@ def credit_memo(category: str) -> str:
 
 
 def _credit(session: Session, community_id: int, credited: list[tuple[int, dict[str, Any]]]) -> None:
-    """Post the points of newly credited check-ins (after the daily cap) through the ledger."""
-    if not credited:
-        return
-    from app.ledger import service as ledger
-    from app.ledger.service import Credit
-
-    rules_for = rules.resolver(session, community_id)
-    rows = []
-    for checkin_id, r in credited:  # the rows themselves: the batch's answers report the points granted
-        r["id"] = checkin_id
-        rows.append(r)
-    rules.cap_rows(session, CHECKIN, rows, lambda r: rules_for(r["scanned_at"]).daily_cap, lambda r: r["window_date"])
-    credits = [
-        Credit(
-            community_id=community_id,
-            household_id=r["household_id"],
-            points=r["points"],
-            source="checkin",
-            idempotency_key=f"checkin:{r['id']}",
-            memo=credit_memo(r["category"]),
-            occurred_at=r["scanned_at"],
-            quantity_g=r["weight_g"],
-            category=r["category"],
-        )
-        for r in rows
-        if r["points"] > 0
-    ]
-    ledger.post_credits(session, credits)
-
-
-def _credit_pg(session: Session, community_id: int, credited: list[tuple[int, dict[str, Any]]]) -> None:
-    """`_credit` on PostgreSQL: the daily cap, the points of check-ins it cuts and their credits through
+    """Post the points of newly credited check-ins: the daily cap, the points of check-ins it cuts and their credits through
     the ledger in one statement (one per daily cap in force: more than one only when the rules changed
     between the batch's scans). The rows travel as their ids; the statement reads the check-ins just stored.
     """

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import event, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -71,13 +71,6 @@ class Posted:
     balance_after: int | None = None
 
 
-def _insert(session: Session, table):
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
-def _is_pg(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 # --- accounts ----------------------------------------------------------------------------------
@@ -111,7 +104,7 @@ def system_account_id(session: Session, community_id: int, kind: SystemAccount) 
         return cached
     row = {"community_id": community_id, "kind": kind.value, "balance": 0, "version": 0, "household_id": None}
     session.execute(
-        _insert(session, ACCOUNT)
+        pg_insert(ACCOUNT)
         .values(row)
         .on_conflict_do_nothing(index_elements=["community_id", "kind"], index_where=text("household_id IS NULL"))
     )
@@ -134,7 +127,7 @@ def _apply_household_deltas(session: Session, community_of: dict[int, int], delt
         {"community_id": community_of[h], "household_id": h, "kind": HOUSEHOLD, "balance": d, "version": n}
         for h, (d, n) in sorted(deltas.items())
     ]
-    if _is_pg(session) and len(rows) > 1:
+    if len(rows) > 1:
         returned = bulk_insert(
             session,
             ACCOUNT,
@@ -144,7 +137,7 @@ def _apply_household_deltas(session: Session, community_of: dict[int, int], delt
             "RETURNING household_id, id, balance, version",
         )
         return {h: (a, b, v) for h, a, b, v in returned}
-    stmt = _insert(session, ACCOUNT).values(rows)
+    stmt = pg_insert(ACCOUNT).values(rows)
     stmt = stmt.on_conflict_do_update(
         index_elements=["household_id"],
         set_={"balance": ACCOUNT.c.balance + stmt.excluded.balance, "version": ACCOUNT.c.version + stmt.excluded.version},
@@ -181,7 +174,7 @@ def balances_of(session: Session, household_ids: Iterable[int], *, lock: bool = 
     if not ids:
         return {}
     stmt = select(ACCOUNT.c.household_id, ACCOUNT.c.balance).where(among(session, ACCOUNT.c.household_id, ids))
-    if lock and _is_pg(session):
+    if lock:
         stmt = stmt.order_by(ACCOUNT.c.household_id).with_for_update(key_share=True)
     found = dict(session.execute(stmt).all())
     return {h: int(found.get(h) or 0) for h in ids}
@@ -221,17 +214,8 @@ def post_credits(session: Session, credits: Sequence[Credit]) -> list[int]:
         # the other instead of each holding a key the other needs (a deadlock when inserted as given).
         for c in sorted(first.values(), key=lambda c: c.idempotency_key)
     ]
-    if _is_pg(session):
-        # One statement text for any batch size: a multi-VALUES insert of 1,000 rows costs ~0.3 s to compile.
-        inserted = bulk_insert(session, ENTRY, entry_rows, "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key")
-    else:
-        stmt = (
-            _insert(session, ENTRY)
-            .values(entry_rows)
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(ENTRY.c.id, ENTRY.c.idempotency_key)
-        )
-        inserted = session.execute(stmt).all()
+    # One statement text for any batch size: a multi-VALUES insert of 1,000 rows costs ~0.3 s to compile.
+    inserted = bulk_insert(session, ENTRY, entry_rows, "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key")
     new_ids = dict((k, i) for i, k in inserted)
     ids = dict(new_ids)
     missing = [k for k in first if k not in ids]
@@ -270,10 +254,7 @@ def _post_credit_lines(session: Session, fresh: list[Credit], entry_ids: dict[st
             postings.append({"entry_id": eid, "account_id": issued[c.community_id], "amount": -c.points, "seq": None, "balance_after": None})
             balance -= c.points
             version -= 1
-    if _is_pg(session):
-        bulk_insert(session, POSTING, postings)
-    else:
-        session.execute(POSTING.insert(), postings)
+    bulk_insert(session, POSTING, postings)
 
 
 def post(
@@ -316,7 +297,7 @@ def post(
     }
     try:
         entry_id = session.execute(
-            _insert(session, ENTRY)
+            pg_insert(ENTRY)
             .values(row)
             .on_conflict_do_nothing(index_elements=["idempotency_key"])
             .returning(ENTRY.c.id)
@@ -384,12 +365,7 @@ def post_many(session: Session, entries: Sequence[Entry]) -> list[Posted]:
         }
         for e in first.values()
     ]
-    if _is_pg(session):
-        inserted = bulk_insert(session, ENTRY, rows, "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key")
-    else:
-        inserted = session.execute(
-            _insert(session, ENTRY).values(rows).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(ENTRY.c.id, ENTRY.c.idempotency_key)
-        ).all()
+    inserted = bulk_insert(session, ENTRY, rows, "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key")
     new_ids = {k: i for i, k in inserted}
     fresh = [e for k, e in first.items() if k in new_ids]
     balances: dict[str, int | None] = {}
@@ -415,15 +391,10 @@ def _post_lines(session: Session, fresh: list[Entry], entry_ids: dict[str, int])
         # Every household account exists (created empty where missing) and is locked, in household
         # order, so concurrent batches cannot deadlock and the running balances below stay true.
         empty = [{"community_id": community_of[h], "household_id": h, "kind": HOUSEHOLD, "balance": 0, "version": 0} for h in households]
-        if _is_pg(session):
-            bulk_insert(session, ACCOUNT, empty, "ON CONFLICT (household_id) DO NOTHING")
-        else:
-            session.execute(_insert(session, ACCOUNT).values(empty).on_conflict_do_nothing(index_elements=["household_id"]))
+        bulk_insert(session, ACCOUNT, empty, "ON CONFLICT (household_id) DO NOTHING")
         locked = select(ACCOUNT.c.household_id, ACCOUNT.c.id, ACCOUNT.c.balance, ACCOUNT.c.version).where(
             among(session, ACCOUNT.c.household_id, households)
-        ).order_by(ACCOUNT.c.household_id)
-        if _is_pg(session):
-            locked = locked.with_for_update(key_share=True)
+        ).order_by(ACCOUNT.c.household_id).with_for_update(key_share=True)
         accounts = {h: [a, b, v] for h, a, b, v in session.execute(locked).all()}
     start = {h: (b, v) for h, (_, b, v) in accounts.items()}
     postings: list[dict] = []
@@ -456,29 +427,17 @@ def _post_lines(session: Session, fresh: list[Entry], entry_ids: dict[str, int])
     if moved:
         # Increments, not absolute values, and conditional: under the row locks they equal what was
         # computed above; the condition and the check constraint refuse an overdraft regardless.
-        if _is_pg(session):
-            changed = len(session.execute(
-                text(
-                    "UPDATE ledger_account AS a SET balance = a.balance + r.delta, version = a.version + r.n "
-                    "FROM json_to_recordset(CAST(:rows AS json)) AS r(id bigint, delta bigint, n bigint) "
-                    "WHERE a.id = r.id AND a.balance + r.delta >= 0 RETURNING a.id"
-                ),
-                {"rows": json_document(moved)},
-            ).all())
-        else:
-            changed = sum(
-                session.execute(
-                    update(ACCOUNT).where(ACCOUNT.c.id == m["id"], ACCOUNT.c.balance + m["delta"] >= 0)
-                    .values(balance=ACCOUNT.c.balance + m["delta"], version=ACCOUNT.c.version + m["n"])
-                ).rowcount
-                for m in moved
-            )
+        changed = len(session.execute(
+            text(
+                "UPDATE ledger_account AS a SET balance = a.balance + r.delta, version = a.version + r.n "
+                "FROM json_to_recordset(CAST(:rows AS json)) AS r(id bigint, delta bigint, n bigint) "
+                "WHERE a.id = r.id AND a.balance + r.delta >= 0 RETURNING a.id"
+            ),
+            {"rows": json_document(moved)},
+        ).all())
         if changed != len(moved):
             raise InsufficientPoints()
-    if _is_pg(session):
-        bulk_insert(session, POSTING, postings)
-    else:
-        session.execute(POSTING.insert(), postings)
+    bulk_insert(session, POSTING, postings)
     return balance_after
 
 

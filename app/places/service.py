@@ -525,7 +525,6 @@ def write_households_bulk(
     `updates`: id plus the columns that change. A concurrent writer of the same door plate makes the
     whole batch fail with 409, never half of it.
     """
-    from sqlalchemy import insert, update
 
     now = utcnow()
     try:
@@ -543,16 +542,9 @@ def write_households_bulk(
                 }
                 for row in creates
             ]
-            if session.get_bind().dialect.name == "postgresql":
-                _insert_households_pg(session, community_id, rows, now)
-            else:
-                for chunk in _chunks(rows, 2000):
-                    session.execute(insert(Household), chunk)
-        if updates and session.get_bind().dialect.name == "postgresql":
-            _update_households_pg(session, updates, now)
-        elif updates:
-            for chunk in _chunks([{**u, "updated_at": now} for u in updates], 2000):
-                session.execute(update(Household), chunk)
+            _insert_households(session, community_id, rows, now)
+        if updates:
+            _update_households(session, updates, now)
         session.flush()
     except IntegrityError:
         session.rollback()
@@ -575,7 +567,7 @@ def households_by_codes(session: Session, codes: set[str]) -> dict[str, tuple[in
     return {code: (hid, cid, status) for code, hid, cid, status in rows}
 
 
-def _update_households_pg(session: Session, updates: list[dict[str, Any]], now) -> None:
+def _update_households(session: Session, updates: list[dict[str, Any]], now) -> None:
     """One UPDATE joined to unnest() of four arrays: a single statement with four parameters, whatever
     the number of households. Members and phone change only where given (NULL keeps the stored value)."""
     from sqlalchemy import text
@@ -598,7 +590,7 @@ def _update_households_pg(session: Session, updates: list[dict[str, Any]], now) 
     )
 
 
-def _insert_households_pg(session: Session, community_id: int, rows: list[dict[str, Any]], now) -> None:
+def _insert_households(session: Session, community_id: int, rows: list[dict[str, Any]], now) -> None:
     """One INSERT … SELECT FROM unnest() of per-column arrays: a few parameters for any number of rows."""
     from sqlalchemy import text
 

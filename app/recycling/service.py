@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrulestr
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from sqlmodel import select as select_rows
@@ -61,8 +61,6 @@ ORGANISERS = MANAGERS
 WEIGHERS = FIELD_STAFF
 
 
-def _insert(session: Session, table):
-    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 
@@ -193,7 +191,7 @@ def _materialise(session: Session, schedule: RecyclingSchedule, through: date) -
         for e in session.scalars(select(RecyclingException).where(RecyclingException.schedule_id == schedule.id))
     }
     rows = [_event_row(schedule, d, tz, exceptions.get(d)) for d in days]
-    stmt = _insert(session, EVENT).on_conflict_do_nothing(index_elements=["schedule_id", "original_date"])
+    stmt = pg_insert(EVENT).on_conflict_do_nothing(index_elements=["schedule_id", "original_date"])
     session.execute(stmt, rows)
     return len(rows)
 
@@ -374,7 +372,7 @@ def _freeze(session: Session, event: RecyclingEvent) -> dict[str, EventCategoryP
     cats = _categories(session, [event])[event.id]
     own = session.execute(select(CATEGORY.c.id).where(CATEGORY.c.event_id == event.id).limit(1)).first()
     if own is None and cats:
-        stmt = _insert(session, CATEGORY).on_conflict_do_nothing(index_elements=["event_id", "code"])
+        stmt = pg_insert(CATEGORY).on_conflict_do_nothing(index_elements=["event_id", "code"])
         session.execute(stmt, [{"event_id": event.id, **c.model_dump(mode="json")} for c in cats])
         cats = _categories(session, [event])[event.id]
     return {c.code: c for c in cats}

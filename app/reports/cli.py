@@ -87,9 +87,6 @@ def rollup_cmd(
     from app.reports.rollup import refresh
 
     engine = get_engine()
-    if engine.dialect.name != "postgresql":
-        console.print("The roll-up is PostgreSQL's; on SQLite the exports read the journal (nothing to do).")
-        return
     if not timezone:
         with Session(engine) as session:
             timezone = sorted({get_settings().timezone, *session.exec(select(Community.timezone).distinct())})

@@ -69,11 +69,7 @@ class Dashboard(SQLModel):
 
 def _local(session: Session, col, tz: ZoneInfo, fmt: str):
     """SQL: the local calendar day ('day') or month ('month') of a timestamp, as text."""
-    if session.get_bind().dialect.name == "postgresql":
-        return func.to_char(func.timezone(tz.key, col), "YYYY-MM-DD" if fmt == "day" else "YYYY-MM")
-    # SQLite stores UTC; the offset of a zone without daylight saving (Asia/Shanghai) is fixed.
-    offset = int(datetime.now(tz).utcoffset().total_seconds() // 60)
-    return func.strftime("%Y-%m-%d" if fmt == "day" else "%Y-%m", col, f"{offset:+d} minutes")
+    return func.to_char(func.timezone(tz.key, col), "YYYY-MM-DD" if fmt == "day" else "YYYY-MM")
 
 
 def _months_back(today: date, months: int) -> list[str]:

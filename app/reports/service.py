@@ -15,7 +15,7 @@ from sqlmodel import Session
 from app.audit import service as audit
 from app.core.db import get_reports_engine, utcnow
 from app.identity.auth import Principal
-from app.kit.sql import is_pg, stream_tuples
+from app.kit.sql import stream_tuples
 from app.reports import rollup, sheets
 from app.reports.scope import SCOPE_ZH, Period, Scope, ScopeKind, period_of, resolve
 from app.reports.totals import Rollup, report_query
@@ -56,10 +56,8 @@ class Export:
 def begin_export(session: Session, scope: Scope, period: Period) -> Rollup | None:
     """Open the export's transaction; the roll-up it may read (reports.rollup), read in its snapshot.
 
-    PostgreSQL: REPEATABLE READ, so that the roll-up's watermark, its rows and the journal after it are
+    REPEATABLE READ, so that the roll-up's watermark, its rows and the journal after it are
     read at one moment (a refresh committing between them would count entries twice), and the settings."""
-    if not is_pg(session):
-        return None
     session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
     for setting in PG_EXPORT_SETTINGS:
         session.execute(text(setting))

@@ -278,19 +278,14 @@ ID_COLUMNS = ("community", "compound", "building", "unit", "door_plate")
 
 
 class kg_text(FunctionElement):  # noqa: N801 - a SQL function, named like one
-    """Grams as kilograms with three decimals, as text ('1.500'): the same characters on both databases."""
+    """Grams as kilograms with three decimals, as text ('1.500')."""
 
     type = String()
     inherit_cache = True
 
 
 @compiles(kg_text)
-def _kg_text_sqlite(element, compiler, **kw):
-    return f"printf('%.3f', {compiler.process(element.clauses, **kw)} / 1000.0)"
-
-
-@compiles(kg_text, "postgresql")
-def _kg_text_pg(element, compiler, **kw):
+def _kg_text(element, compiler, **kw):
     return f"CAST(CAST({compiler.process(element.clauses, **kw)} AS NUMERIC) / 1000 AS NUMERIC(20, 3))::text"
 
 

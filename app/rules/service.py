@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, bindparam, func, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -81,7 +81,7 @@ def _versions(session: Session, community_id: int, refresh: bool = False) -> tup
 
 
 def aware(value: datetime) -> datetime:
-    """A stored time as UTC-aware (SQLite hands datetimes back naive)."""
+    """A time as UTC-aware (naive ones are taken as UTC)."""
     from datetime import UTC
 
     return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -205,8 +205,6 @@ def current_rules(session: Session, principal: Principal, community_id: int) -> 
 
 # --- the daily cap -----------------------------------------------------------------------------
 
-def _insert(session: Session, table):
-    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 def cap_rows(
@@ -250,10 +248,8 @@ def apply_daily_cap(session: Session, cap: int | None, items: list[tuple[int, da
         for (h, d), p in sorted(asked.items())
         if p
     ]
-    stmt = _insert(session, DAY).values(rows)
+    stmt = pg_insert(DAY).values(rows)
     fits = func.least(stmt.excluded.granted, func.greatest(0, literal(cap) - DAY.c.granted))
-    if session.get_bind().dialect.name == "sqlite":
-        fits = func.min(stmt.excluded.granted, func.max(0, literal(cap) - DAY.c.granted))
     stmt = stmt.on_conflict_do_update(
         index_elements=["household_id", "day"], set_={"granted": DAY.c.granted + fits, "last_grant": fits}
     ).returning(DAY.c.household_id, DAY.c.day, DAY.c.granted, DAY.c.last_grant)
@@ -323,11 +319,10 @@ capped AS (
 def release_daily_cap(session: Session, household_id: int, day: date, points: int) -> None:
     """A reversed act no longer counts toward its day's cap: give its granted points back."""
     if points > 0:
-        floor = func.max if session.get_bind().dialect.name == "sqlite" else func.greatest
         session.execute(
             DAY.update()
             .where(DAY.c.household_id == household_id, DAY.c.day == day)
-            .values(granted=floor(DAY.c.granted - points, 0))
+            .values(granted=func.greatest(DAY.c.granted - points, 0))
         )
 
 

@@ -531,7 +531,7 @@ def test_every_mutating_route_is_replayed():
 
 @pytest.fixture(scope="module")
 def shared(migrated_engine):
-    """One community for all replays of a backend (each replay compares its own before and after)."""
+    """One community for all replays (each replay compares its own before and after)."""
     from fastapi.testclient import TestClient
 
     from app.core.db import set_engine

@@ -21,7 +21,6 @@ from sqlmodel import Session
 from app.ledger import expiry
 from tests.ledger.helpers import earn, verify_clean
 
-pytestmark = pytest.mark.postgres_only
 SH = ZoneInfo("Asia/Shanghai")
 LAST_YEAR = datetime(datetime.now(UTC).year - 1, 5, 1, 12, tzinfo=UTC)
 
