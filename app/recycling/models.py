@@ -54,10 +54,6 @@ class RecyclingRate(RecyclingRateBase, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-class RecyclingRateCreate(RecyclingRateBase):
-    active: bool = True
-
-
 class RecyclingRatePublic(RecyclingRateBase):
     id: int
     community_id: int

@@ -85,18 +85,6 @@ def category_group(category):
     )
 
 
-def category_group_py(category: str | None) -> str | None:
-    if category is None:
-        return None
-    if category == "kitchen":
-        return "kitchen"
-    if category in HAZARDOUS_CODES:
-        return "hazardous"
-    if category == "other":
-        return "other"
-    return "recyclable"
-
-
 FIGURES: tuple[str, ...] = (
     ("opening",)
     + tuple(s for s, _ in EARN_SOURCES)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from app.audit import service as audit
 from app.identity.auth import MANAGERS, Principal, authorize, require_member
 from app.kit.errors import BadRequest, Forbidden, not_found
 from app.places import service as places
@@ -21,20 +20,7 @@ from app.rewards.models import (
     RedemptionStatus,
     ReserveRequest,
 )
-from app.rewards.service import CLERKS
-
-
-def _audit(session: Session, principal: Principal, action: str, object_type: str, object_id, community_id: int, **detail) -> None:
-    audit.record(
-        session,
-        actor_user_id=principal.user_id,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        community_id=community_id,
-        request_id=principal.request_id,
-        detail=detail,
-    )
+from app.rewards.service import CLERKS, _audit
 
 
 def _open_household(session: Session, principal: Principal, household_id: int, staff_roles=CLERKS) -> Household:

@@ -23,7 +23,7 @@ from sqlmodel import Session, select
 
 from app.audit import service as audit
 from app.core.db import utcnow
-from app.identity.auth import MANAGERS, STAFF_READ, Principal, authorize, may_act_in
+from app.identity.auth import MANAGERS, STAFF_READ, Principal, authorize
 from app.identity.models import Role
 from app.kit.errors import BadRequest, Conflict, DomainError, not_found
 from app.kit.pagination import page_by_id
@@ -31,7 +31,7 @@ from app.kit.sql import among, bulk_insert, json_document
 from app.ledger import service as ledger
 from app.ledger.models import Source, SystemAccount
 from app.places.models import Household, HouseholdStatus
-from app.places.service import get_community, get_household
+from app.places.service import get_community
 from app.rewards.models import (
     LimitPeriod,
     Redemption,
@@ -442,14 +442,6 @@ def list_for_community(session: Session, community_id: int, status: RedemptionSt
     if household_id is not None:
         stmt = stmt.where(Redemption.household_id == household_id)
     return page_by_id(session, stmt, Redemption.id, cursor, limit)
-
-
-def may_work_counter(session: Session, principal: Principal, community_id: int) -> bool:
-    return may_act_in(session, principal, community_id, CLERKS)
-
-
-def household_for(session: Session, household_id: int) -> Household:
-    return get_household(session, household_id)
 
 
 # --- many residents at the counter at once (an exchange day's queue) ---------------------------

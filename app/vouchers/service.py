@@ -321,16 +321,4 @@ def list_vouchers(session: Session, community_id: int, status: VoucherStatus | N
     return [_public(v) for v in rows], next_cursor
 
 
-def outstanding_points(session: Session, community_id: int) -> int:
-    from sqlalchemy import func
-
-    return int(
-        session.exec(
-            select(func.coalesce(func.sum(VOUCHER.c.points), 0)).where(
-                VOUCHER.c.community_id == community_id, VOUCHER.c.status == VoucherStatus.outstanding
-            )
-        ).one()
-    )
-
-
 public = _public
