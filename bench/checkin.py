@@ -54,7 +54,7 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 from sqlalchemy import create_engine, insert, text  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 
-from bench.common import drop_database, fresh_database, record  # noqa: E402
+from bench.common import cpu_model, drop_database, fresh_database, record  # noqa: E402
 
 REFERENCE = Path(os.environ.get("BENCH_REFERENCE", "/work/shared/bench/reference-checkin"))
 PROFILES = ROOT / "bench" / "profiles"
@@ -548,7 +548,7 @@ def main(argv: list[str] | None = None) -> dict:
     ratio = service["tps"] / reference["tps"] if reference["tps"] else float("nan")
     figures = {"endpoint": endpoint, "service": service, "reference": reference, "ratio": ratio}
     pg = subprocess.run(["psql", "-XtA", "-d", base, "-c", "show server_version"], capture_output=True, text=True).stdout.strip()
-    cpu = _cpu_model()
+    cpu = cpu_model()
 
     def ok(good: bool) -> str:
         return "✓" if good else "✗"
@@ -588,18 +588,11 @@ def main(argv: list[str] | None = None) -> dict:
     if args.smoke:
         print("\n".join(lines))
     else:
-        record("Check-in ingest vs the SQL yardstick (PostgreSQL, wrk + pgbench)", lines)
+        record("ingest", "Check-in ingest vs the SQL yardstick (PostgreSQL, wrk + pgbench)", lines,
+               f"{service['tps']:.0f}/s, {ratio:.0%} of the yardstick ({reference['tps']:.0f}/s), p99 {service['p99_ms']:.1f} ms "
+               f"({service['p99_co_ms']:.1f} ms with wrk's correction); CPU per check-in app {service['app_cpu_ms']:.2f} + "
+               f"PostgreSQL {service['db_cpu_ms']:.2f} ms")
     return figures
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} × {os.cpu_count()}"
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores"
 
 
 if __name__ == "__main__":
