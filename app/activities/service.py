@@ -23,7 +23,7 @@ from app.activities.models import (
     EnrolmentPublic,
 )
 from app.audit import service as audit
-from app.checkins import service as checkins
+from app.checkins import setup as field_setup
 from app.core.db import utcnow
 from app.identity.auth import (
     FIELD_STAFF,
@@ -47,7 +47,7 @@ DAY = ChallengeDay.__table__
 
 
 def _today(session: Session, community_id: int) -> date:
-    return utcnow().astimezone(checkins.load_setup(session, community_id).tz).date()
+    return utcnow().astimezone(field_setup.load_setup(session, community_id).tz).date()
 
 
 # --- activities --------------------------------------------------------------------------------

@@ -9,10 +9,10 @@ first entry and moves nothing. Nothing is updated or deleted: corrections are re
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 from sqlalchemy import event, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from app.core.db import engine_key, utcnow
 from app.kit.errors import BadRequest, Conflict, not_found
-from app.kit.sql import among, bulk_insert, json_document
+from app.kit.sql import among, bulk_insert, compact_sql, json_document
 from app.ledger.models import HOUSEHOLD, JournalEntry, LedgerAccount, Posting, Source, SystemAccount
 
 ACCOUNT = LedgerAccount.__table__
@@ -183,7 +183,7 @@ def balances_of(session: Session, household_ids: Iterable[int], *, lock: bool = 
 # --- posting -----------------------------------------------------------------------------------
 
 def post_credits(session: Session, credits: Sequence[Credit]) -> list[int]:
-    """Post many earned credits at once, set-based (a few statements whatever the batch size).
+    """Post many earned credits at once: one statement (fragments.credits_ctes) whatever the batch size.
 
     Returns the journal entry id of each credit, in order. A key seen before (in an earlier batch,
     a concurrent one, or twice in this one) yields the existing entry and moves nothing.
@@ -198,63 +198,32 @@ def post_credits(session: Session, credits: Sequence[Credit]) -> list[int]:
     for c in credits:
         first.setdefault(c.idempotency_key, c)
     now = utcnow()
-    entry_rows = [
+    issued = {cid: system_account_id(session, cid, SystemAccount.issued) for cid in sorted({c.community_id for c in first.values()})}
+    rows = [
         {
-            "community_id": c.community_id,
-            "household_id": c.household_id,
-            "source": c.source,
-            "idempotency_key": c.idempotency_key,
-            "memo": c.memo,
-            "occurred_at": c.occurred_at,
-            "posted_at": now,
-            "quantity_g": c.quantity_g,
-            "category": c.category,
+            "household_id": c.household_id, "community_id": c.community_id, "issued_account_id": issued[c.community_id],
+            "points": c.points, "idempotency_key": c.idempotency_key, "ledger_source": c.source, "memo": c.memo,
+            "occurred_at": c.occurred_at, "posted_at": now, "quantity_g": c.quantity_g, "category": c.category, "position": n,
         }
-        # In key order: two batches that share keys then meet on them in the same order, one waits for
-        # the other instead of each holding a key the other needs (a deadlock when inserted as given).
-        for c in sorted(first.values(), key=lambda c: c.idempotency_key)
+        for n, c in enumerate(first.values())
     ]
-    # One statement text for any batch size: a multi-VALUES insert of 1,000 rows costs ~0.3 s to compile.
-    inserted = bulk_insert(session, ENTRY, entry_rows, "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key")
-    new_ids = dict((k, i) for i, k in inserted)
-    ids = dict(new_ids)
+    ids = dict(session.connection().exec_driver_sql(_credits_sql(), {"credits": json_document(rows)}).all())
     missing = [k for k in first if k not in ids]
     if missing:
         ids.update(
             (k, i)
-            for i, k in session.execute(select(ENTRY.c.id, ENTRY.c.idempotency_key).where(ENTRY.c.idempotency_key.in_(missing))).all()
+            for i, k in session.execute(select(ENTRY.c.id, ENTRY.c.idempotency_key).where(among(session, ENTRY.c.idempotency_key, missing))).all()
         )
-    if new_ids:
-        fresh = [first[k] for k in first if k in new_ids]
-        _post_credit_lines(session, fresh, new_ids)
     return [ids[c.idempotency_key] for c in credits]
 
 
-def _post_credit_lines(session: Session, fresh: list[Credit], entry_ids: dict[str, int]) -> None:
-    deltas: dict[int, tuple[int, int]] = {}
-    community_of: dict[int, int] = {}
-    for c in fresh:
-        d, n = deltas.get(c.household_id, (0, 0))
-        deltas[c.household_id] = (d + c.points, n + 1)
-        community_of[c.household_id] = c.community_id
-    accounts = _apply_household_deltas(session, community_of, deltas)
-    # Walk each household's new credits backwards from its final balance to give each its running balance.
-    by_household: dict[int, list[Credit]] = defaultdict(list)
-    for c in fresh:
-        by_household[c.household_id].append(c)
-    postings = []
-    issued: dict[int, int] = {}
-    for h, items in by_household.items():
-        account_id, balance, version = accounts[h]
-        for c in reversed(items):
-            eid = entry_ids[c.idempotency_key]
-            postings.append({"entry_id": eid, "account_id": account_id, "amount": c.points, "seq": version, "balance_after": balance})
-            if c.community_id not in issued:
-                issued[c.community_id] = system_account_id(session, c.community_id, SystemAccount.issued)
-            postings.append({"entry_id": eid, "account_id": issued[c.community_id], "amount": -c.points, "seq": None, "balance_after": None})
-            balance -= c.points
-            version -= 1
-    bulk_insert(session, POSTING, postings)
+@cache
+def _credits_sql() -> str:
+    from app.ledger.fragments import CREDIT_COLUMNS, credits_ctes
+
+    return compact_sql(f"""WITH credit AS (SELECT * FROM json_to_recordset(%(credits)s::json) AS s({CREDIT_COLUMNS})),
+{credits_ctes("credit")}
+SELECT idempotency_key, id FROM ledger_entry""")
 
 
 def post(

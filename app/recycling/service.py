@@ -19,6 +19,7 @@ from sqlmodel import select as select_rows
 
 from app.audit import service as audit
 from app.checkins import service as checkins
+from app.checkins import setup as field_setup
 from app.core.config import get_settings
 from app.core.db import utcnow
 from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, authorize
@@ -65,7 +66,7 @@ WEIGHERS = FIELD_STAFF
 
 
 def _tz(session: Session, community_id: int) -> ZoneInfo:
-    return checkins.load_setup(session, community_id).tz
+    return field_setup.load_setup(session, community_id).tz
 
 
 def _resident_of(session: Session, principal: Principal, community_id: int) -> bool:

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, literal, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -24,6 +23,7 @@ from app.audit import service as audit
 from app.core.db import engine_key, utcnow
 from app.identity.auth import MANAGERS, STAFF_READ, Principal, authorize
 from app.kit.errors import BadRequest, Conflict
+from app.kit.sql import compact_sql, json_document
 from app.places.service import get_community
 from app.rules.models import (
     DEFAULTS,
@@ -229,67 +229,25 @@ def cap_rows(
 
 
 def apply_daily_cap(session: Session, cap: int | None, items: list[tuple[int, date, int]]) -> list[int]:
-    """Points actually granted for each (household, local day, points asked), in order.
-
-    The counter holds what was granted that day, net of reversals (`release_daily_cap`). One upsert
-    per batch adds what fits under the cap and records that amount in `last_grant` (every SET
-    expression reads the row as it was, so both come from the same old value): the upsert locks the
-    counters, concurrent batches wait and then see each other's grants.
-    """
+    """Points actually granted for each (household, local day, points asked), in order: `daily_caps_sql`
+    over the items, one statement."""
     if cap is None or not items:
         return [p for _, _, p in items]
-    asked: dict[tuple[int, date], int] = defaultdict(int)
-    for h, d, p in items:
-        asked[(h, d)] += p
-    if not any(asked.values()):
-        return [0 for _ in items]
-    rows = [
-        {"household_id": h, "day": d, "granted": min(p, max(cap, 0)), "last_grant": min(p, max(cap, 0))}
-        for (h, d), p in sorted(asked.items())
-        if p
-    ]
-    stmt = pg_insert(DAY).values(rows)
-    fits = func.least(stmt.excluded.granted, func.greatest(0, literal(cap) - DAY.c.granted))
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["household_id", "day"], set_={"granted": DAY.c.granted + fits, "last_grant": fits}
-    ).returning(DAY.c.household_id, DAY.c.day, DAY.c.granted, DAY.c.last_grant)
-    used = {(h, d): total - grant for h, d, total, grant in session.execute(stmt).all()}
-    granted = []
-    for h, d, p in items:
-        g = max(0, min(p, cap - used.get((h, d), 0)))
-        used[(h, d)] = used.get((h, d), 0) + g
-        granted.append(g)
-    return granted
-
-
-def daily_cap_sql(source: str) -> str:
-    """apply_daily_cap for acts of distinct households written in one PostgreSQL statement, under the
-    one cap %(cap)s (NULL: none).
-
-    `source` has the columns id (the household, each at most once), day (its local day) and points
-    (asked, positive). The CTE `day_counter` adds to each household's counter for its day what of the
-    points fits under the cap and returns (household_id, last_grant): the amount granted, by the same
-    arithmetic as apply_daily_cap. Acts of a household that may come several at a time: daily_caps_sql.
-    """
-    return f"""day_counter AS (
-    INSERT INTO {DAY.name} AS d (household_id, day, granted, last_grant)
-    SELECT s.id, s.day, LEAST(s.points, GREATEST(%(cap)s::integer, 0)), LEAST(s.points, GREATEST(%(cap)s::integer, 0))
-    FROM {source} AS s WHERE %(cap)s::integer IS NOT NULL
-    ORDER BY s.id
-    ON CONFLICT (household_id, day) DO UPDATE
-    SET granted = d.granted + LEAST(excluded.granted, GREATEST(0, %(cap)s::integer - d.granted)),
-        last_grant = LEAST(excluded.granted, GREATEST(0, %(cap)s::integer - d.granted))
-    RETURNING household_id, last_grant
-)"""
+    acts = [{"id": n, "household_id": h, "day": d, "points": p} for n, (h, d, p) in enumerate(items)]
+    granted = dict(session.connection().exec_driver_sql(_CAP_SQL, {"acts": json_document(acts), "cap": cap}).all())
+    return [granted[n] for n in range(len(items))]
 
 
 def daily_caps_sql(source: str) -> str:
-    """apply_daily_cap for a set of acts in one PostgreSQL statement, under the cap %(cap)s (NULL: none).
+    """The daily cap, the one definition: CTEs that grant a set of acts what their households' daily
+    caps leave, under the cap %(cap)s (NULL: none).
 
-    `source` has the columns id (orders a household's acts within its day), household_id, day and
-    points (asked). The CTE `day_counter` adds to each (household, day) counter what of the day's asked
-    points fits under the cap, in one upsert; the CTE `capped` gives each act (id, asked, points granted):
-    the acts of a day take what is left under the cap in id order, as apply_daily_cap grants them.
+    `source` has the columns id (orders a household's acts within its day), household_id, day (its
+    local day) and points (asked). The counter of a (household, day) holds what was granted that day,
+    net of reversals (`release_daily_cap`). The CTE `day_counter` adds to each counter what of the day's
+    asked points fits under the cap, in one upsert in household order (concurrent acts wait on the
+    counter's row lock and then see each other's grants); the CTE `capped` gives each act (id, asked,
+    points granted): a day's acts take what is left under the cap in id order.
     """
     return f"""day_asked AS (
     SELECT s.household_id, s.day, sum(s.points) AS asked
@@ -314,6 +272,11 @@ capped AS (
            END AS points
     FROM {source} AS s LEFT JOIN day_counter AS u ON u.household_id = s.household_id AND u.day = s.day
 )"""
+
+
+_CAP_SQL = compact_sql(f"""WITH acts AS (SELECT * FROM json_to_recordset(%(acts)s::json) AS s(id integer, household_id bigint, day date, points integer)),
+{daily_caps_sql("acts")}
+SELECT id, points FROM capped""")
 
 
 def release_daily_cap(session: Session, household_id: int, day: date, points: int) -> None:

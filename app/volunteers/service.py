@@ -11,6 +11,8 @@ from sqlmodel import select as select_rows
 
 from app.audit import service as audit
 from app.checkins import service as checkins
+from app.checkins import setup as field_setup
+from app.checkins.scan import FUTURE_SKEW
 from app.core.db import utcnow
 from app.identity import service as identity
 from app.identity.auth import (
@@ -134,7 +136,7 @@ def start_shift(session: Session, principal: Principal, community_id: int, data:
         raise not_found("志愿者队伍", "Volunteer team", "team_id")
     now = utcnow()
     at = data.at or now
-    if at > now + checkins.FUTURE_SKEW:
+    if at > now + FUTURE_SKEW:
         raise Unprocessable("in_future", "签到时间晚于当前时间", "The sign-in time is in the future", "at")
     if at < now - timedelta(hours=24):
         raise Unprocessable("too_old", "签到时间过早，请联系管理员补录", "The sign-in is too old", "at")
@@ -174,7 +176,7 @@ def end_shift(session: Session, principal: Principal, shift_id: int, data: Shift
         return shift
     now = utcnow()
     out = data.at or now
-    if out > now + checkins.FUTURE_SKEW:
+    if out > now + FUTURE_SKEW:
         raise Unprocessable("in_future", "签退时间晚于当前时间", "The sign-out time is in the future", "at")
     if out < shift.signed_in_at:
         raise Unprocessable("before_sign_in", "签退时间早于签到时间", "The sign-out is before the sign-in", "at")
@@ -206,7 +208,7 @@ def _credit_hours(session: Session, shift: Shift) -> None:
     if not households:
         return
     household_id = min(households)
-    day = shift.signed_out_at.astimezone(checkins.load_setup(session, shift.community_id).tz).date()
+    day = shift.signed_out_at.astimezone(field_setup.load_setup(session, shift.community_id).tz).date()
     granted = rules.apply_daily_cap(session, rule.daily_cap, [(household_id, day, points)])[0]
     session.execute(update(SHIFT).where(SHIFT.c.id == shift.id).values(points=granted, household_id=household_id))
     shift.points, shift.household_id = granted, household_id
@@ -249,7 +251,7 @@ def hours(session: Session, principal: Principal, community_id: int, start: date
     """志愿时长 per volunteer over local days [start, end] (shifts counted on their sign-in day)."""
     places.get_community(session, community_id)
     authorize(session, principal, community_id, HOURS_READERS)
-    tz = checkins.load_setup(session, community_id).tz
+    tz = field_setup.load_setup(session, community_id).tz
     end = end or utcnow().astimezone(tz).date()
     start = start or end.replace(day=1)
     lo = datetime.combine(start, time.min, tz)

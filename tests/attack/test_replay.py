@@ -257,8 +257,8 @@ def _window(client, w: World) -> int:
     return r.json()["id"]
 
 
-def _checkin(client, w: World) -> int:
-    r = client.post(f"/api/v1/communities/{w.community.id}/checkins", json=_scan(client, w, 5), headers=w.h("volunteer"))
+def _checkin(client, w: World, index: int = 5) -> int:
+    r = client.post(f"/api/v1/communities/{w.community.id}/checkins", json=_scan(client, w, index), headers=w.h("volunteer"))
     assert r.status_code in (200, 201), r.text
     return r.json()["checkin_id"]
 
@@ -406,6 +406,9 @@ REPLAYS.update({
     ("POST", c + "/checkins/batch"): lambda client, w: Call(
         "POST", f"/api/v1/communities/{w.community.id}/checkins/batch", "volunteer",
         {"json": {"scans": [_scan(client, w, 2) | {"scanned_at": datetime.now(UTC).isoformat()}, _scan(client, w, 3) | {"scanned_at": datetime.now(UTC).isoformat()}]}},
+    ),
+    ("POST", "/api/v1/checkins/{checkin_id}/amend"): lambda client, w: Call(
+        "POST", f"/api/v1/checkins/{_checkin(client, w, 6)}/amend", "volunteer", {"json": {"result": "incorrect", "reasons": ["mixed"]}}, True,
     ),
     ("POST", "/api/v1/checkins/{checkin_id}/reverse"): lambda client, w: Call(
         "POST", f"/api/v1/checkins/{_checkin(client, w)}/reverse", "supervisor", {"json": {"reason": "扫错门牌"}},

@@ -158,14 +158,15 @@ def test_scans_arriving_together_share_statements_and_keep_their_own_outcomes(cl
         verify_clean(w.engine, w.community.id)
 
 
-def test_the_scans_statement_fits_psycopgs_parse_cache():
-    """psycopg keeps its parsing of a statement's placeholders only for texts up to 4 KiB: the
-    bin-side statement re-parsed on every execution cost ~5 % of a check-in's CPU (bench/profiles)."""
+def test_the_scans_statement_goes_with_postgresqls_own_placeholders():
+    """psycopg keeps its parsing of named placeholders only for texts up to 4 KiB, and the bin-side
+    statement is longer: the hot path sends it through a raw cursor, with $n placeholders, unparsed."""
     from psycopg import _queries
 
-    from app.checkins.writer import scans_sql
+    from app.checkins import scan
 
-    assert len(scans_sql()) <= _queries.MAX_CACHED_STATEMENT_LENGTH
+    assert len(scan.SQL) > _queries.MAX_CACHED_STATEMENT_LENGTH  # else the named form would do
+    assert "%(" not in scan.RAW_SQL and "$1" in scan.RAW_SQL and "$2" in scan.RAW_SQL
 
 
 def test_a_scan_held_up_by_a_long_write_does_not_hold_up_the_others(client, world, engine):
@@ -228,7 +229,7 @@ def test_the_bin_side_caches_are_refreshed_ahead_of_expiry_while_scans_go_on(cli
 
     from sqlalchemy import text
 
-    from app.checkins import service
+    from app.checkins import setup as service
     from app.core.db import engine_key
     from app.rules import service as rules
     from tests.checkins.test_checkins import _all_day_with_cap
@@ -258,7 +259,7 @@ def test_the_bin_side_caches_are_refreshed_ahead_of_expiry_while_scans_go_on(cli
 
 
 def test_scans_finding_the_caches_cold_wait_for_one_fill(client, world, engine, monkeypatch):
-    from app.checkins import service
+    from app.checkins import setup as service
     from app.core.db import engine_key
     from app.rules import service as rules
     from tests.checkins.test_checkins import _all_day_with_cap
@@ -282,7 +283,7 @@ def test_a_setup_read_before_a_change_is_not_cached_after_it(client, world, engi
     not put what it read back after the change dropped the cache: the next scan sees the change."""
     from sqlmodel import Session
 
-    from app.checkins import service
+    from app.checkins import setup as service
     from app.core.db import engine_key
     from tests.checkins.test_checkins import _all_day_with_cap
 
@@ -314,7 +315,7 @@ def test_a_failed_cache_fill_is_logged_and_the_scan_still_answered(client, world
     import logging
     import time
 
-    from app.checkins import service
+    from app.checkins import setup as service
     from app.core.db import engine_key
     from app.rules import service as rules
     from tests.checkins.test_checkins import _all_day_with_cap
