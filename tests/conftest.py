@@ -17,6 +17,7 @@ os.environ["DATA_DIR"] = str(_TMP)
 os.environ.setdefault("JWT_SECRET", "test-secret-" + "x" * 40)
 os.environ.setdefault("PHONE_HASH_KEY", "test-phone-key")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+os.environ.setdefault("JOBS_IN_SERVICE", "false")  # tests/jobs start the scheduler where they mean to
 os.environ["DATABASE_URL"] = f"sqlite:///{_TMP}/default.db"
 
 import pytest  # noqa: E402
