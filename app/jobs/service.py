@@ -96,7 +96,9 @@ def slot_verdict(runs: Sequence[tuple[str, datetime | None]], now: datetime) -> 
         return Verdict.done if all(o != JobOutcome.running for o, _ in runs) else Verdict.busy
     if len(runs) >= MAX_ATTEMPTS:
         return Verdict.done
-    last = max((at for _, at in runs if at is not None), default=None)
+    # A failure waits a little (what failed may be passing: a lock held, WeChat busy); a run abandoned
+    # by a dead runner is found long after it died and is tried again at once.
+    last = max((at for o, at in runs if o == JobOutcome.failed and at is not None), default=None)
     if last is not None and now - last < RETRY_AFTER:
         return Verdict.retry_later
     return None
@@ -215,7 +217,7 @@ def states(engine: Engine, jobs: Sequence[Job] = JOBS, *, now: datetime | None =
             if verdict is None:
                 next_at = now
             elif verdict == Verdict.retry_later:
-                next_at = max(at for _, at in runs if at is not None) + RETRY_AFTER
+                next_at = max(at for o, at in runs if o == JobOutcome.failed and at is not None) + RETRY_AFTER
             else:
                 next_at = job.schedule.next_slot(now, tz)
             out.append(JobState(job, job.schedule.describe(tz), last.get(job.name), verdict is None, next_at))
