@@ -92,9 +92,10 @@ def instance_name() -> str:
 
 def slot_verdict(runs: Sequence[tuple[str, datetime | None]], now: datetime) -> Verdict | None:
     """None when the slot should run now, given its runs so far (outcome, finished_at)."""
-    if any(outcome in (JobOutcome.succeeded, JobOutcome.running) for outcome, _ in runs):
-        return Verdict.done if all(o != JobOutcome.running for o, _ in runs) else Verdict.busy
-    if len(runs) >= MAX_ATTEMPTS:
+    outcomes = {outcome for outcome, _ in runs}
+    if JobOutcome.running in outcomes:
+        return Verdict.busy
+    if JobOutcome.succeeded in outcomes or len(runs) >= MAX_ATTEMPTS:
         return Verdict.done
     # A failure waits a little (what failed may be passing: a lock held, WeChat busy); a run abandoned
     # by a dead runner is found long after it died and is tried again at once.
@@ -111,7 +112,8 @@ def job_lock(engine: Engine, name: str) -> Iterator[bool]:
     released when the connection goes, whatever became of the process."""
     with engine.connect() as conn:
         held = conn.execute(
-            text("SELECT pg_try_advisory_xact_lock(:ns, :key)"), {"ns": LOCK_NAMESPACE, "key": _lock_key(name)}
+            text("SELECT pg_try_advisory_xact_lock(CAST(:ns AS integer), CAST(:key AS integer))"),
+            {"ns": LOCK_NAMESPACE, "key": _lock_key(name)},
         ).scalar_one()
         try:
             yield held

@@ -33,12 +33,9 @@ class Recorder:
         return {"call": n}
 
 
-def test_job(schedule: Schedule = Every(15), **recorder) -> tuple[Job, Recorder]:
+def make_job(schedule: Schedule = Every(15), **recorder) -> tuple[Job, Recorder]:
     body = Recorder(**recorder)
     return Job(f"test-{uuid.uuid4().hex[:12]}", schedule, body, "a test job"), body
-
-
-test_job.__test__ = False  # a helper, not a test
 
 
 def runs(engine, name: str) -> list[JobRun]:

@@ -21,7 +21,7 @@ from app.jobs.models import JobOutcome
 from app.jobs.registry import JOBS
 from app.main import create_app
 from tests.conftest import drop_pg_database, fresh_pg_database
-from tests.jobs.helpers import runs, test_job
+from tests.jobs.helpers import make_job, runs
 
 pytestmark = pytest.mark.postgres_only
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,8 +52,8 @@ def _wait(check, seconds: float = 15.0):
 
 
 def test_the_service_runs_a_due_job_once(engine, in_service):
-    job, body = test_job()
-    failing, _ = test_job(error=RuntimeError("boom"))
+    job, body = make_job()
+    failing, _ = make_job(error=RuntimeError("boom"))
     in_service([failing, job])
     with TestClient(create_app()):
         _wait(lambda: [r.outcome for r in runs(engine, job.name)] == [JobOutcome.succeeded])
@@ -63,7 +63,7 @@ def test_the_service_runs_a_due_job_once(engine, in_service):
 
 
 def test_two_workers_run_a_due_job_once(engine, in_service):
-    job, body = test_job(seconds=0.3)
+    job, body = make_job(seconds=0.3)
     in_service([job])
     with TestClient(create_app()), TestClient(create_app()):
         _wait(lambda: [r.outcome for r in runs(engine, job.name)] == [JobOutcome.succeeded])
@@ -72,7 +72,7 @@ def test_two_workers_run_a_due_job_once(engine, in_service):
 
 
 def test_jobs_in_service_off_runs_nothing(engine, in_service):
-    job, body = test_job()
+    job, body = make_job()
     in_service([job], on=False)
     with TestClient(create_app()):
         time.sleep(0.5)

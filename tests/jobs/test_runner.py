@@ -13,14 +13,15 @@ from app.cli import app as cli
 from app.core.db import make_engine, utcnow
 from app.jobs import service
 from app.jobs.models import JobOutcome
+from app.jobs.schedule import Daily
 from app.jobs.service import MAX_ATTEMPTS, RETRY_AFTER, Verdict, run_due, run_if_due, run_now
-from tests.jobs.helpers import runs, test_job
+from tests.jobs.helpers import make_job, runs
 
 pytestmark = pytest.mark.postgres_only
 
 
 def test_a_due_slot_runs_once_and_the_next_slot_runs_again(engine):
-    job, body = test_job()
+    job, body = make_job()
     t = utcnow().replace(minute=1, second=0, microsecond=0)
     first = run_if_due(engine, job, now=t)
     assert first.verdict == Verdict.succeeded and first.counts == {"call": 1}
@@ -38,7 +39,7 @@ def test_a_due_slot_runs_once_and_the_next_slot_runs_again(engine):
 
 @pytest.mark.parametrize("round_", range(3))
 def test_two_instances_at_once_run_a_due_slot_once(engine, round_):
-    job, body = test_job(seconds=0.3)
+    job, body = make_job(seconds=0.3)
     url = engine.url.render_as_string(hide_password=False)
     engines = [make_engine(url), make_engine(url)]  # two instances: a pool each
     now = utcnow()
@@ -67,10 +68,12 @@ def test_two_instances_at_once_run_a_due_slot_once(engine, round_):
 
 
 def test_a_failing_job_is_recorded_and_the_others_still_run(engine):
-    before, _ = test_job()
-    failing, failing_body = test_job(error=RuntimeError("WeChat said -1"))
-    after, after_body = test_job()
     now = utcnow()
+    # Daily, two hours ago: the retries below, up to 15 minutes on, stay in the one slot.
+    two_hours_ago = Daily((now - timedelta(hours=2)).astimezone(service.service_timezone()).time())
+    before, _ = make_job()
+    failing, failing_body = make_job(two_hours_ago, error=RuntimeError("WeChat said -1"))
+    after, after_body = make_job()
     ran = run_due(engine, [before, failing, after], now=now)
     assert [r.verdict for r in ran] == [Verdict.succeeded, Verdict.failed, Verdict.succeeded]
     assert ran[1].error == "RuntimeError: WeChat said -1"
@@ -79,21 +82,18 @@ def test_a_failing_job_is_recorded_and_the_others_still_run(engine):
     assert failed.outcome == JobOutcome.failed and failed.error == "RuntimeError: WeChat said -1" and failed.finished_at
 
     # The slot is tried again after RETRY_AFTER, MAX_ATTEMPTS times in all, then left to the next slot.
-    assert run_if_due(engine, failing, now=now).verdict == Verdict.retry_later
-    later = now
+    assert run_if_due(engine, failing, now=utcnow()).verdict == Verdict.retry_later
     for _ in range(MAX_ATTEMPTS - 1):
-        later = utcnow() + RETRY_AFTER
-        if failing.schedule.slot(later, service.service_timezone()) != ran[1].slot:
-            pytest.skip("crossed a slot boundary")
-        assert run_if_due(engine, failing, now=later).verdict == Verdict.failed
+        assert run_if_due(engine, failing, now=utcnow() + RETRY_AFTER).verdict == Verdict.failed
     assert run_if_due(engine, failing, now=utcnow() + RETRY_AFTER).verdict == Verdict.done
     assert len(failing_body.calls) == MAX_ATTEMPTS
+    assert {r.slot for r in runs(engine, failing.name)} == {ran[1].slot}
 
 
 def test_a_run_whose_runner_died_is_marked_abandoned_and_the_slot_runs(engine):
     from sqlalchemy import insert
 
-    job, body = test_job()
+    job, body = make_job()
     now = utcnow()
     slot = job.schedule.slot(now, service.service_timezone())
     with engine.begin() as conn:  # what a killed instance leaves: `running`, its lock gone with its connection
@@ -106,7 +106,7 @@ def test_a_run_whose_runner_died_is_marked_abandoned_and_the_slot_runs(engine):
 
 
 def test_a_job_held_by_another_runner_is_left_to_it(engine):
-    job, body = test_job()
+    job, body = make_job()
     with service.job_lock(engine, job.name) as held:
         assert held
         assert run_if_due(engine, job).verdict == Verdict.busy
@@ -146,7 +146,7 @@ def test_jobs_run_and_list_from_the_command_line(client, world, engine, monkeypa
 
 
 def test_runs_show_in_the_metrics(client, engine):
-    job, _ = test_job()
+    job, _ = make_job()
     run_now(engine, job)
     body = client.get("/metrics").text
     assert f'job_runs_total{{job="{job.name}",outcome="succeeded"}} 1.0' in body
