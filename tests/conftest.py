@@ -20,6 +20,7 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 # Code that reaches for the configured database outside the `engine` fixture finds the test server,
 # never an embedded one of its own.
 os.environ["DATABASE_URL"] = os.environ.get("TEST_DATABASE_URL", "")
+os.environ.setdefault("JOBS_IN_SERVICE", "false")  # tests/jobs start the scheduler where they mean to
 
 import pytest  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     # Local hours in which reminders are sent, "first-end" (end excluded); "0-24" for any time.
     reminder_hours: str = Field("8-21", pattern=r"^([01]?\d|2[0-4])-([01]?\d|2[0-4])$")
 
+    # Scheduled jobs (app.jobs): run by the service itself, every worker of every instance checking
+    # every JOBS_TICK_SECONDS which are due (each slot runs once). Off: run `jianfei jobs run --loop`.
+    jobs_in_service: bool = True
+    jobs_tick_seconds: float = Field(30.0, gt=0)
+
     # Request bodies: JSON and other bodies, and multipart uploads (roster files up to 20 MiB).
     max_body_bytes: int = 1024 * 1024
     max_upload_bytes: int = 21 * 1024 * 1024

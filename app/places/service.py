@@ -123,6 +123,14 @@ def get_community(session: Session, community_id: int) -> Community:
     return community
 
 
+def community_timezones(session: Session, community_id: int | None = None) -> list[tuple[int, str]]:
+    """(id, time zone) of every community, or of one: what the jobs run across."""
+    stmt = select(Community.id, Community.timezone).order_by(Community.id)
+    if community_id is not None:
+        stmt = stmt.where(Community.id == community_id)
+    return list(session.exec(stmt).all())
+
+
 def create_community(session: Session, principal: Principal, data: CommunityCreate) -> Community:
     require_platform_admin(principal)
     if session.get(Street, data.street_id) is None:

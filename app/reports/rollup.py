@@ -16,8 +16,8 @@ to end (an id is drawn inside an INSERT, which holds ROW EXCLUSIVE on the table 
 is held for that one read; ingest waits at most as long as the longest write in flight (lock_timeout
 bounds the wait, and the refresh just tries again later).
 
-`jianfei reports rollup` runs it (nightly from cron, or after a bulk load); how fresh it is only
-changes how much of the journal an export reads live.
+The job `reports-rollup` runs it nightly (app.jobs), and `jianfei reports rollup` after a bulk load;
+how fresh it is only changes how much of the journal an export reads live.
 """
 
 from __future__ import annotations
@@ -98,6 +98,16 @@ def refresh(engine: Engine, timezones: list[str], *, upto: int | None = None, ch
                 session.commit()
         done.append(Refreshed(tz, before, max(before, target), chunks))
     return done
+
+
+def refresh_everywhere(engine: Engine) -> list[Refreshed]:
+    """`refresh` for the settings' time zone and every community's: those the exports ask for."""
+    from app.core.config import get_settings
+    from app.places.service import community_timezones
+
+    with Session(engine) as session:
+        timezones = sorted({get_settings().timezone, *(tz for _, tz in community_timezones(session))})
+    return refresh(engine, timezones)
 
 
 def whole_months(period: Period) -> tuple[date, date] | None:

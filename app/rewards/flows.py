@@ -248,6 +248,15 @@ def community_redemptions(session: Session, principal: Principal, community_id: 
     return [service.redemption_public(session, r) for r in rows], next_cursor
 
 
+def lapse_everywhere(session: Session, community_id: int | None = None) -> tuple[int, int, int]:
+    """The scheduled clean-up (job `rewards-lapse`): release held redemptions past their time and forget
+    consent codes too old to be shown again. Commits. Returns (lapsed, points released, codes forgotten)."""
+    lapsed, points = service.lapse_due(session, community_id)
+    forgotten = consent.prune_used_codes(session)
+    session.commit()
+    return lapsed, points, forgotten
+
+
 def run_lapse(session: Session, principal: Principal, community_id: int) -> LapseRunResult:
     places.get_community(session, community_id)
     authorize(session, principal, community_id, MANAGERS | CLERKS)
