@@ -124,6 +124,8 @@ class EmbeddedPostgres:
                 # The builtin provider's C.UTF-8: the same ordering and case rules on every OS (macOS
                 # has no C.UTF-8 libc locale).
                 "--locale=C", "--locale-provider=builtin", "--builtin-locale=C.UTF-8",
+                # A server told not to fsync (the test run's) needs no synced start either.
+                *(["--no-sync"] if self.settings.get("fsync") == "off" else []),
             ])
         with (self.pgdata / "postgresql.conf").open("a") as conf:
             conf.write(
@@ -189,17 +191,24 @@ class EmbeddedPostgres:
             process = psutil.Process(int(fields[0]))
             if process.status() == psutil.STATUS_ZOMBIE:
                 return None
-            return process if Path(process.cwd()) == self.pgdata else None
+            return process if self._works_here(process) else None
         except (ValueError, IndexError, psutil.NoSuchProcess, psutil.ZombieProcess):
             return None
         except psutil.AccessDenied:
             return process  # another user's process: only the server's own user or root could tell
 
+    def _works_here(self, process: psutil.Process) -> bool:
+        """PostgreSQL's processes work in their data folder (compared as files: symlinks and all)."""
+        try:
+            return os.path.samefile(process.cwd(), self.pgdata)
+        except FileNotFoundError:
+            return False
+
     def _processes_in_pgdata(self) -> list[psutil.Process]:
         found = []
         for p in psutil.process_iter():
             with suppress(psutil.Error):
-                if p.status() != psutil.STATUS_ZOMBIE and Path(p.cwd()) == self.pgdata:
+                if p.status() != psutil.STATUS_ZOMBIE and self._works_here(p):
                     found.append(p)
         return found
 

@@ -4,8 +4,11 @@ stopped, started again after its postmaster was killed; and the `jianfei` comman
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -13,8 +16,17 @@ import pytest
 from app.core.embedded import EmbeddedPostgres, database_url, on_demand
 
 
-def test_start_use_stop_and_start_again_after_a_kill(tmp_path):
-    server = EmbeddedPostgres(tmp_path / "data")
+@pytest.fixture
+def data_dir():
+    """A folder of its own in /tmp, not under pytest's tmp_path: as root the server runs as jianfei-pg,
+    which must pass through the folders above it, and every pytest run resets /tmp/pytest-of-root to 0700."""
+    path = Path(tempfile.mkdtemp(prefix="jianfei-embedded-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_start_use_stop_and_start_again_after_a_kill(data_dir):
+    server = EmbeddedPostgres(data_dir, {"fsync": "off"})
     assert server.port() is None
     try:
         assert server.start() is True
@@ -40,11 +52,11 @@ def test_start_use_stop_and_start_again_after_a_kill(tmp_path):
         server.stop()
 
 
-def test_the_command_starts_it_on_demand_and_stops_it_when_done(tmp_path):
+def test_the_command_starts_it_on_demand_and_stops_it_when_done(data_dir):
     with pytest.raises(RuntimeError, match="not running"):
-        database_url(tmp_path)  # outside a `jianfei` command nothing starts it
+        database_url(data_dir)  # outside a `jianfei` command nothing starts it
     with on_demand():
-        url = database_url(tmp_path)
-        assert database_url(tmp_path) == url
+        url = database_url(data_dir)
+        assert database_url(data_dir) == url
         psycopg.connect(url).close()
-    assert EmbeddedPostgres(tmp_path).port() is None
+    assert EmbeddedPostgres(data_dir).port() is None
