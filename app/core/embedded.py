@@ -5,9 +5,9 @@ The cluster lives in `$DATA_DIR/pg`, listens on a free port of 127.0.0.1 only (n
 takes the superuser `postgres` with a password generated once into `$DATA_DIR/postgres_password`. The
 port is the one PostgreSQL writes into `pg/postmaster.pid`: a second command finds the running server
 there. Only the `jianfei` command starts it (inside `on_demand()`), and the command that started it
-stops it when it ends, Ctrl-C and SIGTERM included, whoever else is still connected (a command that
-only used it does not wait for them either). PostgreSQL refuses to run as root: root runs it as the
-owner of `pg/`, the system user `jianfei-pg` for a new cluster.
+stops it when it ends, Ctrl-C and SIGTERM included, even while other commands still use it. PostgreSQL
+refuses to run as root: root runs it as the owner of `pg/`, the system user `jianfei-pg` for a new
+cluster.
 
 `python -m app.core.embedded start|stop DIR` does the same for a cluster in DIR (scripts/test.sh).
 """
