@@ -30,6 +30,17 @@ def _register_subcommands() -> None:
 _register_subcommands()
 
 
+@app.callback()
+def _database(ctx: typer.Context) -> None:
+    # Without DATABASE_URL, the command that first needs the database starts the embedded PostgreSQL
+    # (app.core.embedded) and stops it when it ends; a server already running is used as it is.
+    from app.core.config import get_settings
+    from app.core.embedded import on_demand
+
+    if not get_settings().database_url:
+        ctx.with_resource(on_demand())
+
+
 def _prepare(seed: bool) -> None:
     from sqlmodel import Session
 
