@@ -22,6 +22,7 @@ from app.checkins import service as checkins
 from app.checkins import setup as field_setup
 from app.core.config import get_settings
 from app.core.db import utcnow
+from app.core.security import same_secret
 from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, authorize
 from app.identity.models import Role
 from app.kit.errors import BadRequest, Conflict, NotFound, not_found
@@ -716,7 +717,7 @@ def calendar_feed(session: Session, community_id: int, key: str) -> bytes:
     so subscribed calendars drop them. Unlisted URL: a signed key instead of a sign-in."""
     from icalendar import Calendar, Event
 
-    if not hmac.compare_digest(key, feed_key(community_id)):
+    if not same_secret(feed_key(community_id), key):
         raise NotFound("not_found", "日历不存在", "Calendar not found")
     community = places.get_community(session, community_id)
     tz = ZoneInfo(community.timezone)

@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from app.core.config import get_settings
 from app.core.db import utcnow
-from app.core.security import hash_password, verify_password
+from app.core.security import hash_password, same_secret, verify_password
 from app.kit.errors import BadRequest, Conflict, DomainError, Forbidden
 from app.rewards.models import Consent, ConsentCode, ConsentUse, PinGuard
 
@@ -64,7 +64,7 @@ def parse_code(code: str) -> tuple[int, int, str]:
     if len(parts) != 5 or parts[0] != CODE_PREFIX:
         raise _invalid_code()
     body, sig = ".".join(parts[:4]), parts[4]
-    if not hmac.compare_digest(_sign(body), sig):
+    if not same_secret(_sign(body), sig):
         raise _invalid_code()
     try:
         return int(parts[1]), int(parts[2]), parts[3]

@@ -304,3 +304,32 @@ def test_a_hostile_bin_side_scan_is_refused_and_stores_nothing(client, world, en
     assert _snapshot(engine) + (_count(engine, CheckIn),) == before
     r = client.post(f"/api/v1/communities/{world.community.id}/checkins", content=body, headers=world.h("volunteer") | JSON)
     assert r.status_code == 201, r.text  # the same scan, untampered, is taken
+
+
+# --- non-ASCII in signed codes ----------------------------------------------------------------
+
+
+def test_a_signed_code_with_a_non_ascii_character_is_refused_not_a_500(client, world, engine):
+    """A door-plate payload, a consent code or a calendar key ending in 'é' reached hmac.compare_digest
+    as text (a TypeError: 500); an upload with one such scan failed whole, the volunteer's queue stuck."""
+    from tests.field import scan, setup_field, yesterday_at
+
+    f = setup_field(client, world)
+    genuine = _genuine(engine, world.households[0])
+    tampered = genuine[:-1] + "é"
+    r = client.post("/api/v1/scan/resolve", json={"payload": tampered}, headers=world.h("volunteer"))
+    _error(r, 400, "forged_code")
+    c = world.community.id
+    r = client.post(f"/api/v1/communities/{c}/checkins", json=scan(f["station_id"], tampered, yesterday_at(7, 30)), headers=world.h("volunteer"))
+    _error(r, 400, "forged_code")
+    batch = [scan(f["station_id"], tampered, yesterday_at(7, 30)), scan(f["station_id"], _genuine(engine, world.households[1]), yesterday_at(7, 30))]
+    r = client.post(f"/api/v1/communities/{c}/checkins/batch", json={"scans": batch}, headers=world.h("volunteer"))
+    assert r.status_code == 200, r.text
+    assert [(x["status"], x["reason"]) for x in r.json()["results"]] == [("rejected", "forged_code"), ("accepted", None)]
+
+    code = client.post(f"/api/v1/households/{world.households[0].id}/consent-codes", headers=world.h("resident")).json()["code"]
+    counter = {"consent_code": code[:-1] + "é", "items": [{"item_id": 1, "quantity": 1}], "idempotency_key": "attack-" + "x" * 8}
+    r = client.post(f"/api/v1/communities/{c}/counter-redemptions", json=counter, headers=world.h("clerk"))
+    _error(r, 403, "invalid_consent_code")
+    link = client.get(f"/api/v1/communities/{c}/recycling-calendar-link", headers=world.h("resident")).json()["url"]
+    assert client.get(link[link.index("/ical/"):] + "é").status_code == 404
