@@ -236,7 +236,7 @@ def month_label(month: str) -> str:
 def write_xlsx(report: MonthlyReport, path: str) -> None:
     import xlsxwriter
 
-    wb = xlsxwriter.Workbook(path)
+    wb = xlsxwriter.Workbook(path, {"strings_to_formulas": False})  # titles and places are text (app.kit.cells)
     ws = wb.add_worksheet("月报")
     title = wb.add_format({"bold": True, "font_size": 14})
     head = wb.add_format({"bold": True, "bg_color": "#E8F0E0", "border": 1})

@@ -37,6 +37,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.functions import FunctionElement
 
+from app.kit.cells import neutral_sql
 from app.ledger.models import JournalEntry, LedgerAccount, Posting
 from app.places.models import Building, Community, Compound, Household
 from app.reports.models import HouseholdMonthPoints
@@ -318,7 +319,7 @@ def report_query(community_ids: tuple[int, ...], lo: datetime, hi: datetime, *, 
     if as_csv:
         label = case(*((r.level == int(lv), zh) for lv, zh in LEVEL_ZH.items())).label("level")
         figures = [kg_text(r[f]).label(f) if f in GRAM_FIGURES else r[f] for f in FIGURES]
-        columns = [label, *(r[c] for c in ID_COLUMNS), r.households, *figures]
+        columns = [label, *(neutral_sql(r[c]).label(c) for c in ID_COLUMNS), r.households, *figures]
     else:
         figures = [(cast(r[f], Float) / 1000).label(f) if f in GRAM_FIGURES else r[f] for f in FIGURES]
         columns = [*(r[c] for c in ID_COLUMNS), *figures, r.households, r.level]

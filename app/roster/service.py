@@ -23,6 +23,7 @@ from app.audit import service as audit
 from app.core.db import utcnow
 from app.core.security import normalize_phone
 from app.identity.auth import MANAGERS, Principal, authorize
+from app.kit.cells import neutral
 from app.kit.errors import BadRequest, Conflict, not_found
 from app.kit.pagination import cursor_id, encode_cursor
 from app.places import service as places
@@ -496,16 +497,11 @@ def export_roster(session: Session, principal: Principal, community_id: int) -> 
     return buf.getvalue()
 
 
-def _safe_cell(text: str) -> str:
-    # A cell starting with = + - @ is a formula to Excel; file content must never run as one.
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
-
-
 def errors_csv(record: RosterImport, english: bool) -> bytes:
     """The problems as a CSV Excel opens correctly (UTF-8 with BOM): row, column, problem."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["row", "column", "problem"] if english else ["行号", "列", "问题"])
     for e in record.errors:
-        writer.writerow([e["row"], _safe_cell(e["column"]), _safe_cell(e["en"] if english else e["zh"])])
+        writer.writerow([e["row"], neutral(e["column"]), neutral(e["en"] if english else e["zh"])])
     return out.getvalue().encode("utf-8-sig")
