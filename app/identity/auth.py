@@ -176,8 +176,9 @@ def _refused() -> Forbidden:
     return Forbidden("forbidden", "无权在该社区执行此操作", "You are not allowed to do this in this community")
 
 
-def _signature(**params: Any) -> inspect.Signature:
-    """The parameters FastAPI injects into a permission (its path parameter is named by the route)."""
+def permission_signature(**params: Any) -> inspect.Signature:
+    """What FastAPI injects into a permission: keyword parameters with their annotations (a path
+    parameter's name is chosen per route, so the signature is built, not written)."""
     return inspect.Signature([inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=a) for n, a in params.items()])
 
 
@@ -236,7 +237,7 @@ class CommunityRole(Permission):
         object.__setattr__(self, "roles", frozenset(self.roles))
         object.__setattr__(self, "admits_residents", self.members or self.residents is not None)
         # Sync: it reads the database through the request's session (FastAPI shares it with the route).
-        object.__setattr__(self, "__signature__", _signature(
+        object.__setattr__(self, "__signature__", permission_signature(
             session=SessionDep, principal=CurrentPrincipal, **{self.at.param: Annotated[int, Path()]}
         ))
 
@@ -258,22 +259,23 @@ class RoleAnywhere(Permission):
     (a scanned code, a grant): the service checks that community once it has read it."""
 
     roles: frozenset[Role]
+    refusal: tuple[str, str] | None = None  # (zh, en) when "not in this community" would mislead
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "roles", frozenset(self.roles))
-        object.__setattr__(self, "__signature__", _signature(principal=CurrentPrincipal))
+        object.__setattr__(self, "__signature__", permission_signature(principal=CurrentPrincipal))
 
     async def __call__(self, principal: Principal) -> Principal:  # no I/O: runs on the loop
         if principal.is_platform_admin or principal.has_role(*self.roles):
             return principal
-        raise _refused()
+        raise Forbidden("forbidden", *self.refusal) if self.refusal else _refused()
 
 
 class PlatformAdminOnly(Permission):
     """Platform admins only: streets, organisations, communities."""
 
     roles = frozenset({Role.platform_admin})
-    __signature__ = _signature(principal=CurrentPrincipal)
+    __signature__ = permission_signature(principal=CurrentPrincipal)
 
     async def __call__(self, principal: Principal) -> Principal:
         require_platform_admin(principal)
@@ -286,7 +288,7 @@ class HouseholdMember(Permission):
 
     roles = frozenset()
     admits_residents = True
-    __signature__ = _signature(principal=CurrentPrincipal, household_id=Annotated[int, Path()])
+    __signature__ = permission_signature(principal=CurrentPrincipal, household_id=Annotated[int, Path()])
 
     async def __call__(self, principal: Principal, household_id: int) -> Principal:
         require_member(principal, household_id)
@@ -299,3 +301,9 @@ CommunityStaff = Annotated[Principal, Depends(CommunityRole(STAFF_READ))]
 CommunityFieldStaff = Annotated[Principal, Depends(CommunityRole(FIELD_STAFF))]
 CommunityManager = Annotated[Principal, Depends(CommunityRole(MANAGERS))]
 CommunityReportReader = Annotated[Principal, Depends(CommunityRole(REPORT_READERS))]
+# Managers of some community (or platform admins) create staff accounts; a grant names its community
+# in the body, so the service checks that one (platform admins grant the roles above a community).
+StaffAccountCreator = Annotated[Principal, Depends(RoleAnywhere(
+    MANAGERS, refusal=("无权创建工作人员账号", "You are not allowed to create staff accounts")
+))]
+GrantIssuer = Annotated[Principal, Depends(RoleAnywhere(MANAGERS))]

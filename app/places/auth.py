@@ -23,7 +23,7 @@ from app.identity.auth import (
 from app.places import service
 
 __all__ = [
-    "BuildingManager", "BuildingStaff", "CommunityManager", "CommunityStaff", "CompoundManager", "CompoundStaff",
+    "BuildingManager", "BuildingStaff", "CommunityManager", "CommunityResidentOrStaff", "CommunityStaff", "CompoundManager", "CompoundStaff",
     "HouseholdManager", "HouseholdMemberOrManager", "HouseholdMemberOrStaff", "PlatformAdmin", "ScanningStaff",
 ]
 
@@ -40,5 +40,7 @@ HouseholdManager = Annotated[Principal, Depends(CommunityRole(MANAGERS, at=HOUSE
 HouseholdMemberOrStaff = Annotated[Principal, Depends(CommunityRole(STAFF_READ, at=HOUSEHOLD, members=True))]
 # The door-plate QR code is the household's key to its passbook: members, or managers printing it.
 HouseholdMemberOrManager = Annotated[Principal, Depends(CommunityRole(MANAGERS, at=HOUSEHOLD, members=True))]
+# The community's staff, and the residents who live there.
+CommunityResidentOrStaff = Annotated[Principal, Depends(CommunityRole(STAFF_READ, residents=service.lives_in))]
 # Field staff resolving a scanned door plate; the service checks the household's community.
 ScanningStaff = Annotated[Principal, Depends(RoleAnywhere(FIELD_STAFF))]

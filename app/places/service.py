@@ -405,6 +405,12 @@ def update_household(session: Session, principal: Principal, household_id: int, 
     return to_public(household, building_names(session, {household.building_id}).get(household.building_id))
 
 
+def lives_in(session: Session, principal: Principal, community_id: int) -> bool:
+    """Whether one of the caller's households is in the community (residents see its challenges,
+    recycling days...)."""
+    return any(get_household(session, h).community_id == community_id for h in principal.household_ids)
+
+
 def count_households(session: Session, community_id: int) -> int:
     return session.exec(select(func.count()).select_from(Household).where(Household.community_id == community_id)).one()
 
