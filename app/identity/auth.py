@@ -208,16 +208,18 @@ COMMUNITY = Place("community_id", _get_community, community=attrgetter("id"))
 class Permission:
     """A dependency that answers the calling `Principal` or refuses the request.
 
-    `roles` are the roles it admits (a platform admin always passes); `admitted` adds `resident`
-    when some residents pass too (the household's members, or the community's residents)."""
+    `roles` are the roles it admits; `admitted` is every role that may pass, with `platform_admin`
+    (unless only a household's members may act) and `resident` when some residents pass (the
+    household's members, or the community's residents). tests/test_role_matrix.py reads both."""
 
     roles: frozenset[Role]
     admits_residents: bool = False
+    admits_platform_admin: bool = True
 
     @property
     def admitted(self) -> frozenset[Role]:
-        extra = {Role.platform_admin} | ({Role.resident} if self.admits_residents else set())
-        return self.roles | extra
+        extra = {Role.platform_admin} if self.admits_platform_admin else set()
+        return self.roles | extra | ({Role.resident} if self.admits_residents else set())
 
 
 @dataclass(frozen=True, eq=False)
@@ -288,6 +290,7 @@ class HouseholdMember(Permission):
 
     roles = frozenset()
     admits_residents = True
+    admits_platform_admin = False
     __signature__ = permission_signature(principal=CurrentPrincipal, household_id=Annotated[int, Path()])
 
     async def __call__(self, principal: Principal, household_id: int) -> Principal:
