@@ -9,6 +9,7 @@ route declares: refused when the permission does not admit it, let through when 
 
 from __future__ import annotations
 
+import inspect
 import re
 import uuid
 from datetime import timedelta
@@ -20,7 +21,7 @@ from app.identity.auth import HouseholdMember, Permission
 from app.main import app
 from tests.schema_bodies import request_body
 
-# (method, path) → why a foreign role may legitimately succeed here
+# (method, path) → why a foreign role may legitimately succeed here (such a route may declare no permission)
 UNSCOPED = {
     ("POST", "/api/v1/auth/wechat/login"): "sign-in",
     ("POST", "/api/v1/auth/wechat/phone"): "binds the caller's own phone",
@@ -93,6 +94,13 @@ def test_every_route_declares_who_may_call_it():
         if permission is None and (method, path) not in UNSCOPED and module not in NOT_YET_DECLARED_DOMAINS
     ]
     assert not undeclared, "routes that declare no permission (see app/identity/auth.py):\n" + "\n".join(undeclared)
+    # A permission finds its community from a path parameter: one the path lacks would be taken as
+    # a parameter of its own, never sent by a client.
+    unplaced = [
+        f"{method} {path}: {name}" for method, path, permission, _ in routes if permission is not None
+        for name in inspect.signature(permission).parameters if name not in ("session", "principal") and f"{{{name}}}" not in path
+    ]
+    assert not unplaced, "permissions reading a parameter their path lacks:\n" + "\n".join(unplaced)
     pending = {module for _, _, permission, module in routes if permission is None}
     assert NOT_YET_DECLARED_DOMAINS <= pending, f"fully declared now, drop from NOT_YET_DECLARED_DOMAINS: {NOT_YET_DECLARED_DOMAINS - pending}"
     assert sum(1 for r in routes if r[2] is not None) >= 100

@@ -23,8 +23,9 @@ from app.identity.auth import (
 from app.places import service
 
 __all__ = [
-    "BuildingManager", "BuildingStaff", "CommunityManager", "CommunityResidentOrStaff", "CommunityStaff", "CompoundManager", "CompoundStaff",
-    "HouseholdManager", "HouseholdMemberOrManager", "HouseholdMemberOrStaff", "PlatformAdmin", "ScanningStaff",
+    "BuildingManager", "BuildingStaff", "CommunityManager", "CommunityResidentOrStaff", "CommunityStaff",
+    "CompoundManager", "CompoundStaff", "HouseholdManager", "HouseholdMemberOrManager", "HouseholdMemberOrStaff",
+    "PlatformAdmin", "ScanningStaff",
 ]
 
 COMPOUND = Place("compound_id", service.get_compound)
@@ -38,7 +39,7 @@ BuildingStaff = Annotated[Principal, Depends(CommunityRole(STAFF_READ, at=BUILDI
 BuildingManager = Annotated[Principal, Depends(CommunityRole(MANAGERS, at=BUILDING))]
 HouseholdManager = Annotated[Principal, Depends(CommunityRole(MANAGERS, at=HOUSEHOLD))]
 HouseholdMemberOrStaff = Annotated[Principal, Depends(CommunityRole(STAFF_READ, at=HOUSEHOLD, members=True))]
-# The door-plate QR code is the household's key to its passbook: members, or managers printing it.
+# Its members, or managers acting in person: printing its door-plate QR code, setting its PIN.
 HouseholdMemberOrManager = Annotated[Principal, Depends(CommunityRole(MANAGERS, at=HOUSEHOLD, members=True))]
 # The community's staff, and the residents who live there.
 CommunityResidentOrStaff = Annotated[Principal, Depends(CommunityRole(STAFF_READ, residents=service.lives_in))]
