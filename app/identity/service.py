@@ -230,7 +230,7 @@ def _check_grant_scope(session: Session, principal: Principal, data: GrantCreate
         from app.places.service import get_community
 
         get_community(session, data.community_id)
-        # Committees and organisations staff their own communities (the route let in managers of any).
+        # Committees and organisations staff their own communities; promoting to committee needs a manager.
         authorize(session, principal, data.community_id, MANAGERS)
         return
     require_platform_admin(principal)

@@ -48,9 +48,6 @@ REDEMPTION = Redemption.__table__
 USAGE = RedemptionUsage.__table__
 
 
-
-
-
 def _tz(session: Session, community_id: int) -> ZoneInfo:
     return ZoneInfo(get_community(session, community_id).timezone)
 
