@@ -93,7 +93,7 @@ def export_totals(
     request_id: str | None = None,
 ) -> Export:
     """Point totals per household for a scope and period. The audit row commits before any byte is sent."""
-    scope = resolve(session, principal, kind, scope_id)  # principal None: the operator's CLI, still audited
+    scope = resolve(session, kind, scope_id)  # principal None: the operator's CLI, still audited
     period = period_of(month, start, end, scope.tz)
     audit.record(
         session,
@@ -149,8 +149,8 @@ def monthly_report(session: Session, principal: Principal | None, kind: ScopeKin
     from app.reports import monthly
 
     if month is None:
-        month = utcnow().astimezone(resolve(session, principal, kind, scope_id).tz).strftime("%Y-%m")
-    report = monthly.build(session, principal, kind, scope_id, month)
+        month = utcnow().astimezone(resolve(session, kind, scope_id).tz).strftime("%Y-%m")
+    report = monthly.build(session, kind, scope_id, month)
     audit.record(session, actor_user_id=principal.user_id if principal else None, action="reports.monthly",
                  object_type=kind.value, object_id=scope_id, request_id=request_id,
                  detail={"format": fmt.value, "month": month})
