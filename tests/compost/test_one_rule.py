@@ -19,6 +19,7 @@ from app.identity.auth import principal_from_token
 from app.kit.errors import DomainError
 from tests.compost.test_compost import _bin
 from tests.field import balance, cid, forged, make_member, payload, unknown_code
+from tests.support import race
 
 ENTRY_POINTS = ["route", "batch of one", "one batch", "generator"]
 
@@ -126,3 +127,23 @@ def test_every_entry_point_decides_every_drop_alike(client, world, other_world):
     fed = client.get(f"/api/v1/compost-bins/{bins['open']}", headers=world.h("committee")).json()["fed_g"]
     created = sum(g for _, drops, want in CASES.values() for (_, g, *_), w in zip(drops, want, strict=True) if w[0] == 201)
     assert fed == len(ENTRY_POINTS) * created  # a refused drop fed nothing, a replay nothing twice
+
+
+def test_a_drop_sent_at_once_from_two_phones_is_recorded_once(client, world):
+    """The same client id racing through the route and a batch: one drop created, every answer is it."""
+    bin_id = _bin(client, world)["id"]
+    body = {"client_id": cid(), "payload": payload(world, 1), "weight_g": 1500}
+    principal = principal_from_token(world.h("volunteer")["Authorization"].split()[1])
+
+    def batch():
+        with Session(world.engine, expire_on_commit=False) as s:
+            drop, created = compost.record_drops(s, principal, bin_id, [CompostDropCreate.model_validate(body)])[0]
+        return 201 if created else 200, drop.model_dump(mode="json")
+
+    def route():
+        r = client.post(f"/api/v1/compost-bins/{bin_id}/drops", json=body, headers=world.h("volunteer"))
+        return r.status_code, r.json()
+
+    answers = race(*[route, batch] * 3)
+    assert sorted(status for status, _ in answers) == [200] * 5 + [201]
+    assert len({d["id"] for _, d in answers}) == 1 and balance(client, world, 1) == 15

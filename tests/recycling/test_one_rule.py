@@ -18,6 +18,7 @@ from app.recycling import service as recycling
 from app.recycling.models import WeighInCreate
 from tests.field import balance, cid, forged, local_day, make_member, payload, unknown_code
 from tests.recycling.test_recycling import _events, _rates, _schedule, _today_event
+from tests.support import race
 
 ENTRY_POINTS = ["route", "batch of one", "one batch", "generator"]
 
@@ -157,3 +158,26 @@ def test_every_entry_point_decides_every_weigh_in_alike(client, world, other_wor
     assert sum(t["weigh_ins"] for t in totals) == len(ENTRY_POINTS) * created  # a refusal records nothing, a replay nothing twice
     report = client.get(f"/api/v1/communities/{world.community.id}/ledger/verify", headers=world.h("committee")).json()
     assert report["balance_mismatches"] == [] and report["unbalanced_entries"] == []  # the cheques' entries balance too
+
+
+def test_a_walk_in_sent_at_once_from_two_tablets_gets_one_cheque(client, world):
+    """The same client id racing through the route and a batch: one weigh-in and one cheque, every
+    answer shows them."""
+    _rates(client, world)
+    event_id = _today_event(client, world)["id"]
+    body = {"client_id": cid(), "walk_in": True, "category": "clothes", "weight_g": 4000}
+    principal = principal_from_token(world.h("clerk")["Authorization"].split()[1])
+
+    def batch():
+        with Session(world.engine, expire_on_commit=False) as s:
+            w, created = recycling.record_weigh_ins(s, principal, event_id, [WeighInCreate.model_validate(body)])[0]
+        return 201 if created else 200, w.model_dump(mode="json")
+
+    def route():
+        r = client.post(f"/api/v1/recycling-events/{event_id}/weigh-ins", json=body, headers=world.h("clerk"))
+        return r.status_code, r.json()
+
+    answers = race(*[route, batch] * 3)
+    assert sorted(status for status, _ in answers) == [200] * 5 + [201]
+    assert len({(w["id"], w["voucher_id"], w["voucher_code"], w["points"]) for _, w in answers}) == 1
+    assert answers[0][1]["voucher_code"] and answers[0][1]["points"] == 8
