@@ -80,3 +80,17 @@ def balance(client, world, household_index: int) -> int:
     r = client.get(f"/api/v1/households/{hid}/passbook", headers=world.h("committee"))
     assert r.status_code == 200, r.text
     return r.json()["balance"]
+
+
+def forged(code: str) -> str:
+    """A door-plate payload with its signature's first character changed: never a valid signature."""
+    prefix, public, signature = code.split(".")
+    return f"{prefix}.{public}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
+
+
+def unknown_code() -> str:
+    """A genuine (signed) door-plate payload that no household has."""
+    from app.core.security import sign_code
+    from app.places.service import QR_PREFIX
+
+    return f"{QR_PREFIX}.ZZZZZZZZ.{sign_code('ZZZZZZZZ')}"
