@@ -15,6 +15,8 @@ from starlette.concurrency import run_in_threadpool
 from app.checkins.models import DropWindow, Station
 from app.core.db import engine_key, get_engine
 from app.kit import cache
+from app.ledger import service as ledger
+from app.ledger.models import SystemAccount
 from app.places import service as places
 from app.rules import service as rules
 
@@ -78,9 +80,6 @@ def load_setup(session: Session, community_id: int, refresh: bool = False) -> Se
 def warm_caches(community_id: int, refresh: bool = False) -> None:
     """Fill this process's caches of the community's setup, rules and issued account (refresh: read
     the setup and rules again even when fresh)."""
-    from app.ledger import service as ledger
-    from app.ledger.models import SystemAccount
-
     with Session(get_engine(), expire_on_commit=False) as session:
         load_setup(session, community_id, refresh)
         rules.resolver(session, community_id, refresh)
@@ -112,9 +111,6 @@ class ScanContext:
 
 def cached_context(url: str, community_id: int) -> ScanContext | None:
     """The context from this process's caches (no database at hand), None when one is cold."""
-    from app.ledger import service as ledger
-    from app.ledger.models import SystemAccount
-
     setup = SETUPS.peek(url, community_id)
     resolve = rules.cached_resolver(url, community_id)
     issued = ledger.cached_system_account_id(url, community_id, SystemAccount.issued)
@@ -125,9 +121,6 @@ def cached_context(url: str, community_id: int) -> ScanContext | None:
 
 def context(session: Session, community_id: int) -> ScanContext:
     """The context read in the caller's session (the caches are used while fresh)."""
-    from app.ledger import service as ledger
-    from app.ledger.models import SystemAccount
-
     return ScanContext(
         load_setup(session, community_id),
         rules.resolver(session, community_id),
