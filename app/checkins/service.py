@@ -79,7 +79,7 @@ def create_station(session: Session, principal: Principal, community_id: int, da
         raise Conflict("duplicate", "该投放点已存在", "This station already exists") from None
     audit.record_act(session, principal, "station.create", station, community_id, name=station.name)
     _commit(session, "该投放点已存在", "This station already exists")
-    setup.forget(session, community_id)
+    setup.SETUPS.invalidate(community_id)
     return station
 
 
@@ -95,7 +95,7 @@ def update_station(session: Session, principal: Principal, station_id: int, data
     session.add(station)
     audit.record_act(session, principal, "station.update", station, station.community_id, changes=changes)
     _commit(session, "该投放点已存在", "This station already exists")
-    setup.forget(session, station.community_id)
+    setup.SETUPS.invalidate(station.community_id)
     return station
 
 
@@ -137,7 +137,7 @@ def create_window(session: Session, principal: Principal, community_id: int, dat
     audit.record_act(session, principal, "drop_window.create", window, community_id, name=window.name,
            starts=str(window.starts), ends=str(window.ends), weekdays=window.weekdays)
     session.commit()
-    setup.forget(session, community_id)
+    setup.SETUPS.invalidate(community_id)
     return window
 
 
@@ -160,7 +160,7 @@ def update_window(session: Session, principal: Principal, window_id: int, data: 
     audit.record_act(session, principal, "drop_window.update", window, window.community_id,
            changes={k: str(v) for k, v in changes.items()})
     _commit(session, "同名的投放时段已存在", "A window with this name already exists")
-    setup.forget(session, window.community_id)
+    setup.SETUPS.invalidate(window.community_id)
     return window
 
 
