@@ -245,6 +245,8 @@ def reject_error(result: ScanResult) -> DomainError:
             "Not allowed for this household (your own, moved out or in another community)",
             "payload",
         )
+    if reason == RejectReason.client_id_taken:
+        return Conflict("client_id_taken", "该编号已被其他人使用，请重新生成后再发送", "Another user already sent this client id: make a new one", "client_id")
     if reason == RejectReason.in_future:
         return Unprocessable("in_future", "扫码时间晚于当前时间", "The scan time is in the future", "scanned_at")
     if reason == RejectReason.too_old:
