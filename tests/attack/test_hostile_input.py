@@ -439,3 +439,18 @@ def test_an_archive_that_inflates_past_the_limit_is_refused_unread(client, world
     bomb = _roster_xlsx(extra_member=("xl/padding.xml", MAX_UNCOMPRESSED + (1 << 20)))
     assert len(bomb) < 2_000_000
     _error(_import(client, world, bomb), 400, "invalid_roster_file")
+
+
+def test_two_content_type_headers_are_refused_before_any_body_is_read(client, world, engine):
+    """The guard read the last Content-Type, FastAPI the first: a 5 MB JSON body sent as multipart by
+    one header and JSON by the other passed the 1 MiB limit, and a NUL reached the database."""
+    import httpx
+
+    before = _snapshot(engine)
+    body = b'{"name": "a\\u0000b", "pad": "' + b"x" * (5 * 1024 * 1024) + b'"}'
+    for second in ("multipart/form-data; boundary=x", "text/plain"):
+        headers = httpx.Headers([("authorization", world.h("platform_admin")["Authorization"]),
+                                 ("content-type", "application/json"), ("content-type", second)])
+        r = client.post("/api/v1/streets", content=body, headers=headers)
+        _error(r, 400, "duplicate_header")
+    assert _snapshot(engine) == before
