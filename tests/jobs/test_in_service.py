@@ -42,13 +42,13 @@ def in_service(monkeypatch, engine):
     get_settings.cache_clear()
 
 
-def _wait(check, seconds: float = 15.0):
+def _wait(check, seconds: float = 15.0, state=None):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(0.05)
-    raise AssertionError("timed out")
+    raise AssertionError(f"timed out; state: {state() if state else None}")
 
 
 def test_the_service_runs_a_due_job_once(engine, in_service):
@@ -114,7 +114,14 @@ def test_the_container_runs_every_job_with_no_crontab(tmp_path):
                 return []
 
     try:
-        _wait(lambda: {job for job, _, _ in succeeded()} == names, 90)
+        def runs() -> list:
+            with db.connect() as conn:
+                try:
+                    return [tuple(r) for r in conn.execute(text("SELECT job, outcome, error FROM job_run ORDER BY id"))]
+                except Exception:  # noqa: BLE001 - not migrated yet
+                    return ["not migrated"]
+
+        _wait(lambda: {job for job, _, _ in succeeded()} == names, 120, runs)
         time.sleep(1.5)  # several more ticks of both workers
         done = succeeded()
         assert max(Counter((job, slot) for job, slot, _ in done).values()) == 1, done
