@@ -21,6 +21,7 @@ from app.jobs.models import JobOutcome
 from app.jobs.registry import JOBS
 from app.main import create_app
 from tests.conftest import drop_pg_database, fresh_pg_database
+from tests.support import PRODUCTION_WECHAT
 from tests.jobs.helpers import make_job, runs
 
 pytestmark = pytest.mark.postgres_only
@@ -92,6 +93,7 @@ def test_the_container_runs_every_job_with_no_crontab(tmp_path):
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "DATABASE_URL": url,
         "ENVIRONMENT": "production",
+        **PRODUCTION_WECHAT,
         "JWT_SECRET": "jobs-secret-" + "z" * 32,
         "PHONE_HASH_KEY": "jobs-phone-key",
         "DATA_DIR": str(tmp_path),
