@@ -6,6 +6,8 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -19,21 +21,40 @@ from app.core.db import utcnow
 
 _hasher = PasswordHasher()
 ALGORITHM = "HS256"
+# Each argon2 check takes 64 MiB and tens of milliseconds of a core: at most this many at once per
+# process (a flood of sign-ins queued 40 of them, 1.9 GiB, and stalled the bin-side scans), the others
+# wait a little, then are told to come back (503, Retry-After) rather than queue without end.
+_hashing = threading.BoundedSemaphore(2)
+HASH_WAIT_SECONDS = 2.0
+
+
+@contextmanager
+def _hash_slot():
+    if not _hashing.acquire(timeout=HASH_WAIT_SECONDS):
+        from app.kit.errors import Unavailable
+
+        raise Unavailable("busy", "服务繁忙，请稍后再试", "The service is busy: try again shortly", retry_after=1)
+    try:
+        yield
+    finally:
+        _hashing.release()
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    with _hash_slot():
+        return _hasher.hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
-    if not password_hash:
-        # Spend the same time as a real check so unknown users cannot be told apart by timing.
-        _hasher.hash(password)
-        return False
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+    with _hash_slot():
+        if not password_hash:
+            # Spend the same time as a real check so unknown users cannot be told apart by timing.
+            _hasher.hash(password)
+            return False
+        try:
+            return _hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
 
 
 def create_access_token(claims: dict[str, Any]) -> tuple[str, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from app.core.db import SessionDep
 from app.identity import service
@@ -38,9 +38,9 @@ def bind_phone(session: SessionDep, wechat: Wechat, principal: CurrentPrincipal,
     return service.bind_phone(session, wechat, principal, data.code)
 
 
-@router.post("/auth/password/login", summary="Staff sign-in with username and password", response_model=TokenPair, responses=error_responses(401, 422))
-def password_login(session: SessionDep, data: PasswordLogin):
-    return service.password_login(session, data.username, data.password)
+@router.post("/auth/password/login", summary="Staff sign-in with username and password (throttled per account and address)", response_model=TokenPair, responses=error_responses(401, 422, 429, 503))
+def password_login(session: SessionDep, data: PasswordLogin, request: Request):
+    return service.password_login(session, data.username, data.password, request.client.host if request.client else "")
 
 
 @router.post("/auth/refresh", summary="Exchange a refresh token for new tokens (rotation)", response_model=TokenPair, responses=error_responses(401, 422))

@@ -37,7 +37,9 @@ from app.identity.models import (
     User,
     UserPublic,
 )
+from app.kit import throttle
 from app.kit.errors import BadRequest, Conflict, Forbidden, Unauthorized, not_found
+from app.kit.throttle import Limit
 from app.places.models import Household, HouseholdStatus
 from app.wechat.client import WechatClient, WechatError
 
@@ -182,10 +184,20 @@ def bind_phone(session: Session, client: WechatClient, principal: Principal, cod
     return PhoneBindResult(phone_masked=user.phone_masked, household_ids=ids, matched=bool(households))
 
 
-def password_login(session: Session, username: str, password: str) -> TokenPair:
+# Password sign-in: per account (a guesser spreading over addresses) and per client address (one
+# address trying many accounts). A locked key is refused before any password is hashed.
+PASSWORD_ACCOUNT = Limit("password:account", attempts=5, window=timedelta(minutes=15), lockout=timedelta(minutes=1))
+PASSWORD_ADDRESS = Limit("password:address", attempts=30, window=timedelta(minutes=15), lockout=timedelta(minutes=5))
+
+
+def password_login(session: Session, username: str, password: str, address: str = "") -> TokenPair:
+    limits = [(PASSWORD_ACCOUNT, username.casefold()), (PASSWORD_ADDRESS, address or "unknown")]
+    throttle.refuse_if_locked(session, [limit.key(who) for limit, who in limits])
     user = session.exec(select(User).where(User.username == username)).first()
     if not verify_password(user.password_hash if user else None, password) or user is None or not user.is_active:
+        throttle.failed(session, limits)
         raise Unauthorized("bad_credentials", "用户名或密码错误", "Wrong username or password")
+    throttle.succeeded(session, [PASSWORD_ACCOUNT.key(username.casefold())])
     return issue_tokens(session, user)
 
 

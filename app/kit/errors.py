@@ -93,6 +93,8 @@ def error_response(
     }
     body.update(extra)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if "retry_after" in extra:  # 429 and 503: when to try again
+        headers = {"Retry-After": str(extra["retry_after"])}
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 

@@ -21,8 +21,8 @@ from app.jobs.models import JobOutcome
 from app.jobs.registry import JOBS
 from app.main import create_app
 from tests.conftest import drop_pg_database, fresh_pg_database
-from tests.support import PRODUCTION_WECHAT
 from tests.jobs.helpers import make_job, runs
+from tests.support import PRODUCTION_WECHAT
 
 pytestmark = pytest.mark.postgres_only
 ROOT = Path(__file__).resolve().parents[2]
