@@ -36,10 +36,6 @@ UNSCOPED = {
     ("GET", "/api/v1/streets"): "lists only streets the caller may see (asserted below)",
 }
 
-# Routes of the domains being moved onto declared permissions: their services still call authorize().
-# Temporary: a domain leaves this set when its routes declare their permissions (the test says when).
-NOT_YET_DECLARED_DOMAINS = {"app.compost.routes", "app.recycling.routes"}
-
 # Roles a route's permission admits that its service still refuses here, because of the row or the
 # body: (method, path) → (those roles, why).
 REFUSED_BY_THE_DATA = {
@@ -90,8 +86,8 @@ def _dependencies(dependant):
 def test_every_route_declares_who_may_call_it():
     routes = list(_declared_routes())
     undeclared = [
-        f"{method} {path}" for method, path, permission, module in routes
-        if permission is None and (method, path) not in UNSCOPED and module not in NOT_YET_DECLARED_DOMAINS
+        f"{method} {path}" for method, path, permission, _ in routes
+        if permission is None and (method, path) not in UNSCOPED
     ]
     assert not undeclared, "routes that declare no permission (see app/identity/auth.py):\n" + "\n".join(undeclared)
     # A permission finds its community from a path parameter: one the path lacks would be taken as
@@ -101,8 +97,6 @@ def test_every_route_declares_who_may_call_it():
         for name in inspect.signature(permission).parameters if name not in ("session", "principal") and f"{{{name}}}" not in path
     ]
     assert not unplaced, "permissions reading a parameter their path lacks:\n" + "\n".join(unplaced)
-    pending = {module for _, _, permission, module in routes if permission is None}
-    assert NOT_YET_DECLARED_DOMAINS <= pending, f"fully declared now, drop from NOT_YET_DECLARED_DOMAINS: {NOT_YET_DECLARED_DOMAINS - pending}"
     assert sum(1 for r in routes if r[2] is not None) >= 100
 
 
@@ -127,7 +121,7 @@ def _payload(world) -> str:
         return qr_payload(s.merge(world.households[0]))
 
 
-def _fill(path: str, ids: dict[str, int]) -> str:
+def _fill(path: str, ids: dict[str, int | str]) -> str:
     def sub(m):
         name = m.group(1)
         if name == "kind":
@@ -168,7 +162,7 @@ def test_foreign_roles_are_refused_everywhere(client, world, other_world):
 OWN_ROLES = [*FOREIGN_ROLES, "platform_admin"]
 
 
-def _objects(client, world) -> dict[str, int]:
+def _objects(client, world) -> dict[str, int | str]:
     """One of each row the declared routes name, made through the API by the community's own people."""
     from tests.field import local_day
 
@@ -191,7 +185,36 @@ def _objects(client, world) -> dict[str, int]:
     scanned = client.post(f"/api/v1/communities/{c}/checkins", headers=world.h("volunteer"),
                           json={"client_id": key(), "payload": _payload(world), "station_id": station_id, "result": "correct"})
     assert scanned.status_code == 201, scanned.text
+    # Compost: a keeper's site and bin, a volunteer's drop of the household's waste, the bin harvested
+    # by the keeper (the household's claim).
+    site_id = made(f"/communities/{c}/compost-sites", "compost_keeper", json={"name": "矩阵堆肥点"})
+    bin_id = made(f"/compost-sites/{site_id}/bins", "compost_keeper", json={"name": "1号箱", "method": "box", "capacity_l": 200})
+    drop_id = made(f"/compost-bins/{bin_id}/drops", "volunteer", json={"client_id": key(), "payload": _payload(world), "weight_g": 1500})
+    for step in ("close", "ready"):
+        assert client.post(f"/api/v1/compost-bins/{bin_id}/{step}", headers=world.h("compost_keeper")).status_code == 200
+    harvested = client.post(f"/api/v1/compost-bins/{bin_id}/harvest", headers=world.h("compost_keeper"), json={"compost_g": 500})
+    assert harvested.status_code == 201, harvested.text
+    # Recycling days: the committee's rate, schedule and today's event, a clerk's weigh-in of the
+    # household (so its members took part in the event).
+    code = "matrix_paper"
+    rate = client.put(f"/api/v1/communities/{c}/recycling-rates/{code}", headers=world.h("committee"),
+                      json={"name": "废纸", "unit": "kg", "points": 5})
+    assert rate.status_code == 201, rate.text
+    schedule_id = made(f"/communities/{c}/recycling-schedules", "committee", json={
+        "rrule": "FREQ=WEEKLY", "starts_on": (today + timedelta(days=1)).isoformat(), "start_time": "09:00", "end_time": "11:00", "place": "北门"})
+    event_id = made(f"/communities/{c}/recycling-events", "committee", json={
+        "occurs_on": today.isoformat(), "start_time": "00:00", "end_time": "23:59", "place": "社区广场"})
+    weigh_in_id = made(f"/recycling-events/{event_id}/weigh-ins", "clerk",
+                       json={"client_id": key(), "payload": _payload(world), "category": code, "weight_g": 2000})
     return {
+        "site_id": site_id,
+        "bin_id": bin_id,
+        "drop_id": drop_id,
+        "claim_id": harvested.json()["claims"][0]["id"],
+        "code": code,
+        "schedule_id": schedule_id,
+        "event_id": event_id,
+        "weigh_in_id": weigh_in_id,
         "station_id": station_id,
         "window_id": made(f"/communities/{c}/drop-windows", "committee", json={"name": "夜", "starts": "00:00", "ends": "00:01", "weekdays": "7", "active": False}),
         "checkin_id": scanned.json()["checkin_id"],

@@ -7,6 +7,17 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from app.compost import service
+from app.compost.auth import (
+    BinFieldStaff,
+    BinKeeper,
+    BinStaff,
+    ClaimFieldStaff,
+    CommunityKeeper,
+    CommunityStaff,
+    DropCorrector,
+    HouseholdMemberOrStaff,
+    SiteKeeper,
+)
 from app.compost.models import (
     CompostBinCreate,
     CompostBinPublic,
@@ -21,7 +32,6 @@ from app.compost.models import (
     HarvestPublic,
 )
 from app.core.db import SessionDep
-from app.identity.auth import CurrentPrincipal
 from app.kit.errors import error_responses
 from app.kit.pagination import Page
 from app.rules.models import ReversalCreate
@@ -34,52 +44,52 @@ WRITE = error_responses(400, 401, 403, 404, 409, 422)
 
 
 @router.post("/communities/{community_id}/compost-sites", summary="Create a compost site (堆肥点)", status_code=201, response_model=CompostSitePublic, responses=WRITE)
-def create_site(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: CompostSiteCreate):
+def create_site(session: SessionDep, principal: CommunityKeeper, community_id: int, data: CompostSiteCreate):
     return service.create_site(session, principal, community_id, data)
 
 
 @router.get("/communities/{community_id}/compost-sites", summary="List compost sites", response_model=list[CompostSitePublic], responses=READ)
-def list_sites(session: SessionDep, principal: CurrentPrincipal, community_id: int):
-    return service.list_sites(session, principal, community_id)
+def list_sites(session: SessionDep, principal: CommunityStaff, community_id: int):
+    return service.list_sites(session, community_id)
 
 
 @router.post("/compost-sites/{site_id}/bins", summary="Add a compost bin (堆肥箱) to a site", status_code=201, response_model=CompostBinPublic, responses=WRITE)
-def create_bin(session: SessionDep, principal: CurrentPrincipal, site_id: int, data: CompostBinCreate):
+def create_bin(session: SessionDep, principal: SiteKeeper, site_id: int, data: CompostBinCreate):
     return service.create_bin(session, principal, site_id, data)
 
 
 @router.get("/communities/{community_id}/compost-bins", summary="List compost bins with their state", response_model=list[CompostBinPublic], responses=READ)
-def list_bins(session: SessionDep, principal: CurrentPrincipal, community_id: int):
-    return service.list_bins(session, principal, community_id)
+def list_bins(session: SessionDep, principal: CommunityStaff, community_id: int):
+    return service.list_bins(session, community_id)
 
 
 @router.get("/compost-bins/{bin_id}", summary="Read a compost bin", response_model=CompostBinPublic, responses=READ)
-def read_bin(session: SessionDep, principal: CurrentPrincipal, bin_id: int):
-    return service.read_bin(session, principal, bin_id)
+def read_bin(session: SessionDep, principal: BinStaff, bin_id: int):
+    return service.read_bin(session, bin_id)
 
 
 @router.post("/compost-bins/{bin_id}/close", summary="Close a full bin: it starts curing", response_model=CompostBinPublic, responses=WRITE)
-def close_bin(session: SessionDep, principal: CurrentPrincipal, bin_id: int):
+def close_bin(session: SessionDep, principal: BinKeeper, bin_id: int):
     return service.close_bin(session, principal, bin_id)
 
 
 @router.post("/compost-bins/{bin_id}/ready", summary="Mark a curing bin ready", response_model=CompostBinPublic, responses=WRITE)
-def mark_ready(session: SessionDep, principal: CurrentPrincipal, bin_id: int):
+def mark_ready(session: SessionDep, principal: BinKeeper, bin_id: int):
     return service.mark_ready(session, principal, bin_id)
 
 
 @router.post("/compost-bins/{bin_id}/harvest", summary="Open a ready bin (开箱): share its compost among contributing households", status_code=201, response_model=HarvestPublic, responses=WRITE)
-def harvest(session: SessionDep, principal: CurrentPrincipal, bin_id: int, data: HarvestCreate):
+def harvest(session: SessionDep, principal: BinKeeper, bin_id: int, data: HarvestCreate):
     return service.harvest(session, principal, bin_id, data.compost_g)
 
 
 @router.get("/compost-bins/{bin_id}/harvests", summary="Harvests of a bin with their claims", response_model=list[HarvestPublic], responses=READ)
-def list_harvests(session: SessionDep, principal: CurrentPrincipal, bin_id: int):
-    return service.list_harvests(session, principal, bin_id)
+def list_harvests(session: SessionDep, principal: BinStaff, bin_id: int):
+    return service.list_harvests(session, bin_id)
 
 
 @router.post("/compost-bins/{bin_id}/reopen", summary="Start a new cycle in a harvested bin", response_model=CompostBinPublic, responses=WRITE)
-def reopen_bin(session: SessionDep, principal: CurrentPrincipal, bin_id: int):
+def reopen_bin(session: SessionDep, principal: BinKeeper, bin_id: int):
     return service.reopen_bin(session, principal, bin_id)
 
 
@@ -90,7 +100,7 @@ def reopen_bin(session: SessionDep, principal: CurrentPrincipal, bin_id: int):
     response_model=CompostDropPublic,
     responses={200: {"model": CompostDropPublic, "description": "Sent before (same client id): the drop as recorded then"}, **WRITE},
 )
-def record_drop(session: SessionDep, principal: CurrentPrincipal, bin_id: int, data: CompostDropCreate, response: Response):
+def record_drop(session: SessionDep, principal: BinFieldStaff, bin_id: int, data: CompostDropCreate, response: Response):
     drop, created = service.record_drop(session, principal, bin_id, data)
     if not created:
         response.status_code = 200
@@ -98,32 +108,32 @@ def record_drop(session: SessionDep, principal: CurrentPrincipal, bin_id: int, d
 
 
 @router.get("/compost-bins/{bin_id}/drops", summary="Drops into a bin", response_model=Page[CompostDropPublic], responses=READ)
-def list_drops(session: SessionDep, principal: CurrentPrincipal, bin_id: int, cursor: Cursor = None, limit: Limit = 50):
-    items, next_cursor = service.list_drops(session, principal, bin_id, cursor, limit)
+def list_drops(session: SessionDep, principal: BinStaff, bin_id: int, cursor: Cursor = None, limit: Limit = 50):
+    items, next_cursor = service.list_drops(session, bin_id, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.post("/compost-drops/{drop_id}/reverse", summary="Correct a drop: its points are reversed, the record stays", response_model=CompostDropPublic, responses=WRITE)
-def reverse_drop(session: SessionDep, principal: CurrentPrincipal, drop_id: int, data: ReversalCreate):
+def reverse_drop(session: SessionDep, principal: DropCorrector, drop_id: int, data: ReversalCreate):
     return service.reverse_drop(session, principal, drop_id, data.reason)
 
 
 @router.post("/compost-bins/{bin_id}/readings", summary="Record a keeper's reading (temperature, moisture, smell)", status_code=201, response_model=CompostReadingPublic, responses=WRITE)
-def add_reading(session: SessionDep, principal: CurrentPrincipal, bin_id: int, data: CompostReadingCreate):
+def add_reading(session: SessionDep, principal: BinKeeper, bin_id: int, data: CompostReadingCreate):
     return service.add_reading(session, principal, bin_id, data)
 
 
 @router.get("/compost-bins/{bin_id}/readings", summary="Readings of a bin", response_model=Page[CompostReadingPublic], responses=READ)
-def list_readings(session: SessionDep, principal: CurrentPrincipal, bin_id: int, cursor: Cursor = None, limit: Limit = 50):
-    items, next_cursor = service.list_readings(session, principal, bin_id, cursor, limit)
+def list_readings(session: SessionDep, principal: BinStaff, bin_id: int, cursor: Cursor = None, limit: Limit = 50):
+    items, next_cursor = service.list_readings(session, bin_id, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.post("/compost-claims/{claim_id}/collect", summary="Hand a household its share of compost (领取肥料, once)", response_model=CompostClaimPublic, responses=WRITE)
-def collect_claim(session: SessionDep, principal: CurrentPrincipal, claim_id: int):
+def collect_claim(session: SessionDep, principal: ClaimFieldStaff, claim_id: int):
     return service.collect_claim(session, principal, claim_id)
 
 
 @router.get("/households/{household_id}/compost-claims", summary="Compost a household may collect or has collected", response_model=list[CompostClaimPublic], responses=READ)
-def household_claims(session: SessionDep, principal: CurrentPrincipal, household_id: int):
-    return service.household_claims(session, principal, household_id)
+def household_claims(session: SessionDep, principal: HouseholdMemberOrStaff, household_id: int):
+    return service.household_claims(session, household_id)

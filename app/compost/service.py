@@ -1,4 +1,8 @@
-"""Compost rules: a bin's life, drops that earn points, readings, and harvests shared as claims."""
+"""Compost rules: a bin's life, drops that earn points, readings, and harvests shared as claims.
+
+Who may ask is the routes' business (app/compost/auth.py): the functions here trust their caller, and
+check only what depends on the row or the body. Callers outside HTTP (the demo generator) act as the
+community's own staff."""
 
 from __future__ import annotations
 
@@ -35,16 +39,13 @@ from app.compost.models import (
     HarvestPublic,
 )
 from app.core.db import utcnow
-from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, authorize
-from app.identity.models import Role
+from app.identity.auth import Principal
 from app.kit.errors import BadRequest, Conflict, Unprocessable, not_found
 from app.kit.pagination import page_by_id
 from app.kit.sql import among, answered, fresh_and_stored, insert_new
-from app.places import service as places
 from app.rules import service as rules
 from app.rules.models import ActReversal
 
-KEEPERS = MANAGERS | {Role.compost_keeper}
 BIN = CompostBin.__table__
 DROP = CompostDrop.__table__
 CLAIM = CompostClaim.__table__
@@ -66,8 +67,6 @@ def get_site(session: Session, site_id: int) -> CompostSite:
 
 
 def create_site(session: Session, principal: Principal, community_id: int, data: CompostSiteCreate) -> CompostSite:
-    places.get_community(session, community_id)
-    authorize(session, principal, community_id, KEEPERS)
     site = CompostSite(community_id=community_id, **data.model_dump())
     session.add(site)
     try:
@@ -80,9 +79,7 @@ def create_site(session: Session, principal: Principal, community_id: int, data:
     return site
 
 
-def list_sites(session: Session, principal: Principal, community_id: int) -> list[CompostSite]:
-    places.get_community(session, community_id)
-    authorize(session, principal, community_id, STAFF_READ)
+def list_sites(session: Session, community_id: int) -> list[CompostSite]:
     return list(session.scalars(select(CompostSite).where(CompostSite.community_id == community_id).order_by(CompostSite.id)))
 
 
@@ -113,7 +110,6 @@ def bin_public(session: Session, bins: list[CompostBin]) -> list[CompostBinPubli
 
 def create_bin(session: Session, principal: Principal, site_id: int, data: CompostBinCreate) -> CompostBinPublic:
     site = get_site(session, site_id)
-    authorize(session, principal, site.community_id, KEEPERS)
     row = CompostBin(community_id=site.community_id, site_id=site.id, **data.model_dump())
     session.add(row)
     try:
@@ -126,16 +122,13 @@ def create_bin(session: Session, principal: Principal, site_id: int, data: Compo
     return bin_public(session, [row])[0]
 
 
-def list_bins(session: Session, principal: Principal, community_id: int) -> list[CompostBinPublic]:
-    places.get_community(session, community_id)
-    authorize(session, principal, community_id, STAFF_READ)
+def list_bins(session: Session, community_id: int) -> list[CompostBinPublic]:
     bins = list(session.scalars(select(CompostBin).where(CompostBin.community_id == community_id).order_by(CompostBin.id)))
     return bin_public(session, bins)
 
 
-def read_bin(session: Session, principal: Principal, bin_id: int) -> CompostBinPublic:
+def read_bin(session: Session, bin_id: int) -> CompostBinPublic:
     row = get_bin(session, bin_id)
-    authorize(session, principal, row.community_id, STAFF_READ)
     return bin_public(session, [row])[0]
 
 
@@ -163,7 +156,6 @@ def _wrong_state(state: str) -> Conflict:
 def close_bin(session: Session, principal: Principal, bin_id: int) -> CompostBinPublic:
     """Full: stop accepting and start curing; the expected ready date follows from the method."""
     row = get_bin(session, bin_id)
-    authorize(session, principal, row.community_id, KEEPERS)
     now = utcnow()
     days = row.curing_days or CURING_DAYS[row.method]
     ready_on = now.astimezone(_tz(session, row.community_id)).date() + timedelta(days=days)
@@ -175,7 +167,6 @@ def close_bin(session: Session, principal: Principal, bin_id: int) -> CompostBin
 
 def mark_ready(session: Session, principal: Principal, bin_id: int) -> CompostBinPublic:
     row = get_bin(session, bin_id)
-    authorize(session, principal, row.community_id, KEEPERS)
     _move(session, row, {BinState.curing}, {"state": BinState.ready.value})
     audit.record_act(session, principal, "compost_bin.ready", row, row.community_id, cycle=row.cycle)
     session.commit()
@@ -185,7 +176,6 @@ def mark_ready(session: Session, principal: Principal, bin_id: int) -> CompostBi
 def reopen_bin(session: Session, principal: Principal, bin_id: int) -> CompostBinPublic:
     """After a harvest the emptied bin starts a new cycle."""
     row = get_bin(session, bin_id)
-    authorize(session, principal, row.community_id, KEEPERS)
     _move(
         session,
         row,
@@ -220,7 +210,6 @@ def record_drops(
     """
     row = get_bin(session, bin_id)
     community_id = row.community_id
-    authorize(session, principal, community_id, FIELD_STAFF)
     fresh, stored = fresh_and_stored(session, CompostDrop, community_id, batch)
     made: list[CompostDrop] = []
     if fresh:
@@ -302,18 +291,20 @@ def _drop_public(session: Session, drops: list[CompostDrop]) -> list[CompostDrop
     return [CompostDropPublic.model_validate(d, update={"reversed": d.id in gone}) for d in drops]
 
 
-def list_drops(session: Session, principal: Principal, bin_id: int, cursor: str | None, limit: int):
-    row = get_bin(session, bin_id)
-    authorize(session, principal, row.community_id, STAFF_READ)
+def list_drops(session: Session, bin_id: int, cursor: str | None, limit: int):
     rows, next_cursor = page_by_id(session, select_rows(CompostDrop).where(CompostDrop.bin_id == bin_id), CompostDrop.id, cursor, limit)
     return _drop_public(session, list(rows)), next_cursor
 
 
-def reverse_drop(session: Session, principal: Principal, drop_id: int, reason: str) -> CompostDropPublic:
+def get_drop(session: Session, drop_id: int) -> CompostDrop:
     drop = session.get(CompostDrop, drop_id)
     if drop is None:
         raise not_found("投放记录", "Compost drop", "drop_id")
-    authorize(session, principal, drop.community_id, KEEPERS | {Role.supervisor})
+    return drop
+
+
+def reverse_drop(session: Session, principal: Principal, drop_id: int, reason: str) -> CompostDropPublic:
+    drop = get_drop(session, drop_id)
     rules.reverse_act(
         session,
         principal,
@@ -332,7 +323,6 @@ def reverse_drop(session: Session, principal: Principal, drop_id: int, reason: s
 
 def add_reading(session: Session, principal: Principal, bin_id: int, data: CompostReadingCreate) -> CompostReading:
     row = get_bin(session, bin_id)
-    authorize(session, principal, row.community_id, KEEPERS)
     if data.temperature_c is None and data.moisture_pct is None and data.smell is None and not data.notes:
         raise BadRequest("empty_reading", "请至少填写一项读数", "Record at least one reading", "temperature_c")
     def stored() -> CompostReading | None:
@@ -356,9 +346,7 @@ def add_reading(session: Session, principal: Principal, bin_id: int, data: Compo
     return reading
 
 
-def list_readings(session: Session, principal: Principal, bin_id: int, cursor: str | None, limit: int):
-    row = get_bin(session, bin_id)
-    authorize(session, principal, row.community_id, STAFF_READ)
+def list_readings(session: Session, bin_id: int, cursor: str | None, limit: int):
     return page_by_id(session, select_rows(CompostReading).where(CompostReading.bin_id == bin_id), CompostReading.id, cursor, limit)
 
 
@@ -381,7 +369,6 @@ def share(total: int, weights: dict[int, int]) -> dict[int, int]:
 def harvest(session: Session, principal: Principal, bin_id: int, compost_g: int) -> HarvestPublic:
     """Open a ready bin (开箱): its compost is shared among the households that fed this cycle."""
     row = get_bin(session, bin_id)
-    authorize(session, principal, row.community_id, KEEPERS)
     now = utcnow()
     cycle = row.cycle
     _move(session, row, {BinState.ready}, {"state": BinState.harvested.value, "opened_at": now})
@@ -411,9 +398,7 @@ def harvest(session: Session, principal: Principal, bin_id: int, compost_g: int)
     )
 
 
-def list_harvests(session: Session, principal: Principal, bin_id: int) -> list[HarvestPublic]:
-    row = get_bin(session, bin_id)
-    authorize(session, principal, row.community_id, STAFF_READ)
+def list_harvests(session: Session, bin_id: int) -> list[HarvestPublic]:
     harvests = list(session.scalars(select(CompostHarvest).where(CompostHarvest.bin_id == bin_id).order_by(CompostHarvest.id)))
     claims: dict[int, list[CompostClaimPublic]] = defaultdict(list)
     if harvests:
@@ -427,13 +412,24 @@ def list_harvests(session: Session, principal: Principal, bin_id: int) -> list[H
     ]
 
 
-def collect_claim(session: Session, principal: Principal, claim_id: int) -> CompostClaimPublic:
-    """Hand the compost over (领取肥料): once only, whoever asks twice or at the same time."""
+def get_harvest(session: Session, harvest_id: int) -> CompostHarvest:
+    harvest_row = session.get(CompostHarvest, harvest_id)
+    if harvest_row is None:
+        raise not_found("开箱记录", "Compost harvest", "harvest_id")
+    return harvest_row
+
+
+def get_claim(session: Session, claim_id: int) -> CompostClaim:
     claim = session.get(CompostClaim, claim_id)
     if claim is None:
         raise not_found("领取记录", "Compost claim", "claim_id")
-    harvest_row = session.get(CompostHarvest, claim.harvest_id)
-    authorize(session, principal, harvest_row.community_id, FIELD_STAFF)
+    return claim
+
+
+def collect_claim(session: Session, principal: Principal, claim_id: int) -> CompostClaimPublic:
+    """Hand the compost over (领取肥料): once only, whoever asks twice or at the same time."""
+    claim = get_claim(session, claim_id)
+    harvest_row = get_harvest(session, claim.harvest_id)
     now = utcnow()
     done = session.execute(
         update(CLAIM)
@@ -456,10 +452,7 @@ def collect_claim(session: Session, principal: Principal, claim_id: int) -> Comp
 def collect_claims(session: Session, principal: Principal, harvest_id: int, claim_ids: list[int]) -> list[CompostClaimPublic]:
     """Hand over many shares of one harvest at once (the day the households come for their compost):
     `collect_claim` for each, in one UPDATE and one commit; all or nothing."""
-    harvest_row = session.get(CompostHarvest, harvest_id)
-    if harvest_row is None:
-        raise not_found("开箱记录", "Compost harvest", "harvest_id")
-    authorize(session, principal, harvest_row.community_id, FIELD_STAFF)
+    harvest_row = get_harvest(session, harvest_id)
     wanted = sorted(set(claim_ids))
     if not wanted:
         return []
@@ -486,10 +479,7 @@ def collect_claims(session: Session, principal: Principal, harvest_id: int, clai
     return [CompostClaimPublic.model_validate(c, update={"bin_id": harvest_row.bin_id}) for c in rows]
 
 
-def household_claims(session: Session, principal: Principal, household_id: int) -> list[CompostClaimPublic]:
-    household = places.get_household(session, household_id)
-    if household_id not in principal.household_ids:
-        authorize(session, principal, household.community_id, STAFF_READ)
+def household_claims(session: Session, household_id: int) -> list[CompostClaimPublic]:
     rows = session.execute(
         select(CompostClaim, CompostHarvest.bin_id)
         .join(CompostHarvest, CompostHarvest.id == CompostClaim.harvest_id)

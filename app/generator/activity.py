@@ -284,7 +284,7 @@ class CommunityReplay:
         """On a scheduled recycling day, households bring things to weigh; each batch gets its 去向."""
         if day.isoweekday() != 6 or not 8 <= day.day <= 14:  # the schedule below: the second Saturday
             return
-        events, _ = recycling.list_events(self.s, self.committee, self.community_id, day, day, None, 10)
+        events, _ = recycling.list_events(self.s, self.community_id, day, day, None, 10)
         rng = self.rng
         for event in events:
             if event.status != "scheduled":

@@ -9,11 +9,23 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from sqlmodel import Field, SQLModel
 
 from app.core.db import SessionDep
-from app.identity.auth import CurrentPrincipal
 from app.kit.errors import error_responses
 from app.kit.fields import Day
 from app.kit.pagination import Page
 from app.recycling import service
+from app.recycling.auth import (
+    CommunityManager,
+    CommunityResidentOrStaff,
+    EventClerk,
+    EventFieldStaff,
+    EventManager,
+    EventResidentOrStaff,
+    EventStaff,
+    EventStaffOrParticipant,
+    HouseholdMemberOrStaff,
+    ScheduleManager,
+    WeighInCorrector,
+)
 from app.recycling.models import (
     CalendarLink,
     DestinationCreate,
@@ -65,7 +77,7 @@ class CategoryTotal(SQLModel):
 
 
 @api.put("/communities/{community_id}/recycling-rates/{code}", summary="Set a recycling category and its rate (per kg or per item)", response_model=RecyclingRatePublic, responses={201: {"model": RecyclingRatePublic, "description": "Created"}, **WRITE})
-def put_rate(session: SessionDep, principal: CurrentPrincipal, community_id: int, code: Annotated[str, Path(min_length=1, max_length=30, pattern=r"^[a-z0-9_]+$")], data: RateIn, response: Response):
+def put_rate(session: SessionDep, principal: CommunityManager, community_id: int, code: Annotated[str, Path(min_length=1, max_length=30, pattern=r"^[a-z0-9_]+$")], data: RateIn, response: Response):
     rate, created = service.put_rate(session, principal, community_id, code, data)
     if created:
         response.status_code = 201
@@ -73,56 +85,56 @@ def put_rate(session: SessionDep, principal: CurrentPrincipal, community_id: int
 
 
 @api.get("/communities/{community_id}/recycling-rates", summary="The community's recycling categories and rates", response_model=list[RecyclingRatePublic], responses=READ)
-def list_rates(session: SessionDep, principal: CurrentPrincipal, community_id: int):
-    return service.list_rates(session, principal, community_id)
+def list_rates(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int):
+    return service.list_rates(session, community_id)
 
 
 @api.post("/communities/{community_id}/recycling-schedules", summary="Create a recurring recycling day (RRULE) and its events", status_code=201, response_model=SchedulePublic, responses=WRITE)
-def create_schedule(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: ScheduleCreate):
+def create_schedule(session: SessionDep, principal: CommunityManager, community_id: int, data: ScheduleCreate):
     return service.create_schedule(session, principal, community_id, data)
 
 
 @api.get("/communities/{community_id}/recycling-schedules", summary="Recurring recycling days of a community", response_model=list[SchedulePublic], responses=READ)
-def list_schedules(session: SessionDep, principal: CurrentPrincipal, community_id: int):
-    return service.list_schedules(session, principal, community_id)
+def list_schedules(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int):
+    return service.list_schedules(session, community_id)
 
 
 @api.post("/recycling-schedules/{schedule_id}/extend", summary="Generate the schedule's events further ahead", response_model=Generated, responses=WRITE)
-def extend_schedule(session: SessionDep, principal: CurrentPrincipal, schedule_id: int, data: Extend):
-    return Generated(events=service.extend_schedule(session, principal, schedule_id, data.through))
+def extend_schedule(session: SessionDep, principal: ScheduleManager, schedule_id: int, data: Extend):
+    return Generated(events=service.extend_schedule(session, schedule_id, data.through))
 
 
 @api.post("/recycling-schedules/{schedule_id}/exceptions", summary="Cancel or move one occurrence", status_code=201, response_model=EventPublic, responses=WRITE)
-def add_exception(session: SessionDep, principal: CurrentPrincipal, schedule_id: int, data: ExceptionCreate):
+def add_exception(session: SessionDep, principal: ScheduleManager, schedule_id: int, data: ExceptionCreate):
     return service.add_exception(session, principal, schedule_id, data)
 
 
 @api.post("/communities/{community_id}/recycling-events", summary="Create a one-off recycling day", status_code=201, response_model=EventPublic, responses=WRITE)
-def create_event(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: EventCreate):
+def create_event(session: SessionDep, principal: CommunityManager, community_id: int, data: EventCreate):
     return service.create_event(session, principal, community_id, data)
 
 
 @api.get("/communities/{community_id}/recycling-events", summary="Recycling days of a community (residents and staff)", response_model=Page[EventPublic], responses=READ)
 def list_events(
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: CommunityResidentOrStaff,
     community_id: int,
     start: date | None = None,
     end: date | None = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ):
-    items, next_cursor = service.list_events(session, principal, community_id, start, end, cursor, limit)
+    items, next_cursor = service.list_events(session, community_id, start, end, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 
 
 @api.get("/recycling-events/{event_id}", summary="Read a recycling day with what it accepts", response_model=EventPublic, responses=READ)
-def read_event(session: SessionDep, principal: CurrentPrincipal, event_id: int):
-    return service.read_event(session, principal, event_id)
+def read_event(session: SessionDep, principal: EventResidentOrStaff, event_id: int):
+    return service.read_event(session, event_id)
 
 
 @api.put("/recycling-events/{event_id}/categories", summary="Set what a recycling day accepts and its rates (before the first weigh-in)", response_model=EventPublic, responses=WRITE)
-def set_categories(session: SessionDep, principal: CurrentPrincipal, event_id: int, data: list[EventCategoryIn]):
+def set_categories(session: SessionDep, principal: EventManager, event_id: int, data: list[EventCategoryIn]):
     return service.set_categories(session, principal, event_id, data)
 
 
@@ -133,7 +145,7 @@ def set_categories(session: SessionDep, principal: CurrentPrincipal, event_id: i
     response_model=WeighInPublic,
     responses={200: {"model": WeighInPublic, "description": "Sent before (same client id)"}, **WRITE},
 )
-def record_weigh_in(session: SessionDep, principal: CurrentPrincipal, event_id: int, data: WeighInCreate, response: Response):
+def record_weigh_in(session: SessionDep, principal: EventFieldStaff, event_id: int, data: WeighInCreate, response: Response):
     row, created = service.record_weigh_in(session, principal, event_id, data)
     if not created:
         response.status_code = 200
@@ -141,39 +153,39 @@ def record_weigh_in(session: SessionDep, principal: CurrentPrincipal, event_id: 
 
 
 @api.get("/recycling-events/{event_id}/weigh-ins", summary="Weigh-ins of a recycling day", response_model=Page[WeighInPublic], responses=READ)
-def list_weigh_ins(session: SessionDep, principal: CurrentPrincipal, event_id: int, cursor: Cursor = None, limit: Limit = 50):
-    items, next_cursor = service.list_weigh_ins(session, principal, event_id, cursor, limit)
+def list_weigh_ins(session: SessionDep, principal: EventStaff, event_id: int, cursor: Cursor = None, limit: Limit = 50):
+    items, next_cursor = service.list_weigh_ins(session, event_id, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 
 
 @api.get("/recycling-events/{event_id}/totals", summary="Totals of a recycling day by category", response_model=list[CategoryTotal], responses=READ)
-def event_totals(session: SessionDep, principal: CurrentPrincipal, event_id: int):
-    return service.event_totals(session, principal, event_id)
+def event_totals(session: SessionDep, principal: EventStaff, event_id: int):
+    return service.event_totals(session, event_id)
 
 
 @api.post("/weigh-ins/{weigh_in_id}/reverse", summary="Correct a weigh-in by reversal (never by editing)", response_model=WeighInPublic, responses=WRITE)
-def reverse_weigh_in(session: SessionDep, principal: CurrentPrincipal, weigh_in_id: int, data: ReversalCreate):
+def reverse_weigh_in(session: SessionDep, principal: WeighInCorrector, weigh_in_id: int, data: ReversalCreate):
     return service.reverse_weigh_in(session, principal, weigh_in_id, data.reason)
 
 
 @api.post("/recycling-events/{event_id}/destinations", summary="Record where a collected batch went (去向)", status_code=201, response_model=DestinationPublic, responses=WRITE)
-def add_destination(session: SessionDep, principal: CurrentPrincipal, event_id: int, data: DestinationCreate):
+def add_destination(session: SessionDep, principal: EventClerk, event_id: int, data: DestinationCreate):
     return service.add_destination(session, principal, event_id, data)
 
 
 @api.get("/recycling-events/{event_id}/destinations", summary="Where a recycling day's batches went (staff, and residents who took part)", response_model=list[DestinationPublic], responses=READ)
-def list_destinations(session: SessionDep, principal: CurrentPrincipal, event_id: int):
-    return service.list_destinations(session, principal, event_id)
+def list_destinations(session: SessionDep, principal: EventStaffOrParticipant, event_id: int):
+    return service.list_destinations(session, event_id)
 
 
 @api.get("/households/{household_id}/recycling-destinations", summary="Where the things went, for the recycling days a household took part in", response_model=list[DestinationPublic], responses=READ)
-def household_destinations(session: SessionDep, principal: CurrentPrincipal, household_id: int):
-    return service.household_destinations(session, principal, household_id)
+def household_destinations(session: SessionDep, principal: HouseholdMemberOrStaff, household_id: int):
+    return service.household_destinations(session, household_id)
 
 
 @api.get("/communities/{community_id}/recycling-calendar-link", summary="Subscription link of the community's recycling-day calendar", response_model=CalendarLink, responses=READ)
-def calendar_link(session: SessionDep, principal: CurrentPrincipal, community_id: int, request: Request):
-    return CalendarLink(url=service.calendar_link(session, principal, community_id, str(request.base_url)))
+def calendar_link(principal: CommunityResidentOrStaff, community_id: int, request: Request):
+    return CalendarLink(url=service.calendar_link(community_id, str(request.base_url)))
 
 
 @feed.get(

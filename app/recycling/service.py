@@ -1,5 +1,9 @@
 """Recycling-day rules: rates, schedules and exceptions → dated events, weigh-ins and points,
 destinations (去向), and the iCalendar feed residents subscribe to.
+
+Who may ask is the routes' business (app/recycling/auth.py): the functions here trust their caller,
+and check only what depends on the row or the body. Callers outside HTTP (the demo generator) act as
+the community's own staff.
 """
 
 from __future__ import annotations
@@ -23,8 +27,7 @@ from app.checkins import setup as field_setup
 from app.core.config import get_settings
 from app.core.db import utcnow
 from app.core.security import same_secret
-from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, authorize
-from app.identity.models import Role
+from app.identity.auth import Principal
 from app.kit.errors import BadRequest, Conflict, NotFound, not_found
 from app.kit.pagination import page_by_id
 from app.kit.sql import among, answered, fresh_and_stored, insert_new
@@ -58,8 +61,6 @@ LATE_DAYS = 3  # weigh-ins may still be recorded (uploaded) this many days after
 EVENT = RecyclingEvent.__table__
 CATEGORY = EventCategory.__table__
 WEIGH_IN = WeighIn.__table__
-ORGANISERS = MANAGERS
-WEIGHERS = FIELD_STAFF
 
 
 
@@ -69,22 +70,9 @@ def _tz(session: Session, community_id: int) -> ZoneInfo:
     return field_setup.load_setup(session, community_id).tz
 
 
-def _resident_of(session: Session, principal: Principal, community_id: int) -> bool:
-    return any(places.get_household(session, h).community_id == community_id for h in principal.household_ids)
-
-
-def _authorize_read(session: Session, principal: Principal, community_id: int) -> None:
-    """Staff of the community, or a resident living there: recycling days are for residents."""
-    if _resident_of(session, principal, community_id):
-        return
-    authorize(session, principal, community_id, STAFF_READ)
-
-
 # --- rates -------------------------------------------------------------------------------------
 
 def put_rate(session: Session, principal: Principal, community_id: int, code: str, data) -> tuple[RecyclingRate, bool]:
-    places.get_community(session, community_id)
-    authorize(session, principal, community_id, ORGANISERS)
     rate = session.scalars(
         select(RecyclingRate).where(RecyclingRate.community_id == community_id, RecyclingRate.code == code)
     ).first()
@@ -108,9 +96,7 @@ def put_rate(session: Session, principal: Principal, community_id: int, code: st
     return rate, created
 
 
-def list_rates(session: Session, principal: Principal, community_id: int) -> list[RecyclingRate]:
-    places.get_community(session, community_id)
-    _authorize_read(session, principal, community_id)
+def list_rates(session: Session, community_id: int) -> list[RecyclingRate]:
     return list(session.scalars(select(RecyclingRate).where(RecyclingRate.community_id == community_id).order_by(RecyclingRate.code)))
 
 
@@ -198,8 +184,6 @@ def _materialise(session: Session, schedule: RecyclingSchedule, through: date) -
 
 
 def create_schedule(session: Session, principal: Principal, community_id: int, data: ScheduleCreate) -> RecyclingSchedule:
-    places.get_community(session, community_id)
-    authorize(session, principal, community_id, ORGANISERS)
     _rule(data)  # refuse a malformed rule before storing anything
     schedule = RecyclingSchedule(community_id=community_id, **data.model_dump())
     schedule.rrule = schedule.rrule.strip().upper().removeprefix("RRULE:")
@@ -226,15 +210,12 @@ def get_schedule(session: Session, schedule_id: int) -> RecyclingSchedule:
     return schedule
 
 
-def list_schedules(session: Session, principal: Principal, community_id: int) -> list[RecyclingSchedule]:
-    places.get_community(session, community_id)
-    _authorize_read(session, principal, community_id)
+def list_schedules(session: Session, community_id: int) -> list[RecyclingSchedule]:
     return list(session.scalars(select(RecyclingSchedule).where(RecyclingSchedule.community_id == community_id).order_by(RecyclingSchedule.id)))
 
 
-def extend_schedule(session: Session, principal: Principal, schedule_id: int, through: date) -> int:
+def extend_schedule(session: Session, schedule_id: int, through: date) -> int:
     schedule = get_schedule(session, schedule_id)
-    authorize(session, principal, schedule.community_id, ORGANISERS)
     today = utcnow().astimezone(_tz(session, schedule.community_id)).date()
     if through > today + timedelta(days=3 * HORIZON_DAYS):
         raise BadRequest("too_far", "最多提前三年生成", "At most three years ahead", "through")
@@ -246,7 +227,6 @@ def extend_schedule(session: Session, principal: Principal, schedule_id: int, th
 def add_exception(session: Session, principal: Principal, schedule_id: int, data: ExceptionCreate) -> EventPublic:
     """Cancel or move one occurrence; its event changes accordingly (kept, never deleted)."""
     schedule = get_schedule(session, schedule_id)
-    authorize(session, principal, schedule.community_id, ORGANISERS)
     if data.original_date not in _occurrences(schedule, data.original_date):
         raise BadRequest("not_an_occurrence", "该日期不是此安排的回收日", "That date is not an occurrence of this schedule", "original_date")
     tz = _tz(session, schedule.community_id)
@@ -278,8 +258,6 @@ def add_exception(session: Session, principal: Principal, schedule_id: int, data
 
 
 def create_event(session: Session, principal: Principal, community_id: int, data: EventCreate) -> EventPublic:
-    places.get_community(session, community_id)
-    authorize(session, principal, community_id, ORGANISERS)
     tz = _tz(session, community_id)
     event = RecyclingEvent(
         community_id=community_id,
@@ -330,9 +308,7 @@ def event_public(session: Session, events: list[RecyclingEvent]) -> list[EventPu
     return [EventPublic.model_validate(e, update={"categories": cats[e.id]}) for e in events]
 
 
-def list_events(session: Session, principal: Principal, community_id: int, start: date | None, end: date | None, cursor: str | None, limit: int):
-    places.get_community(session, community_id)
-    _authorize_read(session, principal, community_id)
+def list_events(session: Session, community_id: int, start: date | None, end: date | None, cursor: str | None, limit: int):
     stmt = select_rows(RecyclingEvent).where(RecyclingEvent.community_id == community_id)
     if start is not None:
         stmt = stmt.where(RecyclingEvent.occurs_on >= start)
@@ -342,9 +318,8 @@ def list_events(session: Session, principal: Principal, community_id: int, start
     return event_public(session, list(rows)), next_cursor
 
 
-def read_event(session: Session, principal: Principal, event_id: int) -> EventPublic:
+def read_event(session: Session, event_id: int) -> EventPublic:
     event = get_event(session, event_id)
-    _authorize_read(session, principal, event.community_id)
     return event_public(session, [event])[0]
 
 
@@ -355,7 +330,6 @@ def _has_weigh_ins(session: Session, event_id: int) -> bool:
 def set_categories(session: Session, principal: Principal, event_id: int, items: list[EventCategoryIn]) -> EventPublic:
     """Fix what this event accepts and at which rates (before its first weigh-in)."""
     event = get_event(session, event_id)
-    authorize(session, principal, event.community_id, ORGANISERS)
     if len({i.code for i in items}) != len(items):
         raise BadRequest("duplicate_category", "品类代码重复", "A category code appears twice", "code")
     if _has_weigh_ins(session, event_id):
@@ -409,7 +383,6 @@ def record_weigh_ins(session: Session, principal: Principal, event_id: int, batc
     """
     event = get_event(session, event_id)
     community_id = event.community_id
-    authorize(session, principal, community_id, WEIGHERS)
     fresh, stored = fresh_and_stored(session, WeighIn, community_id, batch)
     made: list[WeighIn] = []
     categories: dict[str, EventCategoryPublic] = {}
@@ -514,19 +487,21 @@ def _walk_in_voucher(session: Session, principal: Principal, row: WeighIn, name:
     return vouchers.issued_public(voucher, code, replayed, community.name)
 
 
-def list_weigh_ins(session: Session, principal: Principal, event_id: int, cursor: str | None, limit: int):
-    event = get_event(session, event_id)
-    authorize(session, principal, event.community_id, STAFF_READ)
+def list_weigh_ins(session: Session, event_id: int, cursor: str | None, limit: int):
     rows, next_cursor = page_by_id(session, select_rows(WeighIn).where(WeighIn.event_id == event_id), WeighIn.id, cursor, limit)
     return _weigh_in_public(session, list(rows)), next_cursor
 
 
-def reverse_weigh_in(session: Session, principal: Principal, weigh_in_id: int, reason: str) -> WeighInPublic:
-    """Corrections are reversals: the weigh-in stays, its points are taken back by a ledger entry."""
+def get_weigh_in(session: Session, weigh_in_id: int) -> WeighIn:
     row = session.get(WeighIn, weigh_in_id)
     if row is None:
         raise not_found("称重记录", "Weigh-in", "weigh_in_id")
-    authorize(session, principal, row.community_id, MANAGERS | {Role.supervisor, Role.clerk})
+    return row
+
+
+def reverse_weigh_in(session: Session, principal: Principal, weigh_in_id: int, reason: str) -> WeighInPublic:
+    """Corrections are reversals: the weigh-in stays, its points are taken back by a ledger entry."""
+    row = get_weigh_in(session, weigh_in_id)
     reversal = rules.reverse_act(
         session,
         principal,
@@ -550,9 +525,7 @@ def reverse_weigh_in(session: Session, principal: Principal, weigh_in_id: int, r
     return _weigh_in_public(session, [row])[0]
 
 
-def event_totals(session: Session, principal: Principal, event_id: int) -> list[dict[str, Any]]:
-    event = get_event(session, event_id)
-    authorize(session, principal, event.community_id, STAFF_READ)
+def event_totals(session: Session, event_id: int) -> list[dict[str, Any]]:
     gone = select(ActReversal.__table__.c.act_id).where(ActReversal.__table__.c.act == "weigh_in")
     rows = session.execute(
         select(
@@ -577,7 +550,6 @@ def event_totals(session: Session, principal: Principal, event_id: int) -> list[
 
 def add_destination(session: Session, principal: Principal, event_id: int, data: DestinationCreate) -> RecyclingDestination:
     event = get_event(session, event_id)
-    authorize(session, principal, event.community_id, MANAGERS | {Role.clerk})
     existing = session.scalars(
         select(RecyclingDestination).where(RecyclingDestination.event_id == event_id, RecyclingDestination.client_id == data.client_id)
     ).first()
@@ -599,14 +571,12 @@ def add_destination(session: Session, principal: Principal, event_id: int, data:
     return row
 
 
-def list_destinations(session: Session, principal: Principal, event_id: int) -> list[RecyclingDestination]:
-    event = get_event(session, event_id)
-    if not _took_part(session, principal, event_id):
-        authorize(session, principal, event.community_id, STAFF_READ)
+def list_destinations(session: Session, event_id: int) -> list[RecyclingDestination]:
     return list(session.scalars(select(RecyclingDestination).where(RecyclingDestination.event_id == event_id).order_by(RecyclingDestination.id)))
 
 
-def _took_part(session: Session, principal: Principal, event_id: int) -> bool:
+def took_part(session: Session, principal: Principal, event_id: int) -> bool:
+    """Whether one of the caller's households weighed something in at the event."""
     if not principal.household_ids:
         return False
     return session.execute(
@@ -614,11 +584,8 @@ def _took_part(session: Session, principal: Principal, event_id: int) -> bool:
     ).first() is not None
 
 
-def household_destinations(session: Session, principal: Principal, household_id: int) -> list[RecyclingDestination]:
+def household_destinations(session: Session, household_id: int) -> list[RecyclingDestination]:
     """Where the things went, for the recycling days this household took part in."""
-    household = places.get_household(session, household_id)
-    if household_id not in principal.household_ids:
-        authorize(session, principal, household.community_id, STAFF_READ)
     events = select(WEIGH_IN.c.event_id).where(WEIGH_IN.c.household_id == household_id).distinct()
     return list(
         session.scalars(select(RecyclingDestination).where(RecyclingDestination.event_id.in_(events)).order_by(RecyclingDestination.id))
@@ -632,9 +599,7 @@ def feed_key(community_id: int) -> str:
     return hmac.new(secret, f"recycling-ical:{community_id}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def calendar_link(session: Session, principal: Principal, community_id: int, base_url: str) -> str:
-    places.get_community(session, community_id)
-    _authorize_read(session, principal, community_id)
+def calendar_link(community_id: int, base_url: str) -> str:
     return f"{base_url.rstrip('/')}/ical/communities/{community_id}/recycling.ics?key={feed_key(community_id)}"
 
 

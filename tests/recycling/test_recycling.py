@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from icalendar import Calendar
+from sqlmodel import Session
 
 from tests.field import balance, cid, local_day, make_member, payload
 
@@ -314,3 +315,9 @@ def test_destinations_are_visible_to_households_that_took_part(client, world):
     other = make_member(world, "volunteer", 3)  # a resident who did not take part
     assert client.get(f"/api/v1/recycling-events/{eid}/destinations", headers=other).status_code == 200  # volunteer is staff
     assert client.get(f"/api/v1/households/{world.households[3].id}/recycling-destinations", headers=other).json() == []
+    # A resident of the community whose household brought nothing: not for them (the permission's rule).
+    with Session(world.engine) as s:
+        world._add_resident(s, "neighbour", world.households[4].id)
+    refused = client.get(f"/api/v1/recycling-events/{eid}/destinations", headers=world.h("neighbour"))
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+    assert client.get(f"/api/v1/recycling-events/{eid}", headers=world.h("neighbour")).status_code == 200  # the day itself is theirs
