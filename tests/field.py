@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
+from app.core import clock
+from app.core.security import verify_code_signature
 from app.identity.models import HouseholdMember
 from app.identity.service import issue_tokens
 from app.places.models import Household
@@ -21,19 +23,29 @@ def payload(world, index: int = 0) -> str:
         return qr_payload(s.get(Household, world.households[index].id))
 
 
+def forged(code: str) -> str:
+    """A door-plate payload with its signature's last character changed: certainly refused (overwriting
+    characters with fixed ones left the code valid when they were already those)."""
+    prefix, public_code, signature = code.split(".")
+    bad = f"{prefix}.{public_code}.{signature[:-1]}{'B' if signature[-1] != 'B' else 'C'}"
+    assert not verify_code_signature(public_code, bad.rsplit(".", 1)[1])
+    return bad
+
+
 def payloads(world) -> list[str]:
     with Session(world.engine) as s:
         return [qr_payload(s.get(Household, h.id)) for h in world.households]
 
 
 def yesterday_at(hour: int, minute: int = 0) -> datetime:
-    """A local (Asia/Shanghai) time yesterday: always in the past and within the 72-hour limit."""
-    day = datetime.now(SHANGHAI).date() - timedelta(days=1)
-    return datetime.combine(day, time(hour, minute), SHANGHAI)
+    """A local (Asia/Shanghai) time yesterday, by the application's clock: always in the past and
+    within the 72-hour limit."""
+    return datetime.combine(local_day(1), time(hour, minute), SHANGHAI)
 
 
 def local_day(days_ago: int = 0) -> date:
-    return datetime.now(SHANGHAI).date() - timedelta(days=days_ago)
+    """The local day `days_ago` before today, by the application's clock."""
+    return clock.now().astimezone(SHANGHAI).date() - timedelta(days=days_ago)
 
 
 def cid() -> str:

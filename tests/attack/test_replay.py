@@ -10,13 +10,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
 from sqlmodel import Session, SQLModel
 
 from app.core.config import get_settings
+from app.core.db import utcnow
 from app.main import app
 from tests.support import World
 
@@ -405,7 +406,7 @@ REPLAYS.update({
     ("POST", c + "/checkins"): lambda client, w: Call("POST", f"/api/v1/communities/{w.community.id}/checkins", "volunteer", {"json": _scan(client, w, 1)}),
     ("POST", c + "/checkins/batch"): lambda client, w: Call(
         "POST", f"/api/v1/communities/{w.community.id}/checkins/batch", "volunteer",
-        {"json": {"scans": [_scan(client, w, 2) | {"scanned_at": datetime.now(UTC).isoformat()}, _scan(client, w, 3) | {"scanned_at": datetime.now(UTC).isoformat()}]}},
+        {"json": {"scans": [_scan(client, w, 2) | {"scanned_at": utcnow().isoformat()}, _scan(client, w, 3) | {"scanned_at": utcnow().isoformat()}]}},
     ),
     ("POST", "/api/v1/checkins/{checkin_id}/reverse"): lambda client, w: Call(
         "POST", f"/api/v1/checkins/{_checkin(client, w)}/reverse", "supervisor", {"json": {"reason": "扫错门牌"}},
