@@ -59,7 +59,8 @@ def test_resending_a_scan_changes_nothing(client, world):
     assert balance(client, world, 2) == 10
 
 
-def test_incorrect_sorting_earns_nothing_but_counts_in_accuracy(client, world):
+def test_incorrect_sorting_earns_nothing_but_counts_in_accuracy(client, world, clock):
+    clock.set_local(NOON)  # the scans' "yesterday" is the day whose stats are read
     f = setup_field(client, world)
     bad = scan(f["station_id"], payload(world, 3), yesterday_at(7, 10), result="incorrect")
     r = _post(client, world, bad)
