@@ -1,4 +1,6 @@
-# Slim image, non-root, migrations then granian with workers. PostgreSQL comes from DATABASE_URL.
+# Slim image, non-root, migrations then granian with workers. PostgreSQL comes from DATABASE_URL; without it
+# (a trial), the embedded PostgreSQL runs inside the container with its data in $DATA_DIR/pg: mount a volume
+# on /var/lib/jianfei to keep it (scripts/docker-entrypoint.sh).
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./

@@ -30,6 +30,17 @@ def _register_subcommands() -> None:
 _register_subcommands()
 
 
+@app.callback()
+def _database(ctx: typer.Context) -> None:
+    # Without DATABASE_URL, the command that first needs the database starts the embedded PostgreSQL
+    # (app.core.embedded) and stops it when it ends; a server already running is used as it is.
+    from app.core.config import get_settings
+    from app.core.embedded import on_demand
+
+    if not get_settings().database_url:
+        ctx.with_resource(on_demand())
+
+
 def _prepare(seed: bool) -> None:
     from sqlmodel import Session
 
@@ -272,7 +283,7 @@ def generate_demo(
         7, "--days", min=0, max=400, help="Days to replay, up to yesterday (365 for a year; 0 for places and people only)."
     ),
     workers: int = typer.Option(
-        2, "--workers", min=1, max=16, help="Communities replayed at once in separate processes (PostgreSQL only; 1 on SQLite)."
+        2, "--workers", min=1, max=16, help="Communities replayed at once in separate processes ."
     ),
     bulk_load: bool = typer.Option(
         False, "--bulk-load", help="PostgreSQL, as a superuser: skip the database's per-row foreign-key checks while replaying "
@@ -314,7 +325,7 @@ def generate_demo(
         engine = get_engine()
         url = engine.url.render_as_string(hide_password=False)
         today = clock.now().astimezone(ZoneInfo("Asia/Shanghai")).date()
-        parallel = engine.dialect.name == "postgresql" and workers > 1 and len(built.communities) > 1
+        parallel = workers > 1 and len(built.communities) > 1
         with Progress(TextColumn("Replaying days"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
             if parallel:  # communities in worker processes: progress by community
                 task = bar.add_task("communities", total=len(built.communities))
@@ -324,7 +335,7 @@ def generate_demo(
                 )
             else:  # one process: progress by day
                 task = bar.add_task("days", total=days * len(built.communities))
-                replaying = replay_engine(url, bulk_load=bulk_load) if engine.dialect.name == "postgresql" else engine
+                replaying = replay_engine(url, bulk_load=bulk_load)
                 with Session(replaying, expire_on_commit=False) as session:
                     for c in built.communities:
                         activity[c.id] = replay(

@@ -13,6 +13,7 @@ from app.checkins.fastpath import CheckinFastPath
 from app.core.config import get_settings
 from app.core.db import close_async_pools
 from app.domains import domain_modules
+from app.jobs import scheduler as jobs_scheduler
 from app.kit.errors import install_error_handlers
 from app.kit.guard import InputGuard
 from app.kit.observability import RequestContextMiddleware, configure_logging
@@ -28,7 +29,10 @@ Chinese unless the request sends `Accept-Language: en`.
 @asynccontextmanager
 async def lifespan(_app: FastAPI):
     _freeze_startup_objects()
+    scheduler = jobs_scheduler.start_in_service()
     yield
+    if scheduler is not None:
+        await scheduler.stop()
     writer.forget_loop()
     await close_async_pools()
 

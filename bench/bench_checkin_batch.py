@@ -150,6 +150,9 @@ class Timings:
         self.app_cpu: list[float] = []
         self.db_cpu: list[float] = []
 
+    def median_ms(self) -> float:
+        return statistics.median(self.wall) * 1000
+
     def line(self, label: str, app: str) -> str:
         med = statistics.median(self.wall)
         verdict = "OK" if med < TARGET_S else "OVER TARGET"
@@ -266,6 +269,7 @@ def main() -> None:
 
     load = os.getloadavg()
     record(
+        "batch",
         f"Offline batch of {N} scans (PostgreSQL, {RUNS} runs each)",
         [
             "```",
@@ -279,6 +283,8 @@ def main() -> None:
             "of this process (its threads: test client, event loop, worker) or the server's workers, and of the "
             "PostgreSQL backends of the benchmark database.",
         ],
+        f"median {service_times.median_ms():.1f} ms service, {inprocess_times.median_ms():.1f} ms HTTP in-process, "
+        f"{server_times.median_ms():.1f} ms through granian",
     )
 
 

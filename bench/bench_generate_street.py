@@ -151,6 +151,7 @@ def main() -> None:
               f"{report.entries_checked:,} entries, {verify_s:.1f} s)")
         print(f"  load average {load_before[0]:.1f} before, {load_after[0]:.1f} after")
         record(
+            "generate",
             f"Demo street generator: {households:,} households × {DAYS} days (PostgreSQL)",
             [
                 f"`bench/bench_generate_street.py` COMMUNITIES={COMMUNITIES} HOUSEHOLDS={HOUSEHOLDS} DAYS={DAYS} WORKERS={WORKERS} "
@@ -167,6 +168,8 @@ def main() -> None:
                 f"{total['harvests']} harvests; {postings:,} postings; database {size}. Load average {load_before[0]:.1f} before, "
                 f"{load_after[0]:.1f} after (the 2 cores are shared with other engineers' work).",
             ],
+            f"{households:,} households × {DAYS} days in {wall:.0f} s ({total['scans'] / wall:,.0f} check-ins/s), "
+            f"app {cpu:.0f} + PostgreSQL {backends.seconds:.0f} CPU-s; ledger verify {'clean' if report.clean else 'NOT CLEAN'}",
         )
     finally:
         drop_database(url)

@@ -125,7 +125,10 @@ def main() -> None:
             "",
             f"ledger verify after the run: {'clean' if report.clean else 'NOT CLEAN'}",
         ]
-        record("Redemptions on an exchange day (rewards flows, PostgreSQL)", lines)
+        record("redemption", "Redemptions on an exchange day (rewards flows, PostgreSQL)", lines,
+               f"reserve {figures['reserve, unlimited item']['per_s']:.0f}/s, hot item "
+               f"{figures['reserve, one hot item (shared stock row)']['per_s']:.0f}/s, fulfil "
+               f"{figures['fulfil with a consent code']['per_s']:.0f}/s; ledger verify {'clean' if report.clean else 'NOT CLEAN'}")
         engine.dispose()
     finally:
         from app.core.db import get_engine

@@ -1,6 +1,6 @@
 """Ingest benchmark: the service against the plainest SQL check-in, same PostgreSQL, same run, same concurrency.
 
-    bench/run.sh                 # or: .venv/bin/python -m bench.checkin [--smoke] [--seconds 20] [--no-profile]
+    bench/run.sh                 # or: .venv/bin/python -m bench.checkin [--smoke] [--seconds 20] [--profile]
 
 1. A fresh database, migrated; one community with many households and a committee member's token.
 2. The server started exactly as the container starts it (scripts/docker-entrypoint.sh: migrate, then
@@ -11,8 +11,9 @@
    writes: a journal entry, two postings, a household balance).
 4. pgbench runs the yardstick (/work/shared/bench/reference-checkin/checkin.sql) against the same server
    with 32 clients, in its own database.
-5. py-spy samples the workers during a second, shorter wrk run: bench/profiles/ keeps the collapsed
-   stacks and a summary of where the time goes.
+5. On demand (`--profile`, or PROFILE=1 in the environment), py-spy samples the workers during a second,
+   shorter wrk run and bench/profiles/ (not in git) gets the collapsed stacks and a summary of where the
+   time goes.
 Prints tps, p50/p99 and the ratio, and appends them to bench/RESULTS.md. The p99 is read two ways
 for both sides: per request (each request's own latency, from the Lua script for wrk and from
 pgbench's log) and with wrk's correction for coordinated omission (what wrk prints; applied to
@@ -53,7 +54,7 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 from sqlalchemy import create_engine, insert, text  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 
-from bench.common import drop_database, fresh_database, record  # noqa: E402
+from bench.common import cpu_model, drop_database, fresh_database, record  # noqa: E402
 
 REFERENCE = Path(os.environ.get("BENCH_REFERENCE", "/work/shared/bench/reference-checkin"))
 PROFILES = ROOT / "bench" / "profiles"
@@ -489,11 +490,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--households", type=int, default=40_000)
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--profile", action="store_true", default=os.environ.get("PROFILE") == "1",
+                        help="sample the workers with py-spy into bench/profiles/ (also PROFILE=1)")
     parser.add_argument("--smoke", action="store_true", help="seconds-long run that records nothing (checks the harness)")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.seconds, args.households, args.no_profile = 2, 200, True
+        args.seconds, args.households, args.profile = 2, 200, False
     base = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
     base = base.replace("postgresql+psycopg://", "postgresql://", 1)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
@@ -533,7 +535,7 @@ def main(argv: list[str] | None = None) -> dict:
         service["app_cpu_ms"] = cpu_delta(app_cpu) * 1000 / done
         service["db_cpu_ms"] = cpu_delta(db_cpu) * 1000 / done
         written = _entries_written(url)
-        summary = None if args.no_profile else profile(server, port, 10, requests_file, token, run, stamp)
+        summary = profile(server, port, 10, requests_file, token, run, stamp) if args.profile else None
         stop_server(server)
         server = None
         with probe:
@@ -546,7 +548,7 @@ def main(argv: list[str] | None = None) -> dict:
     ratio = service["tps"] / reference["tps"] if reference["tps"] else float("nan")
     figures = {"endpoint": endpoint, "service": service, "reference": reference, "ratio": ratio}
     pg = subprocess.run(["psql", "-XtA", "-d", base, "-c", "show server_version"], capture_output=True, text=True).stdout.strip()
-    cpu = _cpu_model()
+    cpu = cpu_model()
 
     def ok(good: bool) -> str:
         return "✓" if good else "✗"
@@ -582,22 +584,15 @@ def main(argv: list[str] | None = None) -> dict:
         f"the yardstick's {reference['p99_co_ms']:.1f} ms {ok(reference['p99_co_ms'] < TARGET_P99_MS)}).",
     ]
     if summary:
-        lines.append(f"Profile: `{summary.relative_to(ROOT)}` (collapsed stacks beside it).")
+        lines.append(f"Profile: `{summary.relative_to(ROOT)}` (collapsed stacks beside it; kept on this machine, not in git).")
     if args.smoke:
         print("\n".join(lines))
     else:
-        record("Check-in ingest vs the SQL yardstick (PostgreSQL, wrk + pgbench)", lines)
+        record("ingest", "Check-in ingest vs the SQL yardstick (PostgreSQL, wrk + pgbench)", lines,
+               f"{service['tps']:.0f}/s, {ratio:.0%} of the yardstick ({reference['tps']:.0f}/s), p99 {service['p99_ms']:.1f} ms "
+               f"({service['p99_co_ms']:.1f} ms with wrk's correction); CPU per check-in app {service['app_cpu_ms']:.2f} + "
+               f"PostgreSQL {service['db_cpu_ms']:.2f} ms")
     return figures
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} × {os.cpu_count()}"
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores"
 
 
 if __name__ == "__main__":

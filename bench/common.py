@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import statistics
 import time
 import uuid
@@ -52,10 +53,37 @@ def machine() -> str:
     return f"{platform.node()} · {os.cpu_count()} cores · Python {platform.python_version()}"
 
 
-def record(title: str, lines: list[str]) -> None:
-    """Append a dated section to bench/RESULTS.md and print it."""
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    block = f"\n## {title} — {stamp}\n\nMachine: {machine()}\n\n" + "\n".join(lines) + "\n"
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} × {os.cpu_count()}"
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores"
+
+
+# bench/RESULTS.md: the latest run of each benchmark (a section each, in the order of bench/run.sh), then
+# the history table, one line a run.
+LATEST, HISTORY = "## Latest run of each benchmark", "## History"
+ORDER = ("ingest", "batch", "passbook", "roster", "rates", "redemption", "export", "generate")
+
+
+def record(name: str, title: str, lines: list[str], headline: str) -> None:
+    """Print a run, make it the latest of benchmark `name` in bench/RESULTS.md and add its history line."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
+    block = f"### {title} — {stamp} UTC\n\nMachine: {machine()}\n\n" + "\n".join(lines) + "\n"
     print(block)
-    with RESULTS.open("a") as f:
-        f.write(block)
+    row = f"| {stamp} | {name} | {headline.replace('|', '/')} | {cpu_model()}, load {os.getloadavg()[0]:.1f} |"
+    RESULTS.write_text(recorded(RESULTS.read_text(), name, block, row))
+
+
+def recorded(text: str, name: str, block: str, row: str) -> str:
+    """The file `text` with `block` as the latest run of `name` and `row` at the end of the history."""
+    head, rest = text.split(LATEST + "\n", 1)
+    latest, history = rest.split(HISTORY + "\n", 1)
+    sections = dict(re.findall(r"<!-- bench:(\w+) -->\n(.*?)(?=<!-- bench:|\Z)", latest, re.S))
+    sections[name] = block
+    order = [n for n in ORDER if n in sections] + sorted(n for n in sections if n not in ORDER)
+    latest = "\n".join(f"<!-- bench:{n} -->\n{sections[n].strip()}\n" for n in order)
+    return f"{head}{LATEST}\n\n{latest}\n{HISTORY}\n{history.rstrip()}\n{row}\n"

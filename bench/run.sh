@@ -1,21 +1,24 @@
 #!/bin/sh
-# Every benchmark, one command: prints the figures, each beside its target, and appends them to
-# bench/RESULTS.md with the date and machine.
+# Every benchmark, one command: prints the figures, each beside its target, and records them in
+# bench/RESULTS.md (the latest run of each benchmark, and a line in the history table).
 #
 #   bench/run.sh                  # all of them (the export one builds a 60,000-household street first)
 #   bench/run.sh ingest batch     # some of them: ingest batch passbook roster rates redemption export generate
+#   PROFILE=1 bench/run.sh ingest # also sample the ingest path with py-spy into bench/profiles/ (not in git)
 #
 # The export benchmark builds a 60,000-household street (minutes); EXPORT_BENCH_URL=<url of a street kept with
 # `bench/bench_export.py --keep`> measures on it again instead.
 # PostgreSQL at $BENCH_DATABASE_URL (else $TEST_DATABASE_URL, else postgresql://postgres@127.0.0.1:5432/postgres).
-# The ingest benchmark needs wrk and pgbench (Debian packages) and py-spy (pip); installed here when missing.
+# The ingest benchmark needs wrk and pgbench (Debian packages), and py-spy (pip) with PROFILE=1; installed here when missing.
 set -eu
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 if ! command -v wrk >/dev/null 2>&1 || ! command -v pgbench >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq wrk postgresql-client >/dev/null
 fi
-[ -x .venv/bin/py-spy ] || .venv/bin/python -m pip install --quiet py-spy
+if [ "${PROFILE:-}" = 1 ] && [ ! -x .venv/bin/py-spy ]; then
+  .venv/bin/python -m pip install --quiet py-spy
+fi
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
 export PYTHONPATH="$PWD"
 

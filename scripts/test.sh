@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The second README command: the whole suite, on SQLite and PostgreSQL, in parallel.
-# PostgreSQL: $TEST_DATABASE_URL, else the local server on 127.0.0.1:5432, else a throwaway
-# server started here (initdb from the system's PostgreSQL, installed with apt when missing).
+# The second README command: the whole suite, in parallel, on PostgreSQL: $TEST_DATABASE_URL, else the
+# local server at $TEST_LOCAL_PG (127.0.0.1:5432), else the embedded PostgreSQL (app.core.embedded) in a
+# temporary folder for this run. Arguments go to pytest: `make test ARGS="tests/ops -n 2"`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -16,7 +16,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
-  for candidate in "postgresql://postgres@127.0.0.1:5432/postgres" "postgresql://root@127.0.0.1:5432/test"; do
+  local_pg=${TEST_LOCAL_PG:-127.0.0.1:5432}
+  for candidate in "postgresql://postgres@$local_pg/postgres" "postgresql://root@$local_pg/test"; do
     if .venv/bin/python - "$candidate" <<'PY' 2>/dev/null
 import sys, psycopg
 psycopg.connect(sys.argv[1], connect_timeout=3).close()
@@ -25,8 +26,12 @@ PY
   done
 fi
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
-  eval "$(scripts/throwaway-postgres.sh)"
-  trap 'scripts/throwaway-postgres.sh stop' EXIT
+  pgdir=$(mktemp -d -t jianfei-test-pg.XXXXXX)
+  trap '.venv/bin/python -m app.core.embedded stop "$pgdir"; rm -rf "$pgdir"' EXIT
+  echo "No PostgreSQL at $local_pg: starting the embedded one in $pgdir"
+  TEST_DATABASE_URL=$(.venv/bin/python -m app.core.embedded start "$pgdir" \
+    fsync=off synchronous_commit=off full_page_writes=off max_connections=200)
+  export TEST_DATABASE_URL
 fi
 echo "PostgreSQL for tests: ${TEST_DATABASE_URL}"
 

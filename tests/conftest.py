@@ -1,7 +1,7 @@
-"""Test harness: every API test runs twice, on SQLite and on PostgreSQL, through the HTTP API.
+"""Test harness: every API test runs on PostgreSQL through the HTTP API.
 
-PostgreSQL comes from TEST_DATABASE_URL (the test command sets it, starting a throwaway server when
-none answers). Without it the run fails: the PostgreSQL half is never skipped silently.
+PostgreSQL comes from TEST_DATABASE_URL (the test command sets it: a local server, else the embedded
+one it starts). Without it the run fails: nothing is skipped silently.
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ os.environ["DATA_DIR"] = str(_TMP)
 os.environ.setdefault("JWT_SECRET", "test-secret-" + "x" * 40)
 os.environ.setdefault("PHONE_HASH_KEY", "test-phone-key")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
-os.environ["DATABASE_URL"] = f"sqlite:///{_TMP}/default.db"
+# Code that reaches for the configured database outside the `engine` fixture finds the test server,
+# never an embedded one of its own.
+os.environ["DATABASE_URL"] = os.environ.get("TEST_DATABASE_URL", "")
+os.environ.setdefault("JOBS_IN_SERVICE", "false")  # tests/jobs start the scheduler where they mean to
 
 import pytest  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
@@ -26,8 +29,6 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from tests.support import World  # noqa: E402
 
 pytest_plugins = ["tests.clock"]  # the `clock` fixture and JIANFEI_TEST_START
-
-BACKENDS = ["sqlite", "postgresql"]
 
 
 def pg_admin_url() -> str:
@@ -64,14 +65,6 @@ def drop_pg_database(url: str) -> None:
     admin.dispose()
 
 
-def fresh_sqlite_database(tag: str) -> str:
-    return f"sqlite:///{_TMP}/{tag}-{uuid.uuid4().hex[:8]}.db"
-
-
-def fresh_database(backend: str, tag: str) -> str:
-    return fresh_pg_database(tag) if backend == "postgresql" else fresh_sqlite_database(tag)
-
-
 @pytest.fixture(scope="session")
 def fake_wechat():
     from app.wechat.fake import FakeWechatServer
@@ -87,24 +80,18 @@ def fake_wechat():
     server.stop()
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-def backend(request) -> str:
-    return request.param
-
-
 @pytest.fixture(scope="session")
-def migrated_engine(backend, fake_wechat):
-    """One migrated database per backend per worker, shared by the tests (each builds its own world)."""
+def migrated_engine(fake_wechat):
+    """One migrated database per worker, shared by the tests (each builds its own world)."""
     from app.core.db import make_engine
     from app.core.migrate import upgrade
 
-    url = fresh_database(backend, "api")
+    url = fresh_pg_database("api")
     upgrade(url)
     engine = make_engine(url)
     yield engine
     engine.dispose()
-    if backend == "postgresql":
-        drop_pg_database(url)
+    drop_pg_database(url)
 
 
 @pytest.fixture
@@ -140,21 +127,3 @@ def wechat_state(fake_wechat):
     state = fake_wechat.app.state.fake
     state.reset()
     return state
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "postgres_only: runs on PostgreSQL only (real concurrency); never skipped")
-
-
-def pytest_collection_modifyitems(config, items):
-    """Tests marked postgres_only are collected for the postgresql backend only (not skipped for SQLite)."""
-    kept, dropped = [], []
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        if item.get_closest_marker("postgres_only") and callspec and callspec.params.get("backend") == "sqlite":
-            dropped.append(item)
-        else:
-            kept.append(item)
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = kept

@@ -9,6 +9,17 @@ from fastapi import APIRouter, Query, Response
 from sqlmodel import Field, SQLModel
 
 from app.activities import service
+from app.activities.auth import (
+    ActivityManager,
+    ActivityStaff,
+    ChallengeParticipant,
+    ChallengeStaff,
+    CommunityManager,
+    CommunityReportReader,
+    CommunityResidentOrStaff,
+    CommunityStaff,
+    HouseholdMemberOrStaff,
+)
 from app.activities.models import (
     ActivityCreate,
     ActivityPublic,
@@ -21,7 +32,6 @@ from app.activities.models import (
     HouseholdRef,
 )
 from app.core.db import SessionDep
-from app.identity.auth import CurrentPrincipal
 from app.kit.errors import error_responses
 from app.kit.fields import Day
 from app.kit.pagination import Page
@@ -39,53 +49,53 @@ class ChallengeCheckIn(SQLModel):
 
 
 @router.post("/communities/{community_id}/activities", summary="Record an activity for reports (活动)", status_code=201, response_model=ActivityPublic, responses=WRITE)
-def create_activity(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: ActivityCreate):
+def create_activity(session: SessionDep, principal: CommunityManager, community_id: int, data: ActivityCreate):
     return service.create_activity(session, principal, community_id, data)
 
 
 @router.get("/communities/{community_id}/activities", summary="Activities of a community", response_model=Page[ActivityPublic], responses=READ)
 def list_activities(
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: CommunityStaff,
     community_id: int,
     start: date | None = None,
     end: date | None = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ):
-    items, next_cursor = service.list_activities(session, principal, community_id, start, end, cursor, limit)
+    items, next_cursor = service.list_activities(session, community_id, start, end, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/communities/{community_id}/activities/totals", summary="Activity totals for a period (人次 and 人 apart)", response_model=ActivityTotals, responses=READ)
 def activity_totals(
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: CommunityReportReader,
     community_id: int,
     start: Annotated[Day | None, Query(description="起始日期（含，默认本月一日）")] = None,
     end: Annotated[Day | None, Query(description="截止日期（含，默认今天）")] = None,
 ):
-    return service.totals(session, principal, community_id, start, end)
+    return service.totals(session, community_id, start, end)
 
 
 @router.get("/activities/{activity_id}", summary="Read an activity", response_model=ActivityPublic, responses=READ)
-def read_activity(session: SessionDep, principal: CurrentPrincipal, activity_id: int):
-    return service.read_activity(session, principal, activity_id)
+def read_activity(session: SessionDep, principal: ActivityStaff, activity_id: int):
+    return service.read_activity(session, activity_id)
 
 
 @router.patch("/activities/{activity_id}", summary="Correct an activity record", response_model=ActivityPublic, responses=WRITE)
-def update_activity(session: SessionDep, principal: CurrentPrincipal, activity_id: int, data: ActivityUpdate):
+def update_activity(session: SessionDep, principal: ActivityManager, activity_id: int, data: ActivityUpdate):
     return service.update_activity(session, principal, activity_id, data)
 
 
 @router.post("/communities/{community_id}/challenges", summary="Create a check-in challenge (打卡挑战)", status_code=201, response_model=ChallengePublic, responses=WRITE)
-def create_challenge(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: ChallengeCreate):
+def create_challenge(session: SessionDep, principal: CommunityManager, community_id: int, data: ChallengeCreate):
     return service.create_challenge(session, principal, community_id, data)
 
 
 @router.get("/communities/{community_id}/challenges", summary="Challenges of a community (residents and staff)", response_model=list[ChallengePublic], responses=READ)
-def list_challenges(session: SessionDep, principal: CurrentPrincipal, community_id: int):
-    return service.list_challenges(session, principal, community_id)
+def list_challenges(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int):
+    return service.list_challenges(session, community_id)
 
 
 @router.post(
@@ -95,7 +105,7 @@ def list_challenges(session: SessionDep, principal: CurrentPrincipal, community_
     response_model=EnrolmentPublic,
     responses={200: {"model": EnrolmentPublic, "description": "Already joined"}, **WRITE},
 )
-def join(session: SessionDep, principal: CurrentPrincipal, challenge_id: int, data: HouseholdRef, response: Response):
+def join(session: SessionDep, principal: ChallengeParticipant, challenge_id: int, data: HouseholdRef, response: Response):
     enrolment, created = service.join(session, principal, challenge_id, data.household_id)
     if not created:
         response.status_code = 200
@@ -103,15 +113,15 @@ def join(session: SessionDep, principal: CurrentPrincipal, challenge_id: int, da
 
 
 @router.post("/challenges/{challenge_id}/checkins", summary="Check in today (打卡): streak, completion, points", response_model=EnrolmentPublic, responses=WRITE)
-def challenge_check_in(session: SessionDep, principal: CurrentPrincipal, challenge_id: int, data: ChallengeCheckIn):
+def challenge_check_in(session: SessionDep, principal: ChallengeParticipant, challenge_id: int, data: ChallengeCheckIn):
     return service.check_in(session, principal, challenge_id, data.household_id, data.day)
 
 
 @router.get("/challenges/{challenge_id}/stats", summary="How many joined, are on a streak, completed", response_model=ChallengeStats, responses=READ)
-def challenge_stats(session: SessionDep, principal: CurrentPrincipal, challenge_id: int):
-    return service.stats(session, principal, challenge_id)
+def challenge_stats(session: SessionDep, principal: ChallengeStaff, challenge_id: int):
+    return service.stats(session, challenge_id)
 
 
 @router.get("/households/{household_id}/challenges", summary="A household's challenges and streaks", response_model=list[EnrolmentPublic], responses=READ)
-def household_challenges(session: SessionDep, principal: CurrentPrincipal, household_id: int):
-    return service.household_enrolments(session, principal, household_id)
+def household_challenges(session: SessionDep, principal: HouseholdMemberOrStaff, household_id: int):
+    return service.household_enrolments(session, household_id)

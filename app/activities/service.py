@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from sqlmodel import select as select_rows
@@ -23,23 +23,14 @@ from app.activities.models import (
     EnrolmentPublic,
 )
 from app.audit import service as audit
-from app.checkins import service as checkins
+from app.checkins import setup as field_setup
 from app.core.db import utcnow
-from app.identity.auth import (
-    FIELD_STAFF,
-    MANAGERS,
-    REPORT_READERS,
-    STAFF_READ,
-    Principal,
-    authorize,
-    community_links,
-)
+from app.identity.auth import FIELD_STAFF, Principal, authorize, community_links
 from app.kit.errors import BadRequest, Conflict, NotFound, Unprocessable, not_found
 from app.kit.pagination import page_by_id
 from app.places import service as places
 from app.rules import service as rules
 
-ACTIVITY_WRITERS = MANAGERS
 BACKFILL_DAYS = 3  # staff may record a resident's check-in (no smartphone) up to this many days back
 ENROLMENT = Enrolment.__table__
 DAY = ChallengeDay.__table__
@@ -47,7 +38,7 @@ DAY = ChallengeDay.__table__
 
 
 def _today(session: Session, community_id: int) -> date:
-    return utcnow().astimezone(checkins.load_setup(session, community_id).tz).date()
+    return utcnow().astimezone(field_setup.load_setup(session, community_id).tz).date()
 
 
 # --- activities --------------------------------------------------------------------------------
@@ -61,8 +52,6 @@ def _check_organisation(session: Session, community_id: int, organisation_id: in
 
 
 def create_activity(session: Session, principal: Principal, community_id: int, data: ActivityCreate) -> Activity:
-    places.get_community(session, community_id)
-    authorize(session, principal, community_id, ACTIVITY_WRITERS)
     _check_organisation(session, community_id, data.organisation_id)
 
     def stored() -> Activity | None:
@@ -90,15 +79,12 @@ def get_activity(session: Session, activity_id: int) -> Activity:
     return row
 
 
-def read_activity(session: Session, principal: Principal, activity_id: int) -> Activity:
-    row = get_activity(session, activity_id)
-    authorize(session, principal, row.community_id, STAFF_READ)
-    return row
+def read_activity(session: Session, activity_id: int) -> Activity:
+    return get_activity(session, activity_id)
 
 
 def update_activity(session: Session, principal: Principal, activity_id: int, data: ActivityUpdate) -> Activity:
     row = get_activity(session, activity_id)
-    authorize(session, principal, row.community_id, ACTIVITY_WRITERS)
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     for k, v in changes.items():
         setattr(row, k, v)
@@ -114,9 +100,7 @@ def update_activity(session: Session, principal: Principal, activity_id: int, da
     return row
 
 
-def list_activities(session: Session, principal: Principal, community_id: int, start: date | None, end: date | None, cursor: str | None, limit: int):
-    places.get_community(session, community_id)
-    authorize(session, principal, community_id, STAFF_READ)
+def list_activities(session: Session, community_id: int, start: date | None, end: date | None, cursor: str | None, limit: int):
     stmt = select_rows(Activity).where(Activity.community_id == community_id)
     if start is not None:
         stmt = stmt.where(Activity.held_on >= start)
@@ -125,10 +109,8 @@ def list_activities(session: Session, principal: Principal, community_id: int, s
     return page_by_id(session, stmt, Activity.id, cursor, limit)
 
 
-def totals(session: Session, principal: Principal, community_id: int, start: date | None, end: date | None) -> ActivityTotals:
+def totals(session: Session, community_id: int, start: date | None, end: date | None) -> ActivityTotals:
     """Sums for a report period, computed from the records (人次 and 人 kept apart)."""
-    places.get_community(session, community_id)
-    authorize(session, principal, community_id, REPORT_READERS | MANAGERS)
     end = end or _today(session, community_id)
     start = start or end.replace(day=1)
     t = Activity.__table__
@@ -152,13 +134,7 @@ def totals(session: Session, principal: Principal, community_id: int, start: dat
 
 # --- challenges --------------------------------------------------------------------------------
 
-def _resident_of(session: Session, principal: Principal, community_id: int) -> bool:
-    return any(places.get_household(session, h).community_id == community_id for h in principal.household_ids)
-
-
 def create_challenge(session: Session, principal: Principal, community_id: int, data: ChallengeCreate) -> Challenge:
-    places.get_community(session, community_id)
-    authorize(session, principal, community_id, MANAGERS)
     if data.days_required > (data.ends_on - data.starts_on).days + 1:
         raise BadRequest("too_short", "挑战期短于要求的连续天数", "The period is shorter than the days required", "days_required")
     row = Challenge(community_id=community_id, created_by=principal.user_id, **data.model_dump())
@@ -180,27 +156,16 @@ def get_challenge(session: Session, challenge_id: int) -> Challenge:
     return row
 
 
-def _authorize_read(session: Session, principal: Principal, community_id: int) -> None:
-    if not _resident_of(session, principal, community_id):
-        authorize(session, principal, community_id, STAFF_READ)
-
-
-def list_challenges(session: Session, principal: Principal, community_id: int) -> list[Challenge]:
-    places.get_community(session, community_id)
-    _authorize_read(session, principal, community_id)
+def list_challenges(session: Session, community_id: int) -> list[Challenge]:
     return list(session.scalars(select(Challenge).where(Challenge.community_id == community_id).order_by(Challenge.starts_on.desc(), Challenge.id)))
 
 
-def _household_in(session: Session, principal: Principal, challenge: Challenge, household_id: int, *, staff_roles=None) -> None:
-    """Residents act for their own household; staff (when allowed) for any household of the community."""
+def _acting_for(session: Session, principal: Principal, challenge: Challenge, household_id: int) -> None:
+    """Residents act for their own household, field staff for any household of the community: the
+    route let both in, and which one the caller is here depends on the household sent."""
     household = places.get_household(session, household_id)
-    if household_id in principal.household_ids:
-        if household.community_id != challenge.community_id:
-            raise not_found("住户", "Household", "household_id")
-        return
-    if staff_roles is None:
-        raise NotFound("not_found", "住户不存在", "Household not found", "household_id")
-    authorize(session, principal, challenge.community_id, staff_roles)
+    if household_id not in principal.household_ids:
+        authorize(session, principal, challenge.community_id, FIELD_STAFF)
     if household.community_id != challenge.community_id:
         raise not_found("住户", "Household", "household_id")
 
@@ -210,18 +175,16 @@ def _public(e: Enrolment, today: date) -> EnrolmentPublic:
     return EnrolmentPublic.model_validate(e, update={"streak": e.streak if alive else 0, "checked_today": e.last_day == today})
 
 
-def _insert(session: Session, table):
-    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 def join(session: Session, principal: Principal, challenge_id: int, household_id: int) -> tuple[EnrolmentPublic, bool]:
     challenge = get_challenge(session, challenge_id)
-    _household_in(session, principal, challenge, household_id, staff_roles=FIELD_STAFF)
+    _acting_for(session, principal, challenge, household_id)
     today = _today(session, challenge.community_id)
     if today > challenge.ends_on:
         raise Conflict("challenge_over", "该挑战已结束", "This challenge has ended")
     created = session.execute(
-        _insert(session, ENROLMENT)
+        pg_insert(ENROLMENT)
         .values(challenge_id=challenge_id, household_id=household_id, joined_at=utcnow(), streak=0, best_streak=0, days_checked=0, points=0)
         .on_conflict_do_nothing(index_elements=["challenge_id", "household_id"])
         .returning(ENROLMENT.c.id)
@@ -246,7 +209,7 @@ def check_in(session: Session, principal: Principal, challenge_id: int, househol
     """One check-in per household per day (打卡). A missed day ends the streak; reaching the required
     run completes the challenge once and earns its points."""
     challenge = get_challenge(session, challenge_id)
-    _household_in(session, principal, challenge, household_id, staff_roles=FIELD_STAFF)
+    _acting_for(session, principal, challenge, household_id)
     today = _today(session, challenge.community_id)
     day = day or today
     if day != today:  # residents check in for today; staff record past days for those without a phone
@@ -261,7 +224,7 @@ def check_in(session: Session, principal: Principal, challenge_id: int, househol
     if enrolment is None:
         raise NotFound("not_enrolled", "尚未报名该挑战", "Not enrolled in this challenge", "household_id")
     fresh = session.execute(
-        _insert(session, DAY)
+        pg_insert(DAY)
         .values(enrolment_id=enrolment.id, day=day, checked_by=principal.user_id, at=utcnow())
         .on_conflict_do_nothing(index_elements=["enrolment_id", "day"])
         .returning(DAY.c.id)
@@ -304,17 +267,14 @@ def check_in(session: Session, principal: Principal, challenge_id: int, househol
     return _public(enrolment, today)
 
 
-def household_enrolments(session: Session, principal: Principal, household_id: int) -> list[EnrolmentPublic]:
+def household_enrolments(session: Session, household_id: int) -> list[EnrolmentPublic]:
     household = places.get_household(session, household_id)
-    if household_id not in principal.household_ids:
-        authorize(session, principal, household.community_id, STAFF_READ)
     today = _today(session, household.community_id)
     return [_public(e, today) for e in session.scalars(select(Enrolment).where(Enrolment.household_id == household_id).order_by(Enrolment.id))]
 
 
-def stats(session: Session, principal: Principal, challenge_id: int) -> ChallengeStats:
+def stats(session: Session, challenge_id: int) -> ChallengeStats:
     challenge = get_challenge(session, challenge_id)
-    authorize(session, principal, challenge.community_id, STAFF_READ)
     today = _today(session, challenge.community_id)
     t = ENROLMENT
     enrolled, active, completed = session.execute(

@@ -139,15 +139,14 @@ class CheckIn(SQLModel, table=True):
     __tablename__ = "checkin"
     __table_args__ = (
         UniqueConstraint("community_id", "client_id", name="uq_checkin_client"),
-        # One credited check-in per household per window per day: the database decides, not the code.
+        # One check per household per window per day, whatever its grade: the database decides.
         Index(
-            "ux_checkin_credited_slot",
+            "ux_checkin_slot",
             "household_id",
             "window_id",
             "window_date",
             unique=True,
-            postgresql_where=text("credited"),
-            sqlite_where=text("credited"),
+            postgresql_where=text("status = 'accepted'"),
         ),
         Index("ix_checkin_community_scanned", "community_id", "scanned_at"),
         Index("ix_checkin_household_scanned", "household_id", "scanned_at"),
@@ -171,6 +170,36 @@ class CheckIn(SQLModel, table=True):
     scanned_at: datetime
     recorded_at: datetime = Field(default_factory=utcnow)
     recorded_by: int = Field(sa_column=fk("app_user.id", index=False))
+
+
+class CheckInAmendment(SQLModel, table=True):
+    """A re-grade of a check after the resident re-sorted on the spot (二次分拣): the check keeps its
+    place as the window's one check, its grade changes, its points follow (credited or reversed)."""
+
+    __tablename__ = "checkin_amendment"
+    id: int | None = Field(default=None, sa_column=pk())
+    community_id: int = Field(sa_column=fk("community.id", index=False))
+    checkin_id: int = Field(sa_column=fk("checkin.id"))
+    from_result: str = Field(sa_column=Column(String(10), nullable=False))
+    to_result: str = Field(sa_column=Column(String(10), nullable=False))
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    points: int = Field(default=0, description="积分变动（正为补记，负为冲回）")
+    credit_key: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    amended_by: int = Field(sa_column=fk("app_user.id", index=False))
+    amended_at: datetime = Field(default_factory=utcnow)
+
+
+class AmendmentIn(BaseModel):
+    result: CheckResult
+    reasons: list[IncorrectReason] = PydanticField(default_factory=list, max_length=6, description="分类不正确的原因")
+
+    @model_validator(mode="after")
+    def _reasons_match_result(self):
+        if self.result == CheckResult.incorrect and not self.reasons:
+            raise ValueError("an incorrect check needs at least one reason")
+        if self.result == CheckResult.correct and self.reasons:
+            raise ValueError("a correct check has no reasons")
+        return self
 
 
 # The per-scan schemas of an upload of up to 1,000 scans are plain pydantic models: pydantic-core
@@ -214,6 +243,8 @@ class ScanResult(BaseModel):
     household_id: int | None = None
     points: int = 0
     replayed: bool = PydanticField(default=False, description="此前已收到同一编号，返回原结果")
+    duplicate_of: int | None = PydanticField(default=None, description="重复扫码时：本时段首次检查的记录编号")
+    first_result: CheckResult | None = PydanticField(default=None, description="重复扫码时：本时段首次检查的分类结果")
 
 
 class BatchResult(BaseModel):

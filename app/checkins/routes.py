@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from app.checkins import service
 from app.checkins.models import (
+    AmendmentIn,
     BatchResult,
     CheckInPublic,
     CheckInStats,
@@ -72,7 +73,7 @@ def update_window(session: SessionDep, principal: CurrentPrincipal, window_id: i
     summary="Record one bin-side check (scan of a door-plate code)",
     status_code=201,
     response_model=ScanResult,
-    responses={200: {"model": ScanResult, "description": "Duplicate: this household is already credited in this window, or the same client id was sent before"}, **WRITE},
+    responses={200: {"model": ScanResult, "description": "Duplicate: this household was already checked in this window (duplicate_of, first_result), or the same client id was sent before"}, **WRITE},
 )
 async def record_checkin(principal: CurrentPrincipal, community_id: int, data: ScanIn, response: Response):
     # Requests that parse and authenticate are answered before this by app.checkins.fastpath with
@@ -125,6 +126,11 @@ def checkin_stats(
 def household_checkins(session: SessionDep, principal: CurrentPrincipal, household_id: int, cursor: Cursor = None, limit: Limit = 50):
     items, next_cursor = service.household_checkins(session, principal, household_id, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
+
+
+@router.post("/checkins/{checkin_id}/amend", summary="Re-grade a check after the resident re-sorted on the spot (二次分拣): its points follow", response_model=CheckInPublic, responses=WRITE)
+def amend_checkin(session: SessionDep, principal: CurrentPrincipal, checkin_id: int, data: AmendmentIn):
+    return service.amend_checkin(session, principal, checkin_id, data)
 
 
 @router.post("/checkins/{checkin_id}/reverse", summary="Correct a check-in: its points are reversed, the record stays", response_model=CheckInPublic, responses=WRITE)

@@ -1,23 +1,14 @@
-"""Stations, windows and the scan workflow: validate, record, credit — set-based for offline batches.
+"""Stations, windows, the scan's entry points (a single scan, an offline upload, a replay in a session),
+reading check-ins, and corrections (a re-grade that amends a check, a reversal).
 
-A scan of a door-plate code becomes one check-in row whatever its outcome. The database decides the
-two things that must hold under retries and concurrency: one row per (community, client id), so a
-re-sent scan changes nothing, and one credited check-in per (household, window, day), so a second
-scan in the same window is recorded as a duplicate. Points go through the ledger, keyed by check-in.
+A scan of a door-plate code becomes one check-in row whatever its outcome; what that outcome is, and
+what it earns, is decided in app.checkins.scan, the one place, for every entry point.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-import threading
-import time as _time
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from functools import cache
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter
 from sqlalchemy import func, select
@@ -27,10 +18,11 @@ from sqlmodel import select as select_rows
 from starlette.concurrency import run_in_threadpool
 
 from app.audit import service as audit
-from app.checkins import writer
+from app.checkins import scan, setup, writer
 from app.checkins.models import (
-    CATEGORY_ZH,
+    AmendmentIn,
     CheckIn,
+    CheckInAmendment,
     CheckInPublic,
     CheckInStats,
     CheckResult,
@@ -44,14 +36,13 @@ from app.checkins.models import (
     Station,
     StationCreate,
     StationUpdate,
-    WasteCategory,
 )
-from app.core.db import engine_key, get_engine, utcnow
+from app.checkins.scan import Row
+from app.core.db import get_engine, utcnow
 from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, authorize
 from app.identity.models import Role
 from app.kit.errors import BadRequest, Conflict, DomainError, Forbidden, NotFound, Unprocessable, not_found
 from app.kit.pagination import page_by_id
-from app.kit.sql import among, insert_new, is_pg
 from app.places import service as places
 from app.rules import service as rules
 
@@ -59,95 +50,7 @@ CHECKIN = CheckIn.__table__
 WINDOW = DropWindow.__table__
 STATION = Station.__table__
 
-FUTURE_SKEW = timedelta(minutes=5)  # phones' clocks drift; a little ahead is tolerated
-MAX_AGE = timedelta(hours=72)  # an offline queue older than this is not credited
-SETUP_CACHE_SECONDS = 5.0
-# The bin-side path reloads the setup and rules caches this long before they expire, in the
-# background, while the scans go on with the cached ones: under load they never expire. (They used
-# to, every 5 s, and each scan arriving then waited for its own reload in a worker thread: every 5 s
-# a stall of the process's scans, 75-180 ms in the server's own log under the ingest benchmark.)
-REFRESH_AHEAD = 1.0
-log = logging.getLogger(__name__)
 CORRECTORS = MANAGERS | {Role.supervisor}
-
-
-# --- the community's field setup, cached briefly (the scan path reads it on every request) -----
-
-@dataclass(frozen=True)
-class WindowSpec:
-    id: int
-    starts: time
-    ends: time
-    weekdays: frozenset[int]
-
-
-@dataclass(frozen=True)
-class Setup:
-    tz: ZoneInfo
-    windows: tuple[WindowSpec, ...]
-    stations: frozenset[int]
-
-    def window_at(self, local: datetime) -> WindowSpec | None:
-        t = local.time()
-        wd = local.isoweekday()
-        for w in self.windows:
-            if w.starts <= t < w.ends and wd in w.weekdays:
-                return w
-        return None
-
-
-_setups: dict[tuple[str, int], tuple[float, Setup]] = {}
-# How many times each entry was dropped after a change: a read that began before a change (a refresh
-# in a worker thread) does not put what it read back into the cache after the change dropped it.
-_forgotten: dict[tuple[str, int], int] = {}
-_setup_lock = threading.Lock()
-
-
-def _cache_key(session: Session, community_id: int) -> tuple[str, int]:
-    return (engine_key(session.get_bind().engine), community_id)
-
-
-def cached_setup(key: tuple[str, int]) -> Setup | None:
-    """The setup in this process's cache under (engine URL, community id), if still fresh."""
-    hit = _setups.get(key)
-    return hit[1] if hit is not None and hit[0] > _time.monotonic() else None
-
-
-def load_setup(session: Session, community_id: int, refresh: bool = False) -> Setup:
-    """The community's stations and windows, from this process's cache while fresh (refresh: read
-    them again anyway)."""
-    key = _cache_key(session, community_id)
-    cached = None if refresh else cached_setup(key)
-    if cached is not None:
-        return cached
-    generation = _forgotten.get(key, 0)
-    community = places.get_community(session, community_id)
-    windows = tuple(
-        WindowSpec(i, s, e, frozenset(int(c) for c in wd))
-        for i, s, e, wd in session.execute(
-            select(WINDOW.c.id, WINDOW.c.starts, WINDOW.c.ends, WINDOW.c.weekdays)
-            .where(WINDOW.c.community_id == community_id, WINDOW.c.active.is_(True))
-            .order_by(WINDOW.c.starts)
-        ).all()
-    )
-    stations = frozenset(
-        session.execute(
-            select(STATION.c.id).where(STATION.c.community_id == community_id, STATION.c.active.is_(True))
-        ).scalars()
-    )
-    setup = Setup(ZoneInfo(community.timezone), windows, stations)
-    with _setup_lock:
-        if _forgotten.get(key, 0) == generation:  # else a change committed while this read: not cached
-            _setups[key] = (_time.monotonic() + SETUP_CACHE_SECONDS, setup)
-    return setup
-
-
-def _forget(session: Session, community_id: int) -> None:
-    key = _cache_key(session, community_id)
-    with _setup_lock:
-        _setups.pop(key, None)
-        _forgotten[key] = _forgotten.get(key, 0) + 1
-
 
 
 def _commit(session: Session, zh: str, en: str) -> None:
@@ -181,7 +84,7 @@ def create_station(session: Session, principal: Principal, community_id: int, da
         raise Conflict("duplicate", "该投放点已存在", "This station already exists") from None
     audit.record_act(session, principal, "station.create", station, community_id, name=station.name)
     _commit(session, "该投放点已存在", "This station already exists")
-    _forget(session, community_id)
+    setup.forget(session, community_id)
     return station
 
 
@@ -200,7 +103,7 @@ def update_station(session: Session, principal: Principal, station_id: int, data
     session.add(station)
     audit.record_act(session, principal, "station.update", station, station.community_id, changes=changes)
     _commit(session, "该投放点已存在", "This station already exists")
-    _forget(session, station.community_id)
+    setup.forget(session, station.community_id)
     return station
 
 
@@ -244,7 +147,7 @@ def create_window(session: Session, principal: Principal, community_id: int, dat
     audit.record_act(session, principal, "drop_window.create", window, community_id, name=window.name,
            starts=str(window.starts), ends=str(window.ends), weekdays=window.weekdays)
     session.commit()
-    _forget(session, community_id)
+    setup.forget(session, community_id)
     return window
 
 
@@ -270,139 +173,30 @@ def update_window(session: Session, principal: Principal, window_id: int, data: 
     audit.record_act(session, principal, "drop_window.update", window, window.community_id,
            changes={k: str(v) for k, v in changes.items()})
     _commit(session, "同名的投放时段已存在", "A window with this name already exists")
-    _forget(session, window.community_id)
+    setup.forget(session, window.community_id)
     return window
 
 
-# --- scanning ----------------------------------------------------------------------------------
+# --- scanning: every entry point plans its scans and writes them with app.checkins.scan's statement ---
 
-def _public_code(payload: str) -> str | None:
-    try:
-        return places.parse_qr_payload(payload)
-    except DomainError:
-        return None
-
-
-_ACCEPTED, _REJECTED = ScanStatus.accepted.value, ScanStatus.rejected.value
+def _unique(scans: list[ScanIn], now: datetime) -> list[ScanIn]:
+    """The scans to write, earliest first (the daily cap grants a household's day in scan order); a
+    client id sent twice in one upload is one scan: its first."""
+    first = {s.client_id: s for s in reversed(scans)}
+    return sorted(first.values(), key=lambda s: (s.scanned_at or now, s.client_id))
 
 
-def record_scans(session: Session, principal: Principal, community_id: int, scans: list[ScanIn]) -> list[ScanResult]:
-    """The whole bin-side workflow for one scan or an offline batch, in a handful of statements.
-
-    Validate each scan (code, household, station, time, window), record every scan in one
-    multi-row insert that the unique constraints referee, then credit the accepted correct ones
-    through the ledger in one call. Commits once. Results come back in the order sent.
-    """
-    authorize(session, principal, community_id, FIELD_STAFF)
-    setup = load_setup(session, community_id)
-    now = utcnow()
-
-    # A client id sent twice in one batch is one scan.
-    unique: dict[str, ScanIn] = {}
-    for s in scans:
-        unique.setdefault(s.client_id, s)
-
-    codes = {s.client_id: _public_code(s.payload) for s in unique.values()}
-    households = places.households_by_codes(session, {c for c in codes.values() if c})
-    own = set(principal.household_ids)
-    rules_for = rules.resolver(session, community_id)
-    stations, latest, earliest = setup.stations, now + FUTURE_SKEW, now - MAX_AGE
-
-    rows: list[dict[str, Any]] = []
-    for s in unique.values():
-        scanned_at = s.scanned_at or now
-        code = codes[s.client_id]
-        found = households.get(code) if code else None
-        household_id = found[0] if found else None
-        reason: RejectReason | None = None
-        window: WindowSpec | None = None
-        local = None
-        if code is None:
-            reason = RejectReason.forged_code
-        elif found is None:
-            reason = RejectReason.unknown_code
-        elif found[1] != community_id or found[2] != "active" or household_id in own:
-            reason = RejectReason.not_allowed
-        elif s.station_id not in stations:
-            reason = RejectReason.unknown_station
-        elif scanned_at > latest:
-            reason = RejectReason.in_future
-        elif scanned_at < earliest:
-            reason = RejectReason.too_old
-        else:
-            local = scanned_at.astimezone(setup.tz)  # only now: far-off times would overflow
-            window = setup.window_at(local)
-            if window is None:
-                reason = RejectReason.outside_window
-        credited = reason is None and s.result == CheckResult.correct
-        points = rules_for(scanned_at).checkin_correct if credited else 0
-        rows.append(
-            {
-                "client_id": s.client_id,
-                "household_id": household_id if found and found[1] == community_id else None,
-                "station_id": s.station_id if s.station_id in stations else None,
-                "window_id": window.id if window else None,
-                "window_date": local.date() if window and local else None,
-                "category": s.category.value,
-                "result": s.result.value,
-                "reasons": [r.value for r in s.reasons] if s.reasons else [],
-                "weight_g": s.weight_g,
-                "photo_ref": s.photo_ref,
-                "status": _REJECTED if reason else _ACCEPTED,
-                "reject_reason": reason.value if reason else None,
-                "credited": credited,
-                "points": points,
-                "scanned_at": scanned_at,
-            }
-        )
-    same = {"community_id": community_id, "recorded_at": now, "recorded_by": principal.user_id}
-    # One order for everyone (household, window, day, time): concurrent batches take the unique
-    # index locks in the same order and cannot deadlock; within a batch the earliest scan wins.
-    rows.sort(key=lambda r: (r["household_id"] or 0, r["window_id"] or 0, r["window_date"] or date.min, r["scanned_at"], r["client_id"]))
-
-    by_client = {r["client_id"]: r for r in rows}
-    stored: dict[str, int] = {}  # client id → id of a row inserted by this call
-    replays: dict[str, dict[str, Any]] = {}  # client id → the answer given when it was first sent
-    pending = rows
-    for _ in range(3):
-        stored.update((client_id, checkin_id) for checkin_id, client_id in insert_new(session, CHECKIN, pending, same))
-        missing = [r["client_id"] for r in pending if r["client_id"] not in stored]
-        if not missing:
-            break
-        # Either sent before (same client id: answer as then) or the window's slot is taken.
-        replays.update(_stored_results(session, community_id, missing))
-        pending = []
-        for client_id in missing:
-            if client_id not in replays:
-                by_client[client_id] |= {"status": ScanStatus.duplicate.value, "credited": False, "points": 0}
-                pending.append(by_client[client_id])
-        if not pending:
-            break
-    else:  # a row that can be neither inserted nor found: only under pathological churn
-        raise Conflict("scan_conflict", "扫码记录冲突，请重试", "Scan conflicts with another one, retry")
-
-    credited = [(stored[c], by_client[c]) for c in stored if by_client[c]["credited"] and by_client[c]["points"] > 0]
-    (_credit_pg if is_pg(session) else _credit)(session, community_id, credited)
-    session.commit()
-
+def _answers(scans: list[ScanIn], written: dict[str, Row]) -> list[ScanResult]:
+    """Each scan's answer, in the order sent; a client id's repeats are replays of its first."""
     out: list[dict[str, Any]] = []
     answered: set[str] = set()
     for s in scans:
-        if s.client_id in replays:
-            out.append(replays[s.client_id])
-        else:
-            r = by_client[s.client_id]
-            out.append(
-                {
-                    "client_id": s.client_id,
-                    "status": r["status"],
-                    "reason": r["reject_reason"],
-                    "checkin_id": stored[s.client_id],
-                    "household_id": r["household_id"],
-                    "points": r["points"],
-                    "replayed": s.client_id in answered,
-                }
-            )
+        checkin_id, status, reason, household_id, points, replayed, first_id, first_result = written[s.client_id]
+        out.append({
+            "client_id": s.client_id, "status": status, "reason": reason, "checkin_id": checkin_id,
+            "household_id": household_id, "points": points, "replayed": replayed or s.client_id in answered,
+            "duplicate_of": first_id, "first_result": first_result,
+        })
         answered.add(s.client_id)
     # One validation of the whole list in pydantic-core: a fifth of the cost of 1,000 model_construct calls.
     return _SCAN_RESULTS.validate_python(out)
@@ -411,267 +205,56 @@ def record_scans(session: Session, principal: Principal, community_id: int, scan
 _SCAN_RESULTS = TypeAdapter(list[ScanResult])
 
 
-# --- the bin-side scan: one statement, shared with the scans arriving with it (PostgreSQL) -------
-
-async def record_one(principal: Principal, community_id: int, scan: ScanIn) -> ScanResult:
-    """A single scan, on the event loop. On PostgreSQL the usual case — a field worker of this
-    community, a genuine code of one of its active households, a known station, a time inside a
-    window and a new client id — is one statement on an asyncio connection (check-in, daily-cap
-    counter, journal entry, balance, postings; or the check-in alone when its window slot is already
-    credited, a duplicate), which the scans this process receives meanwhile share (app.checkins.writer):
-    the bin-side hot path, with no thread hop and no ORM. Anything else (a
-    rejection, a replay, a lock conflict, another role) takes the general path in a worker thread,
-    which answers it exactly as an offline batch would.
-    """
-    engine = get_engine()
-    if engine.dialect.name == "postgresql" and (
-        principal.is_platform_admin or principal.community_grants(community_id) & FIELD_STAFF
-    ):
-        url = engine_key(engine)
-        plan = _plan_one(url, principal, community_id, scan)
-        if plan is _COLD:
-            try:
-                await asyncio.shield(_fill(url, community_id, refresh=False))
-            except Exception:  # logged by _filled; this scan still gets its answer from the general path
-                plan = None
-            else:
-                plan = _plan_one(url, principal, community_id, scan)
-        elif _expiring(url, community_id) and _time.monotonic() >= _fill_retry.get((url, community_id), 0.0):
-            _fill(url, community_id, refresh=True)  # in the background: this scan goes on meanwhile
-        if isinstance(plan, dict):
-            row = await writer.write(plan)
-            if row is not None:
-                return ScanResult.model_construct(
-                    client_id=scan.client_id, status=ScanStatus(row[3]), reason=None, checkin_id=row[0],
-                    household_id=row[1], points=row[2], replayed=False,
-                )
-    return (await run_in_threadpool(_record_in_session, principal, community_id, [scan]))[0]
+def record_scans(session: Session, principal: Principal, community_id: int, scans: list[ScanIn]) -> list[ScanResult]:
+    """Scans written in the caller's session, and committed: the demo generator's replay of a day."""
+    authorize(session, principal, community_id, FIELD_STAFF)
+    ctx = setup.context(session, community_id)
+    now = utcnow()
+    unique = _unique(scans, now)
+    rows = scan.write_in_session(session, [scan.plan(ctx, principal, community_id, s, now) for s in unique])
+    session.commit()
+    return _answers(scans, {s.client_id: row for s, row in zip(unique, rows, strict=True)})
 
 
-async def answer_one(principal: Principal, community_id: int, scan: ScanIn) -> tuple[int, ScanResult]:
+async def _authorize_field_staff(principal: Principal, community_id: int) -> None:
+    """A field role in the community: read off the token, or (an organisation's or street's role)
+    checked against the community's links in a worker thread."""
+    if principal.is_platform_admin or principal.community_grants(community_id) & FIELD_STAFF:
+        return
+
+    def check() -> None:
+        with Session(get_engine()) as session:
+            authorize(session, principal, community_id, FIELD_STAFF)
+
+    await run_in_threadpool(check)
+
+
+async def record_one(principal: Principal, community_id: int, data: ScanIn) -> ScanResult:
+    """A single scan, on the event loop: a batch of one, written with the scans this process receives
+    meanwhile (app.checkins.writer) — one statement on an asyncio connection, no thread hop, no ORM."""
+    await _authorize_field_staff(principal, community_id)
+    ctx = await setup.scan_context(community_id)
+    row = await writer.write(scan.plan(ctx, principal, community_id, data, utcnow()))
+    return _answers([data], {data.client_id: row})[0]
+
+
+async def answer_one(principal: Principal, community_id: int, data: ScanIn) -> tuple[int, ScanResult]:
     """(HTTP status, result) of a single scan: 201 when recorded now, 200 for a duplicate or a replay;
     a rejection raises its DomainError. Shared by the route and its lean ASGI twin (app.checkins.fastpath)."""
-    result = await record_one(principal, community_id, scan)
+    result = await record_one(principal, community_id, data)
     if result.status == ScanStatus.rejected:
         raise reject_error(result)
     return (200 if result.status == ScanStatus.duplicate or result.replayed else 201), result
 
 
 async def record_upload(principal: Principal, community_id: int, scans: list[ScanIn]) -> list[ScanResult]:
-    """An offline upload (record_scans) from an async route: the whole batch, its session included, in
-    one trip to a worker thread. A sync route with a session dependency made four (session opened,
-    the call, checking the answer, session closed), each a wait for a thread on a busy machine."""
-    return await run_in_threadpool(_record_in_session, principal, community_id, scans)
-
-
-def _record_in_session(principal: Principal, community_id: int, scans: list[ScanIn]) -> list[ScanResult]:
-    with Session(get_engine(), expire_on_commit=False) as session:
-        return record_scans(session, principal, community_id, scans)
-
-
-def _warm_caches(community_id: int, refresh: bool = False) -> None:
-    """Fill this process's caches of the community's setup, rules and issued account (refresh: read
-    the setup and rules again even when fresh)."""
-    from app.ledger import service as ledger
-    from app.ledger.models import SystemAccount
-
-    with Session(get_engine(), expire_on_commit=False) as session:
-        load_setup(session, community_id, refresh)
-        rules.resolver(session, community_id, refresh)
-        ledger.system_account_id(session, community_id, SystemAccount.issued)
-        session.commit()  # the account id is cached once committed
-
-
-_COLD = object()  # a cache the plan needs is empty
-
-# The cache fills under way, one per (engine URL, community) and event loop: the scans that find the
-# caches cold at once wait for one fill, and a refresh ahead of expiry is started once.
-_filling: dict[tuple[str, int], asyncio.Future] = {}
-# After a failed refresh, the next one waits this long (else every scan of the cache's last second
-# would start one against a database that just failed); a cold cache is filled at once regardless.
-FILL_RETRY_SECONDS = 0.25
-_fill_retry: dict[tuple[str, int], float] = {}
-
-
-def _expiring(url: str, community_id: int) -> bool:
-    """Whether the setup or rules cache the bin-side path reads expires within REFRESH_AHEAD."""
-    soon = _time.monotonic() + REFRESH_AHEAD
-    setup = _setups.get((url, community_id))
-    return setup is None or setup[0] < soon or rules.cache_expires(url, community_id) < soon
-
-
-def _fill(url: str, community_id: int, refresh: bool) -> asyncio.Future:
-    """The fill of the caches under way for the community, started if none is: a task to await
-    (a cold cache) or to leave running (a refresh ahead of expiry; its failure is logged, and the
-    caches then expire and the next scan fills them itself)."""
-    key = (url, community_id)
-    loop = asyncio.get_running_loop()
-    filling = _filling.get(key)
-    if filling is None or filling.get_loop() is not loop:
-        filling = _filling[key] = asyncio.ensure_future(run_in_threadpool(_warm_caches, community_id, refresh))
-        filling.add_done_callback(lambda done: _filled(key, done))
-    return filling
-
-
-def _filled(key: tuple[str, int], done: asyncio.Future) -> None:
-    if _filling.get(key) is done:
-        del _filling[key]
-    failure = None if done.cancelled() else done.exception()
-    if failure is not None:
-        _fill_retry[key] = _time.monotonic() + FILL_RETRY_SECONDS
-        log.warning("cache fill failed for community %s", key[1], exc_info=failure)
-
-
-def _plan_one(url: str, principal: Principal, community_id: int, scan: ScanIn) -> dict[str, Any] | object | None:
-    """The parameters of the one-statement check-in, None when the scan is not the usual case, or
-    _COLD when a cache must be filled first. Pure Python: no database."""
-    from app.ledger import service as ledger
-    from app.ledger.models import Source, SystemAccount
-
-    setup = cached_setup((url, community_id))
-    resolve = rules.cached_resolver(url, community_id)
-    issued = ledger.cached_system_account_id(url, community_id, SystemAccount.issued)
-    if setup is None or resolve is None or issued is None:
-        return _COLD
+    """An offline upload: the same plans and statement as a single scan, in statements of its own."""
+    await _authorize_field_staff(principal, community_id)
+    ctx = await setup.scan_context(community_id)
     now = utcnow()
-    code = _public_code(scan.payload)
-    scanned_at = scan.scanned_at or now
-    if code is None or scan.station_id not in setup.stations or not now - MAX_AGE <= scanned_at <= now + FUTURE_SKEW:
-        return None
-    local = scanned_at.astimezone(setup.tz)
-    window = setup.window_at(local)
-    if window is None:
-        return None
-    credited = scan.result == CheckResult.correct
-    in_force = resolve(scanned_at)
-    points = in_force.checkin_correct if credited else 0
-    return {
-        "code": code,
-        "community_id": community_id,
-        "own": list(principal.household_ids),
-        "day": local.date(),
-        "points": points,
-        "cap": in_force.daily_cap if points > 0 else None,
-        "client_id": scan.client_id,
-        "station_id": scan.station_id,
-        "window_id": window.id,
-        "category": scan.category.value,
-        "result": scan.result.value,
-        "reasons": [r.value for r in scan.reasons],
-        "weight_g": scan.weight_g,
-        "photo_ref": scan.photo_ref,
-        "credited": credited,
-        "scanned_at": scanned_at,
-        "posted_at": now,
-        "user_id": principal.user_id,
-        "memo": credit_memo(scan.category.value),
-        "ledger_source": Source.checkin.value,
-        "issued_account_id": issued,
-    }
-
-
-def _stored_results(session: Session, community_id: int, client_ids: list[str]) -> dict[str, dict[str, Any]]:
-    rows = session.execute(
-        select(
-            CHECKIN.c.client_id, CHECKIN.c.status, CHECKIN.c.reject_reason, CHECKIN.c.id,
-            CHECKIN.c.household_id, CHECKIN.c.points,
-        ).where(CHECKIN.c.community_id == community_id, among(session, CHECKIN.c.client_id, client_ids))
-    ).all()
-    return {
-        cl: {"client_id": cl, "status": st, "reason": rr, "checkin_id": i, "household_id": h, "points": p, "replayed": True}
-        for cl, st, rr, i, h, p in rows
-    }
-
-
-def credit_memo(category: str) -> str:
-    """The passbook line of a credited check-in."""
-    return f"桶边督导 {CATEGORY_ZH.get(category, category)} 分类正确"
-
-
-def _credit(session: Session, community_id: int, credited: list[tuple[int, dict[str, Any]]]) -> None:
-    """Post the points of newly credited check-ins (after the daily cap) through the ledger."""
-    if not credited:
-        return
-    from app.ledger import service as ledger
-    from app.ledger.service import Credit
-
-    rules_for = rules.resolver(session, community_id)
-    rows = []
-    for checkin_id, r in credited:  # the rows themselves: the batch's answers report the points granted
-        r["id"] = checkin_id
-        rows.append(r)
-    rules.cap_rows(session, CHECKIN, rows, lambda r: rules_for(r["scanned_at"]).daily_cap, lambda r: r["window_date"])
-    credits = [
-        Credit(
-            community_id=community_id,
-            household_id=r["household_id"],
-            points=r["points"],
-            source="checkin",
-            idempotency_key=f"checkin:{r['id']}",
-            memo=credit_memo(r["category"]),
-            occurred_at=r["scanned_at"],
-            quantity_g=r["weight_g"],
-            category=r["category"],
-        )
-        for r in rows
-        if r["points"] > 0
-    ]
-    ledger.post_credits(session, credits)
-
-
-def _credit_pg(session: Session, community_id: int, credited: list[tuple[int, dict[str, Any]]]) -> None:
-    """`_credit` on PostgreSQL: the daily cap, the points of check-ins it cuts and their credits through
-    the ledger in one statement (one per daily cap in force: more than one only when the rules changed
-    between the batch's scans). The rows travel as their ids; the statement reads the check-ins just stored.
-    """
-    if not credited:
-        return
-    from app.ledger import service as ledger
-    from app.ledger.models import Source, SystemAccount
-
-    rules_for = rules.resolver(session, community_id)
-    by_cap: dict[int | None, dict[int, dict[str, Any]]] = {}
-    for checkin_id, r in credited:
-        by_cap.setdefault(rules_for(r["scanned_at"]).daily_cap, {})[checkin_id] = r
-    params = {
-        "community_id": community_id,
-        "issued_account_id": ledger.system_account_id(session, community_id, SystemAccount.issued),
-        "posted_at": utcnow(),
-        "ledger_source": Source.checkin.value,
-        "memos": _MEMOS,
-    }
-    connection = session.connection()
-    for cap, rows in by_cap.items():
-        for checkin_id, points in connection.exec_driver_sql(_credit_sql(), params | {"ids": list(rows), "cap": cap}):
-            rows[checkin_id]["points"] = points
-
-
-_MEMOS = json.dumps({c.value: credit_memo(c.value) for c in WasteCategory}, ensure_ascii=False)
-
-
-@cache
-def _credit_sql() -> str:
-    from app.ledger.fragments import credits_ctes
-
-    return f"""WITH asked AS (
-    SELECT k.id, k.household_id, k.window_date AS day, k.points, k.scanned_at, k.weight_g, k.category
-    FROM checkin AS k WHERE k.id = ANY(%(ids)s::bigint[])
-),
-{rules.daily_caps_sql("asked")},
-cut AS (
-    UPDATE checkin AS k SET points = c.points FROM capped AS c
-    WHERE k.id = c.id AND c.points <> c.asked
-    RETURNING k.id, k.points
-),
-memo AS (SELECT key AS category, value AS memo FROM json_each_text(%(memos)s::json)),
-credit AS (
-    SELECT a.household_id, c.points, 'checkin:' || a.id AS idempotency_key, m.memo,
-           a.scanned_at AS occurred_at, a.weight_g AS quantity_g, a.category, a.id AS position
-    FROM asked AS a JOIN capped AS c ON c.id = a.id JOIN memo AS m ON m.category = a.category
-    WHERE c.points > 0
-),
-{credits_ctes("credit")}
-SELECT id, points FROM cut"""
+    unique = _unique(scans, now)
+    rows = await writer.write_patiently([scan.plan(ctx, principal, community_id, s, now) for s in unique])
+    return _answers(scans, {s.client_id: row for s, row in zip(unique, rows, strict=True)})
 
 
 def reject_error(result: ScanResult) -> DomainError:
@@ -752,13 +335,13 @@ def stats(session: Session, principal: Principal, community_id: int, start: date
     """Participation and sorting accuracy over local days [start, end]: counts what was checked."""
     places.get_community(session, community_id)
     authorize(session, principal, community_id, STAFF_READ)
-    setup = load_setup(session, community_id)
-    end = end or utcnow().astimezone(setup.tz).date()
+    tz = setup.load_setup(session, community_id).tz
+    end = end or utcnow().astimezone(tz).date()
     start = start or end - timedelta(days=29)
     if start > end:
         raise BadRequest("invalid_period", "起始日期晚于截止日期", "The start is after the end", "start")
-    lo = datetime.combine(start, time.min, setup.tz)
-    hi = datetime.combine(end + timedelta(days=1), time.min, setup.tz)
+    lo = datetime.combine(start, time.min, tz)
+    hi = datetime.combine(end + timedelta(days=1), time.min, tz)
     checks, correct, participants = session.execute(
         select(
             func.count(),
@@ -784,6 +367,78 @@ def stats(session: Session, principal: Principal, community_id: int, start: date
 
 # --- corrections -------------------------------------------------------------------------------
 
+def _credit_key(session: Session, checkin: CheckIn) -> str | None:
+    """The ledger key of the credit a check's points stand on now: its own, or that of the latest
+    re-grade to correct; None when it holds no points."""
+    if checkin.points <= 0:
+        return None
+    latest = session.scalars(
+        select(CheckInAmendment.credit_key)
+        .where(CheckInAmendment.checkin_id == checkin.id, CheckInAmendment.credit_key.is_not(None))
+        .order_by(CheckInAmendment.id.desc()).limit(1)
+    ).first()
+    return latest or f"checkin:{checkin.id}"
+
+
+def amend_checkin(session: Session, principal: Principal, checkin_id: int, data: AmendmentIn) -> CheckInPublic:
+    """Re-grade a check after the resident re-sorted on the spot (二次分拣): the window's one check
+    changes its grade, recorded as an amendment, and its points follow — a check re-graded correct earns
+    what the rules in force at its scan give (under that day's cap), one re-graded incorrect has its
+    credit reversed. Re-sending the same grade changes nothing (retry-safe)."""
+    checkin = session.get(CheckIn, checkin_id, with_for_update=True)
+    if checkin is None:
+        raise not_found("督导记录", "Check-in", "checkin_id")
+    authorize(session, principal, checkin.community_id, FIELD_STAFF)
+    if checkin.status != ScanStatus.accepted.value:
+        raise Conflict("not_amendable", "只有有效的督导记录可以改判", "Only an accepted check can be re-graded")
+    if rules.reversed_ids(session, "checkin", [checkin.id]):
+        raise Conflict("already_reversed", "该记录已被冲正，不能改判", "This check has been corrected and cannot be re-graded")
+    reasons = [r.value for r in data.reasons]
+    if data.result.value == checkin.result and reasons == checkin.reasons:
+        return _public([checkin], set())[0]
+    if utcnow() - checkin.scanned_at > scan.MAX_AGE:
+        raise Unprocessable("too_old", "检查已超过 72 小时，不能改判", "The check is too old to be re-graded", "checkin_id")
+    amendment = CheckInAmendment(
+        community_id=checkin.community_id, checkin_id=checkin.id, from_result=checkin.result,
+        to_result=data.result.value, reasons=reasons, amended_by=principal.user_id,
+    )
+    session.add(amendment)
+    session.flush()
+    if data.result.value != checkin.result:
+        if data.result == CheckResult.correct:
+            in_force = rules.rules_at(session, checkin.community_id, checkin.scanned_at)
+            asked = scan.earned(in_force, data.result.value)
+            granted = rules.apply_daily_cap(session, in_force.daily_cap, [(checkin.household_id, checkin.window_date, asked)])[0]
+            if granted > 0:
+                from app.ledger import service as ledger
+                from app.ledger.service import Credit
+
+                amendment.credit_key = f"checkin-amend:{amendment.id}"
+                ledger.post_credits(session, [Credit(
+                    community_id=checkin.community_id, household_id=checkin.household_id, points=granted,
+                    source="checkin", idempotency_key=amendment.credit_key, memo=scan.credit_memo(checkin.category) + "（改判）",
+                    occurred_at=checkin.scanned_at, quantity_g=checkin.weight_g, category=checkin.category,
+                )])
+            amendment.points, checkin.points, checkin.credited = granted, granted, True
+        else:
+            key = _credit_key(session, checkin)
+            if key is not None:
+                from app.ledger import service as ledger
+
+                ledger.reverse(
+                    session, ledger.entry_by_key(session, key), reason="二次分拣改判：分类不正确",
+                    actor_user_id=principal.user_id, idempotency_key=f"reverse:{key}",
+                )
+                rules.release_daily_cap(session, checkin.household_id, checkin.window_date, checkin.points)
+            amendment.points, checkin.points, checkin.credited = -checkin.points, 0, False
+    checkin.result, checkin.reasons = data.result.value, reasons
+    session.add_all([checkin, amendment])
+    audit.record_act(session, principal, "checkin.amend", checkin, checkin.community_id,
+                     from_result=amendment.from_result, to_result=amendment.to_result, points=amendment.points)
+    session.commit()
+    return _public([checkin], set())[0]
+
+
 def reverse_checkin(session: Session, principal: Principal, checkin_id: int, reason: str) -> CheckInPublic:
     """Correct a check-in (wrong household scanned...): the record stays, its points are reversed."""
     checkin = get_checkin(session, checkin_id)
@@ -796,7 +451,7 @@ def reverse_checkin(session: Session, principal: Principal, checkin_id: int, rea
         community_id=checkin.community_id,
         act="checkin",
         act_id=checkin.id,
-        credit_key=f"checkin:{checkin.id}" if checkin.points > 0 else None,
+        credit_key=_credit_key(session, checkin),
         reason=reason,
         cap_day=(checkin.household_id, checkin.window_date, checkin.points) if checkin.points > 0 and checkin.window_date else None,
     )
@@ -806,44 +461,17 @@ def reverse_checkin(session: Session, principal: Principal, checkin_id: int, rea
 
 # --- shared with the other field acts (compost drops, weigh-ins) -------------------------------
 
-def household_for_scan(session: Session, principal: Principal, community_id: int, payload: str) -> int:
-    """The household behind a scanned door-plate code, if staff may credit it in this community.
-
-    Raises the same errors as a rejected single check-in (forged, unknown, not allowed).
-    """
-    code = _public_code(payload)
-    found = places.households_by_codes(session, {code}).get(code) if code else None
-    reason = None
-    if code is None:
-        reason = RejectReason.forged_code
-    elif found is None:
-        reason = RejectReason.unknown_code
-    elif found[1] != community_id or found[2] != "active" or found[0] in principal.household_ids:
-        reason = RejectReason.not_allowed
-    if reason is not None:
-        raise reject_error(ScanResult.model_construct(client_id="", status=ScanStatus.rejected, reason=reason))
-    return found[0]
-
-
 def households_for_scans(session: Session, principal: Principal, community_id: int, payloads: list[str]) -> dict[str, int]:
-    """`household_for_scan` for a batch: payload → household id, in one query.
-
-    Raises the error of the first payload that a single scan would refuse (all or nothing).
-    """
-    codes = {p: _public_code(p) for p in set(payloads)}
-    found = places.households_by_codes(session, {c for c in codes.values() if c})
-    out: dict[str, int] = {}
+    """Payload → the household a field act credits, by the scan statement's own definition
+    (scan.households_for_payloads). Raises the error a single check-in would answer for the first
+    payload it refuses (forged, unknown, not allowed): all or nothing."""
+    found = scan.households_for_payloads(session, principal, community_id, payloads)
     for payload in payloads:
-        code = codes[payload]
-        hit = found.get(code) if code else None
-        reason = None
-        if code is None:
-            reason = RejectReason.forged_code
-        elif hit is None:
-            reason = RejectReason.unknown_code
-        elif hit[1] != community_id or hit[2] != "active" or hit[0] in principal.household_ids:
-            reason = RejectReason.not_allowed
-        if reason is not None:
-            raise reject_error(ScanResult.model_construct(client_id="", status=ScanStatus.rejected, reason=reason))
-        out[payload] = hit[0]
-    return out
+        if isinstance(found[payload], RejectReason):
+            raise reject_error(ScanResult.model_construct(client_id="", status=ScanStatus.rejected, reason=found[payload]))
+    return found  # type: ignore[return-value]
+
+
+def household_for_scan(session: Session, principal: Principal, community_id: int, payload: str) -> int:
+    """`households_for_scans` of one payload."""
+    return households_for_scans(session, principal, community_id, [payload])[payload]

@@ -8,13 +8,14 @@ running waits for the next one, which takes every scan waiting then (up to `MAX_
 the scans coalesce, alone a scan goes at once, and no scan waits on a timer.
 
 Each scan is still answered only after the transaction holding it committed, and gets exactly the
-outcome it would have had alone, because a statement never holds two scans of one household or two
-scans with one client id (a scan that would be the second waits for the next statement), and a
-statement that cannot write every one of its scans (a replay, an unknown household, a slot credited
-meanwhile by a concurrent scan, a deadlock) leaves nothing: its scans are then written one by one,
-and a scan that still cannot be written goes to the general path (None).
+outcome it would have had alone (the statement is app.checkins.scan's, the one that decides every
+scan), because a statement never holds two scans of one household or two scans with one client id (a
+scan that would be the second waits for the next statement), and a statement that cannot write every
+one of its scans (a slot taken or a client id written meanwhile by a concurrent statement, a deadlock,
+a lock held past the pool's lock_timeout) leaves nothing: its scans are then written one by one,
+patiently (`write_patiently`, which offline uploads use too).
 
-PostgreSQL only. One writer per event loop (each app worker process has its own).
+One writer per event loop (each app worker process has its own).
 """
 
 from __future__ import annotations
@@ -27,114 +28,61 @@ import psycopg
 from prometheus_client import Histogram
 from psycopg import errors
 
+from app.checkins import scan
+from app.checkins.scan import Row
 from app.core.config import get_settings
 from app.core.db import async_connection
+from app.kit.errors import Conflict
 from app.kit.observability import REGISTRY
-from app.kit.sql import compact_sql, json_document
-from app.rules import service as rules
 
 MAX_ROWS = 64  # scans per statement
-Row = tuple[int, int, int, str]  # check-in id, household id, points, status
 SCANS = Histogram(
     "checkin_statement_scans", "Bin-side scans written per statement", registry=REGISTRY,
-    buckets=(1, 2, 4, 8, 16, 32, 64),
+    buckets=(1, 2, 4, 8, 16, 32, 64, 256, 1000),
 )
 
-# The per-scan values the statement reads (json_to_recordset's column list): each scan is one object
-# of the one JSON document the statement takes — one parameter, however many scans.
-COLUMNS = """n integer, code text, community_id bigint, own bigint[], day date, points integer,
-client_id text, station_id bigint, window_id bigint, category text, result text, reasons json,
-weight_g integer, photo_ref text, credited boolean, scanned_at timestamptz, posted_at timestamptz,
-user_id bigint, memo text, issued_account_id bigint"""
 
-
-def _sql() -> str:
-    from app.ledger.fragments import credit_ctes
-
-    return compact_sql(f"""WITH s AS (SELECT * FROM json_to_recordset(%(scans)s::json) AS s({COLUMNS})),
--- Each scan's household (of the scan's community, active, not one of the scanner's own) and whether
--- its window slot is credited already (then a correct scan is a duplicate: recorded, no points, no cap).
--- Both looked up by index for each scan: LATERAL … LIMIT keeps the planner, which guesses 100 scans and
--- plans once per connection, from hashing the whole table instead (it did, on a young database).
-slot AS (
-    SELECT s.*, hh.id AS household_id, s.credited AND k.x IS NOT NULL AS taken FROM s
-    CROSS JOIN LATERAL (SELECT id FROM household WHERE public_code = s.code AND community_id = s.community_id
-        AND status = 'active' AND id <> ALL(s.own) LIMIT 1) AS hh
-    LEFT JOIN LATERAL (SELECT 1 AS x FROM checkin WHERE household_id = hh.id AND window_id = s.window_id
-        AND window_date = s.day AND credited LIMIT 1) AS k ON true
-),
--- The daily cap (one value for the whole statement) counts what the credited scans ask.
-free AS (SELECT household_id AS id, day, points FROM slot WHERE NOT taken AND points > 0),
-{rules.daily_cap_sql("free")},
-c AS (
-    INSERT INTO checkin (community_id, client_id, household_id, station_id, window_id, window_date, category, result,
-                         reasons, weight_g, photo_ref, status, credited, points, scanned_at, recorded_at,
-                         recorded_by)
-    SELECT t.community_id, t.client_id, t.household_id, t.station_id, t.window_id, t.day, t.category, t.result,
-           t.reasons, t.weight_g, t.photo_ref, CASE WHEN t.taken THEN 'duplicate' ELSE 'accepted' END,
-           t.credited AND NOT t.taken,
-           CASE WHEN t.taken OR t.points <= 0 THEN 0 WHEN %(cap)s::integer IS NULL THEN t.points ELSE d.last_grant END,
-           t.scanned_at, t.posted_at, t.user_id
-    FROM slot AS t LEFT JOIN day_counter AS d ON d.household_id = t.household_id
-    ORDER BY t.household_id
-    ON CONFLICT DO NOTHING
-    RETURNING id, household_id, points, status, community_id, client_id
-),
-credit AS (
-    SELECT c.household_id, c.points, 'checkin:' || c.id AS idempotency_key, s.memo, s.scanned_at AS occurred_at,
-           s.weight_g::bigint AS quantity_g, s.category, s.community_id, s.issued_account_id, s.posted_at
-    FROM c JOIN s ON s.community_id = c.community_id AND s.client_id = c.client_id
-    WHERE c.points > 0
-),
-{credit_ctes("credit")}
--- A scan not written (unknown or foreign household, a replay, a slot credited meanwhile by a
--- concurrent scan) fails the whole statement, so that nothing of it stays (the cap counters above):
--- division by zero unless every scan was written.
-SELECT s.n, c.id, c.household_id, c.points, c.status
-FROM c JOIN s ON s.community_id = c.community_id AND s.client_id = c.client_id
-WHERE 1 / ((SELECT count(*) FROM c) = %(count)s::integer)::integer = 1""")
-
-
-_SQL: str | None = None
-
-
-def scans_sql() -> str:
-    global _SQL
-    if _SQL is None:
-        _SQL = _sql()
-    return _SQL
-
-
-def parameters(plans: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The statement's parameters for the plans (service._plan_one): the scans as one JSON document
-    (numbered from 1), and the one daily cap of the scans that earn."""
-    return {
-        "scans": json_document([plan | {"n": n} for n, plan in enumerate(plans, 1)]),
-        "count": len(plans),
-        "cap": next((p["cap"] for p in plans if p["points"] > 0), None),
-        "ledger_source": plans[0]["ledger_source"],
-    }
-
-
-async def _execute(plans: Sequence[dict[str, Any]]) -> list[Row] | None:
-    """The rows of the plans' check-ins, in the plans' order; None when the statement wrote nothing
-    (then each scan of several is written alone, each of one goes to the general path)."""
+async def _execute(plans: Sequence[dict[str, Any]], patient: bool = False) -> list[Row] | None:
+    """The rows of the plans' check-ins (scan.SQL), in the plans' order; None when the statement wrote
+    nothing: it lost a race, or waited on a row past the hot pool's lock_timeout (patient: waits up to
+    30 s instead, in a transaction of its own), or one of several scans failed by itself."""
     async with async_connection() as conn:
         SCANS.observe(len(plans))
+        cur = psycopg.AsyncRawCursor(conn)
         try:
-            cur = await conn.execute(scans_sql(), parameters(plans))
-            found = {n: row for n, *row in await cur.fetchall()}
+            if patient:
+                async with conn.transaction():
+                    await conn.execute("SET LOCAL lock_timeout = '30s'")
+                    await cur.execute(scan.RAW_SQL, scan.raw_parameters(plans))
+            else:
+                await cur.execute(scan.RAW_SQL, scan.raw_parameters(plans))
+            rows = await cur.fetchall()
         except errors.DivisionByZero:
-            return None  # one scan could not be written: the statement left nothing
+            return None  # a concurrent statement wrote a client id or took a slot after this snapshot
         except (errors.DeadlockDetected, errors.SerializationFailure, errors.LockNotAvailable):
             # Two scans of one household at the same instant, or a row held by a longer write (an
-            # upload, a reversal) past the pool's lock_timeout: the general path waits for it.
+            # upload, a reversal) past the pool's lock_timeout: run again, patiently.
             return None
         except psycopg.DatabaseError:
             if len(plans) > 1:
                 return None  # one scan's own problem: alone, it fails by itself
             raise
-    return [tuple(found[n]) for n in range(1, len(plans) + 1)]  # type: ignore[misc]
+    return [tuple(r[1:]) for r in rows]  # type: ignore[misc]
+
+
+async def write_patiently(plans: Sequence[dict[str, Any]]) -> list[Row]:
+    """Scans written in statements of their own (an offline upload; a coalesced statement's scans after
+    it failed), one daily cap per statement, each run again while it loses races."""
+    out: list[Row] = []
+    for group in scan.by_cap(plans):
+        for _ in range(scan.ATTEMPTS):
+            rows = await _execute(group, patient=True)
+            if rows is not None:
+                break
+        else:
+            raise Conflict("scan_conflict", "扫码记录冲突，请重试", "Scan conflicts with another one, retry")
+        out += rows
+    return out
 
 
 class Writer:
@@ -147,7 +95,7 @@ class Writer:
         self.inflight = get_settings().checkin_statements
         self.tasks: set[asyncio.Task] = set()
 
-    async def write(self, plan: dict[str, Any]) -> Row | None:
+    async def write(self, plan: dict[str, Any]) -> Row:
         future = asyncio.get_running_loop().create_future()
         self.waiting.append((plan, future))
         if self.running < self.inflight:
@@ -196,8 +144,8 @@ class Writer:
             self.running -= 1
             while self.waiting and self.running < self.inflight:
                 self._start()
-        if rows is not None or len(batch) == 1:
-            for (_, future), row in zip(batch, rows or [None], strict=True):
+        if rows is not None:
+            for (_, future), row in zip(batch, rows, strict=True):
                 if not future.done():
                     future.set_result(row)
             return
@@ -205,24 +153,23 @@ class Writer:
 
 
 async def _alone(plan: dict[str, Any], future: asyncio.Future) -> None:
-    """One scan of a statement that could not write them all, in a statement of its own (on a pool
-    connection of its own, beside the writer's), answered as soon as that one returns."""
+    """One scan of a statement that could not write them all, in statements of its own (on a pool
+    connection of its own, beside the writer's), answered as soon as it is written."""
     try:
-        rows = await _execute([plan])
+        rows = await write_patiently([plan])
     except Exception as exc:
         if not future.done():
             future.set_exception(exc)
         return
     if not future.done():
-        future.set_result(rows[0] if rows else None)
+        future.set_result(rows[0])
 
 
 _writers: dict[int, Writer] = {}
 
 
-async def write(plan: dict[str, Any]) -> Row | None:
-    """Write one planned scan (service._plan_one) with whatever other scans this process writes now:
-    its check-in row, or None when it must take the general path."""
+async def write(plan: dict[str, Any]) -> Row:
+    """Write one planned scan (scan.plan) with whatever other scans this process writes now: its row."""
     loop = asyncio.get_running_loop()
     writer = _writers.get(id(loop))
     if writer is None or writer.loop is not loop:

@@ -14,6 +14,8 @@ from sqlmodel import select as select_rows
 
 from app.audit import service as audit
 from app.checkins import service as checkins
+from app.checkins import setup as field_setup
+from app.checkins.scan import FUTURE_SKEW, MAX_AGE
 from app.compost.models import (
     CURING_DAYS,
     BinState,
@@ -51,7 +53,7 @@ STATE_ZH = {"accepting": "接收中", "curing": "腐熟中", "ready": "已腐熟
 
 
 def _tz(session: Session, community_id: int) -> ZoneInfo:
-    return checkins.load_setup(session, community_id).tz
+    return field_setup.load_setup(session, community_id).tz
 
 
 # --- sites and bins ----------------------------------------------------------------------------
@@ -210,9 +212,9 @@ def record_drop(session: Session, principal: Principal, bin_id: int, data: Compo
     household_id = checkins.household_for_scan(session, principal, community_id, data.payload)
     now = utcnow()
     dropped_at = data.dropped_at or now
-    if dropped_at > now + checkins.FUTURE_SKEW:
+    if dropped_at > now + FUTURE_SKEW:
         raise Unprocessable("in_future", "投放时间晚于当前时间", "The drop time is in the future", "dropped_at")
-    if dropped_at < now - checkins.MAX_AGE:
+    if dropped_at < now - MAX_AGE:
         raise Unprocessable("too_old", "投放记录已超过 72 小时，不能补录", "The drop is too old to be recorded", "dropped_at")
     # Lock the bin row against a concurrent close; then it must still be accepting.
     state, cycle = session.execute(select(BIN.c.state, BIN.c.cycle).where(BIN.c.id == bin_id).with_for_update(read=True)).one()
@@ -295,9 +297,9 @@ def record_drops(session: Session, principal: Principal, bin_id: int, batch: lis
     now = utcnow()
     for d in fresh:
         at = d.dropped_at or now
-        if at > now + checkins.FUTURE_SKEW:
+        if at > now + FUTURE_SKEW:
             raise Unprocessable("in_future", "投放时间晚于当前时间", "The drop time is in the future", "dropped_at")
-        if at < now - checkins.MAX_AGE:
+        if at < now - MAX_AGE:
             raise Unprocessable("too_old", "投放记录已超过 72 小时，不能补录", "The drop is too old to be recorded", "dropped_at")
     rows: list[dict[str, Any]] = []
     if fresh:

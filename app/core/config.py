@@ -15,6 +15,7 @@ class Settings(BaseSettings):
 
     environment: str = Field("development", description="development | test | production")
     data_dir: Path = Path("data")
+    # Any PostgreSQL server; empty: the embedded one in data_dir/pg (app.core.embedded).
     database_url: str = ""
     # A streaming replica (a read-only URL) the point-totals exports read from, keeping the primary's
     # cores for the writes; empty: the primary. Replication lag shows in the export: a write of the
@@ -52,6 +53,11 @@ class Settings(BaseSettings):
     # Local hours in which reminders are sent, "first-end" (end excluded); "0-24" for any time.
     reminder_hours: str = Field("8-21", pattern=r"^([01]?\d|2[0-4])-([01]?\d|2[0-4])$")
 
+    # Scheduled jobs (app.jobs): run by the service itself, every worker of every instance checking
+    # every JOBS_TICK_SECONDS which are due (each slot runs once). Off: run `jianfei jobs run --loop`.
+    jobs_in_service: bool = True
+    jobs_tick_seconds: float = Field(30.0, gt=0)
+
     # Request bodies: JSON and other bodies, and multipart uploads (roster files up to 20 MiB).
     max_body_bytes: int = 1024 * 1024
     max_upload_bytes: int = 21 * 1024 * 1024
@@ -82,10 +88,13 @@ class Settings(BaseSettings):
         return self.environment == "production"
 
     def resolved_database_url(self) -> str:
+        """DATABASE_URL, else the embedded PostgreSQL's in the data folder (app.core.embedded), which
+        the `jianfei` command starts."""
         if self.database_url:
             return _psycopg_url(self.database_url)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{(self.data_dir / 'jianfei.db').as_posix()}"
+        from app.core.embedded import database_url
+
+        return _psycopg_url(database_url(self.data_dir))
 
     def resolved_reports_database_url(self) -> str | None:
         """The replica's URL for exports, None when they read the primary."""

@@ -1,4 +1,5 @@
-"""Database engine and sessions. Sync SQLAlchemy on psycopg 3 (PostgreSQL) or SQLite."""
+"""Database engine and sessions: PostgreSQL through psycopg 3, sync SQLAlchemy sessions and asyncio
+connections for the hot paths."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
@@ -25,9 +25,8 @@ _simulated_now: ContextVar[datetime | None] = ContextVar("simulated_now", defaul
 
 
 def utcnow() -> datetime:
-    """The instant the services act at, aware UTC: the replay clock inside `simulated_clock`, else the
-    application's clock (`app.core.clock`, which tests move). Columns are timestamptz on PostgreSQL;
-    SQLModel's UTCDateTime keeps SQLite in UTC too."""
+    """The instant the services act at, aware UTC (columns are timestamptz): the replay clock inside
+    `simulated_clock`, else the application's clock (`app.core.clock`, which tests move)."""
     return _simulated_now.get() or clock.now()
 
 
@@ -45,18 +44,6 @@ def simulated_clock(at: datetime) -> Iterator[None]:
 
 
 def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
@@ -90,10 +77,6 @@ def set_engine(engine: Engine | None) -> None:
     _engine = engine
 
 
-def is_postgres(engine: Engine | None = None) -> bool:
-    return (engine or get_engine()).dialect.name == "postgresql"
-
-
 def get_session() -> Iterator[Session]:
     with Session(get_engine(), expire_on_commit=False) as session:
         yield session
@@ -102,7 +85,7 @@ def get_session() -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-# --- asyncio connections for the hot paths (PostgreSQL) ------------------------------------------
+# --- asyncio connections for the hot paths ----------------------------------------------------
 #
 # A route that is `async def` and talks to PostgreSQL through these never leaves the event loop: no
 # thread-pool hand-off per request (measured at a third of the check-in path's CPU when it went

@@ -20,7 +20,7 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "heads") -> None:
+def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
@@ -29,14 +29,8 @@ def downgrade(url: str, revision: str = "base") -> None:
 
 
 def script_heads() -> set[str]:
-    """The heads a fully migrated database records. A branch head that another revision names in
-    `depends_on` is absorbed by it in alembic_version, so it is not expected there."""
-    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
-    needed: set[str] = set()
-    for rev in script.walk_revisions():
-        deps = rev.dependencies or ()
-        needed.update((deps,) if isinstance(deps, str) else deps)
-    return set(script.get_heads()) - needed
+    """The head a fully migrated database records (the graph has one)."""
+    return set(ScriptDirectory.from_config(alembic_config("postgresql+psycopg://")).get_heads())
 
 
 def database_heads(engine: Engine) -> set[str]:

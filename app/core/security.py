@@ -154,5 +154,11 @@ def sign_code(public_code: str) -> str:
     return base64.b32encode(mac).decode().rstrip("=")
 
 
+def same_secret(expected: str, given: str) -> bool:
+    """Compare a secret in constant time. As bytes: `hmac.compare_digest` refuses text with a
+    non-ASCII character (a TypeError, a 500), and any text may arrive from outside."""
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogatepass"))
+
+
 def verify_code_signature(public_code: str, signature: str) -> bool:
-    return hmac.compare_digest(sign_code(public_code), signature)
+    return same_secret(sign_code(public_code), signature)

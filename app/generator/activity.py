@@ -408,8 +408,6 @@ def replay_engine(url: str, *, bulk_load: bool = False):
     from app.core.db import make_engine
 
     engine = make_engine(url)
-    if engine.dialect.name != "postgresql":
-        return engine
     from sqlalchemy import event
 
     settings = ["SET synchronous_commit TO off"] + (["SET session_replication_role TO replica"] if bulk_load else [])
@@ -449,15 +447,15 @@ def replay_street(
     bulk_load: bool = False,
     done: Callable[[int, ActivitySummary], None] | None = None,
 ) -> dict[int, ActivitySummary]:
-    """Replay several communities, `workers` at a time in separate processes (PostgreSQL; one at a
-    time in this process with workers=1 or on SQLite).
+    """Replay several communities, `workers` at a time in separate processes (one at a time in
+    this process with workers=1).
 
     Communities share no rows a replay writes (their own households, accounts, bins, events), and
     each draws from its own seeded generator, so the result is the same in any order or interleaving.
     bulk_load: see `replay_engine`.
     """
     out: dict[int, ActivitySummary] = {}
-    if workers <= 1 or url.startswith("sqlite"):
+    if workers <= 1:
         for cid, staff in communities:
             out[cid] = _replay_one(url, seed, cid, staff, days, today, bulk_load)
             if done:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Response
 
 from app.core.db import SessionDep
 from app.identity import service
-from app.identity.auth import CurrentPrincipal
+from app.identity.auth import CurrentPrincipal, GrantIssuer, StaffAccountCreator
 from app.identity.models import (
     GrantCreate,
     GrantPublic,
@@ -60,16 +60,16 @@ def me(session: SessionDep, principal: CurrentPrincipal):
 
 
 @router.post("/staff", summary="Create a staff account (password sign-in)", status_code=201, response_model=UserPublic, responses=error_responses(401, 403, 409, 422))
-def create_staff(session: SessionDep, principal: CurrentPrincipal, data: StaffCreate):
+def create_staff(session: SessionDep, principal: StaffAccountCreator, data: StaffCreate):
     return service.create_staff(session, principal, data)
 
 
 @router.post("/grants", summary="Grant a role in a scope", status_code=201, response_model=GrantPublic, responses=error_responses(400, 401, 403, 404, 422))
-def grant_role(session: SessionDep, principal: CurrentPrincipal, data: GrantCreate):
+def grant_role(session: SessionDep, principal: GrantIssuer, data: GrantCreate):
     return service.grant_role(session, principal, data)
 
 
 @router.post("/grants/revoke", summary="Revoke a role in a scope", status_code=204, responses=error_responses(400, 401, 403, 404, 422))
-def revoke_role(session: SessionDep, principal: CurrentPrincipal, data: GrantCreate):
+def revoke_role(session: SessionDep, principal: GrantIssuer, data: GrantCreate):
     service.revoke_role(session, principal, data)
     return Response(status_code=204)

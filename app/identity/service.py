@@ -218,8 +218,6 @@ def create_staff_user(session: Session, data: StaffCreate, actor: Principal | No
 
 
 def create_staff(session: Session, principal: Principal, data: StaffCreate) -> UserPublic:
-    if not (principal.is_platform_admin or principal.has_role(*MANAGERS)):
-        raise Forbidden("forbidden", "无权创建工作人员账号", "You are not allowed to create staff accounts")
     return user_public(session, create_staff_user(session, data, principal))
 
 

@@ -1,10 +1,10 @@
-"""Column helpers shared by every domain's tables: 64-bit ids on PostgreSQL, rowid ids on SQLite."""
+"""Column helpers shared by every domain's tables: 64-bit ids."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Integer
+from sqlalchemy import BigInteger, Column, ForeignKey
 
-BigId = BigInteger().with_variant(Integer, "sqlite")
+BigId = BigInteger()
 
 
 def pk() -> Column:

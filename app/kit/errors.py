@@ -66,10 +66,6 @@ def not_found(what_zh: str, what_en: str, field: str | None = None) -> NotFound:
     return NotFound("not_found", f"{what_zh}不存在", f"{what_en} not found", field)
 
 
-def forbidden() -> Forbidden:
-    return Forbidden("forbidden", "无权执行此操作", "You are not allowed to do this")
-
-
 class ErrorBody(BaseModel):
     code: str
     message: str

@@ -3,8 +3,7 @@
 - Bodies over the limit (1 MiB; multipart uploads get their own, larger limit) → 413.
 - Integers beyond 64 bits, in a path segment, a query parameter or a JSON body → 422 (they would
   otherwise reach the database and fail there with a 500).
-- NUL characters and unpaired surrogates in text, anywhere → 422 (PostgreSQL refuses to store them;
-  SQLite would store them silently).
+- NUL characters and unpaired surrogates in text, anywhere → 422 (PostgreSQL refuses to store them).
 
 Every refusal uses the one error shape. JSON bodies are small (bounded by the limit), so parsing
 them once more here costs microseconds; the routes still validate them as usual.

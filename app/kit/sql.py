@@ -9,16 +9,12 @@ from typing import Any
 
 from pydantic_core import to_json
 from sqlalchemy import JSON, BigInteger, Select, String, Table, any_, bindparam, func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
 _PG = postgresql.dialect()
-
-
-def is_pg(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 _TOKENS = re.compile(r"('(?:[^']|'')*')|(?:\s+|--[^\n]*)+")
@@ -34,26 +30,21 @@ def compact_sql(sql: str) -> str:
 
 
 def among(session: Session, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
-    """`column IN values`; on PostgreSQL `column = ANY(:array)`: one parameter, whatever the count,
-    so the statement text (and its parsing) does not grow with the batch."""
-    if is_pg(session):
-        kind = BigInteger if isinstance(column.type, BigInteger) else String
-        return column == any_(bindparam(None, list(values), type_=ARRAY(kind)))
-    return column.in_(list(values))
+    """`column = ANY(:array)`: one parameter, whatever the count, so the statement text (and its
+    parsing) does not grow with the batch."""
+    kind = BigInteger if isinstance(column.type, BigInteger) else String
+    return column == any_(bindparam(None, list(values), type_=ARRAY(kind)))
 
 
 def joined_to(session: Session, stmt: Select, column: Any, values: Collection[Any]) -> Select:
-    """`stmt` limited to the rows whose `column` is one of `values` (no repeats), for hundreds of values.
-
-    On PostgreSQL a join to unnest(:array). `column = ANY(:array)` is quick in a one-off plan (a constant
+    """`stmt` limited to the rows whose `column` is one of `values` (no repeats), for hundreds of values:
+    a join to unnest(:array). `column = ANY(:array)` is quick in a one-off plan (a constant
     array is hashed), but once the statement is prepared its plan takes the array as a parameter and a
     sequential scan compares every row with every value: 16 ms for 1,000 door-plate codes against
-    1,000 households, against 0.5 ms as a join. Elsewhere `column IN (...)`."""
-    if is_pg(session):
-        kind = BigInteger if isinstance(column.type, BigInteger) else String
-        wanted = func.unnest(bindparam(None, list(values), type_=ARRAY(kind))).table_valued("value").render_derived()
-        return stmt.join(wanted, column == wanted.c.value)
-    return stmt.where(column.in_(list(values)))
+    1,000 households, against 0.5 ms as a join."""
+    kind = BigInteger if isinstance(column.type, BigInteger) else String
+    wanted = func.unnest(bindparam(None, list(values), type_=ARRAY(kind))).table_valued("value").render_derived()
+    return stmt.join(wanted, column == wanted.c.value)
 
 
 def _pg_type(table: Table, name: str) -> str:
@@ -81,7 +72,7 @@ def json_document(rows: Sequence[dict[str, Any]]) -> str:
 def bulk_insert(
     session: Session, table: Table, rows: Sequence[dict[str, Any]], tail: str = "", same: dict[str, Any] | None = None
 ) -> list[Any]:
-    """PostgreSQL only: INSERT … SELECT FROM json_to_recordset(one JSON document of the rows) [tail],
+    """INSERT … SELECT FROM json_to_recordset(one JSON document of the rows) [tail],
     e.g. tail="ON CONFLICT DO NOTHING RETURNING id". `same`: values every row shares (who recorded
     them, when), sent once rather than in each row.
 
@@ -99,15 +90,11 @@ def bulk_insert(
 
 def insert_new(session: Session, table: Table, rows: list[dict[str, Any]], same: dict[str, Any] | None = None) -> list[tuple[int, str]]:
     """Insert rows that carry client ids (each with the columns in `same`), skipping any a unique
-    constraint refuses; (id, client id) of those stored. On PostgreSQL one `bulk_insert`, elsewhere a
-    multi-row executemany. A caller that finds fewer than it sent lost a race with a concurrent upload."""
+    constraint refuses; (id, client id) of those stored, in one `bulk_insert`. A caller that finds fewer
+    than it sent lost a race with a concurrent upload."""
     if not rows:
         return []
-    same = same or {}
-    if is_pg(session):
-        return [(i, c) for i, c in bulk_insert(session, table, rows, "ON CONFLICT DO NOTHING RETURNING id, client_id", same)]
-    stmt = sqlite.insert(table).on_conflict_do_nothing().returning(table.c.id, table.c.client_id)
-    return [(i, c) for i, c in session.execute(stmt, [r | same for r in rows]).all()]
+    return [(i, c) for i, c in bulk_insert(session, table, rows, "ON CONFLICT DO NOTHING RETURNING id, client_id", same)]
 
 
 def fresh_and_stored(session: Session, model: Any, community_id: int, items: Sequence[Any]) -> tuple[list[Any], dict[str, Any]]:
@@ -137,13 +124,10 @@ def _driver_connection(session: Session) -> Any:
 def stream_tuples(session: Session, stmt: Any, size: int = 2000) -> Iterator[tuple]:
     """The rows of a SELECT as plain tuples, read as they come: memory stays flat.
 
-    On PostgreSQL the statement goes to psycopg as a plain query read in chunks (libpq 17+; row by row
-    before), not through a server-side cursor: a cursor's plan is made for the first rows and may not
+    The statement goes to psycopg as a plain query read in chunks (libpq 17+; row by row before), not
+    through a server-side cursor: a cursor's plan is made for the first rows and may not
     use parallel workers (the point totals ran 1.5–2× slower that way), and SQLAlchemy's Row objects
     cost more than the tuples psycopg builds in C."""
-    if not is_pg(session):
-        yield from session.execute(stmt).tuples()
-        return
     import psycopg
 
     sql, params = _pg_statement(session, stmt)
@@ -153,7 +137,7 @@ def stream_tuples(session: Session, stmt: Any, size: int = 2000) -> Iterator[tup
 
 
 def copy_csv(session: Session, stmt: Any, chunk: int = 64 * 1024) -> Iterator[bytes]:
-    """PostgreSQL only: the rows of a SELECT as CSV lines written by the server itself (COPY … TO STDOUT),
+    """The rows of a SELECT as CSV lines written by the server itself (COPY … TO STDOUT),
     in chunks of about `chunk` bytes (COPY sends a message per row; a streamed response wants fewer, larger pieces)."""
     sql, params = _pg_statement(session, stmt)
     buf = bytearray()

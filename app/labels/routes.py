@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query, Response
 from sqlmodel import Field, SQLModel
 
 from app.core.db import SessionDep
-from app.identity.auth import CurrentPrincipal
+from app.identity.auth import CommunityManager
 from app.kit.errors import error_responses
 from app.labels import service
 from app.labels.service import MAX_LABELS, LabelLayout
+from app.places.auth import BuildingManager
 
 router = APIRouter(prefix="/api/v1", tags=["labels"])
 
@@ -34,7 +35,7 @@ def _pdf(body: bytes, filename: str) -> Response:
     response_class=Response,
     responses={**PDF_RESPONSE, **error_responses(401, 403, 404, 422)},
 )
-def building_labels(session: SessionDep, principal: CurrentPrincipal, building_id: int, layout: LayoutQuery = LabelLayout.sheet):
+def building_labels(session: SessionDep, principal: BuildingManager, building_id: int, layout: LayoutQuery = LabelLayout.sheet):
     return _pdf(*service.building_labels(session, principal, building_id, layout))
 
 
@@ -44,5 +45,5 @@ def building_labels(session: SessionDep, principal: CurrentPrincipal, building_i
     response_class=Response,
     responses={**PDF_RESPONSE, **error_responses(401, 403, 404, 422)},
 )
-def household_labels(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: LabelRequest):
+def household_labels(session: SessionDep, principal: CommunityManager, community_id: int, data: LabelRequest):
     return _pdf(*service.household_labels(session, principal, community_id, data.household_ids, data.layout))

@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 
 from app.audit import service as audit
 from app.core.config import get_settings
-from app.identity.auth import MANAGERS, Principal, authorize
+from app.identity.auth import Principal
 from app.kit.errors import not_found
 from app.places import service as places
 from app.places.models import Building, Community, Household, HouseholdStatus
@@ -235,7 +235,6 @@ def building_labels(
     session: Session, principal: Principal, building_id: int, layout: LabelLayout
 ) -> tuple[bytes, str]:
     building: Building = places.get_building(session, building_id)
-    authorize(session, principal, building.community_id, MANAGERS)
     households = building_households(session, building_id)
     pdf = render_pdf(labels_for(session, households), layout)
     _record(session, principal.user_id, principal.request_id, building.community_id, "building", building.id, len(households), layout, "api")
@@ -246,8 +245,6 @@ def building_labels(
 def household_labels(
     session: Session, principal: Principal, community_id: int, household_ids: list[int], layout: LabelLayout
 ) -> tuple[bytes, str]:
-    places.get_community(session, community_id)
-    authorize(session, principal, community_id, MANAGERS)
     households = listed_households(session, community_id, household_ids)
     pdf = render_pdf(labels_for(session, households), layout)
     _record(session, principal.user_id, principal.request_id, community_id, "community", community_id, len(households), layout, "api")

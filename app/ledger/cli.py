@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-from zoneinfo import ZoneInfo
-
 import typer
 from rich.console import Console
-from rich.progress import track
+from rich.progress import Progress
 from rich.table import Table
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 app = typer.Typer(help="The points ledger: verify it, expire points.", no_args_is_help=True)
 console = Console()
@@ -40,21 +37,14 @@ def verify_cmd(community: int | None = typer.Option(None, help="Only this commun
 
 @app.command("expire")
 def expire_cmd(community: int | None = typer.Option(None, help="Only this community id (default: all).")) -> None:
-    """Post the expiry entries that are due now. Safe to repeat and to run on several machines at once."""
+    """Post the expiry entries that are due now (the job `ledger-expiry`, run by the service nightly).
+    Safe to repeat and to run on several machines at once."""
     from app.core.db import get_engine
-    from app.ledger.expiry import run_expiry
-    from app.places.models import Community
+    from app.ledger.expiry import run_expiry_everywhere
 
-    with Session(get_engine()) as session:
-        stmt = select(Community.id, Community.timezone)
-        if community is not None:
-            stmt = stmt.where(Community.id == community)
-        communities = session.exec(stmt).all()
-        total_h = total_p = 0
-        few = len(communities) < 5  # a bar per community is noise for a few: a spinner while they run
-        with console.status("Expiring points…") if few else nullcontext():
-            for cid, tz in track(communities, description="Expiring points", console=console, disable=few):
-                _, households, points = run_expiry(session, cid, ZoneInfo(tz))
-                total_h += households
-                total_p += points
-    console.print(f"Expired {total_p} points in {total_h} households across {len(communities)} communities.")
+    with Session(get_engine()) as session, Progress(console=console, transient=True) as bar:
+        task = bar.add_task("Expiring points", total=None)
+        communities, households, points = run_expiry_everywhere(
+            session, community, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    console.print(f"Expired {points} points in {households} households across {communities} communities.")

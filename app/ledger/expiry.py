@@ -8,6 +8,7 @@ at once, posts each expiry exactly once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -134,6 +135,24 @@ def run_expiry(session: Session, community_id: int, tz: ZoneInfo, now: datetime 
             points += amount
     session.commit()
     return cutoff, households, points
+
+
+def run_expiry_everywhere(
+    session: Session, community_id: int | None = None, progress: Callable[[int, int], None] | None = None
+) -> tuple[int, int, int]:
+    """`run_expiry` in every community (or one), each in its own time zone. Commits per community.
+    Returns (communities, households, points)."""
+    from app.places.service import community_timezones
+
+    communities = community_timezones(session, community_id)
+    households = points = 0
+    for done, (cid, tz) in enumerate(communities, 1):
+        _, h, p = run_expiry(session, cid, ZoneInfo(tz))
+        households += h
+        points += p
+        if progress:
+            progress(done, len(communities))
+    return len(communities), households, points
 
 
 def expiring_soon(session: Session, community_id: int, household_id: int, tz: ZoneInfo, days: int = 30) -> tuple[int, datetime | None]:

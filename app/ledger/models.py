@@ -53,7 +53,6 @@ class LedgerAccount(SQLModel, table=True):
             "kind",
             unique=True,
             postgresql_where=text("household_id IS NULL"),
-            sqlite_where=text("household_id IS NULL"),
         ),
     )
     id: int | None = Field(default=None, sa_column=pk())

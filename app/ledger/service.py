@@ -9,19 +9,19 @@ first entry and moves nothing. Nothing is updated or deleted: corrections are re
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 from sqlalchemy import event, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from app.core.db import engine_key, utcnow
 from app.kit.errors import BadRequest, Conflict, not_found
-from app.kit.sql import among, bulk_insert, json_document
+from app.kit.sql import among, bulk_insert, compact_sql, json_document
 from app.ledger.models import HOUSEHOLD, JournalEntry, LedgerAccount, Posting, Source, SystemAccount
 
 ACCOUNT = LedgerAccount.__table__
@@ -71,13 +71,6 @@ class Posted:
     balance_after: int | None = None
 
 
-def _insert(session: Session, table):
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
-def _is_pg(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 # --- accounts ----------------------------------------------------------------------------------
@@ -111,7 +104,7 @@ def system_account_id(session: Session, community_id: int, kind: SystemAccount) 
         return cached
     row = {"community_id": community_id, "kind": kind.value, "balance": 0, "version": 0, "household_id": None}
     session.execute(
-        _insert(session, ACCOUNT)
+        pg_insert(ACCOUNT)
         .values(row)
         .on_conflict_do_nothing(index_elements=["community_id", "kind"], index_where=text("household_id IS NULL"))
     )
@@ -134,7 +127,7 @@ def _apply_household_deltas(session: Session, community_of: dict[int, int], delt
         {"community_id": community_of[h], "household_id": h, "kind": HOUSEHOLD, "balance": d, "version": n}
         for h, (d, n) in sorted(deltas.items())
     ]
-    if _is_pg(session) and len(rows) > 1:
+    if len(rows) > 1:
         returned = bulk_insert(
             session,
             ACCOUNT,
@@ -144,7 +137,7 @@ def _apply_household_deltas(session: Session, community_of: dict[int, int], delt
             "RETURNING household_id, id, balance, version",
         )
         return {h: (a, b, v) for h, a, b, v in returned}
-    stmt = _insert(session, ACCOUNT).values(rows)
+    stmt = pg_insert(ACCOUNT).values(rows)
     stmt = stmt.on_conflict_do_update(
         index_elements=["household_id"],
         set_={"balance": ACCOUNT.c.balance + stmt.excluded.balance, "version": ACCOUNT.c.version + stmt.excluded.version},
@@ -181,7 +174,7 @@ def balances_of(session: Session, household_ids: Iterable[int], *, lock: bool = 
     if not ids:
         return {}
     stmt = select(ACCOUNT.c.household_id, ACCOUNT.c.balance).where(among(session, ACCOUNT.c.household_id, ids))
-    if lock and _is_pg(session):
+    if lock:
         stmt = stmt.order_by(ACCOUNT.c.household_id).with_for_update(key_share=True)
     found = dict(session.execute(stmt).all())
     return {h: int(found.get(h) or 0) for h in ids}
@@ -190,7 +183,7 @@ def balances_of(session: Session, household_ids: Iterable[int], *, lock: bool = 
 # --- posting -----------------------------------------------------------------------------------
 
 def post_credits(session: Session, credits: Sequence[Credit]) -> list[int]:
-    """Post many earned credits at once, set-based (a few statements whatever the batch size).
+    """Post many earned credits at once: one statement (fragments.credits_ctes) whatever the batch size.
 
     Returns the journal entry id of each credit, in order. A key seen before (in an earlier batch,
     a concurrent one, or twice in this one) yields the existing entry and moves nothing.
@@ -205,75 +198,32 @@ def post_credits(session: Session, credits: Sequence[Credit]) -> list[int]:
     for c in credits:
         first.setdefault(c.idempotency_key, c)
     now = utcnow()
-    entry_rows = [
+    issued = {cid: system_account_id(session, cid, SystemAccount.issued) for cid in sorted({c.community_id for c in first.values()})}
+    rows = [
         {
-            "community_id": c.community_id,
-            "household_id": c.household_id,
-            "source": c.source,
-            "idempotency_key": c.idempotency_key,
-            "memo": c.memo,
-            "occurred_at": c.occurred_at,
-            "posted_at": now,
-            "quantity_g": c.quantity_g,
-            "category": c.category,
+            "household_id": c.household_id, "community_id": c.community_id, "issued_account_id": issued[c.community_id],
+            "points": c.points, "idempotency_key": c.idempotency_key, "ledger_source": c.source, "memo": c.memo,
+            "occurred_at": c.occurred_at, "posted_at": now, "quantity_g": c.quantity_g, "category": c.category, "position": n,
         }
-        # In key order: two batches that share keys then meet on them in the same order, one waits for
-        # the other instead of each holding a key the other needs (a deadlock when inserted as given).
-        for c in sorted(first.values(), key=lambda c: c.idempotency_key)
+        for n, c in enumerate(first.values())
     ]
-    if _is_pg(session):
-        # One statement text for any batch size: a multi-VALUES insert of 1,000 rows costs ~0.3 s to compile.
-        inserted = bulk_insert(session, ENTRY, entry_rows, "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key")
-    else:
-        stmt = (
-            _insert(session, ENTRY)
-            .values(entry_rows)
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(ENTRY.c.id, ENTRY.c.idempotency_key)
-        )
-        inserted = session.execute(stmt).all()
-    new_ids = dict((k, i) for i, k in inserted)
-    ids = dict(new_ids)
+    ids = dict(session.connection().exec_driver_sql(_credits_sql(), {"credits": json_document(rows)}).all())
     missing = [k for k in first if k not in ids]
     if missing:
         ids.update(
             (k, i)
-            for i, k in session.execute(select(ENTRY.c.id, ENTRY.c.idempotency_key).where(ENTRY.c.idempotency_key.in_(missing))).all()
+            for i, k in session.execute(select(ENTRY.c.id, ENTRY.c.idempotency_key).where(among(session, ENTRY.c.idempotency_key, missing))).all()
         )
-    if new_ids:
-        fresh = [first[k] for k in first if k in new_ids]
-        _post_credit_lines(session, fresh, new_ids)
     return [ids[c.idempotency_key] for c in credits]
 
 
-def _post_credit_lines(session: Session, fresh: list[Credit], entry_ids: dict[str, int]) -> None:
-    deltas: dict[int, tuple[int, int]] = {}
-    community_of: dict[int, int] = {}
-    for c in fresh:
-        d, n = deltas.get(c.household_id, (0, 0))
-        deltas[c.household_id] = (d + c.points, n + 1)
-        community_of[c.household_id] = c.community_id
-    accounts = _apply_household_deltas(session, community_of, deltas)
-    # Walk each household's new credits backwards from its final balance to give each its running balance.
-    by_household: dict[int, list[Credit]] = defaultdict(list)
-    for c in fresh:
-        by_household[c.household_id].append(c)
-    postings = []
-    issued: dict[int, int] = {}
-    for h, items in by_household.items():
-        account_id, balance, version = accounts[h]
-        for c in reversed(items):
-            eid = entry_ids[c.idempotency_key]
-            postings.append({"entry_id": eid, "account_id": account_id, "amount": c.points, "seq": version, "balance_after": balance})
-            if c.community_id not in issued:
-                issued[c.community_id] = system_account_id(session, c.community_id, SystemAccount.issued)
-            postings.append({"entry_id": eid, "account_id": issued[c.community_id], "amount": -c.points, "seq": None, "balance_after": None})
-            balance -= c.points
-            version -= 1
-    if _is_pg(session):
-        bulk_insert(session, POSTING, postings)
-    else:
-        session.execute(POSTING.insert(), postings)
+@cache
+def _credits_sql() -> str:
+    from app.ledger.fragments import CREDIT_COLUMNS, credits_ctes
+
+    return compact_sql(f"""WITH credit AS (SELECT * FROM json_to_recordset(%(credits)s::json) AS s({CREDIT_COLUMNS})),
+{credits_ctes("credit")}
+SELECT idempotency_key, id FROM ledger_entry""")
 
 
 def post(
@@ -316,7 +266,7 @@ def post(
     }
     try:
         entry_id = session.execute(
-            _insert(session, ENTRY)
+            pg_insert(ENTRY)
             .values(row)
             .on_conflict_do_nothing(index_elements=["idempotency_key"])
             .returning(ENTRY.c.id)
@@ -384,12 +334,7 @@ def post_many(session: Session, entries: Sequence[Entry]) -> list[Posted]:
         }
         for e in first.values()
     ]
-    if _is_pg(session):
-        inserted = bulk_insert(session, ENTRY, rows, "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key")
-    else:
-        inserted = session.execute(
-            _insert(session, ENTRY).values(rows).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(ENTRY.c.id, ENTRY.c.idempotency_key)
-        ).all()
+    inserted = bulk_insert(session, ENTRY, rows, "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key")
     new_ids = {k: i for i, k in inserted}
     fresh = [e for k, e in first.items() if k in new_ids]
     balances: dict[str, int | None] = {}
@@ -415,15 +360,10 @@ def _post_lines(session: Session, fresh: list[Entry], entry_ids: dict[str, int])
         # Every household account exists (created empty where missing) and is locked, in household
         # order, so concurrent batches cannot deadlock and the running balances below stay true.
         empty = [{"community_id": community_of[h], "household_id": h, "kind": HOUSEHOLD, "balance": 0, "version": 0} for h in households]
-        if _is_pg(session):
-            bulk_insert(session, ACCOUNT, empty, "ON CONFLICT (household_id) DO NOTHING")
-        else:
-            session.execute(_insert(session, ACCOUNT).values(empty).on_conflict_do_nothing(index_elements=["household_id"]))
+        bulk_insert(session, ACCOUNT, empty, "ON CONFLICT (household_id) DO NOTHING")
         locked = select(ACCOUNT.c.household_id, ACCOUNT.c.id, ACCOUNT.c.balance, ACCOUNT.c.version).where(
             among(session, ACCOUNT.c.household_id, households)
-        ).order_by(ACCOUNT.c.household_id)
-        if _is_pg(session):
-            locked = locked.with_for_update(key_share=True)
+        ).order_by(ACCOUNT.c.household_id).with_for_update(key_share=True)
         accounts = {h: [a, b, v] for h, a, b, v in session.execute(locked).all()}
     start = {h: (b, v) for h, (_, b, v) in accounts.items()}
     postings: list[dict] = []
@@ -456,29 +396,17 @@ def _post_lines(session: Session, fresh: list[Entry], entry_ids: dict[str, int])
     if moved:
         # Increments, not absolute values, and conditional: under the row locks they equal what was
         # computed above; the condition and the check constraint refuse an overdraft regardless.
-        if _is_pg(session):
-            changed = len(session.execute(
-                text(
-                    "UPDATE ledger_account AS a SET balance = a.balance + r.delta, version = a.version + r.n "
-                    "FROM json_to_recordset(CAST(:rows AS json)) AS r(id bigint, delta bigint, n bigint) "
-                    "WHERE a.id = r.id AND a.balance + r.delta >= 0 RETURNING a.id"
-                ),
-                {"rows": json_document(moved)},
-            ).all())
-        else:
-            changed = sum(
-                session.execute(
-                    update(ACCOUNT).where(ACCOUNT.c.id == m["id"], ACCOUNT.c.balance + m["delta"] >= 0)
-                    .values(balance=ACCOUNT.c.balance + m["delta"], version=ACCOUNT.c.version + m["n"])
-                ).rowcount
-                for m in moved
-            )
+        changed = len(session.execute(
+            text(
+                "UPDATE ledger_account AS a SET balance = a.balance + r.delta, version = a.version + r.n "
+                "FROM json_to_recordset(CAST(:rows AS json)) AS r(id bigint, delta bigint, n bigint) "
+                "WHERE a.id = r.id AND a.balance + r.delta >= 0 RETURNING a.id"
+            ),
+            {"rows": json_document(moved)},
+        ).all())
         if changed != len(moved):
             raise InsufficientPoints()
-    if _is_pg(session):
-        bulk_insert(session, POSTING, postings)
-    else:
-        session.execute(POSTING.insert(), postings)
+    bulk_insert(session, POSTING, postings)
     return balance_after
 
 

@@ -12,11 +12,10 @@ from app.audit import service as audit
 from app.audit.models import AuditLogPublic
 from app.core.db import SessionDep, get_engine
 from app.core.migrate import at_head
-from app.identity.auth import MANAGERS, CurrentPrincipal, authorize
+from app.identity.auth import CommunityManager
 from app.kit.errors import error_responses
 from app.kit.observability import metrics_payload
 from app.kit.pagination import Page
-from app.places.service import get_community
 
 router = APIRouter(tags=["ops"])
 
@@ -55,12 +54,10 @@ def metrics():
 )
 def community_audit(
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: CommunityManager,
     community_id: int,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ):
-    get_community(session, community_id)
-    authorize(session, principal, community_id, MANAGERS)
     items, next_cursor = audit.list_for_community(session, community_id, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)

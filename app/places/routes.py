@@ -12,6 +12,19 @@ from app.identity.auth import CurrentPrincipal
 from app.kit.errors import error_responses
 from app.kit.pagination import Page
 from app.places import service
+from app.places.auth import (
+    BuildingManager,
+    BuildingStaff,
+    CommunityManager,
+    CommunityStaff,
+    CompoundManager,
+    CompoundStaff,
+    HouseholdManager,
+    HouseholdMemberOrManager,
+    HouseholdMemberOrStaff,
+    PlatformAdmin,
+    ScanningStaff,
+)
 from app.places.models import (
     BuildingCreate,
     BuildingPublic,
@@ -49,7 +62,7 @@ class OrganisationLink(SQLModel):
 
 
 @router.post("/streets", summary="Create a street (街道)", status_code=201, response_model=StreetPublic, responses=WRITE_ERRORS)
-def create_street(session: SessionDep, principal: CurrentPrincipal, data: StreetCreate):
+def create_street(session: SessionDep, principal: PlatformAdmin, data: StreetCreate):
     return service.create_street(session, principal, data)
 
 
@@ -59,18 +72,18 @@ def list_streets(session: SessionDep, principal: CurrentPrincipal):
 
 
 @router.post("/organisations", summary="Create an organisation (社会组织)", status_code=201, response_model=OrganisationPublic, responses=WRITE_ERRORS)
-def create_organisation(session: SessionDep, principal: CurrentPrincipal, data: OrganisationCreate):
+def create_organisation(session: SessionDep, principal: PlatformAdmin, data: OrganisationCreate):
     return service.create_organisation(session, principal, data)
 
 
 @router.post("/organisations/{organisation_id}/communities", summary="Link an organisation to a community it runs", status_code=204, responses=WRITE_ERRORS)
-def link_organisation(session: SessionDep, principal: CurrentPrincipal, organisation_id: int, data: OrganisationLink):
+def link_organisation(session: SessionDep, principal: PlatformAdmin, organisation_id: int, data: OrganisationLink):
     service.link_organisation(session, principal, organisation_id, data.community_id)
     return Response(status_code=204)
 
 
 @router.post("/communities", summary="Create a community (社区)", status_code=201, response_model=CommunityPublic, responses=WRITE_ERRORS)
-def create_community(session: SessionDep, principal: CurrentPrincipal, data: CommunityCreate):
+def create_community(session: SessionDep, principal: PlatformAdmin, data: CommunityCreate):
     return service.create_community(session, principal, data)
 
 
@@ -81,71 +94,71 @@ def list_communities(session: SessionDep, principal: CurrentPrincipal, cursor: C
 
 
 @router.get("/communities/{community_id}", summary="Read a community", response_model=CommunityPublic, responses=READ_ERRORS)
-def read_community(session: SessionDep, principal: CurrentPrincipal, community_id: int):
-    return service.read_community(session, principal, community_id)
+def read_community(session: SessionDep, principal: CommunityStaff, community_id: int):
+    return service.read_community(session, community_id)
 
 
 @router.patch("/communities/{community_id}", summary="Update a community", response_model=CommunityPublic, responses=WRITE_ERRORS)
-def update_community(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: CommunityUpdate):
+def update_community(session: SessionDep, principal: CommunityManager, community_id: int, data: CommunityUpdate):
     return service.update_community(session, principal, community_id, data)
 
 
 @router.post("/communities/{community_id}/compounds", summary="Create a compound (小区)", status_code=201, response_model=CompoundPublic, responses=WRITE_ERRORS)
-def create_compound(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: CompoundCreate):
+def create_compound(session: SessionDep, principal: CommunityManager, community_id: int, data: CompoundCreate):
     return service.create_compound(session, principal, community_id, data)
 
 
 @router.get("/communities/{community_id}/compounds", summary="List compounds of a community", response_model=Page[CompoundPublic], responses=READ_ERRORS)
-def list_compounds(session: SessionDep, principal: CurrentPrincipal, community_id: int, cursor: Cursor = None, limit: Limit = 50):
-    items, next_cursor = service.list_compounds(session, principal, community_id, cursor, limit)
+def list_compounds(session: SessionDep, principal: CommunityStaff, community_id: int, cursor: Cursor = None, limit: Limit = 50):
+    items, next_cursor = service.list_compounds(session, community_id, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/compounds/{compound_id}", summary="Read a compound", response_model=CompoundPublic, responses=READ_ERRORS)
-def read_compound(session: SessionDep, principal: CurrentPrincipal, compound_id: int):
-    return service.read_compound(session, principal, compound_id)
+def read_compound(session: SessionDep, principal: CompoundStaff, compound_id: int):
+    return service.read_compound(session, compound_id)
 
 
 @router.patch("/compounds/{compound_id}", summary="Rename a compound", response_model=CompoundPublic, responses=WRITE_ERRORS)
-def update_compound(session: SessionDep, principal: CurrentPrincipal, compound_id: int, data: CompoundUpdate):
+def update_compound(session: SessionDep, principal: CompoundManager, compound_id: int, data: CompoundUpdate):
     return service.update_compound(session, principal, compound_id, data)
 
 
 @router.delete("/compounds/{compound_id}", summary="Delete an empty compound", status_code=204, responses=WRITE_ERRORS)
-def delete_compound(session: SessionDep, principal: CurrentPrincipal, compound_id: int):
+def delete_compound(session: SessionDep, principal: CompoundManager, compound_id: int):
     service.delete_compound(session, principal, compound_id)
     return Response(status_code=204)
 
 
 @router.post("/compounds/{compound_id}/buildings", summary="Create a building (楼栋)", status_code=201, response_model=BuildingPublic, responses=WRITE_ERRORS)
-def create_building(session: SessionDep, principal: CurrentPrincipal, compound_id: int, data: BuildingCreate):
+def create_building(session: SessionDep, principal: CompoundManager, compound_id: int, data: BuildingCreate):
     return service.create_building(session, principal, compound_id, data)
 
 
 @router.get("/compounds/{compound_id}/buildings", summary="List buildings of a compound", response_model=Page[BuildingPublic], responses=READ_ERRORS)
-def list_buildings(session: SessionDep, principal: CurrentPrincipal, compound_id: int, cursor: Cursor = None, limit: Limit = 50):
-    items, next_cursor = service.list_buildings(session, principal, compound_id, cursor, limit)
+def list_buildings(session: SessionDep, principal: CompoundStaff, compound_id: int, cursor: Cursor = None, limit: Limit = 50):
+    items, next_cursor = service.list_buildings(session, compound_id, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/buildings/{building_id}", summary="Read a building", response_model=BuildingPublic, responses=READ_ERRORS)
-def read_building(session: SessionDep, principal: CurrentPrincipal, building_id: int):
-    return service.read_building(session, principal, building_id)
+def read_building(session: SessionDep, principal: BuildingStaff, building_id: int):
+    return service.read_building(session, building_id)
 
 
 @router.patch("/buildings/{building_id}", summary="Rename a building", response_model=BuildingPublic, responses=WRITE_ERRORS)
-def update_building(session: SessionDep, principal: CurrentPrincipal, building_id: int, data: BuildingUpdate):
+def update_building(session: SessionDep, principal: BuildingManager, building_id: int, data: BuildingUpdate):
     return service.update_building(session, principal, building_id, data)
 
 
 @router.delete("/buildings/{building_id}", summary="Delete an empty building", status_code=204, responses=WRITE_ERRORS)
-def delete_building(session: SessionDep, principal: CurrentPrincipal, building_id: int):
+def delete_building(session: SessionDep, principal: BuildingManager, building_id: int):
     service.delete_building(session, principal, building_id)
     return Response(status_code=204)
 
 
 @router.post("/communities/{community_id}/households", summary="Register a household (户)", status_code=201, response_model=HouseholdPublic, responses=WRITE_ERRORS)
-def create_household(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: HouseholdCreate):
+def create_household(session: SessionDep, principal: CommunityManager, community_id: int, data: HouseholdCreate):
     household = service.create_household(session, principal, community_id, data)
     return service.to_public(household)
 
@@ -153,7 +166,7 @@ def create_household(session: SessionDep, principal: CurrentPrincipal, community
 @router.get("/communities/{community_id}/households", summary="List or search households by door plate", response_model=Page[HouseholdPublic], responses=READ_ERRORS)
 def list_households(
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: CommunityStaff,
     community_id: int,
     q: Annotated[str | None, Query(max_length=20, description="门牌号前缀")] = None,
     building_id: int | None = None,
@@ -162,18 +175,18 @@ def list_households(
     limit: Limit = 50,
 ):
     items, next_cursor = service.list_households(
-        session, principal, community_id, q=q, building_id=building_id, status=status, cursor=cursor, limit=limit
+        session, community_id, q=q, building_id=building_id, status=status, cursor=cursor, limit=limit
     )
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/households/{household_id}", summary="Read a household", response_model=HouseholdPublic, responses=READ_ERRORS)
-def read_household(session: SessionDep, principal: CurrentPrincipal, household_id: int):
-    return service.read_household(session, principal, household_id)
+def read_household(session: SessionDep, principal: HouseholdMemberOrStaff, household_id: int):
+    return service.read_household(session, household_id)
 
 
 @router.patch("/households/{household_id}", summary="Update a household (members, status, contact phone)", response_model=HouseholdPublic, responses=WRITE_ERRORS)
-def update_household(session: SessionDep, principal: CurrentPrincipal, household_id: int, data: HouseholdUpdate):
+def update_household(session: SessionDep, principal: HouseholdManager, household_id: int, data: HouseholdUpdate):
     return service.update_household(session, principal, household_id, data)
 
 
@@ -183,11 +196,11 @@ def update_household(session: SessionDep, principal: CurrentPrincipal, household
     response_class=Response,
     responses={200: {"content": {"image/svg+xml": {}, "image/png": {}}, "description": "QR code"}, **READ_ERRORS},
 )
-def household_qr(session: SessionDep, principal: CurrentPrincipal, household_id: int, kind: Annotated[str, Path(pattern="^(svg|png)$")]):
-    body, media_type = service.household_qr(session, principal, household_id, kind)
+def household_qr(session: SessionDep, principal: HouseholdMemberOrManager, household_id: int, kind: Annotated[str, Path(pattern="^(svg|png)$")]):
+    body, media_type = service.household_qr(session, household_id, kind)
     return Response(content=body, media_type=media_type)
 
 
 @router.post("/scan/resolve", summary="Resolve a scanned door-plate code to its household", response_model=HouseholdPublic, responses=WRITE_ERRORS)
-def resolve_scan(session: SessionDep, principal: CurrentPrincipal, data: ScanRequest):
+def resolve_scan(session: SessionDep, principal: ScanningStaff, data: ScanRequest):
     return service.resolve_scan(session, principal, data.payload)

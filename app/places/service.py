@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from app.audit import service as audit
 from app.core.db import utcnow
 from app.core.security import mask_phone, normalize_phone, phone_hash, sign_code, verify_code_signature
-from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, authorize, require_platform_admin
+from app.identity.auth import FIELD_STAFF, Principal, authorize
 from app.identity.models import Role
 from app.kit.errors import BadRequest, Conflict, not_found
 from app.kit.pagination import page_by_id
@@ -76,7 +76,6 @@ def _audit(session: Session, principal: Principal, action: str, obj: Any, commun
 # --- streets and organisations (platform admin) ----------------------------------------------
 
 def create_street(session: Session, principal: Principal, data: StreetCreate) -> Street:
-    require_platform_admin(principal)
     street = Street.model_validate(data)
     _insert(session, street, "该街道已存在", "This street already exists")
     _audit(session, principal, "street.create", street, None, name=street.name)
@@ -94,7 +93,6 @@ def list_streets(session: Session, principal: Principal) -> list[Street]:
 
 
 def create_organisation(session: Session, principal: Principal, data: OrganisationCreate) -> Organisation:
-    require_platform_admin(principal)
     org = Organisation.model_validate(data)
     session.add(org)
     session.flush()
@@ -104,7 +102,6 @@ def create_organisation(session: Session, principal: Principal, data: Organisati
 
 
 def link_organisation(session: Session, principal: Principal, organisation_id: int, community_id: int) -> None:
-    require_platform_admin(principal)
     if session.get(Organisation, organisation_id) is None:
         raise not_found("社会组织", "Organisation", "organisation_id")
     get_community(session, community_id)
@@ -123,8 +120,15 @@ def get_community(session: Session, community_id: int) -> Community:
     return community
 
 
+def community_timezones(session: Session, community_id: int | None = None) -> list[tuple[int, str]]:
+    """(id, time zone) of every community, or of one: what the jobs run across."""
+    stmt = select(Community.id, Community.timezone).order_by(Community.id)
+    if community_id is not None:
+        stmt = stmt.where(Community.id == community_id)
+    return list(session.exec(stmt).all())
+
+
 def create_community(session: Session, principal: Principal, data: CommunityCreate) -> Community:
-    require_platform_admin(principal)
     if session.get(Street, data.street_id) is None:
         raise not_found("街道", "Street", "street_id")
     _check_timezone(data.timezone)
@@ -176,15 +180,13 @@ def visible_communities(session: Session, principal: Principal, cursor: str | No
     return page_by_id(session, stmt, Community.id, cursor, limit)
 
 
-def read_community(session: Session, principal: Principal, community_id: int) -> Community:
+def read_community(session: Session, community_id: int) -> Community:
     community = get_community(session, community_id)
-    authorize(session, principal, community_id, STAFF_READ)
     return community
 
 
 def update_community(session: Session, principal: Principal, community_id: int, data: CommunityUpdate) -> Community:
     community = get_community(session, community_id)
-    authorize(session, principal, community_id, MANAGERS)
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     _check_timezone(changes.get("timezone"))
     for k, v in changes.items():
@@ -205,8 +207,6 @@ def get_compound(session: Session, compound_id: int) -> Compound:
 
 
 def create_compound(session: Session, principal: Principal, community_id: int, data: CompoundCreate) -> Compound:
-    get_community(session, community_id)
-    authorize(session, principal, community_id, MANAGERS)
     compound = Compound(name=data.name, community_id=community_id)
     _insert(session, compound, "该小区已存在", "This compound already exists")
     _audit(session, principal, "compound.create", compound, community_id, name=compound.name)
@@ -214,22 +214,18 @@ def create_compound(session: Session, principal: Principal, community_id: int, d
     return compound
 
 
-def list_compounds(session: Session, principal: Principal, community_id: int, cursor: str | None, limit: int):
-    get_community(session, community_id)
-    authorize(session, principal, community_id, STAFF_READ)
+def list_compounds(session: Session, community_id: int, cursor: str | None, limit: int):
     stmt = select(Compound).where(Compound.community_id == community_id)
     return page_by_id(session, stmt, Compound.id, cursor, limit)
 
 
-def read_compound(session: Session, principal: Principal, compound_id: int) -> Compound:
+def read_compound(session: Session, compound_id: int) -> Compound:
     compound = get_compound(session, compound_id)
-    authorize(session, principal, compound.community_id, STAFF_READ)
     return compound
 
 
 def update_compound(session: Session, principal: Principal, compound_id: int, data: CompoundUpdate) -> Compound:
     compound = get_compound(session, compound_id)
-    authorize(session, principal, compound.community_id, MANAGERS)
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     for k, v in changes.items():
         setattr(compound, k, v)
@@ -241,7 +237,6 @@ def update_compound(session: Session, principal: Principal, compound_id: int, da
 
 def delete_compound(session: Session, principal: Principal, compound_id: int) -> None:
     compound = get_compound(session, compound_id)
-    authorize(session, principal, compound.community_id, MANAGERS)
     if session.exec(select(exists().where(Building.compound_id == compound_id))).one():
         raise Conflict("not_empty", "小区下还有楼栋，不能删除", "The compound still has buildings")
     _audit(session, principal, "compound.delete", compound, compound.community_id, name=compound.name)
@@ -260,7 +255,6 @@ def get_building(session: Session, building_id: int) -> Building:
 
 def create_building(session: Session, principal: Principal, compound_id: int, data: BuildingCreate) -> Building:
     compound = get_compound(session, compound_id)
-    authorize(session, principal, compound.community_id, MANAGERS)
     building = Building(name=data.name, compound_id=compound_id, community_id=compound.community_id)
     _insert(session, building, "该楼栋已存在", "This building already exists")
     _audit(session, principal, "building.create", building, compound.community_id, name=building.name)
@@ -268,22 +262,19 @@ def create_building(session: Session, principal: Principal, compound_id: int, da
     return building
 
 
-def list_buildings(session: Session, principal: Principal, compound_id: int, cursor: str | None, limit: int):
-    compound = get_compound(session, compound_id)
-    authorize(session, principal, compound.community_id, STAFF_READ)
+def list_buildings(session: Session, compound_id: int, cursor: str | None, limit: int):
+    get_compound(session, compound_id)
     stmt = select(Building).where(Building.compound_id == compound_id)
     return page_by_id(session, stmt, Building.id, cursor, limit)
 
 
-def read_building(session: Session, principal: Principal, building_id: int) -> Building:
+def read_building(session: Session, building_id: int) -> Building:
     building = get_building(session, building_id)
-    authorize(session, principal, building.community_id, STAFF_READ)
     return building
 
 
 def update_building(session: Session, principal: Principal, building_id: int, data: BuildingUpdate) -> Building:
     building = get_building(session, building_id)
-    authorize(session, principal, building.community_id, MANAGERS)
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     for k, v in changes.items():
         setattr(building, k, v)
@@ -295,7 +286,6 @@ def update_building(session: Session, principal: Principal, building_id: int, da
 
 def delete_building(session: Session, principal: Principal, building_id: int) -> None:
     building = get_building(session, building_id)
-    authorize(session, principal, building.community_id, MANAGERS)
     if session.exec(select(exists().where(Household.building_id == building_id))).one():
         raise Conflict("not_empty", "楼栋下还有住户，不能删除", "The building still has households")
     _audit(session, principal, "building.delete", building, building.community_id, name=building.name)
@@ -350,8 +340,6 @@ def to_public(household: Household, building_name: str | None = None) -> Househo
 
 
 def create_household(session: Session, principal: Principal, community_id: int, data: HouseholdCreate) -> Household:
-    get_community(session, community_id)
-    authorize(session, principal, community_id, MANAGERS)
     building = get_building(session, data.building_id)
     if building.community_id != community_id:
         raise not_found("楼栋", "Building", "building_id")
@@ -372,7 +360,6 @@ def create_household(session: Session, principal: Principal, community_id: int, 
 
 def list_households(
     session: Session,
-    principal: Principal,
     community_id: int,
     *,
     q: str | None,
@@ -381,8 +368,6 @@ def list_households(
     cursor: str | None,
     limit: int,
 ):
-    get_community(session, community_id)
-    authorize(session, principal, community_id, STAFF_READ)
     stmt = select(Household).where(Household.community_id == community_id)
     if q:
         pattern = q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -402,16 +387,13 @@ def building_names(session: Session, ids: set[int]) -> dict[int, str]:
     return dict(session.exec(select(Building.id, Building.name).where(Building.id.in_(ids))).all())
 
 
-def read_household(session: Session, principal: Principal, household_id: int) -> HouseholdPublic:
+def read_household(session: Session, household_id: int) -> HouseholdPublic:
     household = get_household(session, household_id)
-    if household_id not in principal.household_ids:
-        authorize(session, principal, household.community_id, STAFF_READ)
     return to_public(household, building_names(session, {household.building_id}).get(household.building_id))
 
 
 def update_household(session: Session, principal: Principal, household_id: int, data: HouseholdUpdate) -> HouseholdPublic:
     household = get_household(session, household_id)
-    authorize(session, principal, household.community_id, MANAGERS)
     changes = data.model_dump(exclude_unset=True)
     phone_changed = "phone" in changes
     raw_phone = changes.pop("phone", None)
@@ -429,6 +411,12 @@ def update_household(session: Session, principal: Principal, household_id: int, 
     _audit(session, principal, "household.update", household, household.community_id, changes=logged)
     _commit(session, "该门牌的住户已存在", "A household with this door plate already exists")
     return to_public(household, building_names(session, {household.building_id}).get(household.building_id))
+
+
+def lives_in(session: Session, principal: Principal, community_id: int) -> bool:
+    """Whether one of the caller's households is in the community (residents see its challenges,
+    recycling days...)."""
+    return any(get_household(session, h).community_id == community_id for h in principal.household_ids)
 
 
 def count_households(session: Session, community_id: int) -> int:
@@ -459,18 +447,16 @@ def household_by_payload(session: Session, payload: str) -> Household:
 
 def resolve_scan(session: Session, principal: Principal, payload: str) -> HouseholdPublic:
     household = household_by_payload(session, payload)
-    authorize(session, principal, household.community_id, FIELD_STAFF)
+    authorize(session, principal, household.community_id, FIELD_STAFF)  # the route knew no community
     return to_public(household, building_names(session, {household.building_id}).get(household.building_id))
 
 
-def household_qr(session: Session, principal: Principal, household_id: int, kind: str) -> tuple[bytes, str]:
+def household_qr(session: Session, household_id: int, kind: str) -> tuple[bytes, str]:
     import io
 
     import segno
 
     household = get_household(session, household_id)
-    if household_id not in principal.household_ids:
-        authorize(session, principal, household.community_id, MANAGERS)
     qr = segno.make(qr_payload(household), error="m")
     buf = io.BytesIO()
     if kind == "svg":
@@ -525,7 +511,6 @@ def write_households_bulk(
     `updates`: id plus the columns that change. A concurrent writer of the same door plate makes the
     whole batch fail with 409, never half of it.
     """
-    from sqlalchemy import insert, update
 
     now = utcnow()
     try:
@@ -543,16 +528,9 @@ def write_households_bulk(
                 }
                 for row in creates
             ]
-            if session.get_bind().dialect.name == "postgresql":
-                _insert_households_pg(session, community_id, rows, now)
-            else:
-                for chunk in _chunks(rows, 2000):
-                    session.execute(insert(Household), chunk)
-        if updates and session.get_bind().dialect.name == "postgresql":
-            _update_households_pg(session, updates, now)
-        elif updates:
-            for chunk in _chunks([{**u, "updated_at": now} for u in updates], 2000):
-                session.execute(update(Household), chunk)
+            _insert_households(session, community_id, rows, now)
+        if updates:
+            _update_households(session, updates, now)
         session.flush()
     except IntegrityError:
         session.rollback()
@@ -575,7 +553,7 @@ def households_by_codes(session: Session, codes: set[str]) -> dict[str, tuple[in
     return {code: (hid, cid, status) for code, hid, cid, status in rows}
 
 
-def _update_households_pg(session: Session, updates: list[dict[str, Any]], now) -> None:
+def _update_households(session: Session, updates: list[dict[str, Any]], now) -> None:
     """One UPDATE joined to unnest() of four arrays: a single statement with four parameters, whatever
     the number of households. Members and phone change only where given (NULL keeps the stored value)."""
     from sqlalchemy import text
@@ -598,7 +576,7 @@ def _update_households_pg(session: Session, updates: list[dict[str, Any]], now) 
     )
 
 
-def _insert_households_pg(session: Session, community_id: int, rows: list[dict[str, Any]], now) -> None:
+def _insert_households(session: Session, community_id: int, rows: list[dict[str, Any]], now) -> None:
     """One INSERT … SELECT FROM unnest() of per-column arrays: a few parameters for any number of rows."""
     from sqlalchemy import text
 

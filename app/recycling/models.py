@@ -54,10 +54,6 @@ class RecyclingRate(RecyclingRateBase, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-class RecyclingRateCreate(RecyclingRateBase):
-    active: bool = True
-
-
 class RecyclingRatePublic(RecyclingRateBase):
     id: int
     community_id: int
@@ -153,7 +149,7 @@ class RecyclingEvent(SQLModel, table=True):
         # A one-off event is known by its day and place: creating it again is refused.
         Index(
             "ux_recycling_event_one_off", "community_id", "occurs_on", "place", unique=True,
-            postgresql_where=text("schedule_id IS NULL"), sqlite_where=text("schedule_id IS NULL"),
+            postgresql_where=text("schedule_id IS NULL"),
         ),
     )
     id: int | None = Field(default=None, sa_column=pk())

@@ -12,15 +12,17 @@ from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrulestr
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from sqlmodel import select as select_rows
 
 from app.audit import service as audit
 from app.checkins import service as checkins
+from app.checkins import setup as field_setup
 from app.core.config import get_settings
 from app.core.db import utcnow
+from app.core.security import same_secret
 from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, authorize
 from app.identity.models import Role
 from app.kit.errors import BadRequest, Conflict, NotFound, not_found
@@ -61,13 +63,11 @@ ORGANISERS = MANAGERS
 WEIGHERS = FIELD_STAFF
 
 
-def _insert(session: Session, table):
-    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 
 def _tz(session: Session, community_id: int) -> ZoneInfo:
-    return checkins.load_setup(session, community_id).tz
+    return field_setup.load_setup(session, community_id).tz
 
 
 def _resident_of(session: Session, principal: Principal, community_id: int) -> bool:
@@ -193,7 +193,7 @@ def _materialise(session: Session, schedule: RecyclingSchedule, through: date) -
         for e in session.scalars(select(RecyclingException).where(RecyclingException.schedule_id == schedule.id))
     }
     rows = [_event_row(schedule, d, tz, exceptions.get(d)) for d in days]
-    stmt = _insert(session, EVENT).on_conflict_do_nothing(index_elements=["schedule_id", "original_date"])
+    stmt = pg_insert(EVENT).on_conflict_do_nothing(index_elements=["schedule_id", "original_date"])
     session.execute(stmt, rows)
     return len(rows)
 
@@ -374,7 +374,7 @@ def _freeze(session: Session, event: RecyclingEvent) -> dict[str, EventCategoryP
     cats = _categories(session, [event])[event.id]
     own = session.execute(select(CATEGORY.c.id).where(CATEGORY.c.event_id == event.id).limit(1)).first()
     if own is None and cats:
-        stmt = _insert(session, CATEGORY).on_conflict_do_nothing(index_elements=["event_id", "code"])
+        stmt = pg_insert(CATEGORY).on_conflict_do_nothing(index_elements=["event_id", "code"])
         session.execute(stmt, [{"event_id": event.id, **c.model_dump(mode="json")} for c in cats])
         cats = _categories(session, [event])[event.id]
     return {c.code: c for c in cats}
@@ -717,7 +717,7 @@ def calendar_feed(session: Session, community_id: int, key: str) -> bytes:
     so subscribed calendars drop them. Unlisted URL: a signed key instead of a sign-in."""
     from icalendar import Calendar, Event
 
-    if not hmac.compare_digest(key, feed_key(community_id)):
+    if not same_secret(feed_key(community_id), key):
         raise NotFound("not_found", "日历不存在", "Calendar not found")
     community = places.get_community(session, community_id)
     tz = ZoneInfo(community.timezone)

@@ -1,5 +1,5 @@
-"""`jianfei reminders run`: send the reminders that are due (cron it, e.g. every 15 minutes, on any
-number of instances)."""
+"""`jianfei reminders run`: send the reminders that are due now (the job `reminders`, which the service
+runs every 15 minutes; safe on any number of instances)."""
 
 from __future__ import annotations
 

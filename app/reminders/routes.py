@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.core.db import SessionDep
-from app.identity.auth import CurrentPrincipal
+from app.identity.auth import CommunityReportReader, CurrentPrincipal
 from app.kit.errors import error_responses
 from app.reminders import service
 from app.reminders.models import OutboxPublic, OutboxStatus, SubscriptionPublic, SubscriptionReportIn
@@ -38,7 +38,7 @@ def report_subscriptions(session: SessionDep, principal: CurrentPrincipal, data:
     response_model=OutboxPublic, responses=error_responses(400, 401, 403, 404, 422),
 )
 def list_outbox(
-    session: SessionDep, principal: CurrentPrincipal, community_id: int,
+    session: SessionDep, principal: CommunityReportReader, community_id: int,
     status: OutboxStatus | None = None, cursor: Cursor = None, limit: Limit = 50,
 ):
-    return service.outbox(session, principal, community_id, status, cursor, limit)
+    return service.outbox(session, community_id, status, cursor, limit)

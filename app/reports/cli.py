@@ -74,28 +74,20 @@ def rollup_cmd(
 ) -> None:
     """Bring the point totals roll-up up to date (PostgreSQL): the exports read the journal live only after it.
 
-    Safe at any time and as often as wanted (nightly from cron, after a bulk load); a late entry or a
-    reversal is never lost, whichever side of the roll-up it falls on."""
+    Safe at any time and as often as wanted (the service runs it nightly as the job `reports-rollup`; by
+    hand after a bulk load); a late entry or a reversal is never lost, whichever side of the roll-up it
+    falls on."""
     import time
 
     from sqlalchemy.exc import OperationalError
-    from sqlmodel import Session, select
 
-    from app.core.config import get_settings
     from app.core.db import get_engine
-    from app.places.models import Community
-    from app.reports.rollup import refresh
+    from app.reports.rollup import refresh, refresh_everywhere
 
     engine = get_engine()
-    if engine.dialect.name != "postgresql":
-        console.print("The roll-up is PostgreSQL's; on SQLite the exports read the journal (nothing to do).")
-        return
-    if not timezone:
-        with Session(engine) as session:
-            timezone = sorted({get_settings().timezone, *session.exec(select(Community.timezone).distinct())})
     t0 = time.perf_counter()
     try:
-        done = refresh(engine, timezone)
+        done = refresh(engine, timezone) if timezone else refresh_everywhere(engine)
     except OperationalError as e:  # lock_timeout: a long write holds journal_entry; nothing was changed
         console.print(f"[yellow]Not rolled up: {e.orig or e}. Try again later (the exports stay exact, reading more of the journal).[/]")
         raise typer.Exit(1) from None

@@ -17,7 +17,6 @@ from sqlmodel import Field, Session, SQLModel
 from app.activities import service as activities
 from app.compost import service as compost
 from app.core.db import utcnow
-from app.identity.auth import Principal
 from app.places.models import Community, Organisation, OrganisationCommunity, Street
 from app.reports.models import MediaItem
 from app.reports.scope import Scope, ScopeKind, month_period, resolve
@@ -192,10 +191,10 @@ def _activity_groups(session: Session, scope: Scope, start: date, end: date) -> 
     return sorted(groups.values(), key=lambda g: (g.street, g.community_id, g.organisation_id is None, g.organisation))
 
 
-def build(session: Session, principal: Principal | None, kind: ScopeKind, scope_id: int, month: str) -> MonthlyReport:
+def build(session: Session, kind: ScopeKind, scope_id: int, month: str) -> MonthlyReport:
     if kind == ScopeKind.community:
         raise ValueError("the monthly report is for an organisation or a street")
-    scope = resolve(session, principal, kind, scope_id)
+    scope = resolve(session, kind, scope_id)
     period = month_period(month)
     lo, hi = period.bounds(scope.tz)
     now_w, all_w = _window(session, scope, lo, hi), _window(session, scope, None, hi)
@@ -236,7 +235,7 @@ def month_label(month: str) -> str:
 def write_xlsx(report: MonthlyReport, path: str) -> None:
     import xlsxwriter
 
-    wb = xlsxwriter.Workbook(path)
+    wb = xlsxwriter.Workbook(path, {"strings_to_formulas": False})  # titles and places are text (app.kit.cells)
     ws = wb.add_worksheet("月报")
     title = wb.add_format({"bold": True, "font_size": 14})
     head = wb.add_format({"bold": True, "bg_color": "#E8F0E0", "border": 1})

@@ -24,7 +24,7 @@ from sqlmodel import Field, Session, SQLModel
 from app.audit import service as audit
 from app.checkins.models import CheckIn, CheckResult, ScanStatus
 from app.core.db import utcnow
-from app.identity.auth import MANAGERS, Principal, authorize
+from app.identity.auth import Principal
 from app.kit.errors import BadRequest
 from app.places.models import Building, Compound, Household, HouseholdStatus
 from app.reports.models import (
@@ -258,14 +258,14 @@ def _row(level: Level, gid: int, name: str, c: Counts) -> RateRow:
     )
 
 
-def _scope(session: Session, principal: Principal, community_id: int) -> Scope:
-    return resolve(session, principal, ScopeKind.community, community_id)
+def _scope(session: Session, community_id: int) -> Scope:
+    return resolve(session, ScopeKind.community, community_id)
 
 
-def rates(session: Session, principal: Principal, community_id: int, by: Level, *, month: str | None = None,
+def rates(session: Session, community_id: int, by: Level, *, month: str | None = None,
           start: date | None = None, end: date | None = None) -> Rates:
     """Participation and accuracy for the community and each compound or building over a period."""
-    scope = _scope(session, principal, community_id)
+    scope = _scope(session, community_id)
     period = period_of(month, start, end, scope.tz)
     places = _places(session, community_id)
     counts = _counts(session, community_id, places, *period.bounds(scope.tz))
@@ -293,9 +293,9 @@ def _active(community_id: int, lo: datetime, hi: datetime):
     return select(CK.c.household_id).where(*accepted(community_id, lo, hi)).distinct().subquery()
 
 
-def retention(session: Session, principal: Principal, community_id: int, by: Level, month: str | None) -> Retention:
+def retention(session: Session, community_id: int, by: Level, month: str | None) -> Retention:
     """Households active this month that were also active last month, over those active last month."""
-    scope = _scope(session, principal, community_id)
+    scope = _scope(session, community_id)
     month = month or utcnow().astimezone(scope.tz).strftime("%Y-%m")
     last = _previous_month(month)
     now_lo, now_hi = month_period(month).bounds(scope.tz)
@@ -339,10 +339,10 @@ def _drop(during: float | None, after: float | None) -> float | None:
     return round(during - after, 4) if during is not None and after is not None else None
 
 
-def relapse(session: Session, principal: Principal, community_id: int, by: Level, *, start: date | None,
+def relapse(session: Session, community_id: int, by: Level, *, start: date | None,
             end: date | None, challenge_id: int | None) -> Relapse:
     """Participation and accuracy during a campaign against the same number of days right after it."""
-    scope = _scope(session, principal, community_id)
+    scope = _scope(session, community_id)
     if challenge_id is not None:
         if start or end:
             raise BadRequest("invalid_period", "请只给出挑战或起止日期之一", "Give either a challenge or start/end, not both", "challenge_id")
@@ -396,15 +396,14 @@ def _settings_public(community_id: int, row: RankingSettings | None) -> RankingS
                                  participation_pct=row.participation_pct, configured=True, updated_at=row.updated_at)
 
 
-def read_settings(session: Session, principal: Principal, community_id: int) -> RankingSettingsPublic:
-    scope = _scope(session, principal, community_id)
+def read_settings(session: Session, community_id: int) -> RankingSettingsPublic:
+    scope = _scope(session, community_id)
     return _settings_public(scope.id, session.get(RankingSettings, scope.id))
 
 
 def update_settings(session: Session, principal: Principal, community_id: int, data: RankingSettingsUpdate) -> RankingSettingsPublic:
     """The committee's thresholds. Sending the same values again changes nothing and writes no audit row."""
-    scope = _scope(session, principal, community_id)
-    authorize(session, principal, scope.id, MANAGERS)
+    scope = _scope(session, community_id)
     row = session.get(RankingSettings, scope.id)
     before = None if row is None else {"accuracy_pct": row.accuracy_pct, "participation_pct": row.participation_pct}
     after = {"accuracy_pct": data.accuracy_pct, "participation_pct": data.participation_pct}
@@ -424,14 +423,14 @@ def update_settings(session: Session, principal: Principal, community_id: int, d
     return _settings_public(scope.id, row)
 
 
-def red_black_list(session: Session, principal: Principal, community_id: int, by: Level, *, month: str | None = None,
+def red_black_list(session: Session, community_id: int, by: Level, *, month: str | None = None,
                    start: date | None = None, end: date | None = None) -> RedBlackList:
     """Compounds or buildings at or above both thresholds (red) and below either (black).
 
     A group is listed only when both its figures are over at least MIN_HOUSEHOLDS households: its
     registered households (participation) and its participating households (accuracy).
     """
-    scope = _scope(session, principal, community_id)
+    scope = _scope(session, community_id)
     if by == Level.community:
         raise BadRequest("invalid_level", "红黑榜按小区或楼栋排名", "The list ranks compounds or buildings", "by")
     period = period_of(month, start, end, scope.tz)

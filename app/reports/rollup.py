@@ -1,5 +1,5 @@
 """The point totals roll-up: every household posting summed per household and local month, up to a
-watermark entry id (PostgreSQL; SQLite exports stay on the live statement).
+watermark entry id.
 
 Exact by construction, whatever arrives late: the roll-up of a time zone holds the entries with
 id <= its watermark, each counted in the month of its effective time — its own occurred_at, or for a
@@ -16,8 +16,8 @@ to end (an id is drawn inside an INSERT, which holds ROW EXCLUSIVE on the table 
 is held for that one read; ingest waits at most as long as the longest write in flight (lock_timeout
 bounds the wait, and the refresh just tries again later).
 
-`jianfei reports rollup` runs it (nightly from cron, or after a bulk load); how fresh it is only
-changes how much of the journal an export reads live.
+The job `reports-rollup` runs it nightly (app.jobs), and `jianfei reports rollup` after a bulk load;
+how fresh it is only changes how much of the journal an export reads live.
 """
 
 from __future__ import annotations
@@ -77,7 +77,6 @@ def safe_watermark(engine: Engine, lock_timeout: str = "5s") -> int:
 def refresh(engine: Engine, timezones: list[str], *, upto: int | None = None, chunk: int = CHUNK) -> list[Refreshed]:
     """Bring each time zone's roll-up up to the safe watermark (or to `upto`, for tests: an id below
     which every entry has committed), a chunk of entry ids per transaction."""
-    assert engine.dialect.name == "postgresql", "the roll-up is PostgreSQL's; SQLite exports read the journal"
     target = safe_watermark(engine) if upto is None else upto
     done = []
     for tz in timezones:
@@ -101,6 +100,16 @@ def refresh(engine: Engine, timezones: list[str], *, upto: int | None = None, ch
     return done
 
 
+def refresh_everywhere(engine: Engine) -> list[Refreshed]:
+    """`refresh` for the settings' time zone and every community's: those the exports ask for."""
+    from app.core.config import get_settings
+    from app.places.service import community_timezones
+
+    with Session(engine) as session:
+        timezones = sorted({get_settings().timezone, *(tz for _, tz in community_timezones(session))})
+    return refresh(engine, timezones)
+
+
 def whole_months(period: Period) -> tuple[date, date] | None:
     """[first month, month after the last) if the period is made of whole local months, else None."""
     after = period.end + timedelta(days=1)
@@ -111,10 +120,8 @@ def whole_months(period: Period) -> tuple[date, date] | None:
 
 def current(session: Session, tz: str, period: Period) -> Rollup | None:
     """The roll-up an export of `period` reads, in the caller's snapshot (the export's transaction is
-    REPEATABLE READ: the watermark and the rows it reads are of one moment), or None: SQLite, a period
-    that is not whole months, or no roll-up for the time zone yet."""
-    if session.get_bind().dialect.name != "postgresql":
-        return None
+    REPEATABLE READ: the watermark and the rows it reads are of one moment), or None: a period that is
+    not whole months, or no roll-up for the time zone yet."""
     months = whole_months(period)
     if months is None:
         return None

@@ -11,10 +11,16 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingResponse
 
 from app.core.db import SessionDep
-from app.identity.auth import CurrentPrincipal
 from app.kit.errors import error_responses
 from app.kit.pagination import Page
 from app.reports import dashboard, media, rates, service
+from app.reports.auth import (
+    CommunityManager,
+    CommunityReportReader,
+    MediaItemManager,
+    OrganisationReportReader,
+    StreetReportReader,
+)
 from app.reports.dashboard import Dashboard
 from app.reports.models import (
     MediaItemCreate,
@@ -67,7 +73,7 @@ def _stream(request: Request, session, principal, kind: ScopeKind, scope_id: int
     responses=_FILE,
 )
 def community_totals(
-    request: Request, session: SessionDep, principal: CurrentPrincipal, community_id: int,
+    request: Request, session: SessionDep, principal: CommunityReportReader, community_id: int,
     format: Fmt = ExportFormat.csv, month: Month = None, start: Day = None, end: Day = None,
 ):
     return _stream(request, session, principal, ScopeKind.community, community_id, format, month, start, end)
@@ -81,7 +87,7 @@ def community_totals(
     responses=_FILE,
 )
 def street_totals(
-    request: Request, session: SessionDep, principal: CurrentPrincipal, street_id: int,
+    request: Request, session: SessionDep, principal: StreetReportReader, street_id: int,
     format: Fmt = ExportFormat.csv, month: Month = None, start: Day = None, end: Day = None,
 ):
     return _stream(request, session, principal, ScopeKind.street, street_id, format, month, start, end)
@@ -95,7 +101,7 @@ def street_totals(
     responses=_FILE,
 )
 def organisation_totals(
-    request: Request, session: SessionDep, principal: CurrentPrincipal, organisation_id: int,
+    request: Request, session: SessionDep, principal: OrganisationReportReader, organisation_id: int,
     format: Fmt = ExportFormat.csv, month: Month = None, start: Day = None, end: Day = None,
 ):
     return _stream(request, session, principal, ScopeKind.organisation, organisation_id, format, month, start, end)
@@ -144,7 +150,7 @@ def _monthly(request: Request, session, principal, kind: ScopeKind, scope_id: in
     response_model=MonthlyReport,
     responses=_MONTHLY,
 )
-def organisation_monthly(request: Request, session: SessionDep, principal: CurrentPrincipal, organisation_id: int,
+def organisation_monthly(request: Request, session: SessionDep, principal: OrganisationReportReader, organisation_id: int,
                          month: Month = None, format: MonthlyFmt = service.MonthlyFormat.json):
     return _monthly(request, session, principal, ScopeKind.organisation, organisation_id, month, format)
 
@@ -156,7 +162,7 @@ def organisation_monthly(request: Request, session: SessionDep, principal: Curre
     response_model=MonthlyReport,
     responses=_MONTHLY,
 )
-def street_monthly(request: Request, session: SessionDep, principal: CurrentPrincipal, street_id: int,
+def street_monthly(request: Request, session: SessionDep, principal: StreetReportReader, street_id: int,
                    month: Month = None, format: MonthlyFmt = service.MonthlyFormat.json):
     return _monthly(request, session, principal, ScopeKind.street, street_id, month, format)
 
@@ -177,9 +183,9 @@ _PRIVACY = (" Groups with fewer than 5 registered households are left out and co
     response_model=Rates,
     responses=_READ,
 )
-def community_rates(session: SessionDep, principal: CurrentPrincipal, community_id: int, by: By = Level.compound,
+def community_rates(session: SessionDep, principal: CommunityReportReader, community_id: int, by: By = Level.compound,
                     month: Month = None, start: Day = None, end: Day = None):
-    return rates.rates(session, principal, community_id, by, month=month, start=start, end=end)
+    return rates.rates(session, community_id, by, month=month, start=start, end=end)
 
 
 @api.get(
@@ -189,9 +195,9 @@ def community_rates(session: SessionDep, principal: CurrentPrincipal, community_
     response_model=Retention,
     responses=_READ,
 )
-def community_retention(session: SessionDep, principal: CurrentPrincipal, community_id: int, by: By = Level.compound,
+def community_retention(session: SessionDep, principal: CommunityReportReader, community_id: int, by: By = Level.compound,
                         month: Month = None):
-    return rates.retention(session, principal, community_id, by, month)
+    return rates.retention(session, community_id, by, month)
 
 
 @api.get(
@@ -202,9 +208,9 @@ def community_retention(session: SessionDep, principal: CurrentPrincipal, commun
     response_model=Relapse,
     responses=_READ,
 )
-def community_relapse(session: SessionDep, principal: CurrentPrincipal, community_id: int, by: By = Level.compound,
+def community_relapse(session: SessionDep, principal: CommunityReportReader, community_id: int, by: By = Level.compound,
                       start: Day = None, end: Day = None, challenge_id: Annotated[int | None, Query()] = None):
-    return rates.relapse(session, principal, community_id, by, start=start, end=end, challenge_id=challenge_id)
+    return rates.relapse(session, community_id, by, start=start, end=end, challenge_id=challenge_id)
 
 
 @api.get(
@@ -216,9 +222,9 @@ def community_relapse(session: SessionDep, principal: CurrentPrincipal, communit
     response_model=RedBlackList,
     responses=_READ,
 )
-def community_red_black_list(session: SessionDep, principal: CurrentPrincipal, community_id: int,
+def community_red_black_list(session: SessionDep, principal: CommunityReportReader, community_id: int,
                              by: By = Level.building, month: Month = None, start: Day = None, end: Day = None):
-    return rates.red_black_list(session, principal, community_id, by, month=month, start=start, end=end)
+    return rates.red_black_list(session, community_id, by, month=month, start=start, end=end)
 
 
 @api.get(
@@ -227,8 +233,8 @@ def community_red_black_list(session: SessionDep, principal: CurrentPrincipal, c
     response_model=RankingSettingsPublic,
     responses=_READ,
 )
-def read_ranking_settings(session: SessionDep, principal: CurrentPrincipal, community_id: int):
-    return rates.read_settings(session, principal, community_id)
+def read_ranking_settings(session: SessionDep, principal: CommunityReportReader, community_id: int):
+    return rates.read_settings(session, community_id)
 
 
 @api.put(
@@ -237,7 +243,7 @@ def read_ranking_settings(session: SessionDep, principal: CurrentPrincipal, comm
     response_model=RankingSettingsPublic,
     responses=error_responses(400, 401, 403, 404, 422),
 )
-def update_ranking_settings(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: RankingSettingsUpdate):
+def update_ranking_settings(session: SessionDep, principal: CommunityManager, community_id: int, data: RankingSettingsUpdate):
     return rates.update_settings(session, principal, community_id, data)
 
 
@@ -250,7 +256,7 @@ def update_ranking_settings(session: SessionDep, principal: CurrentPrincipal, co
     response_model=MediaItemRecorded,
     responses=error_responses(400, 401, 403, 404, 409, 422),
 )
-def create_media_item(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: MediaItemCreate):
+def create_media_item(session: SessionDep, principal: CommunityManager, community_id: int, data: MediaItemCreate):
     return media.create(session, principal, community_id, data)
 
 
@@ -260,7 +266,7 @@ def create_media_item(session: SessionDep, principal: CurrentPrincipal, communit
     response_model=MediaItemPublic,
     responses=error_responses(400, 401, 403, 404, 422),
 )
-def update_media_item(session: SessionDep, principal: CurrentPrincipal, media_item_id: int, data: MediaItemUpdate):
+def update_media_item(session: SessionDep, principal: MediaItemManager, media_item_id: int, data: MediaItemUpdate):
     return media.update(session, principal, media_item_id, data)
 
 
@@ -271,10 +277,10 @@ def update_media_item(session: SessionDep, principal: CurrentPrincipal, media_it
     responses=_READ,
 )
 def list_media_items(
-    session: SessionDep, principal: CurrentPrincipal, community_id: int, start: Day = None, end: Day = None,
+    session: SessionDep, principal: CommunityReportReader, community_id: int, start: Day = None, end: Day = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ):
-    items, next_cursor = media.list_items(session, principal, community_id, start, end, cursor, limit)
+    items, next_cursor = media.list_items(session, community_id, start, end, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 
 
@@ -289,8 +295,8 @@ _STATIC = Path(__file__).resolve().parents[1] / "static"
     response_model=Dashboard,
     responses=error_responses(401, 403, 404, 422),
 )
-def community_dashboard(session: SessionDep, principal: CurrentPrincipal, community_id: int):
-    return dashboard.build(session, principal, community_id)
+def community_dashboard(session: SessionDep, principal: CommunityReportReader, community_id: int):
+    return dashboard.build(session, community_id)
 
 
 @pages.get("/reports/dashboard")

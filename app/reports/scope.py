@@ -1,8 +1,7 @@
-"""Who may read a report over which communities: one community, a street, or an organisation's communities.
+"""What a report covers: one community, a street, or an organisation's communities, and its period.
 
-A scope resolves to the community ids it covers, after checking the caller holds a report-reading
-role over it (committee/org_admin/street_viewer of that community, org_admin of the organisation,
-street_viewer of the street, or platform admin).
+A scope resolves to the community ids it covers; who may read it is declared by the routes
+(reports/auth.py).
 """
 
 from __future__ import annotations
@@ -16,8 +15,7 @@ from sqlmodel import Session, select
 
 from app.core.config import get_settings
 from app.core.db import utcnow
-from app.identity.auth import REPORT_READERS, Principal, Role, authorize
-from app.kit.errors import BadRequest, Forbidden, not_found
+from app.kit.errors import BadRequest, not_found
 from app.places.models import Community, Organisation, OrganisationCommunity, Street
 from app.places.service import get_community
 
@@ -42,35 +40,19 @@ class Scope:
     audit_community_id: int | None
 
 
-def _refuse() -> Forbidden:
-    return Forbidden("forbidden", "无权查看该范围的报表", "You are not allowed to read reports for this scope")
-
-
-def resolve(session: Session, principal: Principal | None, kind: ScopeKind, scope_id: int) -> Scope:
-    """The scope's communities. principal=None is the operator's command line (no role check)."""
-    operator = principal is None
+def resolve(session: Session, kind: ScopeKind, scope_id: int) -> Scope:
+    """The scope's communities. Who may read them was checked before: by the route (reports/auth.py)
+    or, on the command line, by whoever may run it."""
     if kind == ScopeKind.community:
         community = get_community(session, scope_id)
-        if not operator:
-            authorize(session, principal, community.id, REPORT_READERS)
         return Scope(kind, community.id, community.name, (community.id,), ZoneInfo(community.timezone), community.id)
     default_tz = ZoneInfo(get_settings().timezone)
     if kind == ScopeKind.street:
-        allowed = operator or principal.is_platform_admin or any(
-            g.role == Role.street_viewer and g.street_id == scope_id for g in principal.grants
-        )
-        if not allowed:
-            raise _refuse()
         street = session.get(Street, scope_id)
         if street is None:
             raise not_found("街道", "Street", "street_id")
         ids = session.exec(select(Community.id).where(Community.street_id == scope_id).order_by(Community.id)).all()
         return Scope(kind, street.id, street.name, tuple(ids), default_tz, None)
-    allowed = operator or principal.is_platform_admin or any(
-        g.role == Role.org_admin and g.organisation_id == scope_id for g in principal.grants
-    )
-    if not allowed:
-        raise _refuse()
     org = session.get(Organisation, scope_id)
     if org is None:
         raise not_found("社会组织", "Organisation", "organisation_id")

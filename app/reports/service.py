@@ -15,7 +15,7 @@ from sqlmodel import Session
 from app.audit import service as audit
 from app.core.db import get_reports_engine, utcnow
 from app.identity.auth import Principal
-from app.kit.sql import is_pg, stream_tuples
+from app.kit.sql import stream_tuples
 from app.reports import rollup, sheets
 from app.reports.scope import SCOPE_ZH, Period, Scope, ScopeKind, period_of, resolve
 from app.reports.totals import Rollup, report_query
@@ -56,10 +56,8 @@ class Export:
 def begin_export(session: Session, scope: Scope, period: Period) -> Rollup | None:
     """Open the export's transaction; the roll-up it may read (reports.rollup), read in its snapshot.
 
-    PostgreSQL: REPEATABLE READ, so that the roll-up's watermark, its rows and the journal after it are
+    REPEATABLE READ, so that the roll-up's watermark, its rows and the journal after it are
     read at one moment (a refresh committing between them would count entries twice), and the settings."""
-    if not is_pg(session):
-        return None
     session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
     for setting in PG_EXPORT_SETTINGS:
         session.execute(text(setting))
@@ -95,7 +93,7 @@ def export_totals(
     request_id: str | None = None,
 ) -> Export:
     """Point totals per household for a scope and period. The audit row commits before any byte is sent."""
-    scope = resolve(session, principal, kind, scope_id)  # principal None: the operator's CLI, still audited
+    scope = resolve(session, kind, scope_id)  # principal None: the operator's CLI, still audited
     period = period_of(month, start, end, scope.tz)
     audit.record(
         session,
@@ -151,8 +149,8 @@ def monthly_report(session: Session, principal: Principal | None, kind: ScopeKin
     from app.reports import monthly
 
     if month is None:
-        month = utcnow().astimezone(resolve(session, principal, kind, scope_id).tz).strftime("%Y-%m")
-    report = monthly.build(session, principal, kind, scope_id, month)
+        month = utcnow().astimezone(resolve(session, kind, scope_id).tz).strftime("%Y-%m")
+    report = monthly.build(session, kind, scope_id, month)
     audit.record(session, actor_user_id=principal.user_id if principal else None, action="reports.monthly",
                  object_type=kind.value, object_id=scope_id, request_id=request_id,
                  detail={"format": fmt.value, "month": month})

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 
 from sqlmodel import Session
 
-from app.kit.sql import copy_csv, is_pg
+from app.kit.sql import copy_csv
 from app.reports.totals import FIGURES, GRAM_FIGURES, HEADERS_ZH, Level
 
 ID_HEADERS = ("社区", "小区", "楼栋", "单元", "门牌")
@@ -28,23 +28,11 @@ CSV_HEADERS = ("层级", *ID_HEADERS, "户数", *(HEADERS_ZH[f] for f in FIGURES
 def csv_stream(session: Session, stmt) -> Iterator[bytes]:
     """The BOM and the header, then the statement's rows (report_query(as_csv=True)) as CSV lines.
 
-    On PostgreSQL the server writes the lines (COPY … TO STDOUT) and they pass through untouched; on
-    SQLite the csv module writes the same characters (the kg columns are already text)."""
+    The server writes the lines (COPY … TO STDOUT) and they pass through untouched."""
     head = io.StringIO()
     csv.writer(head, lineterminator="\n").writerow(CSV_HEADERS)
     yield ("\ufeff" + head.getvalue()).encode("utf-8")
-    if is_pg(session):
-        yield from copy_csv(session, stmt, CHUNK)
-        return
-    buf = io.StringIO()
-    out = csv.writer(buf, lineterminator="\n")
-    for row in session.execute(stmt).tuples():
-        out.writerow(row)
-        if buf.tell() >= CHUNK:
-            yield buf.getvalue().encode("utf-8")
-            buf.seek(0)
-            buf.truncate()
-    yield buf.getvalue().encode("utf-8")
+    yield from copy_csv(session, stmt, CHUNK)
 
 
 # --- XLSX -------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.functions import FunctionElement
 
+from app.kit.cells import neutral_sql
 from app.ledger.models import JournalEntry, LedgerAccount, Posting
 from app.places.models import Building, Community, Compound, Household
 from app.reports.models import HouseholdMonthPoints
@@ -83,18 +84,6 @@ def category_group(category):
         (category.is_(None), literal(None)),
         else_=literal("recyclable"),
     )
-
-
-def category_group_py(category: str | None) -> str | None:
-    if category is None:
-        return None
-    if category == "kitchen":
-        return "kitchen"
-    if category in HAZARDOUS_CODES:
-        return "hazardous"
-    if category == "other":
-        return "other"
-    return "recyclable"
 
 
 FIGURES: tuple[str, ...] = (
@@ -278,19 +267,14 @@ ID_COLUMNS = ("community", "compound", "building", "unit", "door_plate")
 
 
 class kg_text(FunctionElement):  # noqa: N801 - a SQL function, named like one
-    """Grams as kilograms with three decimals, as text ('1.500'): the same characters on both databases."""
+    """Grams as kilograms with three decimals, as text ('1.500')."""
 
     type = String()
     inherit_cache = True
 
 
 @compiles(kg_text)
-def _kg_text_sqlite(element, compiler, **kw):
-    return f"printf('%.3f', {compiler.process(element.clauses, **kw)} / 1000.0)"
-
-
-@compiles(kg_text, "postgresql")
-def _kg_text_pg(element, compiler, **kw):
+def _kg_text(element, compiler, **kw):
     return f"CAST(CAST({compiler.process(element.clauses, **kw)} AS NUMERIC) / 1000 AS NUMERIC(20, 3))::text"
 
 
@@ -335,7 +319,7 @@ def report_query(community_ids: tuple[int, ...], lo: datetime, hi: datetime, *, 
     if as_csv:
         label = case(*((r.level == int(lv), zh) for lv, zh in LEVEL_ZH.items())).label("level")
         figures = [kg_text(r[f]).label(f) if f in GRAM_FIGURES else r[f] for f in FIGURES]
-        columns = [label, *(r[c] for c in ID_COLUMNS), r.households, *figures]
+        columns = [label, *(neutral_sql(r[c]).label(c) for c in ID_COLUMNS), r.households, *figures]
     else:
         figures = [(cast(r[f], Float) / 1000).label(f) if f in GRAM_FIGURES else r[f] for f in FIGURES]
         columns = [*(r[c] for c in ID_COLUMNS), *figures, r.households, r.level]

@@ -12,14 +12,12 @@ console = Console()
 
 @app.command("lapse")
 def lapse_cmd(community: int | None = typer.Option(None, help="Only this community id (default: all).")) -> None:
-    """Release held redemptions past their time: points back to the household, stock back to the item.
-    Safe to repeat and to run on several machines at once."""
+    """Release held redemptions past their time: points back to the household, stock back to the item
+    (the job `rewards-lapse`, run by the service every 15 minutes). Safe to repeat and to run on several
+    machines at once."""
     from app.core.db import get_engine
-    from app.rewards.consent import prune_used_codes
-    from app.rewards.service import lapse_due
+    from app.rewards.flows import lapse_everywhere
 
     with Session(get_engine()) as session, console.status("Releasing reservations past their time…"):
-        lapsed, points = lapse_due(session, community)
-        prune_used_codes(session)
-        session.commit()
+        lapsed, points, _ = lapse_everywhere(session, community)
     console.print(f"Released {lapsed} reservations, {points} points.")

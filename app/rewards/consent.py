@@ -16,11 +16,12 @@ import secrets
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, delete, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import Session
 
 from app.core.config import get_settings
 from app.core.db import utcnow
-from app.core.security import hash_password, verify_password
+from app.core.security import hash_password, same_secret, verify_password
 from app.kit.errors import BadRequest, Conflict, DomainError, Forbidden
 from app.rewards.models import Consent, ConsentCode, ConsentUse, PinGuard
 
@@ -63,7 +64,7 @@ def parse_code(code: str) -> tuple[int, int, str]:
     if len(parts) != 5 or parts[0] != CODE_PREFIX:
         raise _invalid_code()
     body, sig = ".".join(parts[:4]), parts[4]
-    if not hmac.compare_digest(_sign(body), sig):
+    if not same_secret(_sign(body), sig):
         raise _invalid_code()
     try:
         return int(parts[1]), int(parts[2]), parts[3]
@@ -84,7 +85,7 @@ def use_code(session: Session, household_id: int, code: str) -> None:
         raise Forbidden("consent_code_expired", "授权码已过期，请让居民刷新", "Consent code expired; ask the resident to refresh it", "consent_code")
     # The primary key decides: a second use (even at the same instant, on another connection) inserts nothing.
     fresh = session.execute(
-        _insert(session, USE)
+        pg_insert(USE)
         .values(nonce=nonce, household_id=household_id, used_at=utcnow())
         .on_conflict_do_nothing(index_elements=["nonce"])
         .returning(USE.c.nonce)
@@ -114,7 +115,7 @@ def use_codes(session: Session, codes: list[tuple[int, str]]) -> list[DomainErro
         out.append(None)
     if nonces:
         rows = [{"nonce": k, "household_id": codes[n][0], "used_at": now} for k, n in nonces.items()]
-        fresh = set(session.execute(_insert(session, USE).values(rows).on_conflict_do_nothing(index_elements=["nonce"]).returning(USE.c.nonce)).scalars())
+        fresh = set(session.execute(pg_insert(USE).values(rows).on_conflict_do_nothing(index_elements=["nonce"]).returning(USE.c.nonce)).scalars())
         for k, n in nonces.items():
             if k not in fresh:
                 out[n] = _code_used()
@@ -149,7 +150,7 @@ def _take_attempt(session: Session, household_id: int) -> int:
     """Count one attempt before checking the PIN; refuses while the household is locked. Commits."""
     now = utcnow()
     session.execute(
-        _insert(session, GUARD).values(household_id=household_id, failures=0).on_conflict_do_nothing(index_elements=["household_id"])
+        pg_insert(GUARD).values(household_id=household_id, failures=0).on_conflict_do_nothing(index_elements=["household_id"])
     )
     lock_over = GUARD.c.locked_until.is_not(None) & (GUARD.c.locked_until <= now)
     failures = session.execute(
@@ -225,7 +226,3 @@ def require_consent(session: Session, household_id: int, pin_hash: str | None, c
     )
 
 
-def _insert(session: Session, table):
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)

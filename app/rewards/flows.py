@@ -1,11 +1,10 @@
-"""Redemption workflows behind the routes: who may, whose consent, which service calls, one commit."""
+"""Redemption workflows behind the routes: whose consent, which service calls, one commit."""
 
 from __future__ import annotations
 
 from sqlmodel import Session
 
-from app.audit import service as audit
-from app.identity.auth import MANAGERS, Principal, authorize, require_member
+from app.identity.auth import Principal
 from app.kit.errors import BadRequest, Forbidden, not_found
 from app.places import service as places
 from app.places.models import Household
@@ -21,34 +20,12 @@ from app.rewards.models import (
     RedemptionStatus,
     ReserveRequest,
 )
-from app.rewards.service import CLERKS
-
-
-def _audit(session: Session, principal: Principal, action: str, object_type: str, object_id, community_id: int, **detail) -> None:
-    audit.record(
-        session,
-        actor_user_id=principal.user_id,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        community_id=community_id,
-        request_id=principal.request_id,
-        detail=detail,
-    )
-
-
-def _open_household(session: Session, principal: Principal, household_id: int, staff_roles=CLERKS) -> Household:
-    household = places.get_household(session, household_id)
-    if household_id not in principal.household_ids:
-        authorize(session, principal, household.community_id, staff_roles)
-    return household
-
+from app.rewards.service import _audit
 
 # --- resident ----------------------------------------------------------------------------------
 
 def reserve(session: Session, principal: Principal, household_id: int, data: ReserveRequest) -> RedemptionPublic:
     """A resident reserves an item from their own mini-program (their sign-in is the consent)."""
-    require_member(principal, household_id)
     household = places.get_household(session, household_id)
     redemption, replayed, balance = service.reserve(
         session, household, data.item_id, data.quantity, data.idempotency_key, actor_user_id=principal.user_id
@@ -57,8 +34,7 @@ def reserve(session: Session, principal: Principal, household_id: int, data: Res
     return service.redemption_public(session, redemption, replayed=replayed, balance_after=balance)
 
 
-def new_consent_code(session: Session, principal: Principal, household_id: int) -> ConsentCode:
-    require_member(principal, household_id)
+def new_consent_code(session: Session, household_id: int) -> ConsentCode:
     places.get_household(session, household_id)
     return consent.issue_code(household_id)
 
@@ -68,8 +44,6 @@ def set_pin(session: Session, principal: Principal, household_id: int, data: Pin
     Clerks cannot: a clerk who could set a PIN could spend with it."""
     household = places.get_household(session, household_id)
     is_member = household_id in principal.household_ids
-    if not is_member:
-        authorize(session, principal, household.community_id, MANAGERS)
     places.set_household_pin(session, household.id, consent.hash_pin(data.pin))
     consent.reset_guard(session, household.id)
     if not is_member:
@@ -77,16 +51,14 @@ def set_pin(session: Session, principal: Principal, household_id: int, data: Pin
     session.commit()
 
 
-def household_redemptions(session: Session, principal: Principal, household_id: int, status, cursor, limit):
-    household = _open_household(session, principal, household_id)
+def household_redemptions(session: Session, household_id: int, status, cursor, limit):
+    household = places.get_household(session, household_id)
     rows, next_cursor = service.list_for_household(session, household.id, status, cursor, limit)
     return [service.redemption_public(session, r) for r in rows], next_cursor
 
 
-def read_redemption(session: Session, principal: Principal, redemption_id: int) -> RedemptionPublic:
-    redemption = service.get_redemption(session, redemption_id)
-    _open_household(session, principal, redemption.household_id)
-    return service.redemption_public(session, redemption)
+def read_redemption(session: Session, redemption_id: int) -> RedemptionPublic:
+    return service.redemption_public(session, service.get_redemption(session, redemption_id))
 
 
 # --- exchange point ----------------------------------------------------------------------------
@@ -97,7 +69,6 @@ def _consent(session: Session, household: Household, proof) -> str:
 
 def fulfil(session: Session, principal: Principal, redemption_id: int, data: FulfilRequest) -> RedemptionPublic:
     redemption = service.get_redemption(session, redemption_id)
-    authorize(session, principal, redemption.community_id, CLERKS)
     if redemption.status == RedemptionStatus.fulfilled:
         return service.redemption_public(session, redemption, replayed=True)
     household = places.get_household(session, redemption.household_id)
@@ -113,8 +84,6 @@ def cancel(session: Session, principal: Principal, redemption_id: int, reason: s
     """The resident or a clerk cancels a held redemption; points, stock and limit come back."""
     redemption = service.get_redemption(session, redemption_id)
     by_member = redemption.household_id in principal.household_ids
-    if not by_member:
-        authorize(session, principal, redemption.community_id, CLERKS)
     if redemption.status == RedemptionStatus.cancelled:
         return service.redemption_public(session, redemption, replayed=True)
     why = (reason or "").strip() or ("居民取消" if by_member else "兑换员取消")
@@ -150,8 +119,6 @@ def counter_spend(session: Session, principal: Principal, community_id: int, dat
     consents; each item is reserved and fulfilled at once, all in one transaction."""
     from app.rewards.models import Consent, CounterResult
 
-    places.get_community(session, community_id)
-    authorize(session, principal, community_id, CLERKS)
     household = places.get_household(session, _counter_household(data))
     if household.community_id != community_id:
         raise Forbidden("forbidden", "该住户不属于本社区", "This household is not in this community", "household_id")
@@ -184,8 +151,6 @@ def counter_spend_many(session: Session, principal: Principal, community_id: int
     from app.kit.errors import DomainError
     from app.rewards.models import CounterResult
 
-    places.get_community(session, community_id)
-    authorize(session, principal, community_id, CLERKS)
     out: list = [None] * len(requests)
     household_of: dict[int, int] = {}
     by_pin: list[int] = []
@@ -255,16 +220,21 @@ def counter_spend_many(session: Session, principal: Principal, community_id: int
     return out
 
 
-def community_redemptions(session: Session, principal: Principal, community_id: int, status, household_id, cursor, limit):
-    places.get_community(session, community_id)
-    authorize(session, principal, community_id, CLERKS)
+def community_redemptions(session: Session, community_id: int, status, household_id, cursor, limit):
     rows, next_cursor = service.list_for_community(session, community_id, status, household_id, cursor, limit)
     return [service.redemption_public(session, r) for r in rows], next_cursor
 
 
+def lapse_everywhere(session: Session, community_id: int | None = None) -> tuple[int, int, int]:
+    """The scheduled clean-up (job `rewards-lapse`): release held redemptions past their time and forget
+    consent codes too old to be shown again. Commits. Returns (lapsed, points released, codes forgotten)."""
+    lapsed, points = service.lapse_due(session, community_id)
+    forgotten = consent.prune_used_codes(session)
+    session.commit()
+    return lapsed, points, forgotten
+
+
 def run_lapse(session: Session, principal: Principal, community_id: int) -> LapseRunResult:
-    places.get_community(session, community_id)
-    authorize(session, principal, community_id, MANAGERS | CLERKS)
     lapsed, points = service.lapse_due(session, community_id)
     _audit(session, principal, "rewards.lapse_run", "community", community_id, community_id, lapsed=lapsed, points=points)
     session.commit()

@@ -7,10 +7,21 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from app.core.db import SessionDep
-from app.identity.auth import CurrentPrincipal
 from app.kit.errors import error_responses
 from app.kit.pagination import Page
 from app.rewards import flows, service
+from app.rewards.auth import (
+    CatalogueReader,
+    CommunityClerk,
+    CommunityManager,
+    HouseholdMemberOrClerk,
+    HouseholdMemberOrManager,
+    HouseholdResident,
+    ItemManager,
+    ItemReader,
+    RedemptionClerk,
+    RedemptionMemberOrClerk,
+)
 from app.rewards.models import (
     CancelRequest,
     ConsentCode,
@@ -38,14 +49,14 @@ CONSENTED = error_responses(400, 401, 403, 404, 409, 422, 429)
 # --- catalogue ---------------------------------------------------------------------------------
 
 @router.post("/communities/{community_id}/rewards", summary="Add an item to the community's rewards catalogue", status_code=201, response_model=RewardItemPublic, responses=WRITE)
-def create_item(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: RewardItemCreate):
+def create_item(session: SessionDep, principal: CommunityManager, community_id: int, data: RewardItemCreate):
     return service.create_item(session, principal, community_id, data)
 
 
 @router.get("/communities/{community_id}/rewards", summary="Rewards available now (all items, with include_unavailable, for managers)", response_model=Page[RewardItemPublic], responses=READ)
 def list_items(
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: CatalogueReader,
     community_id: int,
     include_unavailable: bool = False,
     cursor: Cursor = None,
@@ -56,17 +67,17 @@ def list_items(
 
 
 @router.get("/rewards/{item_id}", summary="One rewards catalogue item", response_model=RewardItemPublic, responses=READ)
-def read_item(session: SessionDep, principal: CurrentPrincipal, item_id: int):
-    return service.read_item(session, principal, item_id)
+def read_item(session: SessionDep, principal: ItemReader, item_id: int):
+    return service.read_item(session, item_id)
 
 
 @router.patch("/rewards/{item_id}", summary="Change a catalogue item (price, stock, limit, dates, picture)", response_model=RewardItemPublic, responses=WRITE)
-def update_item(session: SessionDep, principal: CurrentPrincipal, item_id: int, data: RewardItemUpdate):
+def update_item(session: SessionDep, principal: ItemManager, item_id: int, data: RewardItemUpdate):
     return service.update_item(session, principal, item_id, data)
 
 
 @router.delete("/rewards/{item_id}", summary="Withdraw an item from the catalogue", status_code=204, responses=WRITE)
-def withdraw_item(session: SessionDep, principal: CurrentPrincipal, item_id: int):
+def withdraw_item(session: SessionDep, principal: ItemManager, item_id: int):
     service.withdraw_item(session, principal, item_id)
     return Response(status_code=204)
 
@@ -74,30 +85,30 @@ def withdraw_item(session: SessionDep, principal: CurrentPrincipal, item_id: int
 # --- resident ----------------------------------------------------------------------------------
 
 @router.post("/households/{household_id}/redemptions", summary="Reserve a reward: points and stock are held until collected", status_code=201, response_model=RedemptionPublic, responses=WRITE)
-def reserve(session: SessionDep, principal: CurrentPrincipal, household_id: int, data: ReserveRequest):
+def reserve(session: SessionDep, principal: HouseholdResident, household_id: int, data: ReserveRequest):
     return flows.reserve(session, principal, household_id, data)
 
 
 @router.get("/households/{household_id}/redemptions", summary="A household's redemptions", response_model=Page[RedemptionPublic], responses=READ)
 def household_redemptions(
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: HouseholdMemberOrClerk,
     household_id: int,
     status: RedemptionStatus | None = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ):
-    items, next_cursor = flows.household_redemptions(session, principal, household_id, status, cursor, limit)
+    items, next_cursor = flows.household_redemptions(session, household_id, status, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.post("/households/{household_id}/consent-codes", summary="A single-use consent code (about 60 s) to show the clerk", status_code=201, response_model=ConsentCode, responses=WRITE)
-def consent_code(session: SessionDep, principal: CurrentPrincipal, household_id: int):
-    return flows.new_consent_code(session, principal, household_id)
+def consent_code(session: SessionDep, principal: HouseholdResident, household_id: int):
+    return flows.new_consent_code(session, household_id)
 
 
 @router.put("/households/{household_id}/pin", summary="Set the household's redemption PIN (resident, or committee in person)", status_code=204, responses=WRITE)
-def set_pin(session: SessionDep, principal: CurrentPrincipal, household_id: int, data: PinSet):
+def set_pin(session: SessionDep, principal: HouseholdMemberOrManager, household_id: int, data: PinSet):
     flows.set_pin(session, principal, household_id, data)
     return Response(status_code=204)
 
@@ -107,37 +118,37 @@ def set_pin(session: SessionDep, principal: CurrentPrincipal, household_id: int,
 @router.get("/communities/{community_id}/redemptions", summary="Redemptions in a community (e.g. status=held at the exchange point)", response_model=Page[RedemptionPublic], responses=READ)
 def community_redemptions(
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: CommunityClerk,
     community_id: int,
     status: RedemptionStatus | None = None,
     household_id: int | None = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ):
-    items, next_cursor = flows.community_redemptions(session, principal, community_id, status, household_id, cursor, limit)
+    items, next_cursor = flows.community_redemptions(session, community_id, status, household_id, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/redemptions/{redemption_id}", summary="One redemption", response_model=RedemptionPublic, responses=READ)
-def read_redemption(session: SessionDep, principal: CurrentPrincipal, redemption_id: int):
-    return flows.read_redemption(session, principal, redemption_id)
+def read_redemption(session: SessionDep, principal: RedemptionMemberOrClerk, redemption_id: int):
+    return flows.read_redemption(session, redemption_id)
 
 
 @router.post("/redemptions/{redemption_id}/fulfil", summary="Hand over a reserved reward, with the resident's code or PIN", response_model=RedemptionPublic, responses=CONSENTED)
-def fulfil(session: SessionDep, principal: CurrentPrincipal, redemption_id: int, data: FulfilRequest):
+def fulfil(session: SessionDep, principal: RedemptionClerk, redemption_id: int, data: FulfilRequest):
     return flows.fulfil(session, principal, redemption_id, data)
 
 
 @router.post("/redemptions/{redemption_id}/cancel", summary="Cancel a reservation: points and stock are released", response_model=RedemptionPublic, responses=WRITE)
-def cancel(session: SessionDep, principal: CurrentPrincipal, redemption_id: int, data: CancelRequest | None = None):
+def cancel(session: SessionDep, principal: RedemptionMemberOrClerk, redemption_id: int, data: CancelRequest | None = None):
     return flows.cancel(session, principal, redemption_id, data.reason if data else None)
 
 
 @router.post("/communities/{community_id}/counter-redemptions", summary="Spend at the counter: reserve and hand over at once, with the resident's consent", status_code=201, response_model=CounterResult, responses=CONSENTED)
-def counter_spend(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: CounterRequest):
+def counter_spend(session: SessionDep, principal: CommunityClerk, community_id: int, data: CounterRequest):
     return flows.counter_spend(session, principal, community_id, data)
 
 
 @router.post("/communities/{community_id}/redemptions/lapse-runs", summary="Release reservations not collected in time (idempotent)", response_model=LapseRunResult, responses=WRITE)
-def lapse(session: SessionDep, principal: CurrentPrincipal, community_id: int):
+def lapse(session: SessionDep, principal: CommunityClerk, community_id: int):
     return flows.run_lapse(session, principal, community_id)

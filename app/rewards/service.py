@@ -17,21 +17,20 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import Session, select
 
 from app.audit import service as audit
 from app.core.db import utcnow
-from app.identity.auth import MANAGERS, STAFF_READ, Principal, authorize, may_act_in
-from app.identity.models import Role
+from app.identity.auth import MANAGERS, Principal, authorize
 from app.kit.errors import BadRequest, Conflict, DomainError, not_found
 from app.kit.pagination import page_by_id
-from app.kit.sql import among, bulk_insert, is_pg, json_document
+from app.kit.sql import among, bulk_insert, json_document
 from app.ledger import service as ledger
 from app.ledger.models import Source, SystemAccount
 from app.places.models import Household, HouseholdStatus
-from app.places.service import get_community, get_household
+from app.places.service import get_community
 from app.rewards.models import (
     LimitPeriod,
     Redemption,
@@ -47,13 +46,6 @@ from app.rewards.models import (
 ITEM = RewardItem.__table__
 REDEMPTION = Redemption.__table__
 USAGE = RedemptionUsage.__table__
-
-# Who works the exchange point (兑换点): fulfil, cancel, spend at the counter, see open holds.
-CLERKS = frozenset({Role.clerk, Role.committee, Role.org_admin})
-
-
-def _insert(session: Session, table):
-    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 def _tz(session: Session, community_id: int) -> ZoneInfo:
@@ -103,8 +95,6 @@ def get_item(session: Session, item_id: int) -> RewardItem:
 
 
 def create_item(session: Session, principal: Principal, community_id: int, data: RewardItemCreate) -> RewardItemPublic:
-    get_community(session, community_id)
-    authorize(session, principal, community_id, MANAGERS)
     item = RewardItem.model_validate(data, update={"community_id": community_id})
     session.add(item)
     session.flush()
@@ -115,7 +105,6 @@ def create_item(session: Session, principal: Principal, community_id: int, data:
 
 def update_item(session: Session, principal: Principal, item_id: int, data: RewardItemUpdate) -> RewardItemPublic:
     item = get_item(session, item_id)
-    authorize(session, principal, item.community_id, MANAGERS)
     changes = data.model_dump(exclude_unset=True)
     unlimited = changes.pop("unlimited_stock", None)
     no_limit = changes.pop("no_limit", None)
@@ -145,25 +134,18 @@ def update_item(session: Session, principal: Principal, item_id: int, data: Rewa
 def withdraw_item(session: Session, principal: Principal, item_id: int) -> None:
     """Take an item off the catalogue (it stays for the redemptions that name it)."""
     item = get_item(session, item_id)
-    authorize(session, principal, item.community_id, MANAGERS)
     session.execute(update(ITEM).where(ITEM.c.id == item.id).values(active=False, updated_at=utcnow()))
     _audit(session, principal, "rewards.item_withdraw", "reward_item", item.id, item.community_id, name=item.name)
     session.commit()
 
 
-def read_item(session: Session, principal: Principal, item_id: int) -> RewardItemPublic:
-    item = get_item(session, item_id)
-    if not is_resident_of(session, principal, item.community_id):
-        authorize(session, principal, item.community_id, STAFF_READ)
-    return item_public(item)
+def read_item(session: Session, item_id: int) -> RewardItemPublic:
+    return item_public(get_item(session, item_id))
 
 
 def list_items(session: Session, principal: Principal, community_id: int, include_unavailable: bool, cursor: str | None, limit: int):
-    get_community(session, community_id)
-    if include_unavailable:
+    if include_unavailable:  # withdrawn and future items: the catalogue's keepers only
         authorize(session, principal, community_id, MANAGERS)
-    elif not is_resident_of(session, principal, community_id):
-        authorize(session, principal, community_id, STAFF_READ)
     now = utcnow()
     stmt = select(RewardItem).where(RewardItem.community_id == community_id)
     if not include_unavailable:
@@ -256,7 +238,7 @@ def reserve(
     }
     # The key's unique index decides between concurrent retries: the others wait, then find the row.
     redemption_id = session.execute(
-        _insert(session, REDEMPTION)
+        pg_insert(REDEMPTION)
         .values(row)
         .on_conflict_do_nothing(index_elements=["household_id", "idempotency_key"])
         .returning(REDEMPTION.c.id)
@@ -266,7 +248,7 @@ def reserve(
         return existing, True, _hold_balance(session, existing)
     if pkey is not None:
         session.execute(
-            _insert(session, USAGE)
+            pg_insert(USAGE)
             .values(household_id=household.id, item_id=item.id, period_key=pkey, used=0)
             .on_conflict_do_nothing(index_elements=["household_id", "item_id", "period_key"])
         )
@@ -446,14 +428,6 @@ def list_for_community(session: Session, community_id: int, status: RedemptionSt
     return page_by_id(session, stmt, Redemption.id, cursor, limit)
 
 
-def may_work_counter(session: Session, principal: Principal, community_id: int) -> bool:
-    return may_act_in(session, principal, community_id, CLERKS)
-
-
-def household_for(session: Session, household_id: int) -> Household:
-    return get_household(session, household_id)
-
-
 # --- many residents at the counter at once (an exchange day's queue) ---------------------------
 
 @dataclass
@@ -487,20 +461,15 @@ def redemptions_by_keys(session: Session, pairs: list[tuple[int, str]]) -> dict[
 
 def _update_rows(session: Session, table, keys: tuple[str, ...], rows: list[dict[str, Any]], *, add: bool = False) -> int:
     """UPDATE `table` from rows, matched on `keys`, setting (or with add=True increasing) the other
-    columns given; one statement on PostgreSQL. Returns the number of rows changed."""
+    columns given; one statement. Returns the number of rows changed."""
     if not rows:
         return 0
     columns = [c for c in rows[0] if c not in keys]
-    if is_pg(session):
-        types = ", ".join(f"{c} {table.c[c].type.compile(dialect=session.get_bind().dialect)}" for c in rows[0])
-        sets = ", ".join(f"{c} = t.{c} + r.{c}" if add else f"{c} = r.{c}" for c in columns)
-        match = " AND ".join(f"t.{c} = r.{c}" for c in keys)
-        sql = f"UPDATE {table.name} AS t SET {sets} FROM json_to_recordset(CAST(:rows AS json)) AS r({types}) WHERE {match} RETURNING 1"
-        return len(session.execute(text(sql), {"rows": json_document(rows)}).all())
-    stmt = update(table).where(*(table.c[c] == bindparam(f"k_{c}") for c in keys)).values(
-        {c: table.c[c] + bindparam(f"v_{c}") if add else bindparam(f"v_{c}") for c in columns}
-    )
-    return sum(session.execute(stmt, {**{f"k_{c}": r[c] for c in keys}, **{f"v_{c}": r[c] for c in columns}}).rowcount for r in rows)
+    types = ", ".join(f"{c} {table.c[c].type.compile(dialect=session.get_bind().dialect)}" for c in rows[0])
+    sets = ", ".join(f"{c} = t.{c} + r.{c}" if add else f"{c} = r.{c}" for c in columns)
+    match = " AND ".join(f"t.{c} = r.{c}" for c in keys)
+    sql = f"UPDATE {table.name} AS t SET {sets} FROM json_to_recordset(CAST(:rows AS json)) AS r({types}) WHERE {match} RETURNING 1"
+    return len(session.execute(text(sql), {"rows": json_document(rows)}).all())
 
 
 def spend_many(
@@ -556,13 +525,7 @@ def spend_many(
         return out
 
     # The keys' unique index referees concurrent retries, as in `reserve`.
-    if is_pg(session):
-        inserted = bulk_insert(session, REDEMPTION, rows, "ON CONFLICT (household_id, idempotency_key) DO NOTHING RETURNING id, household_id, idempotency_key")
-    else:
-        inserted = session.execute(
-            _insert(session, REDEMPTION).values(rows).on_conflict_do_nothing(index_elements=["household_id", "idempotency_key"])
-            .returning(REDEMPTION.c.id, REDEMPTION.c.household_id, REDEMPTION.c.idempotency_key)
-        ).all()
+    inserted = bulk_insert(session, REDEMPTION, rows, "ON CONFLICT (household_id, idempotency_key) DO NOTHING RETURNING id, household_id, idempotency_key")
     ids = {(h, k): i for i, h, k in inserted}
     for r, n in zip(rows, owner, strict=True):
         # The first row of a key got it; a repeat of the key later in the queue is a replay.
@@ -578,30 +541,22 @@ def spend_many(
     used: dict[tuple[int, int, str], int] = {}
     if usage_keys:
         fresh = [{"household_id": h, "item_id": i, "period_key": p, "used": 0} for h, i, p in usage_keys]
-        if is_pg(session):
-            bulk_insert(session, USAGE, fresh, "ON CONFLICT DO NOTHING")
-            locked = session.execute(
-                text(
-                    "SELECT u.household_id, u.item_id, u.period_key, u.used FROM redemption_usage AS u "
-                    "JOIN json_to_recordset(CAST(:keys AS json)) AS k(household_id bigint, item_id bigint, period_key varchar) "
-                    "USING (household_id, item_id, period_key) ORDER BY 1, 2, 3 FOR NO KEY UPDATE OF u"
-                ),
-                {"keys": json_document(fresh)},
-            ).all()
-        else:
-            session.execute(_insert(session, USAGE).values(fresh).on_conflict_do_nothing())
-            locked = session.execute(
-                select(USAGE.c.household_id, USAGE.c.item_id, USAGE.c.period_key, USAGE.c.used).where(
-                    USAGE.c.household_id.in_({h for h, _, _ in usage_keys}), USAGE.c.item_id.in_({i for _, i, _ in usage_keys})
-                )
-            ).all()
+        bulk_insert(session, USAGE, fresh, "ON CONFLICT DO NOTHING")
+        locked = session.execute(
+            text(
+                "SELECT u.household_id, u.item_id, u.period_key, u.used FROM redemption_usage AS u "
+                "JOIN json_to_recordset(CAST(:keys AS json)) AS k(household_id bigint, item_id bigint, period_key varchar) "
+                "USING (household_id, item_id, period_key) ORDER BY 1, 2, 3 FOR NO KEY UPDATE OF u"
+            ),
+            {"keys": json_document(fresh)},
+        ).all()
         used = {(h, i, p): u for h, i, p, u in locked}
     balance = ledger.balances_of(session, {r["household_id"] for r in rows}, lock=True)
     stocked = sorted(i for i in {r["item_id"] for r in rows} if items[i].stock is not None)
     stock: dict[int, int] = {}
     if stocked:
         stmt = select(ITEM.c.id, ITEM.c.stock).where(among(session, ITEM.c.id, stocked)).order_by(ITEM.c.id)
-        stock = dict(session.execute(stmt.with_for_update(key_share=True) if is_pg(session) else stmt).all())
+        stock = dict(session.execute(stmt.with_for_update(key_share=True)).all())
 
     # Decide, spend by spend, against what the spends before took.
     by_spend: dict[int, list[dict[str, Any]]] = {}

@@ -19,16 +19,6 @@ class ImportMode(StrEnum):
     all_or_nothing = "all_or_nothing"  # import only when every row is valid
 
 
-class RowProblem(SQLModel):
-    """One problem on one row; messages in both languages so the error file can be either."""
-
-    row: int = Field(description="表格中的行号（表头为第1行）")
-    column: str = Field(description="列名，与文件表头一致")
-    code: str
-    zh: str
-    en: str
-
-
 class RosterImport(SQLModel, table=True):
     __tablename__ = "roster_import"
     __table_args__ = (

@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
 
 from app.core.db import SessionDep
-from app.identity.auth import CurrentPrincipal
 from app.kit.errors import error_responses, wants_english
 from app.kit.pagination import Page
 from app.roster import service
+from app.roster.auth import CommunityManager, ImportManager
 from app.roster.models import ImportMode, RosterImportPublic, RosterImportSummary
 from app.roster.reader import MAX_BYTES
 
@@ -41,7 +41,7 @@ def import_roster(
     request: Request,
     response: Response,
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: CommunityManager,
     community_id: int,
     file: Annotated[UploadFile, File(description="花名册文件（.xlsx 或 .csv）")],
     mode: Annotated[ImportMode, Form(description="dry_run 仅检查；valid_rows 导入有效行；all_or_nothing 全部有效才导入")] = ImportMode.dry_run,
@@ -65,8 +65,8 @@ def import_roster(
     response_model=RosterImportPublic,
     responses=error_responses(401, 403, 404, 422),
 )
-def read_import(request: Request, session: SessionDep, principal: CurrentPrincipal, import_id: int):
-    return service.to_public(service.read_import(session, principal, import_id), wants_english(request))
+def read_import(request: Request, session: SessionDep, principal: ImportManager, import_id: int):
+    return service.to_public(service.get_import(session, import_id), wants_english(request))
 
 
 @router.get(
@@ -75,8 +75,8 @@ def read_import(request: Request, session: SessionDep, principal: CurrentPrincip
     response_class=Response,
     responses={200: {"content": {"text/csv": {}}, "description": "UTF-8 CSV with BOM"}, **error_responses(401, 403, 404, 422)},
 )
-def import_errors(request: Request, session: SessionDep, principal: CurrentPrincipal, import_id: int):
-    record = service.read_import(session, principal, import_id)
+def import_errors(request: Request, session: SessionDep, principal: ImportManager, import_id: int):
+    record = service.get_import(session, import_id)
     return Response(
         content=service.errors_csv(record, wants_english(request)),
         media_type="text/csv; charset=utf-8",
@@ -92,12 +92,12 @@ def import_errors(request: Request, session: SessionDep, principal: CurrentPrinc
 )
 def list_imports(
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: CommunityManager,
     community_id: int,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ):
-    items, next_cursor = service.list_imports(session, principal, community_id, cursor, limit)
+    items, next_cursor = service.list_imports(session, community_id, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 
 
@@ -110,7 +110,7 @@ def list_imports(
         **error_responses(401, 403, 404, 422),
     },
 )
-def export_roster(session: SessionDep, principal: CurrentPrincipal, community_id: int):
+def export_roster(session: SessionDep, principal: CommunityManager, community_id: int):
     return Response(
         content=service.export_roster(session, principal, community_id),
         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

@@ -86,11 +86,3 @@ class ActReversal(SQLModel, table=True):
 
 class ReversalCreate(SQLModel):
     reason: str = Field(min_length=1, max_length=200, description="冲正原因")
-
-
-class ReversalPublic(SQLModel):
-    act: str
-    act_id: int
-    reason: str
-    entry_id: int | None
-    at: datetime

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.core.db import SessionDep
-from app.identity.auth import CurrentPrincipal
+from app.identity.auth import CommunityManager, CommunityStaff
 from app.kit.errors import error_responses
 from app.rules import service
 from app.rules.models import PointsRuleCreate, PointsRulePublic
@@ -16,15 +16,15 @@ WRITE = error_responses(400, 401, 403, 404, 409, 422)
 
 
 @router.post("/communities/{community_id}/points-rules", summary="Add a version of the points rules (applies from its start time)", status_code=201, response_model=PointsRulePublic, responses=WRITE)
-def create_rules(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: PointsRuleCreate):
+def create_rules(session: SessionDep, principal: CommunityManager, community_id: int, data: PointsRuleCreate):
     return service.create_rules(session, principal, community_id, data)
 
 
 @router.get("/communities/{community_id}/points-rules", summary="All versions of the points rules, oldest first", response_model=list[PointsRulePublic], responses=READ)
-def list_rules(session: SessionDep, principal: CurrentPrincipal, community_id: int):
-    return service.list_rules(session, principal, community_id)
+def list_rules(session: SessionDep, principal: CommunityStaff, community_id: int):
+    return service.list_rules(session, community_id)
 
 
 @router.get("/communities/{community_id}/points-rules/current", summary="The points rules in force now", response_model=PointsRulePublic, responses=READ)
-def current_rules(session: SessionDep, principal: CurrentPrincipal, community_id: int):
-    return service.current_rules(session, principal, community_id)
+def current_rules(session: SessionDep, principal: CommunityStaff, community_id: int):
+    return service.current_rules(session, community_id)

@@ -15,16 +15,15 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from app.audit import service as audit
 from app.core.db import engine_key, utcnow
-from app.identity.auth import MANAGERS, STAFF_READ, Principal, authorize
+from app.identity.auth import Principal
 from app.kit.errors import BadRequest, Conflict
-from app.places.service import get_community
+from app.kit.sql import compact_sql, json_document
 from app.rules.models import (
     DEFAULTS,
     ActReversal,
@@ -81,7 +80,7 @@ def _versions(session: Session, community_id: int, refresh: bool = False) -> tup
 
 
 def aware(value: datetime) -> datetime:
-    """A stored time as UTC-aware (SQLite hands datetimes back naive)."""
+    """A time as UTC-aware (naive ones are taken as UTC)."""
     from datetime import UTC
 
     return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -136,8 +135,6 @@ def _resolver(starts: list[datetime], rules: list[Rules]) -> Callable[[datetime]
 # --- configuration -----------------------------------------------------------------------------
 
 def create_rules(session: Session, principal: Principal, community_id: int, data: PointsRuleCreate) -> PointsRule:
-    get_community(session, community_id)
-    authorize(session, principal, community_id, MANAGERS)
     now = utcnow()
     if data.effective_from is None:
         forget(session, community_id)
@@ -181,9 +178,7 @@ def create_rules(session: Session, principal: Principal, community_id: int, data
     return row
 
 
-def list_rules(session: Session, principal: Principal, community_id: int) -> list[PointsRule]:
-    get_community(session, community_id)
-    authorize(session, principal, community_id, STAFF_READ)
+def list_rules(session: Session, community_id: int) -> list[PointsRule]:
     return list(
         session.scalars(
             select(PointsRule).where(PointsRule.community_id == community_id).order_by(PointsRule.effective_from)
@@ -191,9 +186,7 @@ def list_rules(session: Session, principal: Principal, community_id: int) -> lis
     )
 
 
-def current_rules(session: Session, principal: Principal, community_id: int) -> PointsRulePublic:
-    get_community(session, community_id)
-    authorize(session, principal, community_id, STAFF_READ)
+def current_rules(session: Session, community_id: int) -> PointsRulePublic:
     now = utcnow()
     starts, _ = _versions(session, community_id)
     i = bisect_right(starts, now)
@@ -205,8 +198,6 @@ def current_rules(session: Session, principal: Principal, community_id: int) -> 
 
 # --- the daily cap -----------------------------------------------------------------------------
 
-def _insert(session: Session, table):
-    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 def cap_rows(
@@ -231,69 +222,25 @@ def cap_rows(
 
 
 def apply_daily_cap(session: Session, cap: int | None, items: list[tuple[int, date, int]]) -> list[int]:
-    """Points actually granted for each (household, local day, points asked), in order.
-
-    The counter holds what was granted that day, net of reversals (`release_daily_cap`). One upsert
-    per batch adds what fits under the cap and records that amount in `last_grant` (every SET
-    expression reads the row as it was, so both come from the same old value): the upsert locks the
-    counters, concurrent batches wait and then see each other's grants.
-    """
+    """Points actually granted for each (household, local day, points asked), in order: `daily_caps_sql`
+    over the items, one statement."""
     if cap is None or not items:
         return [p for _, _, p in items]
-    asked: dict[tuple[int, date], int] = defaultdict(int)
-    for h, d, p in items:
-        asked[(h, d)] += p
-    if not any(asked.values()):
-        return [0 for _ in items]
-    rows = [
-        {"household_id": h, "day": d, "granted": min(p, max(cap, 0)), "last_grant": min(p, max(cap, 0))}
-        for (h, d), p in sorted(asked.items())
-        if p
-    ]
-    stmt = _insert(session, DAY).values(rows)
-    fits = func.least(stmt.excluded.granted, func.greatest(0, literal(cap) - DAY.c.granted))
-    if session.get_bind().dialect.name == "sqlite":
-        fits = func.min(stmt.excluded.granted, func.max(0, literal(cap) - DAY.c.granted))
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["household_id", "day"], set_={"granted": DAY.c.granted + fits, "last_grant": fits}
-    ).returning(DAY.c.household_id, DAY.c.day, DAY.c.granted, DAY.c.last_grant)
-    used = {(h, d): total - grant for h, d, total, grant in session.execute(stmt).all()}
-    granted = []
-    for h, d, p in items:
-        g = max(0, min(p, cap - used.get((h, d), 0)))
-        used[(h, d)] = used.get((h, d), 0) + g
-        granted.append(g)
-    return granted
-
-
-def daily_cap_sql(source: str) -> str:
-    """apply_daily_cap for acts of distinct households written in one PostgreSQL statement, under the
-    one cap %(cap)s (NULL: none).
-
-    `source` has the columns id (the household, each at most once), day (its local day) and points
-    (asked, positive). The CTE `day_counter` adds to each household's counter for its day what of the
-    points fits under the cap and returns (household_id, last_grant): the amount granted, by the same
-    arithmetic as apply_daily_cap. Acts of a household that may come several at a time: daily_caps_sql.
-    """
-    return f"""day_counter AS (
-    INSERT INTO {DAY.name} AS d (household_id, day, granted, last_grant)
-    SELECT s.id, s.day, LEAST(s.points, GREATEST(%(cap)s::integer, 0)), LEAST(s.points, GREATEST(%(cap)s::integer, 0))
-    FROM {source} AS s WHERE %(cap)s::integer IS NOT NULL
-    ORDER BY s.id
-    ON CONFLICT (household_id, day) DO UPDATE
-    SET granted = d.granted + LEAST(excluded.granted, GREATEST(0, %(cap)s::integer - d.granted)),
-        last_grant = LEAST(excluded.granted, GREATEST(0, %(cap)s::integer - d.granted))
-    RETURNING household_id, last_grant
-)"""
+    acts = [{"id": n, "household_id": h, "day": d, "points": p} for n, (h, d, p) in enumerate(items)]
+    granted = dict(session.connection().exec_driver_sql(_CAP_SQL, {"acts": json_document(acts), "cap": cap}).all())
+    return [granted[n] for n in range(len(items))]
 
 
 def daily_caps_sql(source: str) -> str:
-    """apply_daily_cap for a set of acts in one PostgreSQL statement, under the cap %(cap)s (NULL: none).
+    """The daily cap, the one definition: CTEs that grant a set of acts what their households' daily
+    caps leave, under the cap %(cap)s (NULL: none).
 
-    `source` has the columns id (orders a household's acts within its day), household_id, day and
-    points (asked). The CTE `day_counter` adds to each (household, day) counter what of the day's asked
-    points fits under the cap, in one upsert; the CTE `capped` gives each act (id, asked, points granted):
-    the acts of a day take what is left under the cap in id order, as apply_daily_cap grants them.
+    `source` has the columns id (orders a household's acts within its day), household_id, day (its
+    local day) and points (asked). The counter of a (household, day) holds what was granted that day,
+    net of reversals (`release_daily_cap`). The CTE `day_counter` adds to each counter what of the day's
+    asked points fits under the cap, in one upsert in household order (concurrent acts wait on the
+    counter's row lock and then see each other's grants); the CTE `capped` gives each act (id, asked,
+    points granted): a day's acts take what is left under the cap in id order.
     """
     return f"""day_asked AS (
     SELECT s.household_id, s.day, sum(s.points) AS asked
@@ -320,14 +267,18 @@ capped AS (
 )"""
 
 
+_CAP_SQL = compact_sql(f"""WITH acts AS (SELECT * FROM json_to_recordset(%(acts)s::json) AS s(id integer, household_id bigint, day date, points integer)),
+{daily_caps_sql("acts")}
+SELECT id, points FROM capped""")
+
+
 def release_daily_cap(session: Session, household_id: int, day: date, points: int) -> None:
     """A reversed act no longer counts toward its day's cap: give its granted points back."""
     if points > 0:
-        floor = func.max if session.get_bind().dialect.name == "sqlite" else func.greatest
         session.execute(
             DAY.update()
             .where(DAY.c.household_id == household_id, DAY.c.day == day)
-            .values(granted=floor(DAY.c.granted - points, 0))
+            .values(granted=func.greatest(DAY.c.granted - points, 0))
         )
 
 

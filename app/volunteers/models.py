@@ -59,7 +59,7 @@ class Shift(SQLModel, table=True):
     __tablename__ = "volunteer_shift"
     __table_args__ = (
         UniqueConstraint("community_id", "client_id"),
-        Index("ux_volunteer_shift_open", "user_id", unique=True, postgresql_where=text("signed_out_at IS NULL"), sqlite_where=text("signed_out_at IS NULL")),
+        Index("ux_volunteer_shift_open", "user_id", unique=True, postgresql_where=text("signed_out_at IS NULL")),
         Index("ix_volunteer_shift_community_in", "community_id", "signed_in_at"),
     )
     id: int | None = Field(default=None, sa_column=pk())

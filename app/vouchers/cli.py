@@ -12,7 +12,8 @@ console = Console()
 
 @app.command("expire")
 def expire_cmd(community: int | None = typer.Option(None, help="Only this community id (default: all).")) -> None:
-    """Expire unclaimed vouchers past their date. Safe to repeat and to run on several machines at once."""
+    """Expire unclaimed vouchers past their date (the job `vouchers-expire`, run by the service hourly).
+    Safe to repeat and to run on several machines at once."""
     from app.core.db import get_engine
     from app.vouchers.service import expire_due
 

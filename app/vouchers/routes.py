@@ -7,10 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.core.db import SessionDep
-from app.identity.auth import CurrentPrincipal
 from app.kit.errors import error_responses
 from app.kit.pagination import Page
 from app.vouchers import flows
+from app.vouchers.auth import (
+    CommunityManager,
+    CommunityVoucherReader,
+    VoucherClaimant,
+    VoucherIssuer,
+    VoucherReader,
+)
 from app.vouchers.models import (
     VoucherClaim,
     VoucherClaimed,
@@ -27,33 +33,33 @@ WRITE = error_responses(400, 401, 403, 404, 409, 422)
 
 
 @router.post("/communities/{community_id}/vouchers", summary="Issue a points cheque; the claim code is shown only now", status_code=201, response_model=VoucherIssued, responses=WRITE)
-def issue(session: SessionDep, principal: CurrentPrincipal, community_id: int, data: VoucherCreate):
+def issue(session: SessionDep, principal: VoucherIssuer, community_id: int, data: VoucherCreate):
     return flows.issue(session, principal, community_id, data)
 
 
 @router.get("/communities/{community_id}/vouchers", summary="Points cheques of a community (never their codes)", response_model=Page[VoucherPublic], responses=READ)
 def list_vouchers(
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: CommunityVoucherReader,
     community_id: int,
     status: VoucherStatus | None = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ):
-    items, next_cursor = flows.list_vouchers(session, principal, community_id, status, cursor, limit)
+    items, next_cursor = flows.list_vouchers(session, community_id, status, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/vouchers/{voucher_id}", summary="One points cheque", response_model=VoucherPublic, responses=READ)
-def read_voucher(session: SessionDep, principal: CurrentPrincipal, voucher_id: int):
-    return flows.read_voucher(session, principal, voucher_id)
+def read_voucher(session: SessionDep, principal: VoucherReader, voucher_id: int):
+    return flows.read_voucher(session, voucher_id)
 
 
 @router.post("/households/{household_id}/voucher-claims", summary="Claim a points cheque into the household's passbook", response_model=VoucherClaimed, responses=WRITE)
-def claim(session: SessionDep, principal: CurrentPrincipal, household_id: int, data: VoucherClaim):
+def claim(session: SessionDep, principal: VoucherClaimant, household_id: int, data: VoucherClaim):
     return flows.claim(session, principal, household_id, data)
 
 
 @router.post("/communities/{community_id}/vouchers/expiry-runs", summary="Expire unclaimed points cheques past their date (idempotent)", response_model=VoucherExpiryResult, responses=WRITE)
-def run_expiry(session: SessionDep, principal: CurrentPrincipal, community_id: int):
+def run_expiry(session: SessionDep, principal: CommunityManager, community_id: int):
     return flows.run_expiry(session, principal, community_id)

@@ -16,7 +16,7 @@ import hmac
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import Session, select
 
 from app.core.config import get_settings
@@ -33,8 +33,6 @@ ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: typed by hand from
 CODE_LENGTH = 12
 
 
-def _insert(session: Session, table):
-    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 def _secret() -> bytes:
@@ -132,7 +130,7 @@ def issue_voucher(
         "expires_at": now + timedelta(days=valid_days),
     }
     voucher_id = session.execute(
-        _insert(session, VOUCHER)
+        pg_insert(VOUCHER)
         .values(row)
         .on_conflict_do_nothing(index_elements=["community_id", "idempotency_key"])
         .returning(VOUCHER.c.id)
@@ -321,18 +319,6 @@ def list_vouchers(session: Session, community_id: int, status: VoucherStatus | N
         stmt = stmt.where(Voucher.status == status)
     rows, next_cursor = page_by_id(session, stmt, Voucher.id, cursor, limit)
     return [_public(v) for v in rows], next_cursor
-
-
-def outstanding_points(session: Session, community_id: int) -> int:
-    from sqlalchemy import func
-
-    return int(
-        session.exec(
-            select(func.coalesce(func.sum(VOUCHER.c.points), 0)).where(
-                VOUCHER.c.community_id == community_id, VOUCHER.c.status == VoucherStatus.outstanding
-            )
-        ).one()
-    )
 
 
 public = _public

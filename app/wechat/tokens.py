@@ -1,7 +1,7 @@
 """The access token cache shared through the database (table `wechat_access_token`).
 
 Reading is one primary-key lookup. Refreshing takes the row's write lock first (an UPDATE that
-changes nothing: a row lock on PostgreSQL, the database write lock on SQLite), so when several
+changes nothing: a row lock), so when several
 instances find the token stale at once only the first asks WeChat; the others wait and then read
 what it stored. Times here are the present (`clock.now()`, not `utcnow()`): the token lives in WeChat's
 time, not in the demo generator's replayed past.

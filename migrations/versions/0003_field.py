@@ -10,9 +10,9 @@ import sqlmodel
 
 
 revision = '0003'
-down_revision = '0001'
+down_revision = '0002'
 branch_labels = None
-depends_on = '0002'
+depends_on = None
 
 
 def upgrade() -> None:

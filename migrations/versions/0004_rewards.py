@@ -1,7 +1,7 @@
 """rewards
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 Create Date: 2026-11-23 07:54:07.208470
 """
 from alembic import op
@@ -10,9 +10,9 @@ import sqlmodel
 
 
 revision = '0004'
-down_revision = '0001'
+down_revision = '0003'
 branch_labels = None
-depends_on = '0002'
+depends_on = None
 
 
 def upgrade() -> None:

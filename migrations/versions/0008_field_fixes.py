@@ -1,7 +1,7 @@
 """field fixes: the daily-cap counter holds granted points net of reversals; roster uploads are idempotent
 
 Revision ID: 0008
-Revises: 0003
+Revises: 0007
 Create Date: 2026-11-23 11:20:00
 """
 from alembic import op
@@ -9,11 +9,9 @@ import sqlalchemy as sa
 
 
 revision = '0008'
-# Off 0003 (not 0001) with 0006 as the dependency: down_revision 0001 with depends_on (0003, 0006)
-# makes alembic's head bookkeeping fail (KeyError '0001') when it absorbs two branch heads at once.
-down_revision = '0003'
+down_revision = '0007'
 branch_labels = None
-depends_on = '0006'
+depends_on = None
 
 
 def upgrade() -> None:

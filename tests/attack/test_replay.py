@@ -259,8 +259,8 @@ def _window(client, w: World) -> int:
     return r.json()["id"]
 
 
-def _checkin(client, w: World) -> int:
-    r = client.post(f"/api/v1/communities/{w.community.id}/checkins", json=_scan(client, w, 5), headers=w.h("volunteer"))
+def _checkin(client, w: World, index: int = 5) -> int:
+    r = client.post(f"/api/v1/communities/{w.community.id}/checkins", json=_scan(client, w, index), headers=w.h("volunteer"))
     assert r.status_code in (200, 201), r.text
     return r.json()["checkin_id"]
 
@@ -409,6 +409,9 @@ REPLAYS.update({
         "POST", f"/api/v1/communities/{w.community.id}/checkins/batch", "volunteer",
         {"json": {"scans": [_scan(client, w, 2) | {"scanned_at": utcnow().isoformat()}, _scan(client, w, 3) | {"scanned_at": utcnow().isoformat()}]}},
     ),
+    ("POST", "/api/v1/checkins/{checkin_id}/amend"): lambda client, w: Call(
+        "POST", f"/api/v1/checkins/{_checkin(client, w, 6)}/amend", "volunteer", {"json": {"result": "incorrect", "reasons": ["mixed"]}}, True,
+    ),
     ("POST", "/api/v1/checkins/{checkin_id}/reverse"): lambda client, w: Call(
         "POST", f"/api/v1/checkins/{_checkin(client, w)}/reverse", "supervisor", {"json": {"reason": "扫错门牌"}},
     ),
@@ -544,7 +547,7 @@ def test_every_mutating_route_is_replayed():
 
 @pytest.fixture(scope="module")
 def shared(migrated_engine):
-    """One community for all replays of a backend (each replay compares its own before and after)."""
+    """One community for all replays (each replay compares its own before and after)."""
     from fastapi.testclient import TestClient
 
     from app.core.db import set_engine

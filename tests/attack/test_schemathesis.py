@@ -77,7 +77,7 @@ def _send(client, case, world: World, role: str | None, real: bool, ids: dict[st
     return client.request(method, url, headers=headers, **kwargs)
 
 
-def test_schemathesis_finds_no_5xx_and_no_schema_violation(engine, world, backend):
+def test_schemathesis_finds_no_5xx_and_no_schema_violation(engine, world):
     from fastapi.testclient import TestClient
 
     from app.main import app

@@ -94,3 +94,18 @@ def test_scripts_parse():
     for hook in ("function setup(", "function init(", "function request(", "function response(", "function done("):
         assert hook in lua
     subprocess.run([sys.executable, "-m", "bench.checkin", "--help"], cwd=ROOT, check=True, capture_output=True)
+
+
+def test_a_run_replaces_its_benchmarks_latest_section_and_adds_a_history_line():
+    from bench.common import RESULTS, recorded
+
+    text = RESULTS.read_text()
+    before = text.split("## History\n", 1)[1].count("\n| 20")
+    block = "### Offline batch of 1000 scans — 2027-01-01 00:00 UTC\n\nMachine: m\n\nnew figures\n"
+    after = recorded(text, "batch", block, "| 2027-01-01 00:00 | batch | median 1 ms | m, load 0.0 |")
+    latest, history = after.split("## Latest run of each benchmark\n", 1)[1].split("## History\n", 1)
+    assert latest.count("<!-- bench:") == text.count("<!-- bench:") == 8  # one section per benchmark, still
+    assert "new figures" in latest and "2026-12-03 23:13 UTC" not in latest.split("<!-- bench:batch -->", 1)[1].split("<!-- bench:")[0]
+    assert latest.index("<!-- bench:ingest -->") < latest.index("<!-- bench:batch -->") < latest.index("<!-- bench:passbook -->")
+    assert history.count("\n| 20") == before + 1 and history.rstrip().endswith("| m, load 0.0 |")
+    assert recorded(after, "batch", block, "| x |").count("new figures") == 1

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from functools import partial
 
-import pytest
-
 from app.core.db import utcnow
 from tests.clock import NOON
 from tests.field import balance, payload, payloads, scan, setup_field, yesterday_at
 from tests.support import race
 
 
-def test_concurrent_batches_credit_each_scan_once(client, world, backend):
+def test_concurrent_batches_credit_each_scan_once(client, world):
     f = setup_field(client, world)
     codes = payloads(world)
     # Two phones queued scans of the same households in the same window, and each uploads twice.
@@ -40,7 +38,7 @@ def test_concurrent_batches_credit_each_scan_once(client, world, backend):
     assert sum(c["credited"] for c in listed) == len(codes)
 
 
-def test_simultaneous_single_scans_credit_once(client, world, backend):
+def test_simultaneous_single_scans_credit_once(client, world):
     """Single scans take the one-statement path on PostgreSQL: phones scanning the same households at
     once, in both windows, with retries and an offline batch racing them, still credit one scan per
     household per window and leave the ledger consistent."""
@@ -80,7 +78,7 @@ def test_simultaneous_single_scans_credit_once(client, world, backend):
     verify_clean(world.engine, c)
 
 
-def test_acts_racing_after_a_reversal_share_the_freed_cap_once(client, world, backend, clock):
+def test_acts_racing_after_a_reversal_share_the_freed_cap_once(client, world, clock):
     from tests.checkins.test_checkins import _all_day_with_cap, _paper_day, _post
     from tests.field import cid, payload
 
@@ -117,7 +115,6 @@ def _statement_scans(client) -> tuple[float, float]:
     return found.get("checkin_statement_scans_count", 0.0), found.get("checkin_statement_scans_sum", 0.0)
 
 
-@pytest.mark.postgres_only
 def test_scans_arriving_together_share_statements_and_keep_their_own_outcomes(client, world, other_world, clock):
     """Single scans from many phones at once, in two communities with different daily caps, are
     written several to a statement (app.checkins.writer), and each gets what it would have had alone:
@@ -162,17 +159,17 @@ def test_scans_arriving_together_share_statements_and_keep_their_own_outcomes(cl
         verify_clean(w.engine, w.community.id)
 
 
-def test_the_scans_statement_fits_psycopgs_parse_cache():
-    """psycopg keeps its parsing of a statement's placeholders only for texts up to 4 KiB: the
-    bin-side statement re-parsed on every execution cost ~5 % of a check-in's CPU (bench/profiles)."""
+def test_the_scans_statement_goes_with_postgresqls_own_placeholders():
+    """psycopg keeps its parsing of named placeholders only for texts up to 4 KiB, and the bin-side
+    statement is longer: the hot path sends it through a raw cursor, with $n placeholders, unparsed."""
     from psycopg import _queries
 
-    from app.checkins.writer import scans_sql
+    from app.checkins import scan
 
-    assert len(scans_sql()) <= _queries.MAX_CACHED_STATEMENT_LENGTH
+    assert len(scan.SQL) > _queries.MAX_CACHED_STATEMENT_LENGTH  # else the named form would do
+    assert "%(" not in scan.RAW_SQL and "$1" in scan.RAW_SQL and "$2" in scan.RAW_SQL
 
 
-@pytest.mark.postgres_only
 def test_a_scan_held_up_by_a_long_write_does_not_hold_up_the_others(client, world, engine, clock):
     """A process writes its scans one statement at a time; a scan whose household's balance row is
     locked by a longer write (an upload, a reversal) gives up after the pool's lock_timeout and takes
@@ -225,7 +222,6 @@ def test_a_scan_held_up_by_a_long_write_does_not_hold_up_the_others(client, worl
     assert balance(client, world, 0) == 20
 
 
-@pytest.mark.postgres_only
 def test_the_bin_side_caches_are_refreshed_ahead_of_expiry_while_scans_go_on(client, world, engine, monkeypatch, clock):
     """The setup and rules caches of the bin-side path are read again in the background shortly before
     they expire, while the scan that noticed goes on with them: under load they never expire (each
@@ -235,7 +231,7 @@ def test_the_bin_side_caches_are_refreshed_ahead_of_expiry_while_scans_go_on(cli
 
     from sqlalchemy import text
 
-    from app.checkins import service
+    from app.checkins import setup as service
     from app.core.db import engine_key
     from app.rules import service as rules
     from tests.checkins.test_checkins import _all_day_with_cap
@@ -265,9 +261,8 @@ def test_the_bin_side_caches_are_refreshed_ahead_of_expiry_while_scans_go_on(cli
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_station", r.text
 
 
-@pytest.mark.postgres_only
 def test_scans_finding_the_caches_cold_wait_for_one_fill(client, world, engine, monkeypatch, clock):
-    from app.checkins import service
+    from app.checkins import setup as service
     from app.core.db import engine_key
     from app.rules import service as rules
     from tests.checkins.test_checkins import _all_day_with_cap
@@ -292,7 +287,7 @@ def test_a_setup_read_before_a_change_is_not_cached_after_it(client, world, engi
     not put what it read back after the change dropped the cache: the next scan sees the change."""
     from sqlmodel import Session
 
-    from app.checkins import service
+    from app.checkins import setup as service
     from app.core.db import engine_key
     from tests.checkins.test_checkins import _all_day_with_cap
 
@@ -318,7 +313,6 @@ def test_a_setup_read_before_a_change_is_not_cached_after_it(client, world, engi
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_station", r.text
 
 
-@pytest.mark.postgres_only
 def test_a_failed_cache_fill_is_logged_and_the_scan_still_answered(client, world, engine, monkeypatch, caplog, clock):
     """The database failing while the bin-side caches are filled costs no scan its answer (it takes the
     general path), the failure is logged with its cause, and the refresh ahead of expiry is not tried
@@ -326,7 +320,7 @@ def test_a_failed_cache_fill_is_logged_and_the_scan_still_answered(client, world
     import logging
     import time
 
-    from app.checkins import service
+    from app.checkins import setup as service
     from app.core.db import engine_key
     from app.rules import service as rules
     from tests.checkins.test_checkins import _all_day_with_cap

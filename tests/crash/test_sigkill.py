@@ -34,7 +34,6 @@ from tests.conftest import drop_pg_database, fresh_pg_database
 from tests.support import World
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.postgres_only
 
 
 @dataclass
@@ -89,7 +88,7 @@ def _kill(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture
-def crash_db(backend, fake_wechat):
+def crash_db(fake_wechat):
     from app.core.db import make_engine
     from app.core.migrate import upgrade
 

@@ -11,6 +11,7 @@ from app.cli import app
 from app.generator.activity import replay
 from app.generator.plan import plan_street
 from app.generator.service import build_street
+from tests.conftest import drop_pg_database, fresh_pg_database
 
 
 def test_replayed_checkins_credit_the_ledger_consistently(client, engine):
@@ -55,7 +56,7 @@ def test_the_same_seed_replays_the_same_days_in_another_database(tmp_path):
 
     outcomes = []
     for name in ("a", "b"):
-        url = f"sqlite:///{tmp_path / name}.db"
+        url = fresh_pg_database(f"seed{name}")
         upgrade(url)
         engine = make_engine(url)
         with Session(engine, expire_on_commit=False) as s:
@@ -64,6 +65,7 @@ def test_the_same_seed_replays_the_same_days_in_another_database(tmp_path):
             rows = s.exec(select(Building.name, Household.unit, Household.door_plate, Household.id).join(Building)).all()
             balances = sorted((b, u, d, ledger.balance_of(s, h)) for b, u, d, h in rows)
         engine.dispose()
+        drop_pg_database(url)
         outcomes.append((summary, balances))
     assert outcomes[0] == outcomes[1]
     assert outcomes[0][0].scans > 0 and any(b for *_, b in outcomes[0][1])

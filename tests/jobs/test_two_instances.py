@@ -22,7 +22,6 @@ from app.core.db import utcnow
 from app.ledger import expiry
 from tests.ledger.helpers import earn, verify_clean
 
-pytestmark = pytest.mark.postgres_only
 SH = ZoneInfo("Asia/Shanghai")
 LAST_YEAR = datetime(utcnow().year - 1, 5, 1, 12, tzinfo=UTC)
 

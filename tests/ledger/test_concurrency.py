@@ -15,12 +15,9 @@ from app.ledger.models import JournalEntry
 from app.ledger.service import Credit, InsufficientPoints
 from tests.ledger.helpers import earn, spend, verify_clean
 
-pytestmark = pytest.mark.postgres_only
-
 
 @pytest.fixture
-def pg_engine(engine, backend):
-    assert backend == "postgresql"
+def pg_engine(engine):
     racing = create_engine(engine.url, pool_size=40, max_overflow=0, pool_timeout=60)
     yield racing
     racing.dispose()

@@ -19,6 +19,8 @@ COMMANDS = {
     ("reports", "export-totals"): "point totals",
     ("generate-demo",): "demo street",
     ("fake-wechat",): "fake WeChat server",
+    ("jobs", "list"): "next run",
+    ("jobs", "run"): "jobs that are due",
 }
 
 

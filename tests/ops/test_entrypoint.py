@@ -58,6 +58,6 @@ def test_entrypoint_migrates_and_serves_with_workers(tmp_path):
 
 def test_production_refuses_to_start_without_secrets(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("JWT_SECRET", "PHONE_HASH_KEY")}
-    env |= {"ENVIRONMENT": "production", "DATA_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
+    env |= {"ENVIRONMENT": "production", "DATA_DIR": str(tmp_path), "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
     r = subprocess.run([sys.executable, "-m", "app.cli", "serve", "--port", "1"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "JWT_SECRET must be set" in (r.stderr + r.stdout)

@@ -16,12 +16,12 @@ def test_healthz_and_readyz(client):
     assert r.status_code == 200 and r.json()["migrations"] is True
 
 
-def test_readyz_fails_when_migrations_lag(client, backend):
+def test_readyz_fails_when_migrations_lag(client):
     from app.core.db import make_engine
     from app.core.migrate import upgrade
-    from tests.conftest import drop_pg_database, fresh_database
+    from tests.conftest import drop_pg_database, fresh_pg_database
 
-    url = fresh_database(backend, "lag")
+    url = fresh_pg_database("lag")
     upgrade(url, "0001")
     engine = make_engine(url)
     with engine.begin() as conn:
@@ -32,8 +32,7 @@ def test_readyz_fails_when_migrations_lag(client, backend):
         assert r.status_code == 503 and r.json()["migrations"] is False
     finally:
         engine.dispose()
-        if backend == "postgresql":
-            drop_pg_database(url)
+        drop_pg_database(url)
 
 
 def test_metrics_count_requests_by_route_template(client, world):

@@ -90,7 +90,6 @@ def test_two_runs_at_once_send_each_reminder_once(client, world, engine, wechat_
     assert wechat_state.calls.get("/cgi-bin/stable_token", 0) <= 1
 
 
-@pytest.mark.postgres_only
 def test_two_run_commands_at_once_send_each_reminder_once(client, world, engine, wechat_state, quiet):
     residents = _subscribed(client, world)
     _slow_sends(wechat_state)

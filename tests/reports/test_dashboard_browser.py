@@ -57,7 +57,7 @@ def _committee_with_password(engine, community_id: int) -> tuple[str, str]:
     return username, password
 
 
-def test_dashboard_draws_the_community_figures(client, world, engine, live_server, backend, clock):
+def test_dashboard_draws_the_community_figures(client, world, engine, live_server, clock):
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -137,7 +137,7 @@ def test_dashboard_draws_the_community_figures(client, world, engine, live_serve
         assert download.value.suggested_filename.endswith(".csv")
 
         ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"dashboard-{backend}.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         browser.close()
 
 

@@ -1,6 +1,6 @@
 """The point totals roll-up (reports.rollup) gives the export exactly the live statement's figures,
 whatever arrives after it was filled: back-dated entries, reversals of rolled-up entries, entries of
-later months. PostgreSQL; on SQLite the export stays on the live statement (checked here too)."""
+later months."""
 
 from __future__ import annotations
 
@@ -52,17 +52,15 @@ def _same_figures(engine, ids: tuple[int, ...]) -> int:
     return used
 
 
-def test_the_rollup_is_read_on_postgresql_only(engine, world):
+def test_an_export_reads_the_rollup_once_refreshed(engine, world):
     earn(engine, world.households[0], 5, when=OCT)
-    if engine.dialect.name == "postgresql":
-        rollup.refresh(engine, [TZ])
     with Session(engine) as s:
-        rolled = rollup.current(s, TZ, month_period("2026-10"))
-    # SQLite: the export reads the journal, always.
-    assert (rolled is not None) == (engine.dialect.name == "postgresql")
+        assert rollup.current(s, TZ, month_period("2026-10")) is None
+    rollup.refresh(engine, [TZ])
+    with Session(engine) as s:
+        assert rollup.current(s, TZ, month_period("2026-10")) is not None
 
 
-@pytest.mark.postgres_only
 def test_rollup_export_equals_the_live_statement_with_late_entries_and_reversals(engine, world, client):
     ids = (world.community.id,)
     h0, h1, h2, h5 = world.households[0], world.households[1], world.households[2], world.households[5]
@@ -113,7 +111,6 @@ def test_rollup_export_equals_the_live_statement_with_late_entries_and_reversals
         assert rollup.current(s, TZ, Period(date(2026, 10, 1), date(2026, 10, 30))) is None
 
 
-@pytest.mark.postgres_only
 def test_refresh_in_chunks_equals_one_refresh(engine, world):
     ids = (world.community.id,)
     for i, h in enumerate(world.households[:4]):
@@ -123,7 +120,6 @@ def test_refresh_in_chunks_equals_one_refresh(engine, world):
     assert _same_figures(engine, ids) == len(PERIODS)
 
 
-@pytest.mark.postgres_only
 def test_two_refreshes_at_once_count_every_entry_once(engine, world):
     """Cron on every app instance: refreshes that overlap take turns on the time zone's watermark
     (its row locked), each transaction adding only entries after the watermark it read."""
@@ -136,7 +132,6 @@ def test_two_refreshes_at_once_count_every_entry_once(engine, world):
     assert _same_figures(engine, ids) == len(PERIODS)
 
 
-@pytest.mark.postgres_only
 def test_exports_read_from_the_reports_replica_when_one_is_set(engine, world, client, monkeypatch):
     """REPORTS_DATABASE_URL sends the export's reads to a replica. A hot standby takes no writes: the
     stand-in here is the same database through connections that are read-only from their first

@@ -22,12 +22,9 @@ from app.rewards.models import FulfilRequest, Redemption, ReserveRequest, Reward
 from tests.ledger.helpers import earn, verify_clean
 from tests.rewards.helpers import add_item, balance
 
-pytestmark = pytest.mark.postgres_only
-
 
 @pytest.fixture
-def pg_engine(engine, backend):
-    assert backend == "postgresql"
+def pg_engine(engine):
     racing = create_engine(engine.url, pool_size=40, max_overflow=0, pool_timeout=60)
     yield racing
     racing.dispose()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from functools import partial
 
-import pytest
 from sqlmodel import Session
 
 from app.identity.auth import Grant, Principal
@@ -104,8 +103,7 @@ def test_sending_the_queue_again_replays_it_and_moves_nothing(world, engine):
     verify_clean(engine, world.community.id)
 
 
-@pytest.mark.postgres_only
-def test_queues_racing_for_the_last_stock_never_oversell(world, engine, backend):
+def test_queues_racing_for_the_last_stock_never_oversell(world, engine):
     from sqlalchemy import create_engine
 
     racing = create_engine(engine.url, pool_size=8, max_overflow=0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import update
 from sqlmodel import Session
 
@@ -17,8 +16,6 @@ from app.vouchers.models import Voucher, VoucherClaim
 from tests.ledger.helpers import verify_clean
 from tests.rewards.helpers import balance
 from tests.rewards.test_concurrency import pg_engine, race  # noqa: F401 - fixture
-
-pytestmark = pytest.mark.postgres_only
 
 
 def _issue(world, engine, points: int) -> tuple[int, str]:
