@@ -10,12 +10,13 @@ from fastapi import FastAPI
 
 from app.checkins import writer
 from app.checkins.fastpath import CheckinFastPath
-from app.core.config import get_settings
+from app.core.config import check_production_settings, get_settings
 from app.core.db import close_async_pools
 from app.domains import domain_modules
 from app.jobs import scheduler as jobs_scheduler
 from app.kit.errors import install_error_handlers
 from app.kit.guard import InputGuard
+from app.kit.headers import page_policy
 from app.kit.observability import RequestContextMiddleware, configure_logging
 
 DESCRIPTION = """
@@ -51,11 +52,15 @@ def create_app() -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_level)
     otel = settings.opentelemetry
+    check_production_settings(settings)
     app = FastAPI(
         title="Jianfei passbook API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan,
         telemetry={"tracing": otel, "metrics": otel, "logs": otel, "operation_spans": otel},
+        docs_url=None, redoc_url=None,
     )
     install_error_handlers(app)
+    if settings.docs_enabled:
+        _serve_docs(app)
     for module in domain_modules("routes"):
         app.include_router(module.router)
     # Innermost: the lean twin of the bin-side scan route (see its module), behind the guard.
@@ -63,6 +68,26 @@ def create_app() -> FastAPI:
     app.add_middleware(InputGuard, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app
+
+
+def _serve_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs with its assets served by the service (the swagger-ui-bundle package),
+    never from a CDN: it works offline and from mainland China."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        page = get_swagger_ui_html(
+            openapi_url=app.openapi_url, title=f"{app.title} — docs", swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css", swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )
+        html = page.body.decode()
+        return HTMLResponse(html, headers={"Content-Security-Policy": page_policy(html)})
 
 
 app = create_app()

@@ -373,6 +373,8 @@ def start_server(url: str, port: int, workers: int, log: Path) -> subprocess.Pop
         "DATABASE_URL": url,
         "ENVIRONMENT": "production",
         "SEED_DEMO": "false",
+        # Not the fake WeChat server's defaults (production refuses them); never called here.
+        "WECHAT_APP_ID": "wx-bench", "WECHAT_APP_SECRET": "bench-secret", "WECHAT_API_BASE": "https://api.weixin.qq.com",
         "JWT_SECRET": SECRET,
         "PHONE_HASH_KEY": "bench-phone-key",
         "PORT": str(port),

@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from app.core import clock
-from app.core.security import verify_code_signature
 from app.identity.models import HouseholdMember
 from app.identity.service import issue_tokens
 from app.places.models import Household
@@ -21,15 +20,6 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 def payload(world, index: int = 0) -> str:
     with Session(world.engine) as s:
         return qr_payload(s.get(Household, world.households[index].id))
-
-
-def forged(code: str) -> str:
-    """A door-plate payload with its signature's last character changed: certainly refused (overwriting
-    characters with fixed ones left the code valid when they were already those)."""
-    prefix, public_code, signature = code.split(".")
-    bad = f"{prefix}.{public_code}.{signature[:-1]}{'B' if signature[-1] != 'B' else 'C'}"
-    assert not verify_code_signature(public_code, bad.rsplit(".", 1)[1])
-    return bad
 
 
 def payloads(world) -> list[str]:
@@ -92,3 +82,17 @@ def balance(client, world, household_index: int) -> int:
     r = client.get(f"/api/v1/households/{hid}/passbook", headers=world.h("committee"))
     assert r.status_code == 200, r.text
     return r.json()["balance"]
+
+
+def forged(code: str) -> str:
+    """A door-plate payload with its signature's first character changed: never a valid signature."""
+    prefix, public, signature = code.split(".")
+    return f"{prefix}.{public}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
+
+
+def unknown_code() -> str:
+    """A genuine (signed) door-plate payload that no household has."""
+    from app.core.security import sign_code
+    from app.places.service import QR_PREFIX
+
+    return f"{QR_PREFIX}.ZZZZZZZZ.{sign_code('ZZZZZZZZ')}"

@@ -172,3 +172,9 @@ def race(*calls: Callable[[], T]) -> list[T]:
     if errors:
         raise errors[0]
     return results
+
+
+# What a production start needs besides its secrets: WeChat settings that are not the development
+# defaults (production refuses those); the address is never called by these tests.
+PRODUCTION_WECHAT = {"WECHAT_APP_ID": "wx-production-test", "WECHAT_APP_SECRET": "production-test-secret",
+                     "WECHAT_API_BASE": "https://api.weixin.qq.com"}

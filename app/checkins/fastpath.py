@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.checkins import service
+from app.checkins.auth import may_scan
 from app.checkins.models import ScanIn
 from app.identity.auth import principal_from_token
 from app.kit.errors import DomainError, error_response
@@ -82,6 +83,7 @@ class CheckinFastPath:
                 await self.app(scope, replay_body(body, receive), send)  # FastAPI words the validation error
                 return
             scope["route"] = self.route
+            await may_scan(principal, community_id)  # the route's permission (app.checkins.auth)
             status, result = await service.answer_one(principal, community_id, scan)
         except DomainError as exc:
             response = error_response(Request(scope), exc.status_code, exc.code, exc.zh, exc.en, exc.field, **exc.extra)

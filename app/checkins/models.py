@@ -57,6 +57,7 @@ class RejectReason(StrEnum):
     unknown_code = "unknown_code"
     unknown_station = "unknown_station"
     not_allowed = "not_allowed"
+    client_id_taken = "client_id_taken"
 
 
 # --- stations (投放点) ------------------------------------------------------------------------

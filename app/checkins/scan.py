@@ -8,7 +8,8 @@ arriving beside it, app.checkins.writer), an offline batch, the demo generator's
 day, the points the rules in force at the scan's time give its grade (`earned`) and the daily cap in
 force. The statement decides the rest, for any number of scans at once, and writes them:
 
-- a client id seen before is a replay, answered as it was the first time;
+- a client id seen before is a replay, answered as it was the first time — or, sent by another user,
+  refused (`client_id_taken`): never someone else's answer;
 - the household behind the code: unknown, or one the scanner may not credit (another community's,
   moved out, the scanner's own);
 - one check per household per window and day, whatever its grade: the first is accepted, every other
@@ -132,9 +133,11 @@ Row = tuple[int, str, str | None, int | None, int, bool, int | None, str | None]
 
 def _sql() -> str:
     return compact_sql(f"""WITH s AS (SELECT * FROM json_to_recordset(%(scans)s::json) AS s({COLUMNS})),
--- A client id sent before: the scan is answered as it was then.
+-- A client id sent before: by this user, the scan is answered as it was then (a replay); by another
+-- user, it is refused (client_id_taken) and that user's scan stays theirs.
 prior AS (
-    SELECT s.n, k.id, k.status, k.reject_reason, k.household_id, k.points, k.window_id, k.window_date
+    SELECT s.n, k.id, k.status, k.reject_reason, k.household_id, k.points, k.window_id, k.window_date,
+           k.recorded_by = s.user_id AS mine
     FROM s JOIN checkin AS k ON k.community_id = s.community_id AND k.client_id = s.client_id
 ),
 -- Each new scan's household and the reason to refuse it (HOUSEHOLD, REFUSAL). Looked up by index for
@@ -186,8 +189,12 @@ credit AS (
 {credits_ctes("credit")}
 -- A scan decided but not written (a concurrent statement wrote its client id or took its slot after
 -- this snapshot) fails the whole statement, so that nothing of it stays: division by zero.
-SELECT s.n, COALESCE(p.id, c.id), COALESCE(p.status, c.status), COALESCE(p.reject_reason, d.reason),
-       COALESCE(p.household_id, c.household_id), COALESCE(p.points, c.points), p.id IS NOT NULL, f.id, f.result
+SELECT s.n, CASE WHEN p.mine IS NOT FALSE THEN COALESCE(p.id, c.id) END,
+       CASE WHEN p.mine IS NOT FALSE THEN COALESCE(p.status, c.status) ELSE 'rejected' END,
+       CASE WHEN p.mine IS NOT FALSE THEN COALESCE(p.reject_reason, d.reason) ELSE 'client_id_taken' END,
+       CASE WHEN p.mine IS NOT FALSE THEN COALESCE(p.household_id, c.household_id) END,
+       CASE WHEN p.mine IS NOT FALSE THEN COALESCE(p.points, c.points) ELSE 0 END,
+       COALESCE(p.mine, false), f.id, f.result
 FROM s LEFT JOIN prior AS p ON p.n = s.n
 LEFT JOIN c ON c.community_id = s.community_id AND c.client_id = s.client_id
 LEFT JOIN decided AS d ON d.n = s.n
@@ -200,7 +207,7 @@ LEFT JOIN LATERAL (
     SELECT o.id, o.result FROM checkin AS o WHERE p.id IS NOT NULL AND o.status = 'accepted'
         AND o.household_id = p.household_id AND o.window_id = p.window_id AND o.window_date = p.window_date
     LIMIT 1
-) AS f ON COALESCE(p.status, c.status) = 'duplicate'
+) AS f ON COALESCE(p.status, c.status) = 'duplicate' AND p.mine IS NOT FALSE
 WHERE 1 / ((SELECT count(*) FROM c) = (SELECT count(*) FROM decided))::integer = 1
 ORDER BY s.n""")
 

@@ -15,7 +15,6 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from sqlmodel import select as select_rows
-from starlette.concurrency import run_in_threadpool
 
 from app.audit import service as audit
 from app.checkins import scan, setup, writer
@@ -38,9 +37,8 @@ from app.checkins.models import (
     StationUpdate,
 )
 from app.checkins.scan import Row
-from app.core.db import get_engine, utcnow
-from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, authorize
-from app.identity.models import Role
+from app.core.db import utcnow
+from app.identity.auth import Principal
 from app.kit.errors import BadRequest, Conflict, DomainError, Forbidden, NotFound, Unprocessable, not_found
 from app.kit.pagination import page_by_id
 from app.places import service as places
@@ -50,7 +48,6 @@ CHECKIN = CheckIn.__table__
 WINDOW = DropWindow.__table__
 STATION = Station.__table__
 
-CORRECTORS = MANAGERS | {Role.supervisor}
 
 
 def _commit(session: Session, zh: str, en: str) -> None:
@@ -71,8 +68,6 @@ def get_station(session: Session, station_id: int) -> Station:
 
 
 def create_station(session: Session, principal: Principal, community_id: int, data: StationCreate) -> Station:
-    places.get_community(session, community_id)
-    authorize(session, principal, community_id, MANAGERS)
     if data.compound_id is not None and places.get_compound(session, data.compound_id).community_id != community_id:
         raise not_found("小区", "Compound", "compound_id")
     station = Station(community_id=community_id, **data.model_dump())
@@ -84,26 +79,23 @@ def create_station(session: Session, principal: Principal, community_id: int, da
         raise Conflict("duplicate", "该投放点已存在", "This station already exists") from None
     audit.record_act(session, principal, "station.create", station, community_id, name=station.name)
     _commit(session, "该投放点已存在", "This station already exists")
-    setup.forget(session, community_id)
+    setup.SETUPS.invalidate(community_id)
     return station
 
 
-def list_stations(session: Session, principal: Principal, community_id: int) -> list[Station]:
-    places.get_community(session, community_id)
-    authorize(session, principal, community_id, STAFF_READ)
+def list_stations(session: Session, community_id: int) -> list[Station]:
     return list(session.scalars(select(Station).where(Station.community_id == community_id).order_by(Station.id)))
 
 
 def update_station(session: Session, principal: Principal, station_id: int, data: StationUpdate) -> Station:
     station = get_station(session, station_id)
-    authorize(session, principal, station.community_id, MANAGERS)
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     for k, v in changes.items():
         setattr(station, k, v)
     session.add(station)
     audit.record_act(session, principal, "station.update", station, station.community_id, changes=changes)
     _commit(session, "该投放点已存在", "This station already exists")
-    setup.forget(session, station.community_id)
+    setup.SETUPS.invalidate(station.community_id)
     return station
 
 
@@ -133,8 +125,6 @@ def _check_overlap(session: Session, community_id: int, window: DropWindow) -> N
 
 
 def create_window(session: Session, principal: Principal, community_id: int, data: DropWindowCreate) -> DropWindow:
-    places.get_community(session, community_id)
-    authorize(session, principal, community_id, MANAGERS)
     window = DropWindow(community_id=community_id, **data.model_dump())
     window.weekdays = "".join(sorted(set(window.weekdays)))
     _check_overlap(session, community_id, window)
@@ -147,13 +137,11 @@ def create_window(session: Session, principal: Principal, community_id: int, dat
     audit.record_act(session, principal, "drop_window.create", window, community_id, name=window.name,
            starts=str(window.starts), ends=str(window.ends), weekdays=window.weekdays)
     session.commit()
-    setup.forget(session, community_id)
+    setup.SETUPS.invalidate(community_id)
     return window
 
 
-def list_windows(session: Session, principal: Principal, community_id: int) -> list[DropWindow]:
-    places.get_community(session, community_id)
-    authorize(session, principal, community_id, STAFF_READ)
+def list_windows(session: Session, community_id: int) -> list[DropWindow]:
     return list(
         session.scalars(select(DropWindow).where(DropWindow.community_id == community_id).order_by(DropWindow.starts))
     )
@@ -161,7 +149,6 @@ def list_windows(session: Session, principal: Principal, community_id: int) -> l
 
 def update_window(session: Session, principal: Principal, window_id: int, data: DropWindowUpdate) -> DropWindow:
     window = get_window(session, window_id)
-    authorize(session, principal, window.community_id, MANAGERS)
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     for k, v in changes.items():
         setattr(window, k, v)
@@ -173,7 +160,7 @@ def update_window(session: Session, principal: Principal, window_id: int, data: 
     audit.record_act(session, principal, "drop_window.update", window, window.community_id,
            changes={k: str(v) for k, v in changes.items()})
     _commit(session, "同名的投放时段已存在", "A window with this name already exists")
-    setup.forget(session, window.community_id)
+    setup.SETUPS.invalidate(window.community_id)
     return window
 
 
@@ -207,7 +194,6 @@ _SCAN_RESULTS = TypeAdapter(list[ScanResult])
 
 def record_scans(session: Session, principal: Principal, community_id: int, scans: list[ScanIn]) -> list[ScanResult]:
     """Scans written in the caller's session, and committed: the demo generator's replay of a day."""
-    authorize(session, principal, community_id, FIELD_STAFF)
     ctx = setup.context(session, community_id)
     now = utcnow()
     unique = _unique(scans, now)
@@ -216,23 +202,9 @@ def record_scans(session: Session, principal: Principal, community_id: int, scan
     return _answers(scans, {s.client_id: row for s, row in zip(unique, rows, strict=True)})
 
 
-async def _authorize_field_staff(principal: Principal, community_id: int) -> None:
-    """A field role in the community: read off the token, or (an organisation's or street's role)
-    checked against the community's links in a worker thread."""
-    if principal.is_platform_admin or principal.community_grants(community_id) & FIELD_STAFF:
-        return
-
-    def check() -> None:
-        with Session(get_engine()) as session:
-            authorize(session, principal, community_id, FIELD_STAFF)
-
-    await run_in_threadpool(check)
-
-
 async def record_one(principal: Principal, community_id: int, data: ScanIn) -> ScanResult:
     """A single scan, on the event loop: a batch of one, written with the scans this process receives
     meanwhile (app.checkins.writer) — one statement on an asyncio connection, no thread hop, no ORM."""
-    await _authorize_field_staff(principal, community_id)
     ctx = await setup.scan_context(community_id)
     row = await writer.write(scan.plan(ctx, principal, community_id, data, utcnow()))
     return _answers([data], {data.client_id: row})[0]
@@ -240,7 +212,8 @@ async def record_one(principal: Principal, community_id: int, data: ScanIn) -> S
 
 async def answer_one(principal: Principal, community_id: int, data: ScanIn) -> tuple[int, ScanResult]:
     """(HTTP status, result) of a single scan: 201 when recorded now, 200 for a duplicate or a replay;
-    a rejection raises its DomainError. Shared by the route and its lean ASGI twin (app.checkins.fastpath)."""
+    a rejection raises its DomainError. Shared by the route and its lean ASGI twin (app.checkins.fastpath),
+    each of which has checked `auth.may_scan` first."""
     result = await record_one(principal, community_id, data)
     if result.status == ScanStatus.rejected:
         raise reject_error(result)
@@ -249,7 +222,6 @@ async def answer_one(principal: Principal, community_id: int, data: ScanIn) -> t
 
 async def record_upload(principal: Principal, community_id: int, scans: list[ScanIn]) -> list[ScanResult]:
     """An offline upload: the same plans and statement as a single scan, in statements of its own."""
-    await _authorize_field_staff(principal, community_id)
     ctx = await setup.scan_context(community_id)
     now = utcnow()
     unique = _unique(scans, now)
@@ -273,6 +245,8 @@ def reject_error(result: ScanResult) -> DomainError:
             "Not allowed for this household (your own, moved out or in another community)",
             "payload",
         )
+    if reason == RejectReason.client_id_taken:
+        return Conflict("client_id_taken", "该编号已被其他人使用，请重新生成后再发送", "Another user already sent this client id: make a new one", "client_id")
     if reason == RejectReason.in_future:
         return Unprocessable("in_future", "扫码时间晚于当前时间", "The scan time is in the future", "scanned_at")
     if reason == RejectReason.too_old:
@@ -295,7 +269,6 @@ def _public(rows: list[CheckIn], reversed_ids: set[int]) -> list[CheckInPublic]:
 
 def list_checkins(
     session: Session,
-    principal: Principal,
     community_id: int,
     *,
     household_id: int | None,
@@ -305,8 +278,6 @@ def list_checkins(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[CheckInPublic], str | None]:
-    places.get_community(session, community_id)
-    authorize(session, principal, community_id, STAFF_READ)
     stmt = select_rows(CheckIn).where(CheckIn.community_id == community_id)
     if household_id is not None:
         stmt = stmt.where(CheckIn.household_id == household_id)
@@ -320,21 +291,14 @@ def list_checkins(
     return _public(rows, rules.reversed_ids(session, "checkin", [r.id for r in rows])), next_cursor
 
 
-def household_checkins(
-    session: Session, principal: Principal, household_id: int, cursor: str | None, limit: int
-) -> tuple[list[CheckInPublic], str | None]:
-    household = places.get_household(session, household_id)
-    if household_id not in principal.household_ids:
-        authorize(session, principal, household.community_id, STAFF_READ)
+def household_checkins(session: Session, household_id: int, cursor: str | None, limit: int) -> tuple[list[CheckInPublic], str | None]:
     stmt = select_rows(CheckIn).where(CheckIn.household_id == household_id, CheckIn.status != ScanStatus.rejected.value)
     rows, next_cursor = page_by_id(session, stmt, CheckIn.id, cursor, limit)
     return _public(rows, rules.reversed_ids(session, "checkin", [r.id for r in rows])), next_cursor
 
 
-def stats(session: Session, principal: Principal, community_id: int, start: date | None, end: date | None) -> CheckInStats:
+def stats(session: Session, community_id: int, start: date | None, end: date | None) -> CheckInStats:
     """Participation and sorting accuracy over local days [start, end]: counts what was checked."""
-    places.get_community(session, community_id)
-    authorize(session, principal, community_id, STAFF_READ)
     tz = setup.load_setup(session, community_id).tz
     end = end or utcnow().astimezone(tz).date()
     start = start or end - timedelta(days=29)
@@ -388,7 +352,6 @@ def amend_checkin(session: Session, principal: Principal, checkin_id: int, data:
     checkin = session.get(CheckIn, checkin_id, with_for_update=True)
     if checkin is None:
         raise not_found("督导记录", "Check-in", "checkin_id")
-    authorize(session, principal, checkin.community_id, FIELD_STAFF)
     if checkin.status != ScanStatus.accepted.value:
         raise Conflict("not_amendable", "只有有效的督导记录可以改判", "Only an accepted check can be re-graded")
     if rules.reversed_ids(session, "checkin", [checkin.id]):
@@ -442,7 +405,6 @@ def amend_checkin(session: Session, principal: Principal, checkin_id: int, data:
 def reverse_checkin(session: Session, principal: Principal, checkin_id: int, reason: str) -> CheckInPublic:
     """Correct a check-in (wrong household scanned...): the record stays, its points are reversed."""
     checkin = get_checkin(session, checkin_id)
-    authorize(session, principal, checkin.community_id, CORRECTORS)
     if checkin.status != ScanStatus.accepted.value:
         raise Conflict("not_reversible", "只有有效的督导记录可以冲正", "Only an accepted check-in can be corrected")
     rules.reverse_act(

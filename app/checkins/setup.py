@@ -3,10 +3,6 @@ this process's cache, filled and refreshed without holding up the scans."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import threading
-import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time
@@ -18,18 +14,14 @@ from starlette.concurrency import run_in_threadpool
 
 from app.checkins.models import DropWindow, Station
 from app.core.db import engine_key, get_engine
+from app.kit import cache
+from app.ledger import service as ledger
+from app.ledger.models import SystemAccount
 from app.places import service as places
 from app.rules import service as rules
 
 WINDOW = DropWindow.__table__
 STATION = Station.__table__
-SETUP_CACHE_SECONDS = 5.0
-# The bin-side path reloads the setup and rules caches this long before they expire, in the
-# background, while the scans go on with the cached ones: under load they never expire. (They used
-# to, every 5 s, and each scan arriving then waited for its own reload in a worker thread: every 5 s
-# a stall of the process's scans, 75-180 ms in the server's own log under the ingest benchmark.)
-REFRESH_AHEAD = 1.0
-log = logging.getLogger(__name__)
 
 
 # --- the community's field setup, cached briefly (the scan path reads it on every request) -----
@@ -57,31 +49,7 @@ class Setup:
         return None
 
 
-_setups: dict[tuple[str, int], tuple[float, Setup]] = {}
-# How many times each entry was dropped after a change: a read that began before a change (a refresh
-# in a worker thread) does not put what it read back into the cache after the change dropped it.
-_forgotten: dict[tuple[str, int], int] = {}
-_setup_lock = threading.Lock()
-
-
-def _cache_key(session: Session, community_id: int) -> tuple[str, int]:
-    return (engine_key(session.get_bind().engine), community_id)
-
-
-def cached_setup(key: tuple[str, int]) -> Setup | None:
-    """The setup in this process's cache under (engine URL, community id), if still fresh."""
-    hit = _setups.get(key)
-    return hit[1] if hit is not None and hit[0] > _time.monotonic() else None
-
-
-def load_setup(session: Session, community_id: int, refresh: bool = False) -> Setup:
-    """The community's stations and windows, from this process's cache while fresh (refresh: read
-    them again anyway)."""
-    key = _cache_key(session, community_id)
-    cached = None if refresh else cached_setup(key)
-    if cached is not None:
-        return cached
-    generation = _forgotten.get(key, 0)
+def _read_setup(session: Session, community_id: int) -> Setup:
     community = places.get_community(session, community_id)
     windows = tuple(
         WindowSpec(i, s, e, frozenset(int(c) for c in wd))
@@ -96,27 +64,22 @@ def load_setup(session: Session, community_id: int, refresh: bool = False) -> Se
             select(STATION.c.id).where(STATION.c.community_id == community_id, STATION.c.active.is_(True))
         ).scalars()
     )
-    setup = Setup(ZoneInfo(community.timezone), windows, stations)
-    with _setup_lock:
-        if _forgotten.get(key, 0) == generation:  # else a change committed while this read: not cached
-            _setups[key] = (_time.monotonic() + SETUP_CACHE_SECONDS, setup)
-    return setup
+    return Setup(ZoneInfo(community.timezone), windows, stations)
 
 
-def forget(session: Session, community_id: int) -> None:
-    """Drop the community's setup after a change to its windows or stations."""
-    key = _cache_key(session, community_id)
-    with _setup_lock:
-        _setups.pop(key, None)
-        _forgotten[key] = _forgotten.get(key, 0) + 1
+# By community id. Dropped by the check-in service after a change to a community's windows or stations.
+SETUPS: cache.Cache[int, Setup] = cache.Cache("community setup", _read_setup, seconds=5.0)
 
 
-def _warm_caches(community_id: int, refresh: bool = False) -> None:
+def load_setup(session: Session, community_id: int, refresh: bool = False) -> Setup:
+    """The community's stations and windows, from this process's cache while fresh (refresh: read
+    them again anyway)."""
+    return SETUPS.get(session, community_id, refresh)
+
+
+def warm_caches(community_id: int, refresh: bool = False) -> None:
     """Fill this process's caches of the community's setup, rules and issued account (refresh: read
     the setup and rules again even when fresh)."""
-    from app.ledger import service as ledger
-    from app.ledger.models import SystemAccount
-
     with Session(get_engine(), expire_on_commit=False) as session:
         load_setup(session, community_id, refresh)
         rules.resolver(session, community_id, refresh)
@@ -124,42 +87,14 @@ def _warm_caches(community_id: int, refresh: bool = False) -> None:
         session.commit()  # the account id is cached once committed
 
 
-# The cache fills under way, one per (engine URL, community) and event loop: the scans that find the
-# caches cold at once wait for one fill, and a refresh ahead of expiry is started once.
-_filling: dict[tuple[str, int], asyncio.Future] = {}
-# After a failed refresh, the next one waits this long (else every scan of the cache's last second
-# would start one against a database that just failed); a cold cache is filled at once regardless.
-FILL_RETRY_SECONDS = 0.25
-_fill_retry: dict[tuple[str, int], float] = {}
-
-
-def _expiring(url: str, community_id: int) -> bool:
-    """Whether the setup or rules cache the bin-side path reads expires within REFRESH_AHEAD."""
-    soon = _time.monotonic() + REFRESH_AHEAD
-    setup = _setups.get((url, community_id))
-    return setup is None or setup[0] < soon or rules.cache_expires(url, community_id) < soon
-
-
-def _fill(url: str, community_id: int, refresh: bool) -> asyncio.Future:
-    """The fill of the caches under way for the community, started if none is: a task to await
-    (a cold cache) or to leave running (a refresh ahead of expiry; its failure is logged, and the
-    caches then expire and the next scan fills them itself)."""
-    key = (url, community_id)
-    loop = asyncio.get_running_loop()
-    filling = _filling.get(key)
-    if filling is None or filling.get_loop() is not loop:
-        filling = _filling[key] = asyncio.ensure_future(run_in_threadpool(_warm_caches, community_id, refresh))
-        filling.add_done_callback(lambda done: _filled(key, done))
-    return filling
-
-
-def _filled(key: tuple[str, int], done: asyncio.Future) -> None:
-    if _filling.get(key) is done:
-        del _filling[key]
-    failure = None if done.cancelled() else done.exception()
-    if failure is not None:
-        _fill_retry[key] = _time.monotonic() + FILL_RETRY_SECONDS
-        log.warning("cache fill failed for community %s", key[1], exc_info=failure)
+# The scan path's fills, by (engine URL, community id). The setup and rules caches are read again a
+# second before they expire, in the background, while the scans go on with the cached ones: under load
+# they never expire. (They used to, every 5 s, and each scan arriving then waited for its own reload in
+# a worker thread: every 5 s a stall of the process's scans, 75-180 ms in the server's own log under
+# the ingest benchmark.)
+FILLS: cache.Filler[tuple[str, int]] = cache.Filler(
+    "scan context fills", lambda key, refresh: warm_caches(key[1], refresh), refresh_ahead=1.0, retry_seconds=0.25
+)
 
 
 # --- what a scan is decided with ---------------------------------------------------------------
@@ -176,10 +111,7 @@ class ScanContext:
 
 def cached_context(url: str, community_id: int) -> ScanContext | None:
     """The context from this process's caches (no database at hand), None when one is cold."""
-    from app.ledger import service as ledger
-    from app.ledger.models import SystemAccount
-
-    setup = cached_setup((url, community_id))
+    setup = SETUPS.peek(url, community_id)
     resolve = rules.cached_resolver(url, community_id)
     issued = ledger.cached_system_account_id(url, community_id, SystemAccount.issued)
     if setup is None or resolve is None or issued is None:
@@ -189,9 +121,6 @@ def cached_context(url: str, community_id: int) -> ScanContext | None:
 
 def context(session: Session, community_id: int) -> ScanContext:
     """The context read in the caller's session (the caches are used while fresh)."""
-    from app.ledger import service as ledger
-    from app.ledger.models import SystemAccount
-
     return ScanContext(
         load_setup(session, community_id),
         rules.resolver(session, community_id),
@@ -206,15 +135,13 @@ async def scan_context(community_id: int) -> ScanContext:
     url = engine_key(get_engine())
     found = cached_context(url, community_id)
     if found is None:
-        try:
-            await asyncio.shield(_fill(url, community_id, refresh=False))
-        except Exception:  # logged by _filled
-            pass
+        await FILLS.wait((url, community_id))
         found = cached_context(url, community_id)
-        if found is None:
+        if found is None:  # the fill failed (logged)
             found = await run_in_threadpool(_read_context, community_id)
-    elif _expiring(url, community_id) and _time.monotonic() >= _fill_retry.get((url, community_id), 0.0):
-        _fill(url, community_id, refresh=True)
+    else:
+        expires = min(SETUPS.expires_at(url, community_id), rules.RULES.expires_at(url, community_id))
+        FILLS.refresh_if_expiring((url, community_id), expires)
     return found
 
 

@@ -39,7 +39,7 @@ from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, auth
 from app.identity.models import Role
 from app.kit.errors import BadRequest, Conflict, Unprocessable, not_found
 from app.kit.pagination import page_by_id
-from app.kit.sql import among, fresh_and_stored, insert_new
+from app.kit.sql import among, answered, fresh_and_stored, insert_new
 from app.places import service as places
 from app.rules import service as rules
 from app.rules.models import ActReversal
@@ -200,109 +200,38 @@ def reopen_bin(session: Session, principal: Principal, bin_id: int) -> CompostBi
 # --- drops -------------------------------------------------------------------------------------
 
 def record_drop(session: Session, principal: Principal, bin_id: int, data: CompostDropCreate) -> tuple[CompostDropPublic, bool]:
-    """A household's kitchen waste into a bin; earns points. Returns (drop, created)."""
-    row = get_bin(session, bin_id)
-    community_id = row.community_id
-    authorize(session, principal, community_id, FIELD_STAFF)
-    existing = session.scalars(
-        select(CompostDrop).where(CompostDrop.community_id == community_id, CompostDrop.client_id == data.client_id)
-    ).first()
-    if existing is not None:
-        return _drop_public(session, [existing])[0], False
-    household_id = checkins.household_for_scan(session, principal, community_id, data.payload)
-    now = utcnow()
-    dropped_at = data.dropped_at or now
-    if dropped_at > now + FUTURE_SKEW:
-        raise Unprocessable("in_future", "投放时间晚于当前时间", "The drop time is in the future", "dropped_at")
-    if dropped_at < now - MAX_AGE:
-        raise Unprocessable("too_old", "投放记录已超过 72 小时，不能补录", "The drop is too old to be recorded", "dropped_at")
-    # Lock the bin row against a concurrent close; then it must still be accepting.
-    state, cycle = session.execute(select(BIN.c.state, BIN.c.cycle).where(BIN.c.id == bin_id).with_for_update(read=True)).one()
-    if state != BinState.accepting:
-        session.rollback()
-        raise Conflict(
-            "bin_not_accepting",
-            f"该堆肥箱{STATE_ZH.get(state, state)}，暂不接收投放",
-            f"This bin is not accepting drops (it is {state})",
-            "bin_id",
-        )
-    rule = rules.rules_at(session, community_id, dropped_at)
-    points = rule.compost_per_kg * data.weight_g // 1000 + rule.compost_per_drop
-    drop = CompostDrop(
-        community_id=community_id,
-        client_id=data.client_id,
-        bin_id=bin_id,
-        cycle=cycle,
-        household_id=household_id,
-        weight_g=data.weight_g,
-        kind=data.kind.value,
-        points=points,
-        dropped_at=dropped_at,
-        recorded_at=now,
-        recorded_by=principal.user_id,
-    )
-    session.add(drop)
-    try:
-        session.flush()
-    except IntegrityError:  # the same client id, sent twice at once: the other one won
-        session.rollback()
-        existing = session.scalars(
-            select(CompostDrop).where(CompostDrop.community_id == community_id, CompostDrop.client_id == data.client_id)
-        ).one()
-        return _drop_public(session, [existing])[0], False
-    if points > 0:
-        day = dropped_at.astimezone(_tz(session, community_id)).date()
-        granted = rules.apply_daily_cap(session, rule.daily_cap, [(household_id, day, points)])[0]
-        drop.points = granted
-        if granted > 0:
-            from app.ledger import service as ledger
-            from app.ledger.service import Credit
-
-            ledger.post_credits(
-                session,
-                [
-                    Credit(
-                        community_id=community_id,
-                        household_id=household_id,
-                        points=granted,
-                        source="compost",
-                        idempotency_key=f"compost:{drop.id}",
-                        memo=f"堆肥投放 {data.weight_g / 1000:.1f} kg",
-                        occurred_at=dropped_at,
-                        quantity_g=data.weight_g,
-                        category="kitchen",
-                    )
-                ],
-            )
-        session.add(drop)
-    session.commit()
-    return _drop_public(session, [drop])[0], True
+    """A household's kitchen waste into a bin; earns points. `record_drops` of one: (drop, created),
+    or its refusal raised."""
+    return record_drops(session, principal, bin_id, [data])[0]
 
 
-def record_drops(session: Session, principal: Principal, bin_id: int, batch: list[CompostDropCreate]) -> list[CompostDropPublic]:
-    """Many drops into one bin at once (an offline queue, a replayed day), set-based, one commit.
+def record_drops(
+    session: Session, principal: Principal, bin_id: int, batch: list[CompostDropCreate]
+) -> list[tuple[CompostDropPublic, bool]]:
+    """Drops into one bin — one at the bin (`record_drop`), a phone's queue, the demo generator's
+    day — set-based, one commit: the one implementation of a drop's rules.
 
-    The rules of `record_drop` for every drop (household, time, the bin accepting, points, daily
-    cap, ledger credit keyed by drop), in a few statements whatever the batch size. All or nothing:
-    a drop `record_drop` would refuse refuses the batch with the same error. A client id stored
-    before (or twice in the batch) is answered with the stored drop. Results in the order sent.
+    A client id stored before (or sent earlier in the batch) is answered with the stored drop, not
+    created. A new drop needs the household behind its code (the scan's definition, checkins), a time
+    neither in the future nor older than 72 hours, and the bin accepting; it earns the points of the
+    rules in force at its time, cut to the household's daily cap on its local day, credited through
+    the ledger keyed by drop. All or nothing: a refusal refuses the batch with its error (the answer
+    of a single drop). Each drop's (drop, created), in the order sent.
     """
     row = get_bin(session, bin_id)
     community_id = row.community_id
     authorize(session, principal, community_id, FIELD_STAFF)
-    if not batch:
-        return []
     fresh, stored = fresh_and_stored(session, CompostDrop, community_id, batch)
-    households = checkins.households_for_scans(session, principal, community_id, [d.payload for d in fresh])
-    now = utcnow()
-    for d in fresh:
-        at = d.dropped_at or now
-        if at > now + FUTURE_SKEW:
-            raise Unprocessable("in_future", "投放时间晚于当前时间", "The drop time is in the future", "dropped_at")
-        if at < now - MAX_AGE:
-            raise Unprocessable("too_old", "投放记录已超过 72 小时，不能补录", "The drop is too old to be recorded", "dropped_at")
-    rows: list[dict[str, Any]] = []
+    made: list[CompostDrop] = []
     if fresh:
+        households = checkins.households_for_scans(session, principal, community_id, [d.payload for d in fresh])
+        now = utcnow()
+        for at in (d.dropped_at or now for d in fresh):
+            if at > now + FUTURE_SKEW:
+                raise Unprocessable("in_future", "投放时间晚于当前时间", "The drop time is in the future", "dropped_at")
+            if at < now - MAX_AGE:
+                raise Unprocessable("too_old", "投放记录已超过 72 小时，不能补录", "The drop is too old to be recorded", "dropped_at")
+        # Lock the bin row against a concurrent close; then it must still be accepting.
         state, cycle = session.execute(select(BIN.c.state, BIN.c.cycle).where(BIN.c.id == bin_id).with_for_update(read=True)).one()
         if state != BinState.accepting:
             session.rollback()
@@ -313,6 +242,7 @@ def record_drops(session: Session, principal: Principal, bin_id: int, batch: lis
                 "bin_id",
             )
         rules_for = rules.resolver(session, community_id)
+        rows = []
         for d in fresh:
             at = d.dropped_at or now
             rule = rules_for(at)
@@ -329,23 +259,15 @@ def record_drops(session: Session, principal: Principal, bin_id: int, batch: lis
         for r in rows:
             r["id"] = ids[r["client_id"]]
         _credit_drops(session, community_id, rules_for, rows)
+        made = list(session.scalars(select(CompostDrop).where(among(session, CompostDrop.id, list(ids.values())))))
+    drops = list(stored.values()) + made
+    public = {d.client_id: p for d, p in zip(drops, _drop_public(session, drops), strict=True)}
     session.commit()
-    made = {r["client_id"]: r for r in rows}
-    before = dict(zip(stored, _drop_public(session, list(stored.values())), strict=True))  # one query, not one per replay
-    out = []
-    for d in batch:
-        if d.client_id in before:
-            out.append(before[d.client_id])
-        else:
-            r = made[d.client_id]
-            out.append(CompostDropPublic.model_construct(
-                **{k: v for k, v in r.items() if k in CompostDropPublic.model_fields and k != "kind"}, kind=d.kind, reversed=False
-            ))
-    return out
+    return answered(batch, public, stored)
 
 
 def _credit_drops(session: Session, community_id: int, rules_for, rows: list[dict[str, Any]]) -> None:
-    """Daily cap, then one ledger call for the drops' points (keyed by drop, like `record_drop`)."""
+    """Daily cap (rules.cap_rows), then one ledger call for the drops' points, keyed by drop."""
     from app.ledger import service as ledger
     from app.ledger.service import Credit
 

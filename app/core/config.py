@@ -22,6 +22,11 @@ class Settings(BaseSettings):
     # last second or so may be missing from it.
     reports_database_url: str = ""
     jwt_secret: str = ""
+    # /docs (Swagger UI, its assets served by the service): on unless in production, where it is off
+    # unless set true. /metrics: open unless METRICS_TOKEN is set (then it wants that bearer token);
+    # in production without a token it is off.
+    api_docs: bool | None = None
+    metrics_token: str = ""
     # Key for the keyed hash that lets phone numbers be matched without being stored in clear.
     phone_hash_key: str = ""
     access_token_minutes: int = 15
@@ -87,6 +92,10 @@ class Settings(BaseSettings):
     def is_production(self) -> bool:
         return self.environment == "production"
 
+    @property
+    def docs_enabled(self) -> bool:
+        return self.api_docs if self.api_docs is not None else not self.is_production
+
     def resolved_database_url(self) -> str:
         """DATABASE_URL, else the embedded PostgreSQL's in the data folder (app.core.embedded), which
         the `jianfei` command starts."""
@@ -131,10 +140,24 @@ def get_settings() -> Settings:
     return Settings()
 
 
+DEV_WECHAT = {"wechat_app_id": "wx-demo-app", "wechat_app_secret": "demo-secret"}
+
+
 def check_production_settings(settings: Settings) -> None:
-    """Refuse to start in production without the secrets that must not be generated."""
+    """Refuse to start in production without the secrets that must not be generated, or with the
+    development WeChat settings (the fake server's address, the demo app and secret)."""
     settings.resolved_jwt_secret()
     settings.resolved_phone_hash_key()
+    if not settings.is_production:
+        return
+    from urllib.parse import urlsplit
+
+    host = urlsplit(settings.wechat_api_base).hostname or ""
+    if any(getattr(settings, k) == v for k, v in DEV_WECHAT.items()) or host in ("127.0.0.1", "localhost", "::1"):
+        raise RuntimeError(
+            "WECHAT_APP_ID, WECHAT_APP_SECRET and WECHAT_API_BASE must be set in production "
+            "(the development defaults point at the fake WeChat server)"
+        )
 
 
 def _psycopg_url(url: str) -> str:

@@ -273,7 +273,7 @@ class CommunityReplay:
         # The volunteer's phone uploads the site's queue after the morning round (08:00–10:00).
         with simulated_clock(self.at(day, time(10, 5))):
             for bin_id, drops in per_bin.items():
-                for drop in compost.record_drops(self.s, self.volunteer, bin_id, drops):
+                for drop, _ in compost.record_drops(self.s, self.volunteer, bin_id, drops):
                     self.summary.compost_drops += 1
                     self.summary.compost_points += drop.points
         for bin_id, _ in closing:
@@ -307,7 +307,7 @@ class CommunityReplay:
                     totals[code] = totals.get(code, 0) + amount
             # The clerk's tablet uploads the morning's weigh-ins when the day closes: one service call.
             with simulated_clock(event.ends_at + timedelta(minutes=5)):
-                for weigh_in in recycling.record_weigh_ins(self.s, self.clerk, event.id, batch):
+                for weigh_in, _ in recycling.record_weigh_ins(self.s, self.clerk, event.id, batch):
                     self.summary.weigh_ins += 1
                     self.summary.recycling_points += weigh_in.points
             with simulated_clock(event.ends_at + timedelta(minutes=30)):

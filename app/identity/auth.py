@@ -25,6 +25,7 @@ from sqlmodel import Session, select
 from app.core.db import SessionDep
 from app.core.security import decode_access_token
 from app.identity.models import Role
+from app.kit import cache
 from app.kit.errors import Forbidden, NotFound, Unauthorized
 
 
@@ -82,6 +83,9 @@ def _identity(token: str) -> tuple[int, tuple[Grant, ...], tuple[int, ...]]:
     """Who a verified token speaks for: a phone sends one token with every scan for its 15 minutes."""
     claims = decode_access_token(token)
     return int(claims["sub"]), claim_to_grants(claims.get("g", [])), tuple(int(h) for h in claims.get("h", []))
+
+
+cache.register("verified tokens", _identity.cache_clear)  # an LRU: a token's claims never change
 
 
 def principal_from_token(token: str, request_id: str | None = None) -> Principal:

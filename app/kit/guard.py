@@ -4,6 +4,7 @@
 - Integers beyond 64 bits, in a path segment, a query parameter or a JSON body → 422 (they would
   otherwise reach the database and fail there with a 500).
 - NUL characters and unpaired surrogates in text, anywhere → 422 (PostgreSQL refuses to store them).
+- Content-Type or Content-Length sent twice → 400 (the guard and the framework would read different ones).
 
 Every refusal uses the one error shape. JSON bodies are small (bounded by the limit), so parsing
 them once more here costs microseconds; the routes still validate them as usual.
@@ -171,14 +172,20 @@ class InputGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        content_type, length = "", None
+        content_type, length, seen = "", None, 0
         for k, v in scope.get("headers", ()):
             if k == b"content-type":
                 content_type = v.decode("latin-1").lower()
+                seen += 1
             elif k == b"content-length":
                 length = int(v) if v.isdigit() else None
+                seen += 1
         limit = self.max_upload_bytes if content_type.startswith("multipart/") else self.max_body_bytes
         try:
+            if seen > 1 and _repeated(scope):
+                # This guard would read one, the framework another (the guard the last, FastAPI the first).
+                raise Refusal(400, "duplicate_header", "请求头 Content-Type 或 Content-Length 重复",
+                              "Content-Type or Content-Length is sent more than once")
             check_url(scope)
             if length is not None and length > limit:
                 raise _too_large()
@@ -207,6 +214,11 @@ class InputGuard:
             chunks.append(chunk)
             more = message.get("more_body", False)
         return b"".join(chunks)
+
+
+def _repeated(scope: Scope) -> bool:
+    names = [k for k, _ in scope.get("headers", ()) if k in (b"content-type", b"content-length")]
+    return len(names) != len(set(names))
 
 
 def replay_body(body: bytes, receive: Receive) -> Receive:

@@ -15,6 +15,8 @@ import time
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.kit.headers import secure
+
 REGISTRY = CollectorRegistry()
 REQUESTS = Counter(
     "http_requests_total", "HTTP requests by route and status", ["method", "route", "status"], registry=REGISTRY
@@ -121,7 +123,9 @@ class RequestContextMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode("latin-1")))
+                headers = message.setdefault("headers", [])
+                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                secure(headers)
             await send(message)
 
         try:

@@ -112,6 +112,18 @@ def fresh_and_stored(session: Session, model: Any, community_id: int, items: Seq
     return [item for c, item in unique.items() if c not in stored], stored
 
 
+def answered(items: Sequence[Any], rows: dict[str, Any], stored: dict[str, Any]) -> list[tuple[Any, bool]]:
+    """Each item's answer (`rows`, by client id) and whether the item created it: the first of its
+    client id in the batch and not stored before (`fresh_and_stored`). A single act's route answers
+    201 for a created one, 200 for a replay."""
+    seen = set(stored)
+    out = []
+    for item in items:
+        out.append((rows[item.client_id], item.client_id not in seen))
+        seen.add(item.client_id)
+    return out
+
+
 def _pg_statement(session: Session, stmt: Any) -> tuple[str, dict[str, Any]]:
     compiled = stmt.compile(dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True})
     return str(compiled), compiled.params

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import event, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from app.core.db import engine_key, utcnow
+from app.core.db import utcnow
+from app.kit.cache import Cache
 from app.kit.errors import BadRequest, Conflict, not_found
 from app.kit.sql import among, bulk_insert, compact_sql, json_document
 from app.ledger.models import HOUSEHOLD, JournalEntry, LedgerAccount, Posting, Source, SystemAccount
@@ -75,46 +76,35 @@ class Posted:
 
 # --- accounts ----------------------------------------------------------------------------------
 
-_system_ids: dict[tuple[str, int, str], int] = {}
-
-
-@event.listens_for(Session, "after_commit")
-def _remember_system_accounts(session) -> None:
-    """Cache system account ids only once the transaction that saw or created them has committed."""
-    pending = session.info.pop("ledger_system_ids", None)
-    if pending:
-        _system_ids.update(pending)
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_pending(session) -> None:
-    session.info.pop("ledger_system_ids", None)
-
-
-def cached_system_account_id(engine_url: str, community_id: int, kind: SystemAccount) -> int | None:
-    """The id if this process has seen the account committed (no database at hand), else None."""
-    return _system_ids.get((engine_url, community_id, kind.value))
-
-
-def system_account_id(session: Session, community_id: int, kind: SystemAccount) -> int:
-    """Id of a community's system account, created on first use inside the caller's transaction."""
-    cache_key = (engine_key(session.get_bind().engine), community_id, kind.value)
-    cached = _system_ids.get(cache_key) or session.info.get("ledger_system_ids", {}).get(cache_key)
-    if cached is not None:
-        return cached
-    row = {"community_id": community_id, "kind": kind.value, "balance": 0, "version": 0, "household_id": None}
+def _read_system_account(session: Session, key: tuple[int, str]) -> int:
+    community_id, kind = key
+    row = {"community_id": community_id, "kind": kind, "balance": 0, "version": 0, "household_id": None}
     session.execute(
         pg_insert(ACCOUNT)
         .values(row)
         .on_conflict_do_nothing(index_elements=["community_id", "kind"], index_where=text("household_id IS NULL"))
     )
-    account_id = session.execute(
+    return session.execute(
         select(ACCOUNT.c.id).where(
-            ACCOUNT.c.community_id == community_id, ACCOUNT.c.kind == kind.value, ACCOUNT.c.household_id.is_(None)
+            ACCOUNT.c.community_id == community_id, ACCOUNT.c.kind == kind, ACCOUNT.c.household_id.is_(None)
         )
     ).scalar_one()
-    session.info.setdefault("ledger_system_ids", {})[cache_key] = account_id
-    return account_id
+
+
+# By (community id, kind). Kept once the transaction that saw or created the account has committed.
+SYSTEM_ACCOUNTS: Cache[tuple[int, str], int] = Cache(
+    "system accounts", _read_system_account, seconds=None, until_commit=True
+)
+
+
+def cached_system_account_id(engine_url: str, community_id: int, kind: SystemAccount) -> int | None:
+    """The id if this process has seen the account committed (no database at hand), else None."""
+    return SYSTEM_ACCOUNTS.peek(engine_url, (community_id, kind.value))
+
+
+def system_account_id(session: Session, community_id: int, kind: SystemAccount) -> int:
+    """Id of a community's system account, created on first use inside the caller's transaction."""
+    return SYSTEM_ACCOUNTS.get(session, (community_id, kind.value))
 
 
 def _apply_household_deltas(session: Session, community_of: dict[int, int], deltas: dict[int, tuple[int, int]]) -> dict[int, tuple[int, int, int]]:

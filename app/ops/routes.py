@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from app.audit import service as audit
 from app.audit.models import AuditLogPublic
+from app.core.config import get_settings
 from app.core.db import SessionDep, get_engine
 from app.core.migrate import at_head
+from app.core.security import same_secret
 from app.identity.auth import CommunityManager
-from app.kit.errors import error_responses
+from app.kit.errors import NotFound, Unauthorized, error_responses
 from app.kit.observability import metrics_payload
 from app.kit.pagination import Page
 
@@ -40,7 +42,16 @@ def readyz():
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-def metrics():
+def metrics(request: Request):
+    """Open in development; with METRICS_TOKEN set, for that bearer token only; in production without
+    one, off (404)."""
+    settings = get_settings()
+    if settings.metrics_token:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not same_secret(settings.metrics_token, token):
+            raise Unauthorized("unauthenticated", "需要监控令牌", "The metrics token is required")
+    elif settings.is_production:
+        raise NotFound("not_found", "资源不存在", "Not found")
     body, content_type = metrics_payload()
     return Response(content=body, media_type=content_type)
 

@@ -27,7 +27,7 @@ from app.identity.auth import FIELD_STAFF, MANAGERS, STAFF_READ, Principal, auth
 from app.identity.models import Role
 from app.kit.errors import BadRequest, Conflict, NotFound, not_found
 from app.kit.pagination import page_by_id
-from app.kit.sql import fresh_and_stored, insert_new
+from app.kit.sql import among, answered, fresh_and_stored, insert_new
 from app.places import service as places
 from app.recycling.models import (
     DestinationCreate,
@@ -39,7 +39,6 @@ from app.recycling.models import (
     EventStatus,
     ExceptionAction,
     ExceptionCreate,
-    RateUnit,
     RecyclingDestination,
     RecyclingEvent,
     RecyclingException,
@@ -382,106 +381,39 @@ def _freeze(session: Session, event: RecyclingEvent) -> dict[str, EventCategoryP
 
 # --- weigh-ins ---------------------------------------------------------------------------------
 
-def _weigh_in_public(session: Session, rows: list[WeighIn], voucher=None) -> list[WeighInPublic]:
+def _weigh_in_public(session: Session, rows: list[WeighIn], vouchers: dict[int, Any] | None = None) -> list[WeighInPublic]:
+    """Weigh-ins as answered; a walk-in's points cheque (`vouchers`, by weigh-in) shows its code."""
     gone = rules.reversed_ids(session, "weigh_in", [r.id for r in rows])
-    extra = {"voucher_code": voucher.claim_code, "voucher_label_svg": voucher.label_svg} if voucher is not None else {}
-    return [WeighInPublic.model_validate(r, update={"reversed": r.id in gone, **extra}) for r in rows]
+    shown = {i: {"voucher_code": v.claim_code, "voucher_label_svg": v.label_svg} for i, v in (vouchers or {}).items()}
+    return [WeighInPublic.model_validate(r, update={"reversed": r.id in gone, **shown.get(r.id, {})}) for r in rows]
 
 
 def record_weigh_in(session: Session, principal: Principal, event_id: int, data: WeighInCreate) -> tuple[WeighInPublic, bool]:
-    event = get_event(session, event_id)
-    community_id = event.community_id
-    authorize(session, principal, community_id, WEIGHERS)
-    existing = session.scalars(select(WeighIn).where(WeighIn.community_id == community_id, WeighIn.client_id == data.client_id)).first()
-    if existing is not None:
-        return _replayed(session, principal, event, existing), False
-    if event.status != EventStatus.scheduled:
-        raise Conflict("event_cancelled", "该回收日已取消", "This recycling day was cancelled")
-    today = utcnow().astimezone(_tz(session, community_id)).date()
-    if today < event.occurs_on:
-        raise Conflict("event_not_started", "回收日尚未开始", "This recycling day has not started yet")
-    if today > event.occurs_on + timedelta(days=LATE_DAYS):
-        raise Conflict("event_closed", "回收日已结束超过 3 天，不能补录", "This recycling day closed more than 3 days ago")
-    household_id = checkins.household_for_scan(session, principal, community_id, data.payload) if data.payload else None
-    category = _freeze(session, event).get(data.category)
-    if category is None:
-        raise BadRequest("unknown_category", "本次回收日不接收该品类", "This recycling day does not take that category", "category")
-    if category.unit == "kg" and data.weight_g is None:
-        raise BadRequest("weight_required", "按重量计分的品类须填写重量", "This category is weighed: give weight_g", "weight_g")
-    if category.unit == "item" and data.count is None:
-        raise BadRequest("count_required", "按件计分的品类须填写件数", "This category is counted: give count", "count")
-    points = category.points * data.weight_g // 1000 if category.unit == "kg" else category.points * data.count
-    now = utcnow()
-    row = WeighIn(
-        community_id=community_id,
-        client_id=data.client_id,
-        event_id=event_id,
-        household_id=household_id,
-        category=category.code,
-        unit=category.unit,
-        weight_g=data.weight_g,
-        count=data.count,
-        points=points,
-        recorded_by=principal.user_id,
-        recorded_at=now,
-    )
-    session.add(row)
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        existing = session.scalars(select(WeighIn).where(WeighIn.community_id == community_id, WeighIn.client_id == data.client_id)).one()
-        return _replayed(session, principal, event, existing), False
-    if household_id is not None and points > 0:
-        cap = rules.rules_at(session, community_id, now).daily_cap
-        granted = rules.apply_daily_cap(session, cap, [(household_id, today, points)])[0]
-        row.points = granted
-        if granted > 0:
-            from app.ledger import service as ledger
-            from app.ledger.service import Credit
-
-            amount = f"{data.weight_g / 1000:.1f} kg" if category.unit == "kg" else f"{data.count} 件"
-            ledger.post_credits(
-                session,
-                [
-                    Credit(
-                        community_id=community_id,
-                        household_id=household_id,
-                        points=granted,
-                        source="recycling",
-                        idempotency_key=f"weighin:{row.id}",
-                        memo=f"资源回收日 {category.name} {amount}",
-                        occurred_at=now,
-                        quantity_g=data.weight_g,
-                        category=category.code,
-                    )
-                ],
-            )
-        session.add(row)
-    voucher = None
-    if household_id is None and points > 0:
-        voucher = _walk_in_voucher(session, principal, event, row, category.name)
-    session.commit()
-    return _weigh_in_public(session, [row], voucher)[0], True
+    """One weigh-in (a household's code, or a walk-in paid with a points cheque). `record_weigh_ins` of
+    one: (weigh-in, created), or its refusal raised."""
+    return record_weigh_ins(session, principal, event_id, [data])[0]
 
 
-def record_weigh_ins(session: Session, principal: Principal, event_id: int, batch: list[WeighInCreate]) -> list[WeighInPublic]:
-    """A recycling day's weigh-ins of registered households at once (the clerk's tablet uploading its
-    queue, a replayed day): `record_weigh_in`'s rules, set-based, one commit, all or nothing.
+def record_weigh_ins(session: Session, principal: Principal, event_id: int, batch: list[WeighInCreate]) -> list[tuple[WeighInPublic, bool]]:
+    """A recycling day's weigh-ins — one at the scales (`record_weigh_in`), the clerk's tablet uploading
+    its queue, the demo generator's day — set-based, one commit: the one implementation of their rules.
 
-    Walk-in residents get a points cheque each: they go through `record_weigh_in`. A client id stored
-    before (or twice in the batch) is answered with the stored weigh-in. Results in the order sent.
+    A client id stored before (or sent earlier in the batch) is answered with the stored weigh-in, not
+    created. A new weigh-in needs the event scheduled and open (from its day to LATE_DAYS after), the
+    household behind its code (the scan's definition, checkins) unless it is a walk-in, a category the
+    event takes and its weight or count; it earns the event's rate, cut to the household's daily cap
+    of the rules in force (today), credited through the ledger keyed by weigh-in. A walk-in's points go
+    on a points cheque (积分支票) instead, its code shown to the issuing clerk, again on a replay. All or
+    nothing: a refusal refuses the batch with its error (the answer of a single weigh-in). Each
+    weigh-in's (weigh-in, created), in the order sent.
     """
     event = get_event(session, event_id)
     community_id = event.community_id
     authorize(session, principal, community_id, WEIGHERS)
-    if not batch:
-        return []
     fresh, stored = fresh_and_stored(session, WeighIn, community_id, batch)
-    rows: list[dict[str, Any]] = []
+    made: list[WeighIn] = []
+    categories: dict[str, EventCategoryPublic] = {}
     if fresh:
-        if any(d.payload is None for d in fresh):
-            raise BadRequest("walk_in_single", "走访居民须逐笔登记（积分支票）", "Walk-in weigh-ins are recorded one by one (points cheques)", "walk_in")
         if event.status != EventStatus.scheduled:
             raise Conflict("event_cancelled", "该回收日已取消", "This recycling day was cancelled")
         now = utcnow()
@@ -490,8 +422,9 @@ def record_weigh_ins(session: Session, principal: Principal, event_id: int, batc
             raise Conflict("event_not_started", "回收日尚未开始", "This recycling day has not started yet")
         if today > event.occurs_on + timedelta(days=LATE_DAYS):
             raise Conflict("event_closed", "回收日已结束超过 3 天，不能补录", "This recycling day closed more than 3 days ago")
-        households = checkins.households_for_scans(session, principal, community_id, [d.payload for d in fresh])
+        households = checkins.households_for_scans(session, principal, community_id, [d.payload for d in fresh if d.payload is not None])
         categories = _freeze(session, event)
+        rows: list[dict[str, Any]] = []
         for d in fresh:
             category = categories.get(d.category)
             if category is None:
@@ -502,8 +435,8 @@ def record_weigh_ins(session: Session, principal: Principal, event_id: int, batc
                 raise BadRequest("count_required", "按件计分的品类须填写件数", "This category is counted: give count", "count")
             rows.append({
                 "community_id": community_id, "client_id": d.client_id, "event_id": event_id,
-                "household_id": households[d.payload], "category": category.code, "unit": category.unit,
-                "weight_g": d.weight_g, "count": d.count,
+                "household_id": households[d.payload] if d.payload is not None else None,
+                "category": category.code, "unit": category.unit, "weight_g": d.weight_g, "count": d.count,
                 "points": category.points * d.weight_g // 1000 if category.unit == "kg" else category.points * d.count,
                 "voucher_id": None, "recorded_by": principal.user_id, "recorded_at": now,
             })
@@ -513,23 +446,26 @@ def record_weigh_ins(session: Session, principal: Principal, event_id: int, batc
             return record_weigh_ins(session, principal, event_id, batch)
         for r in rows:
             r["id"] = ids[r["client_id"]]
-        _credit_weigh_ins(session, community_id, today, now, {c.code: c.name for c in categories.values()}, rows)
+        _credit_weigh_ins(session, community_id, today, now, categories, [r for r in rows if r["household_id"] is not None])
+        made = list(session.scalars(select(WeighIn).where(among(session, WeighIn.id, list(ids.values())))))
+    weigh_ins = list(stored.values()) + made
+    # A walk-in's cheque: issued for a new one, its code shown again to the issuing clerk on a replay.
+    names = {c.code: c.name for c in categories.values()}
+    vouchers = {
+        w.id: _walk_in_voucher(session, principal, w, names.get(w.category, w.category))
+        for w in weigh_ins
+        if w.household_id is None and w.points > 0 and w.recorded_by == principal.user_id
+    }
+    public = {w.client_id: p for w, p in zip(weigh_ins, _weigh_in_public(session, weigh_ins, vouchers), strict=True)}
     session.commit()
-    made = {r["client_id"]: r for r in rows}
-    before = dict(zip(stored, _weigh_in_public(session, list(stored.values())), strict=True))  # one query, not one per replay
-    out = []
-    for d in batch:
-        if d.client_id in before:
-            out.append(before[d.client_id])
-        else:
-            r = made[d.client_id]
-            out.append(WeighInPublic.model_construct(
-                **{k: v for k, v in r.items() if k not in ("community_id", "unit")}, unit=RateUnit(r["unit"]), reversed=False
-            ))
-    return out
+    return answered(batch, public, stored)
 
 
-def _credit_weigh_ins(session: Session, community_id: int, today: date, now: datetime, names: dict[str, str], rows: list[dict[str, Any]]) -> None:
+def _credit_weigh_ins(
+    session: Session, community_id: int, today: date, now: datetime, categories: dict[str, EventCategoryPublic], rows: list[dict[str, Any]]
+) -> None:
+    """Daily cap (rules.cap_rows, the rules in force now, today), then one ledger call for the
+    households' points, keyed by weigh-in."""
     from app.ledger import service as ledger
     from app.ledger.service import Credit
 
@@ -547,7 +483,7 @@ def _credit_weigh_ins(session: Session, community_id: int, today: date, now: dat
                 points=r["points"],
                 source="recycling",
                 idempotency_key=f"weighin:{r['id']}",
-                memo=f"资源回收日 {names[r['category']]} "
+                memo=f"资源回收日 {categories[r['category']].name} "
                 + (f"{r['weight_g'] / 1000:.1f} kg" if r["unit"] == "kg" else f"{r['count']} 件"),
                 occurred_at=now,
                 quantity_g=r["weight_g"],
@@ -559,7 +495,7 @@ def _credit_weigh_ins(session: Session, community_id: int, today: date, now: dat
     )
 
 
-def _walk_in_voucher(session: Session, principal: Principal, event: RecyclingEvent, row: WeighIn, name: str):
+def _walk_in_voucher(session: Session, principal: Principal, row: WeighIn, name: str):
     """A walk-in resident's points go on a points cheque (积分支票) to claim into a passbook later.
     Keyed by the weigh-in: a re-sent weigh-in shows the same code to the same clerk, posts nothing."""
     from app.vouchers import service as vouchers
@@ -573,19 +509,9 @@ def _walk_in_voucher(session: Session, principal: Principal, event: RecyclingEve
         actor_user_id=principal.user_id,
         memo=f"资源回收日 {name} {amount}",
     )
-    if not replayed:
-        session.execute(WEIGH_IN.update().where(WEIGH_IN.c.id == row.id).values(voucher_id=voucher.id))
-        row.voucher_id = voucher.id
+    row.voucher_id = voucher.id
     community = places.get_community(session, row.community_id)
     return vouchers.issued_public(voucher, code, replayed, community.name)
-
-
-def _replayed(session: Session, principal: Principal, event: RecyclingEvent, row: WeighIn) -> WeighInPublic:
-    voucher = None
-    if row.voucher_id is not None and row.recorded_by == principal.user_id:
-        voucher = _walk_in_voucher(session, principal, event, row, row.category)
-        session.rollback()  # nothing new to keep: the cheque exists, only its code is shown again
-    return _weigh_in_public(session, [row], voucher)[0]
 
 
 def list_weigh_ins(session: Session, principal: Principal, event_id: int, cursor: str | None, limit: int):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,6 +35,13 @@ _LOOKUP = {spelling: f for f, spellings in HEADERS.items() for spelling in spell
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 50_000
 HEADER_SEARCH_ROWS = 10
+# An XLSX is a ZIP of XML: a few KB can expand to gigabytes. Checked before anything is inflated, from
+# the sizes the archive declares (zipfile never inflates a member past its declared size).
+MAX_UNCOMPRESSED = 200 * 1024 * 1024
+MAX_MEMBERS = 500
+MAX_COLUMNS = 30  # a roster has seven; cells further right are not read
+MAX_SHEET_ROWS = MAX_ROWS + 1_000  # rows read at most, blank ones included
+MAX_MERGED_CELLS = 20 * MAX_ROWS  # cells covered by merged ranges, all ranges together
 
 
 @dataclass
@@ -99,9 +107,30 @@ def _csv_rows(data: bytes) -> Iterator[list[object]]:
     yield from csv.reader(io.StringIO(text, newline=""), dialect)
 
 
+def _too_big() -> BadRequest:
+    return _bad_file(
+        f"Excel 文件解压后过大或结构异常（解压后最多 {MAX_UNCOMPRESSED // 2**20} MB），请另存为新的 .xlsx 或 CSV",
+        f"The Excel file expands too far or is malformed ({MAX_UNCOMPRESSED // 2**20} MB uncompressed at most): save it anew as .xlsx or CSV",
+    )
+
+
+def _check_archive(data: bytes) -> None:
+    """Refuse a ZIP that would inflate past MAX_UNCOMPRESSED, or hold too many members, before any is read."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError):
+        raise _bad_file("无法读取该 Excel 文件，请确认是 .xlsx 格式", "Could not read this Excel file (.xlsx expected)") from None
+    if len(members) > MAX_MEMBERS or sum(m.file_size for m in members) > MAX_UNCOMPRESSED:
+        raise _too_big()
+
+
 def _xlsx_rows(data: bytes) -> Iterator[list[object]]:
     from openpyxl import load_workbook
 
+    _check_archive(data)
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception:
@@ -110,7 +139,7 @@ def _xlsx_rows(data: bytes) -> Iterator[list[object]]:
         ws = wb.active or wb.worksheets[0]
         followers = _merged_followers(ws)
         tops: dict[tuple[int, int], object] = {}
-        for r, row in enumerate(ws.iter_rows(values_only=True), start=1):
+        for r, row in enumerate(ws.iter_rows(max_row=MAX_SHEET_ROWS, max_col=MAX_COLUMNS, values_only=True), start=1):
             values = list(row)
             if followers:
                 for c, value in enumerate(values, start=1):
@@ -123,26 +152,44 @@ def _xlsx_rows(data: bytes) -> Iterator[list[object]]:
         wb.close()
 
 
+_MERGE = re.compile(rb"<(?:\w+:)?mergeCell\b[^>]*\bref=\"([A-Z]{1,3}[0-9]{1,7}:[A-Z]{1,3}[0-9]{1,7})\"")
+
+
+def _merge_refs(src) -> Iterator[str]:
+    """The `ref` of every mergeCell in the sheet XML, read in chunks (the XML may be hundreds of MB;
+    the merged ranges follow the data at its end)."""
+    tail = b""
+    while chunk := src.read(1 << 20):
+        text = tail + chunk
+        end = 0
+        for m in _MERGE.finditer(text):
+            end = m.end()
+            yield m.group(1).decode()
+        tail = text[max(end, len(text) - 4096):]  # a tag cut by the chunk's end is read with the next
+
+
 def _merged_followers(ws) -> dict[tuple[int, int], tuple[int, int]]:
     """Cells covered by a merged range → the range's top-left cell, whose value they show in Excel.
 
     Committees merge the 楼栋 cell over all of a building's rows; openpyxl's read-only mode keeps
-    only the top-left value, so the ranges are read from the sheet's XML (they follow the data).
+    only the top-left value, so the ranges are read from the sheet's XML (a regex is ~100× faster than
+    parsing it). Only the cells that are read count (MAX_SHEET_ROWS × MAX_COLUMNS); a file whose
+    ranges cover more than MAX_MERGED_CELLS of them is refused rather than expanded.
     """
-    import re
-
     from openpyxl.utils.cell import range_boundaries
 
     followers: dict[tuple[int, int], tuple[int, int]] = {}
     try:
-        with ws._get_source() as src:  # openpyxl's handle on the sheet XML; a regex is ~100× faster than parsing it
-            refs = re.findall(rb"<(?:\w+:)?mergeCell\b[^>]*\bref=\"([A-Z]+[0-9]+:[A-Z]+[0-9]+)\"", src.read())
-        for ref in refs:
-            min_col, min_row, max_col, max_row = range_boundaries(ref.decode())
-            for r in range(min_row, max_row + 1):
-                for c in range(min_col, max_col + 1):
-                    if (r, c) != (min_row, min_col):
-                        followers[(r, c)] = (min_row, min_col)
+        with ws._get_source() as src:  # openpyxl's handle on the sheet XML
+            for ref in _merge_refs(src):
+                min_col, min_row, max_col, max_row = range_boundaries(ref)
+                max_row, max_col = min(max_row, MAX_SHEET_ROWS), min(max_col, MAX_COLUMNS)
+                if max(0, max_row - min_row + 1) * max(0, max_col - min_col + 1) + len(followers) > MAX_MERGED_CELLS:
+                    raise _too_big()
+                for r in range(min_row, max_row + 1):
+                    for c in range(min_col, max_col + 1):
+                        if (r, c) != (min_row, min_col):
+                            followers[(r, c)] = (min_row, min_col)
     except (AttributeError, KeyError, ValueError, TypeError):
         return {}
     return followers

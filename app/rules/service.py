@@ -6,8 +6,6 @@ how many points an act earns, then posts them through the ledger with a key deri
 
 from __future__ import annotations
 
-import threading
-import time
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable
@@ -20,8 +18,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from app.audit import service as audit
-from app.core.db import engine_key, utcnow
+from app.core.db import utcnow
 from app.identity.auth import Principal
+from app.kit import cache
 from app.kit.errors import BadRequest, Conflict
 from app.kit.sql import compact_sql, json_document
 from app.rules.models import (
@@ -51,32 +50,20 @@ class Rules:
 DEFAULT_RULES = Rules(**DEFAULTS)
 _FIELDS = tuple(DEFAULTS)
 
-_cache: dict[tuple[str, int], tuple[float, list[datetime], list[Rules]]] = {}
-_forgotten: dict[tuple[str, int], int] = {}  # drops after a new version (see checkins.service._forgotten)
-_lock = threading.Lock()
 
-
-def _key(session: Session, community_id: int) -> tuple[str, int]:
-    return (engine_key(session.get_bind().engine), community_id)
-
-
-def _versions(session: Session, community_id: int, refresh: bool = False) -> tuple[list[datetime], list[Rules]]:
-    key = _key(session, community_id)
-    hit = _cache.get(key)
-    if hit is not None and hit[0] > time.monotonic() and not refresh:
-        return hit[1], hit[2]
-    generation = _forgotten.get(key, 0)
+def _read_versions(session: Session, community_id: int) -> tuple[list[datetime], list[Rules]]:
     rows = session.execute(
         select(RULE.c.effective_from, *[RULE.c[f] for f in _FIELDS])
         .where(RULE.c.community_id == community_id)
         .order_by(RULE.c.effective_from)
     ).all()
-    starts = [_aware(r[0]) for r in rows]
-    rules = [Rules(*r[1:]) for r in rows]
-    with _lock:
-        if _forgotten.get(key, 0) == generation:  # else a new version came while this read: not cached
-            _cache[key] = (time.monotonic() + CACHE_SECONDS, starts, rules)
-    return starts, rules
+    return [aware(r[0]) for r in rows], [Rules(*r[1:]) for r in rows]
+
+
+# The community's rule versions (start times, rules), by community id; dropped when one is published.
+RULES: cache.Cache[int, tuple[list[datetime], list[Rules]]] = cache.Cache(
+    "points rules", _read_versions, seconds=CACHE_SECONDS
+)
 
 
 def aware(value: datetime) -> datetime:
@@ -84,16 +71,6 @@ def aware(value: datetime) -> datetime:
     from datetime import UTC
 
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-_aware = aware
-
-
-def forget(session: Session, community_id: int) -> None:
-    key = _key(session, community_id)
-    with _lock:
-        _cache.pop(key, None)
-        _forgotten[key] = _forgotten.get(key, 0) + 1
 
 
 def rules_at(session: Session, community_id: int, at: datetime) -> Rules:
@@ -104,21 +81,13 @@ def rules_at(session: Session, community_id: int, at: datetime) -> Rules:
 def resolver(session: Session, community_id: int, refresh: bool = False) -> Callable[[datetime], Rules]:
     """A function from act time to the rules in force then: one cache lookup for a whole batch
     (refresh: read the rules again even when the cached ones are fresh)."""
-    return _resolver(*_versions(session, community_id, refresh))
+    return _resolver(*RULES.get(session, community_id, refresh))
 
 
 def cached_resolver(engine_url: str, community_id: int) -> Callable[[datetime], Rules] | None:
     """The resolver if the community's rules are in this process's cache (no database at hand), else None."""
-    hit = _cache.get((engine_url, community_id))
-    if hit is None or hit[0] <= time.monotonic():
-        return None
-    return _resolver(hit[1], hit[2])
-
-
-def cache_expires(engine_url: str, community_id: int) -> float:
-    """When (time.monotonic) the community's cached rules stop being used; 0 when none are cached."""
-    hit = _cache.get((engine_url, community_id))
-    return 0.0 if hit is None else hit[0]
+    versions = RULES.peek(engine_url, community_id)
+    return None if versions is None else _resolver(*versions)
 
 
 def _resolver(starts: list[datetime], rules: list[Rules]) -> Callable[[datetime], Rules]:
@@ -137,8 +106,7 @@ def _resolver(starts: list[datetime], rules: list[Rules]) -> Callable[[datetime]
 def create_rules(session: Session, principal: Principal, community_id: int, data: PointsRuleCreate) -> PointsRule:
     now = utcnow()
     if data.effective_from is None:
-        forget(session, community_id)
-        starts, versions = _versions(session, community_id)
+        starts, versions = RULES.get(session, community_id, refresh=True)
         if versions and starts[-1] <= now and versions[-1] == Rules(**data.model_dump(exclude={"effective_from"})):
             # The same rules again (a retried request): nothing new to apply.
             return session.scalars(
@@ -174,7 +142,7 @@ def create_rules(session: Session, principal: Principal, community_id: int, data
         detail=data.model_dump(mode="json"),
     )
     session.commit()
-    forget(session, community_id)
+    RULES.invalidate(community_id)
     return row
 
 
@@ -188,7 +156,7 @@ def list_rules(session: Session, community_id: int) -> list[PointsRule]:
 
 def current_rules(session: Session, community_id: int) -> PointsRulePublic:
     now = utcnow()
-    starts, _ = _versions(session, community_id)
+    starts, _ = RULES.get(session, community_id)
     i = bisect_right(starts, now)
     rules = rules_at(session, community_id, now)
     return PointsRulePublic(

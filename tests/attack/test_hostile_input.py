@@ -378,3 +378,79 @@ def test_text_that_a_spreadsheet_would_evaluate_stays_text_in_every_export(clien
     written = [c for ws in book for row in ws.iter_rows() for c in row if c.value is not None]
     assert not [c.coordinate for c in written if c.data_type == "f"]
     assert FORMULAS[0] in {c.value for c in written}  # what a person reads is unchanged
+
+
+# --- spreadsheets built to exhaust memory -----------------------------------------------------
+
+
+def _roster_xlsx(sheet_xml_edit=None, extra_member=None) -> bytes:
+    """A genuine roster XLSX (openpyxl), its sheet XML edited, or a member added to the archive."""
+    import io
+    import zipfile
+
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["楼栋", "门牌", "人数"])
+    ws.append(["1号楼", "101", 3])
+    raw = io.BytesIO()
+    wb.save(raw)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(raw.getvalue())) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml" and sheet_xml_edit:
+                data = sheet_xml_edit(data)
+            dst.writestr(item, data)
+        if extra_member:
+            name, size = extra_member
+            info = zipfile.ZipInfo(name)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with dst.open(info, "w") as f:
+                block = b" " * (1 << 20)
+                for _ in range(size >> 20):
+                    f.write(block)
+    return out.getvalue()
+
+
+def _import(client, world, content: bytes):
+    return client.post(f"/api/v1/communities/{world.community.id}/roster-imports", headers=world.h("committee"),
+                       files={"file": ("roster.xlsx", content, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")},
+                       data={"mode": "dry_run"})
+
+
+def test_a_merged_range_over_the_whole_sheet_is_refused_before_it_is_expanded(client, world):
+    """<mergeCell ref="A1:XFD1048576"/> in a 5 KB file grew the worker by ~100 MiB/s, cell by cell."""
+    bomb = _roster_xlsx(lambda xml: xml.replace(b"</worksheet>", b'<mergeCells count="1"><mergeCell ref="A1:XFD1048576"/></mergeCells></worksheet>'))
+    assert len(bomb) < 10_000
+    _error(_import(client, world, bomb), 400, "invalid_roster_file")
+    # A building merged over its rows, as committees do, still reads.
+    merged = _roster_xlsx(lambda xml: xml.replace(b"</worksheet>", b'<mergeCells count="1"><mergeCell ref="A2:A3"/></mergeCells></worksheet>'))
+    r = _import(client, world, merged)
+    assert r.status_code in (200, 201), r.text
+
+
+def test_an_archive_that_inflates_past_the_limit_is_refused_unread(client, world):
+    """A few hundred KB that inflate to hundreds of MB of whitespace: refused from the sizes the
+    archive declares, before anything is inflated."""
+    from app.roster.reader import MAX_UNCOMPRESSED
+
+    bomb = _roster_xlsx(extra_member=("xl/padding.xml", MAX_UNCOMPRESSED + (1 << 20)))
+    assert len(bomb) < 2_000_000
+    _error(_import(client, world, bomb), 400, "invalid_roster_file")
+
+
+def test_two_content_type_headers_are_refused_before_any_body_is_read(client, world, engine):
+    """The guard read the last Content-Type, FastAPI the first: a 5 MB JSON body sent as multipart by
+    one header and JSON by the other passed the 1 MiB limit, and a NUL reached the database."""
+    import httpx
+
+    before = _snapshot(engine)
+    body = b'{"name": "a\\u0000b", "pad": "' + b"x" * (5 * 1024 * 1024) + b'"}'
+    for second in ("multipart/form-data; boundary=x", "text/plain"):
+        headers = httpx.Headers([("authorization", world.h("platform_admin")["Authorization"]),
+                                 ("content-type", "application/json"), ("content-type", second)])
+        r = client.post("/api/v1/streets", content=body, headers=headers)
+        _error(r, 400, "duplicate_header")
+    assert _snapshot(engine) == before

@@ -231,55 +231,56 @@ def test_the_bin_side_caches_are_refreshed_ahead_of_expiry_while_scans_go_on(cli
 
     from sqlalchemy import text
 
-    from app.checkins import setup as service
+    from app.checkins import setup
     from app.core.db import engine_key
     from app.rules import service as rules
     from tests.checkins.test_checkins import _all_day_with_cap
 
     clock.set_local(NOON)  # the test's "today" stays one local day
     f = _all_day_with_cap(client, world, 100)
-    url = f"/api/v1/communities/{world.community.id}/checkins"
-    assert client.post(url, json=scan(f["station_id"], payload(world, 0)), headers=world.h("volunteer")).status_code == 201
+    c, url = world.community.id, engine_key(engine)
+    # Far from expiry however slow the machine, yet inside the refresh-ahead margin: the scans below
+    # find the caches fresh but expiring, not cold.
+    monkeypatch.setattr(setup.SETUPS, "seconds", 60.0)
+    monkeypatch.setattr(rules.RULES, "seconds", 60.0)
+    monkeypatch.setattr(setup.FILLS, "refresh_ahead", 120.0)
+    setup.SETUPS.invalidate(c)  # filled by the first scan, which waits for it: no refresh under way after it
+    rules.RULES.invalidate(c)
+    scans = f"/api/v1/communities/{c}/checkins"
+    assert client.post(scans, json=scan(f["station_id"], payload(world, 0)), headers=world.h("volunteer")).status_code == 201
     with engine.begin() as conn:  # not through the API, which would drop the cache itself
         conn.execute(text("UPDATE station SET active = false WHERE id = :s"), {"s": f["station_id"]})
-    key = (engine_key(engine), world.community.id)
-    # Well inside the refresh-ahead margin and far from expiry, however slow the machine: the scan
-    # below must find the caches fresh but expiring, not cold.
-    monkeypatch.setattr(service, "REFRESH_AHEAD", 30.0)
-    soon = time.monotonic() + 15
-    service._setups[key] = (soon, service._setups[key][1])
-    rules._cache[key] = (soon, *rules._cache[key][1:])
+    filled = (setup.SETUPS.expires_at(url, c), rules.RULES.expires_at(url, c))
 
-    r = client.post(url, json=scan(f["station_id"], payload(world, 1)), headers=world.h("volunteer"))
+    r = client.post(scans, json=scan(f["station_id"], payload(world, 1)), headers=world.h("volunteer"))
     assert r.status_code == 201, r.text  # answered from the cached setup, the refresh under way
     deadline = time.monotonic() + 5
-    while service._setups[key][0] == soon and time.monotonic() < deadline:
+    while setup.FILLS.busy((url, c)) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert service._setups[key][0] != soon and rules.cache_expires(*key) != soon  # read again
-    assert f["station_id"] not in service._setups[key][1].stations
-    r = client.post(url, json=scan(f["station_id"], payload(world, 2)), headers=world.h("volunteer"))
+    assert setup.SETUPS.expires_at(url, c) != filled[0] and rules.RULES.expires_at(url, c) != filled[1]  # read again
+    assert f["station_id"] not in setup.SETUPS.peek(url, c).stations
+    r = client.post(scans, json=scan(f["station_id"], payload(world, 2)), headers=world.h("volunteer"))
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_station", r.text
 
 
-def test_scans_finding_the_caches_cold_wait_for_one_fill(client, world, engine, monkeypatch, clock):
-    from app.checkins import setup as service
-    from app.core.db import engine_key
+def test_scans_finding_the_caches_cold_wait_for_one_fill(client, world, monkeypatch, clock):
+    from app.checkins import setup
     from app.rules import service as rules
     from tests.checkins.test_checkins import _all_day_with_cap
 
     clock.set_local(NOON)  # the test's "today" stays one local day
     f = _all_day_with_cap(client, world, 100)
-    key = (engine_key(engine), world.community.id)
-    service._setups.pop(key, None)
-    rules._cache.pop(key, None)
+    c = world.community.id
+    setup.SETUPS.invalidate(c)
+    rules.RULES.invalidate(c)
     fills = []
-    real = service._warm_caches
-    monkeypatch.setattr(service, "_warm_caches", lambda *args: fills.append(args) or real(*args))
-    url = f"/api/v1/communities/{world.community.id}/checkins"
+    real = setup.warm_caches
+    monkeypatch.setattr(setup, "warm_caches", lambda *args: fills.append(args) or real(*args))
+    url = f"/api/v1/communities/{c}/checkins"
     answers = race(*(partial(client.post, url, json=scan(f["station_id"], code), headers=world.h("volunteer"))
                      for code in payloads(world)))
     assert [r.status_code for r in answers] == [201] * len(answers), [r.text for r in answers]
-    assert fills == [(world.community.id, False)]
+    assert fills == [(c, False)]
 
 
 def test_a_setup_read_before_a_change_is_not_cached_after_it(client, world, engine, monkeypatch, clock):
@@ -287,27 +288,26 @@ def test_a_setup_read_before_a_change_is_not_cached_after_it(client, world, engi
     not put what it read back after the change dropped the cache: the next scan sees the change."""
     from sqlmodel import Session
 
-    from app.checkins import setup as service
+    from app.checkins import setup
     from app.core.db import engine_key
     from tests.checkins.test_checkins import _all_day_with_cap
 
     clock.set_local(NOON)  # the test's "today" stays one local day
     f = _all_day_with_cap(client, world, 100)
-    key = (engine_key(engine), world.community.id)
-    real = service.Setup
+    real = setup.Setup
 
     def built_as_the_station_closes(*args):
-        setup = real(*args)  # read while the station was open
+        built = real(*args)  # read while the station was open
         r = client.patch(f"/api/v1/stations/{f['station_id']}", json={"active": False}, headers=world.h("committee"))
         assert r.status_code == 200, r.text
-        return setup
+        return built
 
-    monkeypatch.setattr(service, "Setup", built_as_the_station_closes)
+    monkeypatch.setattr(setup, "Setup", built_as_the_station_closes)
     with Session(engine) as session:
-        stale = service.load_setup(session, world.community.id, refresh=True)
+        stale = setup.load_setup(session, world.community.id, refresh=True)
     monkeypatch.undo()
     assert f["station_id"] in stale.stations  # what the read saw …
-    assert key not in service._setups  # … is not cached after the change
+    assert setup.SETUPS.peek(engine_key(engine), world.community.id) is None  # … is not cached after the change
     r = client.post(f"/api/v1/communities/{world.community.id}/checkins", json=scan(f["station_id"], payload(world, 0)),
                     headers=world.h("volunteer"))
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_station", r.text
@@ -320,45 +320,48 @@ def test_a_failed_cache_fill_is_logged_and_the_scan_still_answered(client, world
     import logging
     import time
 
-    from app.checkins import setup as service
+    from app.checkins import setup
     from app.core.db import engine_key
+    from app.kit import cache
     from app.rules import service as rules
     from tests.checkins.test_checkins import _all_day_with_cap
 
     clock.set_local(NOON)  # the test's "today" stays one local day
     f = _all_day_with_cap(client, world, 100)
-    key = (engine_key(engine), world.community.id)
-    service._setups.pop(key, None)
-    rules._cache.pop(key, None)
+    c = world.community.id
+    key = (engine_key(engine), c)
+    # Far from expiry however slow the machine, once filled (below, by the general path).
+    monkeypatch.setattr(setup.SETUPS, "seconds", 60.0)
+    monkeypatch.setattr(rules.RULES, "seconds", 60.0)
+    monkeypatch.setattr(setup.FILLS, "retry_seconds", 0.0)  # the cold fill's pause is not what is tested
+    setup.SETUPS.invalidate(c)
+    rules.RULES.invalidate(c)
     fills = []
 
     def failing(*args):
         fills.append(args)
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(service, "_warm_caches", failing)
-    url = f"/api/v1/communities/{world.community.id}/checkins"
-    with caplog.at_level(logging.WARNING, logger=service.log.name):
+    monkeypatch.setattr(setup, "warm_caches", failing)
+    url = f"/api/v1/communities/{c}/checkins"
+    with caplog.at_level(logging.WARNING, logger=cache.log.name):
         r = client.post(url, json=scan(f["station_id"], payload(world, 0)), headers=world.h("volunteer"))
     assert r.status_code == 201 and r.json()["points"] == 10, r.text
-    assert fills == [(world.community.id, False)]
+    assert fills == [(c, False)]
     failed = [rec for rec in caplog.records if rec.getMessage().startswith("cache fill failed")]
     assert failed and "database went away" in str(failed[0].exc_info[1])
 
     # The general path filled the caches meanwhile; make them expiring: one refresh is tried, it fails,
     # and the scans right after it do not start another.
-    monkeypatch.setattr(service, "REFRESH_AHEAD", 30.0)
-    monkeypatch.setattr(service, "FILL_RETRY_SECONDS", 60.0)
-    service._fill_retry.pop(key, None)  # the cold fill's failure above: its pause is not what is tested
-    soon = time.monotonic() + 15
-    service._setups[key] = (soon, service._setups[key][1])
+    monkeypatch.setattr(setup.FILLS, "refresh_ahead", 120.0)
+    monkeypatch.setattr(setup.FILLS, "retry_seconds", 60.0)
     for i in (1, 2, 3):
         r = client.post(url, json=scan(f["station_id"], payload(world, i)), headers=world.h("volunteer"))
         assert r.status_code == 201, r.text
         deadline = time.monotonic() + 5
-        while key in service._filling and time.monotonic() < deadline:
+        while setup.FILLS.busy(key) and time.monotonic() < deadline:
             time.sleep(0.01)
-    assert fills == [(world.community.id, False), (world.community.id, True)]
+    assert fills == [(c, False), (c, True)]
 
 
 def test_rules_read_before_a_new_version_are_not_cached_after_it(client, world, engine, monkeypatch, clock):

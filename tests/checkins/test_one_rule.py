@@ -216,3 +216,19 @@ def test_a_re_grade_amends_the_first_check_and_its_points_follow(client, world):
                        headers=h).json()["error"]["code"] == "not_amendable"
     r = client.post(f"/api/v1/checkins/{checkin_id}/reverse", json={"reason": "扫错户"}, headers=world.h("committee"))
     assert r.status_code == 200 and balance(client, world, 0) == 0
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_a_client_id_another_user_sent_is_refused_never_answered_with_their_scan(client, route_only, world, other_world, entry):
+    """The same client id from a different user is a conflict: the caller learns nothing of the
+    other's scan (household, check-in id) and the other's scan stays as it was."""
+    f = setup_field(client, world)
+    first = _bodies(world, other_world, f, [("h", "correct", "m")], [0])[0]
+    mine = client.post(f"/api/v1/communities/{world.community.id}/checkins", json=first, headers=world.h("volunteer")).json()
+    again = first | {"payload": payload(world, 1)}
+    got = _send(entry, client, route_only, world, world.h("supervisor"), [again])[0]
+    assert (got["status"], got["reason"], got.get("checkin_id"), got.get("household_id"), got["points"]) == (
+        "rejected", "client_id_taken", None, None, 0)
+    assert balance(client, world, 0) == 10 and balance(client, world, 1) == 0
+    resent = client.post(f"/api/v1/communities/{world.community.id}/checkins", json=first, headers=world.h("volunteer")).json()
+    assert (resent["checkin_id"], resent["replayed"]) == (mine["checkin_id"], True)

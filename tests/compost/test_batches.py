@@ -27,9 +27,10 @@ def test_a_queue_of_drops_credits_like_single_drops_and_replays(client, world):
              first, CompostDropCreate(client_id=cid(), payload=payload(world, 0), weight_g=500, dropped_at=yesterday_at(8, 30))]
     with Session(world.engine, expire_on_commit=False) as s:
         out = compost.record_drops(s, volunteer, b["id"], queue)
-        assert [d.points for d in out] == [23, 12, 23, 5] and out[0].id == out[2].id
+        assert [d.points for d, _ in out] == [23, 12, 23, 5] and out[0][0].id == out[2][0].id
+        assert [created for _, created in out] == [True, True, False, True]
         again = compost.record_drops(s, volunteer, b["id"], queue)  # the phone uploads its queue twice
-        assert [d.id for d in again] == [d.id for d in out]
+        assert [d.id for d, _ in again] == [d.id for d, _ in out] and not any(created for _, created in again)
     assert balance(client, world, 0) == 28 and balance(client, world, 1) == 12
 
     forged = CompostDropCreate(client_id=cid(), payload=payload(world, 2)[:-2] + "xx", weight_g=900, dropped_at=yesterday_at(9))

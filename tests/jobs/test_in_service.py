@@ -23,6 +23,7 @@ from app.jobs.registry import JOBS
 from app.main import create_app
 from tests.conftest import drop_pg_database, fresh_pg_database
 from tests.jobs.helpers import make_job, runs
+from tests.support import PRODUCTION_WECHAT
 
 pytestmark = pytest.mark.postgres_only
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,13 +46,13 @@ def in_service(monkeypatch, engine, clock):
     get_settings.cache_clear()
 
 
-def _wait(check, seconds: float = 15.0):
+def _wait(check, seconds: float = 15.0, state=None):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(0.05)
-    raise AssertionError("timed out")
+    raise AssertionError(f"timed out; state: {state() if state else None}")
 
 
 def test_the_service_runs_a_due_job_once(engine, in_service):
@@ -95,6 +96,7 @@ def test_the_container_runs_every_job_with_no_crontab(tmp_path):
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "DATABASE_URL": url,
         "ENVIRONMENT": "production",
+        **PRODUCTION_WECHAT,
         "JWT_SECRET": "jobs-secret-" + "z" * 32,
         "PHONE_HASH_KEY": "jobs-phone-key",
         "DATA_DIR": str(tmp_path),
@@ -117,7 +119,14 @@ def test_the_container_runs_every_job_with_no_crontab(tmp_path):
                 return []
 
     try:
-        _wait(lambda: {job for job, _, _ in succeeded()} == names, 90)
+        def runs() -> list:
+            with db.connect() as conn:
+                try:
+                    return [tuple(r) for r in conn.execute(text("SELECT job, outcome, error FROM job_run ORDER BY id"))]
+                except Exception:  # noqa: BLE001 - not migrated yet
+                    return ["not migrated"]
+
+        _wait(lambda: {job for job, _, _ in succeeded()} == names, 120, runs)
         time.sleep(1.5)  # several more ticks of both workers
         done = succeeded()
         assert max(Counter((job, slot) for job, slot, _ in done).values()) == 1, done

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import drop_pg_database, fresh_pg_database
+from tests.support import PRODUCTION_WECHAT
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,6 +31,7 @@ def test_entrypoint_migrates_and_serves_with_workers(tmp_path):
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
         "DATABASE_URL": url,
         "ENVIRONMENT": "production",
+        **PRODUCTION_WECHAT,
         "JWT_SECRET": "entrypoint-secret-" + "z" * 32,
         "PHONE_HASH_KEY": "entrypoint-phone-key",
         "DATA_DIR": str(tmp_path),

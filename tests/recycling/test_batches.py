@@ -22,9 +22,9 @@ def test_a_days_weigh_ins_at_once(client, world):
     batch = [paper, WeighInCreate(client_id=cid(), payload=payload(world, 0), category="milk_carton", count=7),
              WeighInCreate(client_id=cid(), payload=payload(world, 1), category="clothes", weight_g=3000), paper]
     with Session(world.engine) as s:
-        out = recycling.record_weigh_ins(s, clerk, event["id"], batch)
+        out = [w for w, _ in recycling.record_weigh_ins(s, clerk, event["id"], batch)]
         assert [w.points for w in out] == [12, 7, 6, 12] and out[0].id == out[3].id
-        assert [w.id for w in recycling.record_weigh_ins(s, clerk, event["id"], batch)] == [w.id for w in out]
+        assert [w.id for w, _ in recycling.record_weigh_ins(s, clerk, event["id"], batch)] == [w.id for w in out]
     assert balance(client, world, 0) == 19 and balance(client, world, 1) == 6
     single = client.get(f"/api/v1/recycling-events/{event['id']}/weigh-ins", headers=world.h("committee")).json()["items"]
     assert len(single) == 3
