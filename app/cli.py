@@ -317,14 +317,14 @@ def generate_demo(
                 raise typer.Exit(2) from None
     activity = {}
     if days:
-        from datetime import datetime
         from zoneinfo import ZoneInfo
 
+        from app.core import clock
         from app.generator.activity import replay, replay_engine, replay_street
 
         engine = get_engine()
         url = engine.url.render_as_string(hide_password=False)
-        today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+        today = clock.now().astimezone(ZoneInfo("Asia/Shanghai")).date()
         parallel = workers > 1 and len(built.communities) > 1
         with Progress(TextColumn("Replaying days"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
             if parallel:  # communities in worker processes: progress by community

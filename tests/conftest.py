@@ -28,6 +28,8 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from tests.support import World  # noqa: E402
 
+pytest_plugins = ["tests.clock"]  # the `clock` fixture and JIANFEI_TEST_START
+
 
 def pg_admin_url() -> str:
     url = os.environ.get("TEST_DATABASE_URL", "")

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
+from app.core import clock
 from app.identity.models import HouseholdMember
 from app.identity.service import issue_tokens
 from app.places.models import Household
@@ -27,13 +28,14 @@ def payloads(world) -> list[str]:
 
 
 def yesterday_at(hour: int, minute: int = 0) -> datetime:
-    """A local (Asia/Shanghai) time yesterday: always in the past and within the 72-hour limit."""
-    day = datetime.now(SHANGHAI).date() - timedelta(days=1)
-    return datetime.combine(day, time(hour, minute), SHANGHAI)
+    """A local (Asia/Shanghai) time yesterday, by the application's clock: always in the past and
+    within the 72-hour limit."""
+    return datetime.combine(local_day(1), time(hour, minute), SHANGHAI)
 
 
 def local_day(days_ago: int = 0) -> date:
-    return datetime.now(SHANGHAI).date() - timedelta(days=days_ago)
+    """The local day `days_ago` before today, by the application's clock."""
+    return clock.now().astimezone(SHANGHAI).date() - timedelta(days=days_ago)
 
 
 def cid() -> str:

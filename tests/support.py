@@ -11,12 +11,15 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from app.core.config import get_settings
+from app.core.db import utcnow
 from app.core.security import mask_phone, phone_hash
 from app.identity.models import Role, RoleGrant, User
 from app.identity.service import issue_tokens
@@ -32,6 +35,7 @@ from app.places.models import (
 from app.places.service import new_public_code
 
 T = TypeVar("T")
+TOKEN_MARGIN = timedelta(minutes=1)  # a token handed out has at least this long to live
 _seq = itertools.count(1)
 
 
@@ -52,6 +56,8 @@ class World:
     tokens: dict[str, str] = field(default_factory=dict)
     users: dict[str, int] = field(default_factory=dict)
     phones: dict[int, str] = field(default_factory=dict)
+    issued: dict[str, datetime] = field(default_factory=dict)  # when each token was issued, by the app's clock
+    _issuing: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def build(cls, client: TestClient, engine: Engine, households_per_building: int = 4) -> World:
@@ -114,6 +120,10 @@ class World:
         s.add(RoleGrant(user_id=user.id, role=role, **scope))
         s.commit()
         self.users[name] = user.id
+        self._issue(s, name, user)
+
+    def _issue(self, s: Session, name: str, user: User) -> None:
+        self.issued[name] = utcnow()
         self.tokens[name] = issue_tokens(s, user).access_token
 
     def _add_resident(self, s: Session, name: str, household_id: int) -> None:
@@ -125,13 +135,19 @@ class World:
         s.add(HouseholdMember(user_id=user.id, household_id=household_id))
         s.commit()
         self.users[name] = user.id
-        self.tokens[name] = issue_tokens(s, user).access_token
+        self._issue(s, name, user)
 
     def h(self, role: str, **extra: str) -> dict[str, str]:
-        return auth(self.tokens[role], **extra)
+        return auth(self.token_for(role), **extra)
 
     def token_for(self, name: str) -> str:
-        return self.tokens[name]
+        """The user's access token, issued again when the test has moved the clock out of its life."""
+        with self._issuing:  # threads of one test (`race`) ask at once: one issues, none gets the old token
+            issued = self.issued[name]
+            if not issued <= utcnow() < issued + timedelta(minutes=get_settings().access_token_minutes) - TOKEN_MARGIN:
+                with Session(self.engine, expire_on_commit=False) as s:
+                    self._issue(s, name, s.get(User, self.users[name]))
+            return self.tokens[name]
 
 
 def race(*calls: Callable[[], T]) -> list[T]:

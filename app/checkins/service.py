@@ -432,8 +432,3 @@ def households_for_scans(session: Session, principal: Principal, community_id: i
         if isinstance(found[payload], RejectReason):
             raise reject_error(ScanResult.model_construct(client_id="", status=ScanStatus.rejected, reason=found[payload]))
     return found  # type: ignore[return-value]
-
-
-def household_for_scan(session: Session, principal: Principal, community_id: int, payload: str) -> int:
-    """`households_for_scans` of one payload."""
-    return households_for_scans(session, principal, community_id, [payload])[payload]

@@ -15,6 +15,7 @@ from fastapi import Depends
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
+from app.core import clock
 from app.core.config import get_settings
 
 _engine: Engine | None = None
@@ -24,8 +25,9 @@ _simulated_now: ContextVar[datetime | None] = ContextVar("simulated_now", defaul
 
 
 def utcnow() -> datetime:
-    """Aware UTC (columns are timestamptz)."""
-    return _simulated_now.get() or datetime.now(UTC)
+    """The instant the services act at, aware UTC (columns are timestamptz): the replay clock inside
+    `simulated_clock`, else the application's clock (`app.core.clock`, which tests move)."""
+    return _simulated_now.get() or clock.now()
 
 
 @contextmanager

@@ -8,7 +8,7 @@ import hmac
 import secrets
 import threading
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -87,7 +87,7 @@ def decode_access_token(token: str) -> dict[str, Any]:
     key = (token, get_settings().resolved_jwt_secret())
     claims = _verified.get(key)
     if claims is not None:
-        if claims["exp"] <= datetime.now(UTC).timestamp():
+        if claims["exp"] <= utcnow().timestamp():
             _verified.pop(key, None)
             raise jwt.ExpiredSignatureError("Signature has expired")
         return claims
@@ -106,11 +106,31 @@ def _decode_access_token(token: str) -> dict[str, Any]:
         algorithms=[ALGORITHM],
         audience=s.jwt_audience,
         issuer=s.jwt_issuer,
-        options={"require": ["exp", "iat", "sub", "aud", "iss"]},
+        # PyJWT reads the times against the machine's clock: they are checked below against the app's.
+        options={"require": ["exp", "iat", "sub", "aud", "iss"], "verify_exp": False, "verify_nbf": False, "verify_iat": False},
     )
+    _check_times(payload, utcnow().timestamp())
     if payload.get("typ") != "access":
         raise jwt.InvalidTokenError("not an access token")
     return payload
+
+
+def _check_times(payload: dict[str, Any], now: float) -> None:
+    """PyJWT's own checks of iat, nbf and exp (no leeway), at `now`; `exp` is left an int for the cache."""
+
+    def number(name: str, error: type[jwt.InvalidTokenError]) -> int:
+        try:
+            return int(payload[name])
+        except (ValueError, TypeError, OverflowError):
+            raise error(f"The {name} claim must be an integer") from None
+
+    if number("iat", jwt.InvalidIssuedAtError) > now:
+        raise jwt.ImmatureSignatureError("The token is not yet valid (iat)")
+    if "nbf" in payload and number("nbf", jwt.DecodeError) > now:
+        raise jwt.ImmatureSignatureError("The token is not yet valid (nbf)")
+    payload["exp"] = number("exp", jwt.DecodeError)
+    if payload["exp"] <= now:
+        raise jwt.ExpiredSignatureError("Signature has expired")
 
 
 def new_opaque_token(nbytes: int = 32) -> str:

@@ -31,6 +31,7 @@ from app.checkins import service as checkins
 from app.checkins.models import CheckResult, DropWindowCreate, IncorrectReason, ScanIn, StationCreate
 from app.compost import service as compost
 from app.compost.models import CompostBinCreate, CompostDropCreate, CompostMethod, CompostSiteCreate
+from app.core import clock
 from app.core.db import simulated_clock
 from app.identity.auth import Grant, Principal
 from app.identity.models import HouseholdMember, Role, User
@@ -120,7 +121,7 @@ class CommunityReplay:
         self.tz = ZoneInfo(community.timezone)
         self.name = community.name
         self.days = days
-        self.first = (today or datetime.now(self.tz).date()) - timedelta(days=days)
+        self.first = (today or clock.now().astimezone(self.tz).date()) - timedelta(days=days)
         # Seeded by the community's name (unique in a plan), not its id: the same seed replays the same days in any database.
         self.rng = random.Random(f"{seed}/{community.name}")
         self.committee = _principal(session, staff["committee"][0], Role.committee, community_id)

@@ -194,7 +194,7 @@ def _execute(engine: Engine, job: Job, run_id: int, slot: datetime | None) -> Ra
     RUNS.labels(job.name, outcome.value).inc()
     DURATION.labels(job.name).observe(seconds)
     if not error:
-        LAST_SUCCESS.labels(job.name).set(time.time())
+        LAST_SUCCESS.labels(job.name).set(utcnow().timestamp())
         log.info("job %s succeeded in %.1f s: %s", job.name, seconds, counts)
     return Ran(job.name, Verdict(outcome.value), slot, counts, error, seconds)
 

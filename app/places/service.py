@@ -541,18 +541,6 @@ def write_households_bulk(
         ) from None
 
 
-def households_by_codes(session: Session, codes: set[str]) -> dict[str, tuple[int, int, str]]:
-    """public_code → (household id, community id, status), in one query (for scanned batches)."""
-    if not codes:
-        return {}
-    from app.kit.sql import joined_to
-
-    table = Household.__table__
-    stmt = select(table.c.public_code, table.c.id, table.c.community_id, table.c.status)
-    rows = session.execute(joined_to(session, stmt, table.c.public_code, codes)).all()
-    return {code: (hid, cid, status) for code, hid, cid, status in rows}
-
-
 def _update_households(session: Session, updates: list[dict[str, Any]], now) -> None:
     """One UPDATE joined to unnest() of four arrays: a single statement with four parameters, whatever
     the number of households. Members and phone change only where given (NULL keeps the stored value)."""

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, select
 
 from app.core.config import get_settings
+from app.core.db import utcnow
 from app.kit.errors import BadRequest, not_found
 from app.places.models import Community, Organisation, OrganisationCommunity, Street
 from app.places.service import get_community
@@ -93,7 +94,7 @@ def period_of(month: str | None, start: date | None, end: date | None, tz: ZoneI
         raise BadRequest("invalid_period", "请只给出月份或起止日期之一", "Give either month or start/end, not both", "month")
     if month:
         return month_period(month)
-    today = datetime.now(tz).date()
+    today = utcnow().astimezone(tz).date()
     if start is None and end is None:
         return month_period(today.strftime("%Y-%m"))
     start = start or date(today.year, today.month, 1)

@@ -16,11 +16,12 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
 
+from app.core import clock
 from app.core.config import Settings, get_settings
 from app.kit.errors import BadRequest, DomainError, Unavailable, UpstreamError
 from app.wechat.tokens import DbTokenStore, renew_margin
@@ -175,7 +176,7 @@ class WechatClient:
         token WeChat just refused; it is replaced (once, by whichever instance gets there first)."""
         margin = self.settings.wechat_token_margin_seconds
         with self._token_lock:
-            now = datetime.now(UTC)
+            now = clock.now()
             if stale is None and self._token and self._token_renew_at and now < self._token_renew_at:
                 return self._token
             found = None if stale is not None else self._store.load(margin)

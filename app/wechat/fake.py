@@ -25,6 +25,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from app.core import clock
+
+
+def _now() -> float:
+    """WeChat's clock is the application's (tests move it), as seconds."""
+    return clock.now().timestamp()
+
 
 class FakeState:
     def __init__(self) -> None:
@@ -79,7 +86,7 @@ def create_fake_app(app_id: str = "wx-demo-app", app_secret: str = "demo-secret"
     def token_ok(token: str | None) -> JSONResponse | None:
         if not token or token not in state.tokens:
             return JSONResponse({"errcode": 40001, "errmsg": "invalid credential, access_token is invalid"})
-        if state.tokens[token] < time.time():
+        if state.tokens[token] < _now():
             return JSONResponse({"errcode": 42001, "errmsg": "access_token expired"})
         return None
 
@@ -112,7 +119,7 @@ def create_fake_app(app_id: str = "wx-demo-app", app_secret: str = "demo-secret"
             return {"errcode": 40013, "errmsg": "invalid appid"}
         with state.lock:
             # getAccessToken: a new token each call; the previous ones keep working five more minutes.
-            now = time.time()
+            now = _now()
             for k in [k for k in state.tokens if k != state.stable_token]:
                 state.tokens[k] = min(state.tokens[k], now + 300)
             value = issue(now)
@@ -127,7 +134,7 @@ def create_fake_app(app_id: str = "wx-demo-app", app_secret: str = "demo-secret"
             return {"errcode": 40013, "errmsg": "invalid appid"}
         if body.get("grant_type") != "client_credential":
             return {"errcode": 40002, "errmsg": "invalid grant_type"}
-        now = time.time()
+        now = _now()
         with state.lock:
             current = state.stable_token
             if body.get("force_refresh"):
@@ -158,7 +165,7 @@ def create_fake_app(app_id: str = "wx-demo-app", app_secret: str = "demo-secret"
                 "phoneNumber": number,
                 "purePhoneNumber": number,
                 "countryCode": "86",
-                "watermark": {"timestamp": int(time.time()), "appid": app_id},
+                "watermark": {"timestamp": int(_now()), "appid": app_id},
             },
         }
 
@@ -243,9 +250,9 @@ class FakeWechatServer:
 
     def start(self) -> FakeWechatServer:
         self._thread.start()
-        deadline = time.time() + 10
+        deadline = time.monotonic() + 10
         while not self._server.started:
-            if time.time() > deadline:
+            if time.monotonic() > deadline:
                 raise RuntimeError("fake WeChat server did not start")
             time.sleep(0.01)
         return self

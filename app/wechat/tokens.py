@@ -3,7 +3,8 @@
 Reading is one primary-key lookup. Refreshing takes the row's write lock first (an UPDATE that
 changes nothing: a row lock), so when several
 instances find the token stale at once only the first asks WeChat; the others wait and then read
-what it stored. Times here are wall-clock (not `utcnow()`): the token lives in WeChat's time.
+what it stored. Times here are the present (`clock.now()`, not `utcnow()`): the token lives in WeChat's
+time, not in the demo generator's replayed past.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from app.core import clock
 from app.wechat.models import WechatAccessToken
 
 TOKEN = WechatAccessToken.__table__
@@ -24,7 +26,7 @@ Fetch = Callable[[bool], tuple[str, int]]
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def renew_margin(margin: int, issued_at: datetime, expires_at: datetime) -> timedelta:

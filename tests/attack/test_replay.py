@@ -10,13 +10,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
 from sqlmodel import Session, SQLModel
 
 from app.core.config import get_settings
+from app.core.db import utcnow
 from app.main import app
 from tests.support import World
 
@@ -208,11 +209,12 @@ REPLAYS: dict[tuple[str, str], Callable[..., Call]] = {
     ("POST", "/api/v1/staff"): lambda client, w: Call(
         "POST", "/api/v1/staff", "committee", {"json": {"username": f"staff-{_key()[-8:]}", "password": "pass-word-2026", "display_name": "新同事"}},
     ),
+    # Grants change a new colleague's roles: the world's staff keep theirs for the other replays, in any order.
     ("POST", "/api/v1/grants"): lambda client, w: Call(
-        "POST", "/api/v1/grants", "committee", {"json": {"user_id": w.users["clerk"], "role": "volunteer", "community_id": w.community.id}},
+        "POST", "/api/v1/grants", "committee", {"json": {"user_id": _colleague(client, w), "role": "volunteer", "community_id": w.community.id}},
     ),
     ("POST", "/api/v1/grants/revoke"): lambda client, w: Call(
-        "POST", "/api/v1/grants/revoke", "committee", {"json": {"user_id": w.users["volunteer"], "role": "volunteer", "community_id": w.community.id}},
+        "POST", "/api/v1/grants/revoke", "committee", {"json": {"user_id": _colleague(client, w, "volunteer"), "role": "volunteer", "community_id": w.community.id}},
     ),
     ("POST", "/api/v1/organisations/{organisation_id}/communities"): lambda client, w: Call(
         "POST", f"/api/v1/organisations/{w.organisation.id}/communities", "platform_admin", {"json": {"community_id": w.community.id}},
@@ -405,7 +407,7 @@ REPLAYS.update({
     ("POST", c + "/checkins"): lambda client, w: Call("POST", f"/api/v1/communities/{w.community.id}/checkins", "volunteer", {"json": _scan(client, w, 1)}),
     ("POST", c + "/checkins/batch"): lambda client, w: Call(
         "POST", f"/api/v1/communities/{w.community.id}/checkins/batch", "volunteer",
-        {"json": {"scans": [_scan(client, w, 2) | {"scanned_at": datetime.now(UTC).isoformat()}, _scan(client, w, 3) | {"scanned_at": datetime.now(UTC).isoformat()}]}},
+        {"json": {"scans": [_scan(client, w, 2) | {"scanned_at": utcnow().isoformat()}, _scan(client, w, 3) | {"scanned_at": utcnow().isoformat()}]}},
     ),
     ("POST", "/api/v1/checkins/{checkin_id}/amend"): lambda client, w: Call(
         "POST", f"/api/v1/checkins/{_checkin(client, w, 6)}/amend", "volunteer", {"json": {"result": "incorrect", "reasons": ["mixed"]}}, True,
@@ -513,6 +515,17 @@ NOT_REPLAYED = {
     ("POST", "/api/v1/communities/{community_id}/rewards"): "catalogue console action without a natural key; not retried by phones",
     ("POST", "/api/v1/households/{household_id}/consent-codes"): "each call issues a fresh single-use code by design; moves nothing",
 }
+
+
+def _colleague(client, w: World, role: str | None = None) -> int:
+    """A new staff account of the world's community (with `role` there, if given): its id."""
+    h = w.h("committee")
+    r = client.post("/api/v1/staff", json={"username": f"staff-{_key()[-8:]}", "password": "pass-word-2026", "display_name": "新同事"}, headers=h)
+    assert r.status_code == 201, r.text
+    if role:
+        g = client.post("/api/v1/grants", json={"user_id": r.json()["id"], "role": role, "community_id": w.community.id}, headers=h)
+        assert g.status_code == 201, g.text
+    return r.json()["id"]
 
 
 def _payload(w: World) -> str:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
-from time import sleep
+from datetime import timedelta
 
+from app.core.db import utcnow
 from app.core.security import sign_code
+from tests.clock import NOON
 from tests.field import (
     SHANGHAI,
     balance,
     cid,
+    forged,
     make_member,
     payload,
     payloads,
@@ -57,7 +59,8 @@ def test_resending_a_scan_changes_nothing(client, world):
     assert balance(client, world, 2) == 10
 
 
-def test_incorrect_sorting_earns_nothing_but_counts_in_accuracy(client, world):
+def test_incorrect_sorting_earns_nothing_but_counts_in_accuracy(client, world, clock):
+    clock.set_local(NOON)  # the scans' "yesterday" is the day whose stats are read
     f = setup_field(client, world)
     bad = scan(f["station_id"], payload(world, 3), yesterday_at(7, 10), result="incorrect")
     r = _post(client, world, bad)
@@ -81,10 +84,10 @@ def test_rejections_are_clear_and_store_no_points(client, world, other_world):
     sid = f["station_id"]
     code = payload(world, 1)
     cases = [
-        (scan(sid, code[:-2] + "AA", yesterday_at(7, 30)), 400, "forged_code"),
+        (scan(sid, forged(code), yesterday_at(7, 30)), 400, "forged_code"),
         (scan(sid, f"JF1.ZZZZZZZZ.{sign_code('ZZZZZZZZ')}", yesterday_at(7, 30)), 404, "unknown_code"),
         (scan(sid, code, yesterday_at(10, 0)), 422, "outside_window"),
-        (scan(sid, code, datetime.now(UTC) + timedelta(hours=1)), 422, "in_future"),
+        (scan(sid, code, utcnow() + timedelta(hours=1)), 422, "in_future"),
         (scan(sid, code, yesterday_at(7, 30) - timedelta(days=3)), 422, "too_old"),
         (scan(sid, payload(other_world, 0), yesterday_at(7, 30)), 403, "not_allowed"),
         (scan(sid + 100000, code, yesterday_at(7, 30)), 404, "unknown_station"),
@@ -198,7 +201,7 @@ def test_points_follow_the_rule_version_in_force_and_the_daily_cap(client, world
     client.patch(f"/api/v1/drop-windows/{f['evening']}", json={"active": False}, headers=h)
     r = client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"starts": "00:00", "ends": "23:59:59.999999"}, headers=h)
     assert r.status_code == 200, r.text
-    now = _post(client, world, scan(f["station_id"], payload(world, 7), datetime.now(UTC)))
+    now = _post(client, world, scan(f["station_id"], payload(world, 7), utcnow()))
     assert now.json()["points"] == 7
     assert [v["checkin_correct"] for v in client.get(f"/api/v1/communities/{c}/points-rules", headers=h).json()] == [7]
     assert balance(client, world, 6) == 20 and balance(client, world, 7) == 7
@@ -257,7 +260,8 @@ def test_patterns_are_enforced(client, world):
 
 
 def _all_day_with_cap(client, world, cap: int) -> dict:
-    """One all-day window (so a scan now is inside it) and a daily cap from now on."""
+    """One all-day window (so a scan now is inside it) and a daily cap from now on. The test sets the
+    clock first (`clock.set_local(NOON)`), so that its acts of "today" stay in one local day."""
     f = setup_field(client, world)
     h = world.h("committee")
     client.patch(f"/api/v1/drop-windows/{f['evening']}", json={"active": False}, headers=h)
@@ -282,9 +286,10 @@ def _paper_day(client, world) -> int:
     return r.json()["id"]
 
 
-def test_a_reversed_checkin_no_longer_counts_toward_the_daily_cap(client, world):
+def test_a_reversed_checkin_no_longer_counts_toward_the_daily_cap(client, world, clock):
+    clock.set_local(NOON)  # the test's "today" stays one local day
     f = _all_day_with_cap(client, world, 10)
-    first = _post(client, world, scan(f["station_id"], payload(world, 3), datetime.now(UTC)))
+    first = _post(client, world, scan(f["station_id"], payload(world, 3), utcnow()))
     assert first.json()["points"] == 10
     eid = _paper_day(client, world)
     weigh = {"payload": payload(world, 3), "category": "paper", "weight_g": 2000}
@@ -309,7 +314,7 @@ def test_a_reversed_checkin_no_longer_counts_toward_the_daily_cap(client, world)
     other = {"payload": payload(world, 5), "category": "paper", "weight_g": 1600}  # 8 points
     first8 = client.post(f"/api/v1/recycling-events/{eid}/weigh-ins", json={"client_id": cid()} | other, headers=world.h("clerk"))
     assert first8.json()["points"] == 8
-    cut = _post(client, world, scan(f["station_id"], payload(world, 5), datetime.now(UTC)))
+    cut = _post(client, world, scan(f["station_id"], payload(world, 5), utcnow()))
     assert cut.status_code == 201 and cut.json()["points"] == 2  # what is left under the cap of 10
     client.post(f"/api/v1/weigh-ins/{first8.json()['id']}/reverse", json={"reason": "x"}, headers=world.h("clerk"))
     again8 = client.post(f"/api/v1/recycling-events/{eid}/weigh-ins", json={"client_id": cid()} | other, headers=world.h("clerk"))
@@ -350,21 +355,17 @@ def test_a_batch_posts_each_households_credits_in_order_with_running_balances(cl
     verify_clean(world.engine, world.community.id)
 
 
-def test_a_batch_stays_under_the_daily_cap(client, world):
+def test_a_batch_stays_under_the_daily_cap(client, world, clock):
     """An upload under a daily cap: each household's scans of the day take what is left under the cap,
     in order; the check-in keeps the points granted; re-sending changes nothing."""
     from tests.ledger.helpers import verify_clean
 
     # Two scans of today, 5 and 100 s from now (the cap's rule starts now: it cannot be back-dated), in
-    # two windows that meet between them: a run that starts in the local day's last five minutes (room
-    # for a slow machine to reach the scans) waits for the next day first.
-    local = datetime.now(UTC).astimezone(SHANGHAI)
-    left = datetime.combine(local.date() + timedelta(days=1), time(0), SHANGHAI) - local
-    if left < timedelta(minutes=5):
-        sleep(left.total_seconds() + 1)
+    # two windows that meet between them: all in one local day, far from its ends.
+    clock.set_local(NOON)  # the test's "today" stays one local day
     f = _all_day_with_cap(client, world, 25)
+    now = clock.now()
     h = world.h("committee")
-    now = datetime.now(UTC)
     split = (now + timedelta(minutes=1)).astimezone(SHANGHAI).time().replace(microsecond=0)
     r = client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"ends": split.isoformat()}, headers=h)
     assert r.status_code == 200, r.text

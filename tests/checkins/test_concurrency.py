@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from functools import partial
 
+from app.core.db import utcnow
+from tests.clock import NOON
 from tests.field import balance, payload, payloads, scan, setup_field, yesterday_at
 from tests.support import race
 
@@ -77,14 +78,13 @@ def test_simultaneous_single_scans_credit_once(client, world):
     verify_clean(world.engine, c)
 
 
-def test_acts_racing_after_a_reversal_share_the_freed_cap_once(client, world):
-    from datetime import UTC, datetime
-
+def test_acts_racing_after_a_reversal_share_the_freed_cap_once(client, world, clock):
     from tests.checkins.test_checkins import _all_day_with_cap, _paper_day, _post
     from tests.field import cid, payload
 
+    clock.set_local(NOON)  # the test's "today" stays one local day
     f = _all_day_with_cap(client, world, 20)
-    first = _post(client, world, scan(f["station_id"], payload(world, 4), datetime.now(UTC)))
+    first = _post(client, world, scan(f["station_id"], payload(world, 4), utcnow()))
     assert first.json()["points"] == 10
     eid = _paper_day(client, world)
     code = payload(world, 4)
@@ -115,7 +115,7 @@ def _statement_scans(client) -> tuple[float, float]:
     return found.get("checkin_statement_scans_count", 0.0), found.get("checkin_statement_scans_sum", 0.0)
 
 
-def test_scans_arriving_together_share_statements_and_keep_their_own_outcomes(client, world, other_world):
+def test_scans_arriving_together_share_statements_and_keep_their_own_outcomes(client, world, other_world, clock):
     """Single scans from many phones at once, in two communities with different daily caps, are
     written several to a statement (app.checkins.writer), and each gets what it would have had alone:
     a household's second scan in its window is a duplicate, a re-sent scan is answered as the first,
@@ -123,13 +123,14 @@ def test_scans_arriving_together_share_statements_and_keep_their_own_outcomes(cl
     from tests.checkins.test_checkins import _all_day_with_cap
     from tests.ledger.helpers import verify_clean
 
+    clock.set_local(NOON)  # the test's "today" stays one local day
     fields = {w.community.id: _all_day_with_cap(client, w, cap) for w, cap in ((world, 5), (other_world, 100))}
     jobs = []
     for w in (world, other_world):
         station = fields[w.community.id]["station_id"]
         for code in payloads(w):
-            first = scan(station, code, datetime.now(UTC))
-            jobs += [(w, first), (w, first), (w, scan(station, code, datetime.now(UTC)))]
+            first = scan(station, code, utcnow())
+            jobs += [(w, first), (w, first), (w, scan(station, code, utcnow()))]
     jobs = jobs[0::3] + jobs[1::3] + jobs[2::3]  # the re-sends and second scans come later, mixed
     before = _statement_scans(client)
 
@@ -169,7 +170,7 @@ def test_the_scans_statement_goes_with_postgresqls_own_placeholders():
     assert "%(" not in scan.RAW_SQL and "$1" in scan.RAW_SQL and "$2" in scan.RAW_SQL
 
 
-def test_a_scan_held_up_by_a_long_write_does_not_hold_up_the_others(client, world, engine):
+def test_a_scan_held_up_by_a_long_write_does_not_hold_up_the_others(client, world, engine, clock):
     """A process writes its scans one statement at a time; a scan whose household's balance row is
     locked by a longer write (an upload, a reversal) gives up after the pool's lock_timeout and takes
     the general path, which waits for the write — the scans of other households are answered meanwhile."""
@@ -179,6 +180,7 @@ def test_a_scan_held_up_by_a_long_write_does_not_hold_up_the_others(client, worl
 
     from tests.checkins.test_checkins import _all_day_with_cap
 
+    clock.set_local(NOON)  # the test's "today" stays one local day
     f = _all_day_with_cap(client, world, 100)
     url = f"/api/v1/communities/{world.community.id}/checkins"
     first = client.post(url, json=scan(f["station_id"], payload(world, 0)), headers=world.h("volunteer"))
@@ -220,7 +222,7 @@ def test_a_scan_held_up_by_a_long_write_does_not_hold_up_the_others(client, worl
     assert balance(client, world, 0) == 20
 
 
-def test_the_bin_side_caches_are_refreshed_ahead_of_expiry_while_scans_go_on(client, world, engine, monkeypatch):
+def test_the_bin_side_caches_are_refreshed_ahead_of_expiry_while_scans_go_on(client, world, engine, monkeypatch, clock):
     """The setup and rules caches of the bin-side path are read again in the background shortly before
     they expire, while the scan that noticed goes on with them: under load they never expire (each
     scan arriving at an expiry used to wait for its own reload, a stall of the whole process every 5 s).
@@ -234,6 +236,7 @@ def test_the_bin_side_caches_are_refreshed_ahead_of_expiry_while_scans_go_on(cli
     from app.rules import service as rules
     from tests.checkins.test_checkins import _all_day_with_cap
 
+    clock.set_local(NOON)  # the test's "today" stays one local day
     f = _all_day_with_cap(client, world, 100)
     c, url = world.community.id, engine_key(engine)
     # Far from expiry however slow the machine, yet inside the refresh-ahead margin: the scans below
@@ -260,11 +263,12 @@ def test_the_bin_side_caches_are_refreshed_ahead_of_expiry_while_scans_go_on(cli
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_station", r.text
 
 
-def test_scans_finding_the_caches_cold_wait_for_one_fill(client, world, monkeypatch):
+def test_scans_finding_the_caches_cold_wait_for_one_fill(client, world, monkeypatch, clock):
     from app.checkins import setup
     from app.rules import service as rules
     from tests.checkins.test_checkins import _all_day_with_cap
 
+    clock.set_local(NOON)  # the test's "today" stays one local day
     f = _all_day_with_cap(client, world, 100)
     c = world.community.id
     setup.SETUPS.invalidate(c)
@@ -279,7 +283,7 @@ def test_scans_finding_the_caches_cold_wait_for_one_fill(client, world, monkeypa
     assert fills == [(c, False)]
 
 
-def test_a_setup_read_before_a_change_is_not_cached_after_it(client, world, engine, monkeypatch):
+def test_a_setup_read_before_a_change_is_not_cached_after_it(client, world, engine, monkeypatch, clock):
     """A read of the setup that began before a committee's change (a refresh in a worker thread) must
     not put what it read back after the change dropped the cache: the next scan sees the change."""
     from sqlmodel import Session
@@ -288,6 +292,7 @@ def test_a_setup_read_before_a_change_is_not_cached_after_it(client, world, engi
     from app.core.db import engine_key
     from tests.checkins.test_checkins import _all_day_with_cap
 
+    clock.set_local(NOON)  # the test's "today" stays one local day
     f = _all_day_with_cap(client, world, 100)
     real = setup.Setup
 
@@ -308,7 +313,7 @@ def test_a_setup_read_before_a_change_is_not_cached_after_it(client, world, engi
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_station", r.text
 
 
-def test_a_failed_cache_fill_is_logged_and_the_scan_still_answered(client, world, engine, monkeypatch, caplog):
+def test_a_failed_cache_fill_is_logged_and_the_scan_still_answered(client, world, engine, monkeypatch, caplog, clock):
     """The database failing while the bin-side caches are filled costs no scan its answer (it takes the
     general path), the failure is logged with its cause, and the refresh ahead of expiry is not tried
     again by every following scan."""
@@ -321,6 +326,7 @@ def test_a_failed_cache_fill_is_logged_and_the_scan_still_answered(client, world
     from app.rules import service as rules
     from tests.checkins.test_checkins import _all_day_with_cap
 
+    clock.set_local(NOON)  # the test's "today" stays one local day
     f = _all_day_with_cap(client, world, 100)
     c = world.community.id
     key = (engine_key(engine), c)
@@ -358,7 +364,7 @@ def test_a_failed_cache_fill_is_logged_and_the_scan_still_answered(client, world
     assert fills == [(c, False), (c, True)]
 
 
-def test_rules_read_before_a_new_version_are_not_cached_after_it(client, world, engine, monkeypatch):
+def test_rules_read_before_a_new_version_are_not_cached_after_it(client, world, engine, monkeypatch, clock):
     """The rules' twin of the setup test above: a read of the rule versions that began before a
     committee published a new one does not put the old versions back into the cache."""
     from sqlmodel import Session
@@ -367,6 +373,7 @@ def test_rules_read_before_a_new_version_are_not_cached_after_it(client, world, 
     from app.rules import service as rules
     from tests.checkins.test_checkins import _all_day_with_cap
 
+    clock.set_local(NOON)  # the test's "today" stays one local day
     f = _all_day_with_cap(client, world, 100)
     c = world.community.id
     real = rules.Rules

@@ -8,7 +8,7 @@ differ by construction) and the headers a client reads must be the same.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import jwt
 import pytest
@@ -16,7 +16,8 @@ from fastapi.testclient import TestClient
 
 from app.checkins.fastpath import CheckinFastPath
 from app.core.config import get_settings
-from tests.field import payload, scan, setup_field, yesterday_at
+from app.core.db import utcnow
+from tests.field import forged, payload, scan, setup_field, yesterday_at
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def world(client, engine):
 
 def _expired(world) -> str:
     s = get_settings()
-    now = datetime.now(UTC)
+    now = utcnow()
     claims = jwt.decode(world.token_for("volunteer"), options={"verify_signature": False})
     claims |= {"iat": now - timedelta(hours=1), "nbf": now - timedelta(hours=1), "exp": now - timedelta(seconds=5)}
     return jwt.encode(claims, s.resolved_jwt_secret(), algorithm="HS256")
@@ -55,10 +56,10 @@ def _cases(world, f):
         ("accepted", lambda i: scan(sid, payload(world, i), at), {}),
         ("charset and lower-case scheme", lambda i: scan(sid, payload(world, i), at),
          {"Authorization": f"bearer {good_token}", "Content-Type": "application/json; charset=utf-8"}),
-        ("forged code, English", lambda i: scan(sid, payload(world, i)[:-2] + "AA", at), {"Accept-Language": "en"}),
+        ("forged code, English", lambda i: scan(sid, forged(payload(world, i)), at), {"Accept-Language": "en"}),
         ("unknown station", lambda i: scan(sid + 100000, payload(world, i), at), {}),
         ("outside every window", lambda i: scan(sid, payload(world, i), yesterday_at(11)), {}),
-        ("in the future", lambda i: scan(sid, payload(world, i), datetime.now(UTC) + timedelta(hours=2)), {}),
+        ("in the future", lambda i: scan(sid, payload(world, i), utcnow() + timedelta(hours=2)), {}),
         ("missing result", lambda i: {k: v for k, v in scan(sid, payload(world, i), at).items() if k != "result"}, {}),
         ("wrong type", lambda i: scan(sid, payload(world, i), at) | {"station_id": "三号"}, {"Accept-Language": "en"}),
         ("naive time", lambda i: scan(sid, payload(world, i)) | {"scanned_at": "2026-01-01T07:30:00"}, {}),
@@ -102,7 +103,7 @@ def test_the_twin_keeps_the_request_id_and_the_route_label(client, world):
     rid = f"scan-{uuid.uuid4().hex[:12]}"
     r = client.post(url, json=scan(f["station_id"], payload(world, 0), yesterday_at(7, 5)), headers=world.h("volunteer", **{"X-Request-ID": rid}))
     assert r.status_code == 201 and r.headers["x-request-id"] == rid
-    bad = client.post(url, json=scan(f["station_id"], payload(world, 0)[:-2] + "AA"), headers=world.h("volunteer", **{"X-Request-ID": rid}))
+    bad = client.post(url, json=scan(f["station_id"], forged(payload(world, 0))), headers=world.h("volunteer", **{"X-Request-ID": rid}))
     assert bad.status_code == 400 and bad.json()["error"]["request_id"] == rid
     metrics = client.get("/metrics").text
     assert 'route="/api/v1/communities/{community_id}/checkins",status="201"' in metrics

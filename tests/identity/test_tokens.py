@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import jwt
 import pytest
 
+from app.core import clock as app_clock
 from app.core.config import get_settings
 from tests.support import auth
 
@@ -21,7 +21,7 @@ def _wechat_tokens(client):
 
 def _claims(user_id: int, **over):
     s = get_settings()
-    now = datetime.now(UTC)
+    now = app_clock.now()
     base = {"sub": str(user_id), "g": [], "h": [], "iat": now, "nbf": now, "exp": now + timedelta(minutes=5),
             "aud": s.jwt_audience, "iss": s.jwt_issuer, "typ": "access"}
     base.update(over)
@@ -41,7 +41,10 @@ def test_valid_token_is_accepted(client, fake_wechat):
     "make",
     [
         pytest.param(lambda uid, secret: jwt.encode(_claims(uid), "wrong-secret-" + "y" * 40, algorithm="HS256"), id="wrong-key"),
-        pytest.param(lambda uid, secret: jwt.encode(_claims(uid, exp=datetime.now(UTC) - timedelta(seconds=5)), secret, algorithm="HS256"), id="expired"),
+        pytest.param(lambda uid, secret: jwt.encode(_claims(uid, exp=app_clock.now() - timedelta(seconds=5)), secret, algorithm="HS256"), id="expired"),
+        pytest.param(lambda uid, secret: jwt.encode(_claims(uid, iat=app_clock.now() + timedelta(minutes=2)), secret, algorithm="HS256"), id="issued-later"),
+        pytest.param(lambda uid, secret: jwt.encode(_claims(uid, nbf=app_clock.now() + timedelta(minutes=2)), secret, algorithm="HS256"), id="not-yet-valid"),
+        pytest.param(lambda uid, secret: jwt.encode(_claims(uid, exp="soon"), secret, algorithm="HS256"), id="exp-not-a-number"),
         pytest.param(lambda uid, secret: jwt.encode(_claims(uid, aud="someone-else"), secret, algorithm="HS256"), id="wrong-audience"),
         pytest.param(lambda uid, secret: jwt.encode(_claims(uid, iss="evil"), secret, algorithm="HS256"), id="wrong-issuer"),
         pytest.param(lambda uid, secret: jwt.encode(_claims(uid), secret, algorithm="HS512"), id="wrong-algorithm"),
@@ -111,10 +114,23 @@ def test_unknown_refresh_token(client):
     assert r.status_code == 401
 
 
-def test_access_tokens_expire(client, fake_wechat, monkeypatch):
-    settings = get_settings()
-    monkeypatch.setattr(settings, "access_token_minutes", 0)
-    tokens = _wechat_tokens(client)
-    time.sleep(1.1)
-    r = _me(client, tokens["access_token"])
-    assert r.status_code == 401 and r.json()["error"]["code"] == "token_expired"
+def test_access_tokens_expire(client, fake_wechat, clock):
+    """By the application's clock: valid to the last second of their life, expired from then on, whether
+    the token was verified before (remembered) or not."""
+    clock.set(clock.now(), frozen=True)
+    seen, unseen = _wechat_tokens(client), _wechat_tokens(client)
+    assert _me(client, seen["access_token"]).status_code == 200
+    clock.advance(seconds=seen["expires_in"] - 1)
+    assert _me(client, seen["access_token"]).status_code == 200
+    clock.advance(seconds=1)
+    for tokens in (seen, unseen):
+        r = _me(client, tokens["access_token"])
+        assert r.status_code == 401 and r.json()["error"]["code"] == "token_expired"
+
+
+def test_token_times_are_read_on_the_applications_clock(client, fake_wechat, clock):
+    """A day behind the machine's clock (PyJWT's own check would call the token expired), and a day ahead
+    (PyJWT would call it not yet valid): the application's clock decides."""
+    for days in (-1, 1):
+        clock.set(app_clock.wall() + timedelta(days=days))
+        assert _me(client, _wechat_tokens(client)["access_token"]).status_code == 200

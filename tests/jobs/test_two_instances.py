@@ -18,11 +18,12 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session
 
+from app.core.db import utcnow
 from app.ledger import expiry
 from tests.ledger.helpers import earn, verify_clean
 
 SH = ZoneInfo("Asia/Shanghai")
-LAST_YEAR = datetime(datetime.now(UTC).year - 1, 5, 1, 12, tzinfo=UTC)
+LAST_YEAR = datetime(utcnow().year - 1, 5, 1, 12, tzinfo=UTC)
 
 
 def _year_end_policy(client, world):

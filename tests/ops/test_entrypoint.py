@@ -41,9 +41,9 @@ def test_entrypoint_migrates_and_serves_with_workers(tmp_path):
     }
     proc = subprocess.Popen([str(ROOT / "scripts" / "docker-entrypoint.sh")], cwd=tmp_path, env=env, start_new_session=True)
     try:
-        deadline = time.time() + 60
+        deadline = time.monotonic() + 60
         status = None
-        while time.time() < deadline:
+        while time.monotonic() < deadline:
             try:
                 status = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code
                 if status == 200:

@@ -8,13 +8,14 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 from sqlmodel import Session
 
+from app.core.db import utcnow
 from app.reminders.models import ReminderOutbox
 from app.reminders.service import enqueue_due, run_reminders
 from app.wechat.client import WechatClient, reset_wechat
@@ -116,7 +117,7 @@ def test_a_send_cut_off_by_a_dead_instance_is_never_resent(client, world, engine
         s.execute(
             update(ReminderOutbox.__table__)
             .where(ReminderOutbox.__table__.c.community_id == world.community.id)
-            .values(status="sending", lease_owner="dead-instance", lease_until=datetime.now(UTC) - timedelta(seconds=1))
+            .values(status="sending", lease_owner="dead-instance", lease_until=utcnow() - timedelta(seconds=1))
         )
         s.commit()
         run_reminders(s, WechatClient())

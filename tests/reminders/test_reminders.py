@@ -7,7 +7,7 @@ the API; the job runs as the CLI runs it. What WeChat received is counted on the
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from datetime import time as dtime
 
 import httpx
@@ -16,7 +16,7 @@ from sqlalchemy import select, text, update
 from sqlmodel import Session
 
 from app.core.config import Settings, get_settings
-from app.core.db import simulated_clock
+from app.core.db import simulated_clock, utcnow
 from app.reminders.service import enqueue_due, run_reminders
 from app.wechat.client import WechatClient, reset_wechat
 from app.wechat.models import WechatAccessToken
@@ -231,10 +231,10 @@ def test_token_is_renewed_before_it_expires(client, engine, wechat, wechat_state
     # 116 minutes later, four minutes left: inside the five-minute margin, a new instance renews before using it.
     with Session(engine) as s:
         s.execute(
-            update(TOKEN).values(expires_at=datetime.now(UTC) + timedelta(minutes=4), refreshed_at=datetime.now(UTC) - timedelta(minutes=116))
+            update(TOKEN).values(expires_at=utcnow() + timedelta(minutes=4), refreshed_at=utcnow() - timedelta(minutes=116))
         )
         s.commit()
-    wechat_state.tokens[first] = datetime.now(UTC).timestamp() + 240
+    wechat_state.tokens[first] = utcnow().timestamp() + 240
     other = WechatClient()
     second = other.access_token()
     other.close()
@@ -242,7 +242,7 @@ def test_token_is_renewed_before_it_expires(client, engine, wechat, wechat_state
     assert second != first and second in wechat_state.tokens
     with Session(engine) as s:
         left = s.execute(select(TOKEN.c.expires_at)).scalar_one()
-    assert left - datetime.now(UTC) > timedelta(hours=1)
+    assert left - utcnow() > timedelta(hours=1)
 
 
 def test_transient_failures_are_retried_with_backoff(client, world, engine, wechat, wechat_state):
@@ -258,7 +258,7 @@ def test_transient_failures_are_retried_with_backoff(client, world, engine, wech
     assert alice.remaining(client)[RECYCLING] == 0
 
 
-def test_failures_outlasting_the_retries_wait_for_a_later_run(client, world, engine, wechat, wechat_state):
+def test_failures_outlasting_the_retries_wait_for_a_later_run(client, world, engine, wechat, wechat_state, clock):
     _drain(engine, wechat, wechat_state)
     alice = Resident(client, world, 0)
     alice.subscribe(client, RECYCLING)
@@ -272,8 +272,8 @@ def test_failures_outlasting_the_retries_wait_for_a_later_run(client, world, eng
     assert alice.remaining(client)[RECYCLING] == 1  # given back: nothing was delivered
     _run(engine, wechat)  # too early: the pause before the next attempt has not passed
     assert sent(wechat_state, alice.openid) == []
-    with simulated_clock(datetime.now(UTC) + timedelta(minutes=2)):
-        _run(engine, wechat)
+    clock.advance(minutes=2)
+    _run(engine, wechat)
     assert len(sent(wechat_state, alice.openid)) == 1
     [row] = [r for r in outbox_rows(engine, world.community.id) if r["user_id"] == alice.user_id]
     assert (row["status"], row["attempts"]) == ("sent", 2)

@@ -17,9 +17,9 @@ import pytest
 import uvicorn
 from sqlmodel import Session
 
-from app.core.db import utcnow
 from app.core.security import hash_password
 from app.identity.models import Role, RoleGrant, User
+from tests.clock import NOON
 from tests.field import SHANGHAI
 from tests.ledger.helpers import earn, spend
 from tests.reports.records import at, codes, scan, setup_field, upload
@@ -57,13 +57,15 @@ def _committee_with_password(engine, community_id: int) -> tuple[str, str]:
     return username, password
 
 
-def test_dashboard_draws_the_community_figures(client, world, engine, live_server):
+def test_dashboard_draws_the_community_figures(client, world, engine, live_server, clock):
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is missing: scripts/test.sh installs it (apt-get install -y chromium)", pytrace=False)
+    # Noon: "today", "yesterday" and this month are the same days for the records, the server and the
+    # assertions, however long the test takes (the page takes its days from the server, not the browser).
+    now = clock.set_local(NOON)
     h = world.households
-    now = utcnow()
     recent = now - timedelta(seconds=30)  # weights all in this local month
     earn(engine, h[0], 5, when=recent, grams=1500, category="kitchen")
     earn(engine, h[0], 5, when=recent, grams=500, category="kitchen")
@@ -128,8 +130,8 @@ def test_dashboard_draws_the_community_figures(client, world, engine, live_serve
         compost = option("compost")
         assert compost["series"][0]["data"][-1] == 2.5 and sum(compost["series"][0]["data"]) == 2.5
 
-        # The export buttons download files the browser can save.
-        page.fill("#month", now.strftime("%Y-%m"))
+        # The export buttons download files the browser can save; the month is the server's, by default.
+        assert page.input_value("#month") == now.strftime("%Y-%m")
         with page.expect_download() as download:
             page.click("#download-csv")
         assert download.value.suggested_filename.endswith(".csv")

@@ -14,12 +14,14 @@ from __future__ import annotations
 import pytest
 
 from app.places.models import Household
+from tests.clock import NOON
 from tests.reports.records import add_buildings, at, codes, scan, setup_field, upload
 from tests.support import World
 
 
 @pytest.fixture
-def town(client, engine):
+def town(client, engine, clock):
+    clock.set_local(NOON)  # the records' "yesterday" is the period's, however long the test takes
     world = World.build(client, engine, households_per_building=6)
     field = setup_field(client, world)
     st = field["station_id"]

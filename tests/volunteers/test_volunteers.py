@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+from app.core.db import utcnow
 from tests.field import balance, cid, make_member, setup_field
 
 
@@ -25,7 +26,7 @@ def test_teams(client, world, other_world):
 def test_shift_sign_in_and_out_counts_minutes_once(client, world):
     c = world.community.id
     f = setup_field(client, world)
-    started = (datetime.now(UTC) - timedelta(minutes=95)).isoformat()
+    started = (utcnow() - timedelta(minutes=95)).isoformat()
     body = {"client_id": cid(), "station_id": f["station_id"], "at": started}
     first = client.post(f"/api/v1/communities/{c}/shifts", json=body, headers=world.h("volunteer"))
     assert first.status_code == 201, first.text
@@ -58,11 +59,11 @@ def test_hours_earn_points_for_the_volunteers_household_where_enabled(client, wo
     c = world.community.id
     headers = make_member(world, "volunteer", 2)
     assert client.post(f"/api/v1/communities/{c}/points-rules", json={"volunteer_per_hour": 10}, headers=world.h("committee")).status_code == 201
-    body = {"client_id": cid(), "at": (datetime.now(UTC) - timedelta(minutes=150)).isoformat()}
+    body = {"client_id": cid(), "at": (utcnow() - timedelta(minutes=150)).isoformat()}
     sid = client.post(f"/api/v1/communities/{c}/shifts", json=body, headers=headers).json()["id"]
     out = client.post(f"/api/v1/shifts/{sid}/sign-out", json={}, headers=headers).json()
     assert out["points"] == 25
     client.post(f"/api/v1/shifts/{sid}/sign-out", json={}, headers=headers)
     assert balance(client, world, 2) == 25
-    bad = client.post(f"/api/v1/communities/{c}/shifts", json={"client_id": cid(), "at": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}, headers=headers)
+    bad = client.post(f"/api/v1/communities/{c}/shifts", json={"client_id": cid(), "at": (utcnow() + timedelta(hours=1)).isoformat()}, headers=headers)
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "in_future"
