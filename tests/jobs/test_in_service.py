@@ -25,7 +25,6 @@ from tests.conftest import drop_pg_database, fresh_pg_database
 from tests.jobs.helpers import make_job, runs
 from tests.support import PRODUCTION_WECHAT
 
-pytestmark = pytest.mark.postgres_only
 ROOT = Path(__file__).resolve().parents[2]
 
 

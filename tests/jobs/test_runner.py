@@ -17,8 +17,6 @@ from app.jobs.schedule import Daily
 from app.jobs.service import MAX_ATTEMPTS, RETRY_AFTER, Verdict, run_due, run_if_due, run_now
 from tests.jobs.helpers import make_job, runs
 
-pytestmark = pytest.mark.postgres_only
-
 
 def test_a_due_slot_runs_once_and_the_next_slot_runs_again(engine):
     job, body = make_job()
