@@ -28,9 +28,9 @@ router = APIRouter(prefix="/api/v1", tags=["identity"])
 Wechat = Annotated[WechatClient, Depends(get_wechat)]
 
 
-@router.post("/auth/wechat/login", summary="Sign in with a wx.login code", response_model=TokenPair, responses=error_responses(400, 403, 422, 502, 503))
-def wechat_login(session: SessionDep, wechat: Wechat, data: WechatLogin):
-    return service.wechat_login(session, wechat, data.code)
+@router.post("/auth/wechat/login", summary="Sign in with a wx.login code (refused codes throttled per address)", response_model=TokenPair, responses=error_responses(400, 403, 422, 429, 502, 503))
+def wechat_login(session: SessionDep, wechat: Wechat, data: WechatLogin, request: Request):
+    return service.wechat_login(session, wechat, data.code, request.client.host if request.client else "")
 
 
 @router.post("/auth/wechat/phone", summary="Bind my phone number (getPhoneNumber code) and join my household", response_model=PhoneBindResult, responses=error_responses(400, 401, 422, 502, 503))

@@ -128,11 +128,20 @@ def logout(session: Session, token: str) -> None:
         revoke_family(session, row.family_id)
 
 
-def wechat_login(session: Session, client: WechatClient, code: str) -> TokenPair:
+# wx.login codes refused by WeChat, per client address: each exchange spends the app's WeChat quota.
+WECHAT_ADDRESS = Limit("wechat:address", attempts=20, window=timedelta(minutes=15), lockout=timedelta(minutes=1))
+
+
+def wechat_login(session: Session, client: WechatClient, code: str, address: str = "") -> TokenPair:
+    limits = [(WECHAT_ADDRESS, address or "unknown")]
+    throttle.refuse_if_locked(session, [limit.key(who) for limit, who in limits])
     try:
         ws = client.code_to_session(code)
     except WechatError as e:
-        raise e.to_domain() from None
+        refused = e.to_domain()
+        if refused.status_code < 500:  # the code itself (invalid, used): the caller's failure, counted
+            throttle.failed(session, limits)
+        raise refused from None
     user = session.exec(select(User).where(User.wechat_openid == ws.openid)).first()
     if user is None:
         user = User(wechat_openid=ws.openid, wechat_unionid=ws.unionid)

@@ -78,3 +78,13 @@ def test_sign_ins_beyond_two_hashes_at_once_are_told_to_come_back(client, engine
         security._hashing.release()
         security._hashing.release()
     assert _login(client, name, PASSWORD).status_code == 200
+
+
+def test_refused_wechat_codes_are_throttled_per_address(client, wechat_state):
+    """Each wx.login code exchange spends the app's WeChat quota: an address sending refused codes is
+    locked out after 20 (429 with Retry-After), valid codes included, until the lockout ends."""
+    for _ in range(20):
+        r = client.post("/api/v1/auth/wechat/login", json={"code": "invalid"})
+        assert 400 <= r.status_code < 500 and r.status_code != 429, r.text
+    r = client.post("/api/v1/auth/wechat/login", json={"code": "code-fuzzy-bear"})
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
