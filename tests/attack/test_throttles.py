@@ -35,8 +35,13 @@ def _login(client, username: str, password: str):
 
 def _unlock(engine) -> None:
     """Let the lockouts run out (as if their time had passed)."""
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE throttle SET locked_until = now() - interval '1 second' WHERE locked_until IS NOT NULL"))
+    from datetime import timedelta
+
+    from app.core.db import utcnow
+
+    with engine.begin() as conn:  # the application's clock, not the database's: a test may have moved it
+        conn.execute(text("UPDATE throttle SET locked_until = :past WHERE locked_until IS NOT NULL"),
+                     {"past": utcnow() - timedelta(seconds=1)})
 
 
 def test_an_account_is_locked_after_five_wrong_passwords_even_for_the_right_one(client, world, engine):
