@@ -210,7 +210,7 @@ def record_drops(
     """
     row = get_bin(session, bin_id)
     community_id = row.community_id
-    fresh, stored = fresh_and_stored(session, CompostDrop, community_id, batch)
+    fresh, stored = fresh_and_stored(session, CompostDrop, community_id, batch, principal.user_id)
     made: list[CompostDrop] = []
     if fresh:
         households = checkins.households_for_scans(session, principal, community_id, [d.payload for d in fresh])

@@ -97,9 +97,13 @@ def insert_new(session: Session, table: Table, rows: list[dict[str, Any]], same:
     return [(i, c) for i, c in bulk_insert(session, table, rows, "ON CONFLICT DO NOTHING RETURNING id, client_id", same)]
 
 
-def fresh_and_stored(session: Session, model: Any, community_id: int, items: Sequence[Any]) -> tuple[list[Any], dict[str, Any]]:
+def fresh_and_stored(
+    session: Session, model: Any, community_id: int, items: Sequence[Any], user_id: int
+) -> tuple[list[Any], dict[str, Any]]:
     """For a batch of items carrying client ids: the items not stored yet (the first of any repeats,
-    in order) and the rows already stored under the batch's client ids (client id → row)."""
+    in order) and the rows already stored under the batch's client ids (client id → row). A client id
+    another user stored is refused (409 client_id_taken): a retry answers its sender's act, never
+    someone else's."""
     unique: dict[str, Any] = {}
     for item in items:
         unique.setdefault(item.client_id, item)
@@ -109,6 +113,10 @@ def fresh_and_stored(session: Session, model: Any, community_id: int, items: Seq
             select(model).where(model.community_id == community_id, among(session, model.client_id, list(unique)))
         )
     }
+    if any(row.recorded_by != user_id for row in stored.values()):
+        from app.kit.errors import Conflict
+
+        raise Conflict("client_id_taken", "该编号已被其他人使用，请重新生成后再发送", "Another user already sent this client id: make a new one", "client_id")
     return [item for c, item in unique.items() if c not in stored], stored
 
 

@@ -383,7 +383,7 @@ def record_weigh_ins(session: Session, principal: Principal, event_id: int, batc
     """
     event = get_event(session, event_id)
     community_id = event.community_id
-    fresh, stored = fresh_and_stored(session, WeighIn, community_id, batch)
+    fresh, stored = fresh_and_stored(session, WeighIn, community_id, batch, principal.user_id)
     made: list[WeighIn] = []
     categories: dict[str, EventCategoryPublic] = {}
     if fresh:

@@ -147,3 +147,16 @@ def test_a_drop_sent_at_once_from_two_phones_is_recorded_once(client, world):
     answers = race(*[route, batch] * 3)
     assert sorted(status for status, _ in answers) == [200] * 5 + [201]
     assert len({d["id"] for _, d in answers}) == 1 and balance(client, world, 1) == 15
+
+
+def test_a_client_id_another_user_sent_is_refused(client, world):
+    """A drop's client id sent again by another user is a conflict, never that user's drop."""
+    bin_id = _bin(client, world)["id"]
+    body = {"client_id": cid(), "payload": payload(world, 1), "weight_g": 1500}
+    first = client.post(f"/api/v1/compost-bins/{bin_id}/drops", json=body, headers=world.h("volunteer"))
+    assert first.status_code == 201
+    r = client.post(f"/api/v1/compost-bins/{bin_id}/drops", json=body | {"payload": payload(world, 2)}, headers=world.h("compost_keeper"))
+    assert r.status_code == 409 and r.json()["error"]["code"] == "client_id_taken" and "id" not in r.json()
+    again = client.post(f"/api/v1/compost-bins/{bin_id}/drops", json=body, headers=world.h("volunteer"))
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    assert balance(client, world, 1) == 15 and balance(client, world, 2) == 0
