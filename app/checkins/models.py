@@ -56,7 +56,9 @@ class RejectReason(StrEnum):
     forged_code = "forged_code"
     unknown_code = "unknown_code"
     unknown_station = "unknown_station"
-    not_allowed = "not_allowed"
+    other_community = "other_community"
+    moved_out = "moved_out"
+    own_household = "own_household"
     client_id_taken = "client_id_taken"
 
 

@@ -10,8 +10,8 @@ force. The statement decides the rest, for any number of scans at once, and writ
 
 - a client id seen before is a replay, answered as it was the first time — or, sent by another user,
   refused (`client_id_taken`): never someone else's answer;
-- the household behind the code: unknown, or one the scanner may not credit (another community's,
-  moved out, the scanner's own);
+- the household behind the code: unknown, another community's, moved out, or the scanner's own
+  (each refused with its own reason);
 - one check per household per window and day, whatever its grade: the first is accepted, every other
   scan of that window is a duplicate of it (answered with the first check's id and grade). A re-grade
   after the resident re-sorted on the spot amends the first check (`service.amend_checkin`);
@@ -124,7 +124,9 @@ HOUSEHOLD_JOIN = "LEFT JOIN LATERAL (SELECT id, community_id, status FROM househ
 HOUSEHOLD = "CASE WHEN hh.community_id = s.community_id THEN hh.id END"
 REFUSAL = """CASE WHEN s.code IS NULL THEN 'forged_code'
     WHEN hh.id IS NULL THEN 'unknown_code'
-    WHEN hh.community_id <> s.community_id OR hh.status <> 'active' OR hh.id = ANY(s.own) THEN 'not_allowed'
+    WHEN hh.community_id <> s.community_id THEN 'other_community'
+    WHEN hh.status <> 'active' THEN 'moved_out'
+    WHEN hh.id = ANY(s.own) THEN 'own_household'
     ELSE s.setup_reason END"""
 
 # The statement's answer per scan, in the order of `n`.

@@ -238,13 +238,12 @@ def reject_error(result: ScanResult) -> DomainError:
         return NotFound("unknown_code", "未找到该门牌对应的住户", "No household has this code", "payload")
     if reason == RejectReason.unknown_station:
         return NotFound("unknown_station", "投放点不存在或已停用", "Unknown or inactive station", "station_id")
-    if reason == RejectReason.not_allowed:
-        return Forbidden(
-            "not_allowed",
-            "不能为该住户记录（本人住户、已迁出或非本社区住户）",
-            "Not allowed for this household (your own, moved out or in another community)",
-            "payload",
-        )
+    if reason == RejectReason.other_community:
+        return Forbidden("other_community", "该住户不属于本社区", "This household is in another community", "payload")
+    if reason == RejectReason.moved_out:
+        return Forbidden("moved_out", "该住户已迁出，不能记录", "This household has moved out", "payload")
+    if reason == RejectReason.own_household:
+        return Forbidden("own_household", "不能为自己家记录，请由其他志愿者扫码", "You cannot record for your own household: ask another volunteer", "payload")
     if reason == RejectReason.client_id_taken:
         return Conflict("client_id_taken", "该编号已被其他人使用，请重新生成后再发送", "Another user already sent this client id: make a new one", "client_id")
     if reason == RejectReason.in_future:

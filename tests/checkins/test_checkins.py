@@ -89,7 +89,7 @@ def test_rejections_are_clear_and_store_no_points(client, world, other_world):
         (scan(sid, code, yesterday_at(10, 0)), 422, "outside_window"),
         (scan(sid, code, utcnow() + timedelta(hours=1)), 422, "in_future"),
         (scan(sid, code, yesterday_at(7, 30) - timedelta(days=3)), 422, "too_old"),
-        (scan(sid, payload(other_world, 0), yesterday_at(7, 30)), 403, "not_allowed"),
+        (scan(sid, payload(other_world, 0), yesterday_at(7, 30)), 403, "other_community"),
         (scan(sid + 100000, code, yesterday_at(7, 30)), 404, "unknown_station"),
     ]
     for body, status, code_name in cases:
@@ -109,7 +109,7 @@ def test_a_volunteer_cannot_credit_their_own_household(client, world):
     headers = make_member(world, "volunteer", 5)
     body = scan(f["station_id"], payload(world, 5), yesterday_at(7, 30))
     r = client.post(f"/api/v1/communities/{world.community.id}/checkins", json=body, headers=headers)
-    assert r.status_code == 403 and r.json()["error"]["code"] == "not_allowed"
+    assert r.status_code == 403 and r.json()["error"]["code"] == "own_household"
     # Another volunteer may.
     r = _post(client, world, body | {"client_id": cid()}, role="supervisor")
     assert r.status_code == 201

@@ -50,8 +50,9 @@ CASES = {
     ),
     "forged code": ([("forged", "correct", "m")], [("rejected", "forged_code", 0, None, None, False)]),
     "unknown code": ([("unknown", "correct", "m")], [("rejected", "unknown_code", 0, None, None, False)]),
-    "own household": ([("own", "correct", "m")], [("rejected", "not_allowed", 0, None, None, False)]),
-    "another community's household": ([("foreign", "correct", "m")], [("rejected", "not_allowed", 0, None, None, False)]),
+    "own household": ([("own", "correct", "m")], [("rejected", "own_household", 0, None, None, False)]),
+    "another community's household": ([("foreign", "correct", "m")], [("rejected", "other_community", 0, None, None, False)]),
+    "moved out": ([("moved", "correct", "m")], [("rejected", "moved_out", 0, None, None, False)]),
     "unknown station": ([("h", "correct", "m", "station")], [("rejected", "unknown_station", 0, None, None, False)]),
     "outside every window": ([("h", "correct", "x")], [("rejected", "outside_window", 0, None, None, False)]),
     "rejected, then accepted": (
@@ -91,6 +92,7 @@ def _bodies(world, other_world, f, scans, households):
             "forged": lambda: _forge(payload(world, 0)),
             "unknown": lambda: genuine_nowhere,
             "own": lambda: payload(world, len(world.households) - 1),
+            "moved": lambda: payload(world, len(world.households) - 2),
             "foreign": lambda: payload(other_world, 0),
             "h": lambda: payload(world, households[0]),
         }[who]()
@@ -146,7 +148,9 @@ def _send(entry, client, route_only, world, headers, bodies):
 def test_every_entry_point_decides_every_case_alike(client, route_only, world, other_world):
     f = setup_field(client, world)
     headers = make_member(world, "volunteer", len(world.households) - 1)
-    assert len(world.households) > len(ENTRY_POINTS) * len(CASES)
+    moved = world.households[len(world.households) - 2].id
+    assert client.patch(f"/api/v1/households/{moved}", json={"status": "moved_out"}, headers=world.h("committee")).status_code == 200
+    assert len(world.households) - 2 > len(ENTRY_POINTS) * len(CASES)
     seen: dict[str, dict[str, tuple]] = {}
     household = 0
     for entry in ENTRY_POINTS:
