@@ -9,7 +9,7 @@
    each request a distinct household and a fresh idempotency key / client id (bench/checkin.lua).
    The endpoint is the check-in route when the app has one, else a ledger adjustment (the same
    writes: a journal entry, two postings, a household balance).
-4. pgbench runs the yardstick (/work/shared/bench/reference-checkin/checkin.sql) against the same server
+4. pgbench runs the yardstick (../shared/bench/reference-checkin/checkin.sql, beside the repository) against the same server
    with 32 clients, in its own database.
 5. On demand (`--profile`, or PROFILE=1 in the environment), py-spy samples the workers during a second,
    shorter wrk run and bench/profiles/ (not in git) gets the collapsed stacks and a summary of where the
@@ -56,7 +56,8 @@ from sqlmodel import Session, select  # noqa: E402
 
 from bench.common import cpu_model, drop_database, fresh_database, record  # noqa: E402
 
-REFERENCE = Path(os.environ.get("BENCH_REFERENCE", "/work/shared/bench/reference-checkin"))
+# The yardstick lives beside the repository (../shared/bench/reference-checkin), not at a machine path.
+REFERENCE = Path(os.environ.get("BENCH_REFERENCE", ROOT.parent / "shared" / "bench" / "reference-checkin"))
 PROFILES = ROOT / "bench" / "profiles"
 TARGET_TPS, TARGET_P99_MS, TARGET_RATIO = 1500, 50, 0.5
 
