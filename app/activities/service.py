@@ -28,6 +28,7 @@ from app.core.db import utcnow
 from app.identity.auth import FIELD_STAFF, Principal, authorize, community_links
 from app.kit.errors import BadRequest, Conflict, NotFound, Unprocessable, not_found
 from app.kit.pagination import page_by_id
+from app.kit.sql import own_replay
 from app.places import service as places
 from app.rules import service as rules
 
@@ -57,7 +58,7 @@ def create_activity(session: Session, principal: Principal, community_id: int, d
     def stored() -> Activity | None:
         return session.scalars(select(Activity).where(Activity.community_id == community_id, Activity.client_id == data.client_id)).first()
 
-    existing = stored()
+    existing = own_replay(stored(), principal.user_id, "created_by")
     if existing is not None:
         return existing
     row = Activity(community_id=community_id, created_by=principal.user_id, **data.model_dump())

@@ -42,7 +42,7 @@ from app.core.db import utcnow
 from app.identity.auth import Principal
 from app.kit.errors import BadRequest, Conflict, Unprocessable, not_found
 from app.kit.pagination import page_by_id
-from app.kit.sql import among, answered, fresh_and_stored, insert_new
+from app.kit.sql import among, answered, fresh_and_stored, insert_new, own_replay
 from app.rules import service as rules
 from app.rules.models import ActReversal
 
@@ -330,7 +330,7 @@ def add_reading(session: Session, principal: Principal, bin_id: int, data: Compo
             select(CompostReading).where(CompostReading.bin_id == bin_id, CompostReading.client_id == data.client_id)
         ).first()
 
-    existing = stored()
+    existing = own_replay(stored(), principal.user_id)
     if existing is not None:
         return existing
     reading = CompostReading(

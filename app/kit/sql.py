@@ -113,11 +113,20 @@ def fresh_and_stored(
             select(model).where(model.community_id == community_id, among(session, model.client_id, list(unique)))
         )
     }
-    if any(row.recorded_by != user_id for row in stored.values()):
+    for row in stored.values():
+        own_replay(row, user_id)
+    return [item for c, item in unique.items() if c not in stored], stored
+
+
+def own_replay(row: Any, user_id: int, owner: str = "recorded_by") -> Any:
+    """A row stored under a client id, as the answer to its sender's retry; sent by another user, the
+    client id is refused (409 client_id_taken): never someone else's answer."""
+    if row is not None and getattr(row, owner) != user_id:
         from app.kit.errors import Conflict
 
-        raise Conflict("client_id_taken", "该编号已被其他人使用，请重新生成后再发送", "Another user already sent this client id: make a new one", "client_id")
-    return [item for c, item in unique.items() if c not in stored], stored
+        raise Conflict("client_id_taken", "该编号已被其他人使用，请重新生成后再发送",
+                       "Another user already sent this client id: make a new one", "client_id")
+    return row
 
 
 def answered(items: Sequence[Any], rows: dict[str, Any], stored: dict[str, Any]) -> list[tuple[Any, bool]]:

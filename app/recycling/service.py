@@ -30,7 +30,7 @@ from app.core.security import same_secret
 from app.identity.auth import Principal
 from app.kit.errors import BadRequest, Conflict, NotFound, not_found
 from app.kit.pagination import page_by_id
-from app.kit.sql import among, answered, fresh_and_stored, insert_new
+from app.kit.sql import among, answered, fresh_and_stored, insert_new, own_replay
 from app.places import service as places
 from app.recycling.models import (
     DestinationCreate,
@@ -550,9 +550,9 @@ def event_totals(session: Session, event_id: int) -> list[dict[str, Any]]:
 
 def add_destination(session: Session, principal: Principal, event_id: int, data: DestinationCreate) -> RecyclingDestination:
     event = get_event(session, event_id)
-    existing = session.scalars(
+    existing = own_replay(session.scalars(
         select(RecyclingDestination).where(RecyclingDestination.event_id == event_id, RecyclingDestination.client_id == data.client_id)
-    ).first()
+    ).first(), principal.user_id)
     if existing is not None:
         return existing
     row = RecyclingDestination(

@@ -13,6 +13,7 @@ from app.audit import service as audit
 from app.identity.auth import Principal, community_links
 from app.kit.errors import not_found
 from app.kit.pagination import page_by_id
+from app.kit.sql import own_replay
 from app.reports.models import MediaItem, MediaItemCreate, MediaItemPublic, MediaItemRecorded, MediaItemUpdate
 
 
@@ -36,7 +37,7 @@ def create(session: Session, principal: Principal, community_id: int, data: Medi
             select(MediaItem).where(MediaItem.community_id == community_id, MediaItem.client_id == data.client_id)
         ).first()
 
-    existing = stored()
+    existing = own_replay(stored(), principal.user_id, "created_by")
     if existing is not None:
         return _recorded(existing, replayed=True)
     row = MediaItem(community_id=community_id, created_by=principal.user_id, **data.model_dump())

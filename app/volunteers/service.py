@@ -19,6 +19,7 @@ from app.identity.auth import MANAGERS, Principal, authorize
 from app.identity.models import Role, User
 from app.kit.errors import Conflict, Unprocessable, not_found
 from app.kit.pagination import page_by_id
+from app.kit.sql import own_replay
 from app.places import service as places
 from app.rules import service as rules
 from app.volunteers.models import (
@@ -102,13 +103,14 @@ def add_member(session: Session, principal: Principal, team_id: int, user_id: in
 
 # --- shifts ------------------------------------------------------------------------------------
 
-def _by_client(session: Session, community_id: int, client_id: str) -> Shift | None:
-    return session.scalars(select(Shift).where(Shift.community_id == community_id, Shift.client_id == client_id)).first()
+def _by_client(session: Session, community_id: int, client_id: str, user_id: int) -> Shift | None:
+    """The shift signed in under this client id, by this user (another user's: client_id_taken)."""
+    return own_replay(session.scalars(select(Shift).where(Shift.community_id == community_id, Shift.client_id == client_id)).first(), user_id, "user_id")
 
 
 def start_shift(session: Session, principal: Principal, community_id: int, data: ShiftStart) -> tuple[Shift, bool]:
     """Sign in (签到) at a station or a recycling day. Retrying with the same client id is harmless."""
-    existing = _by_client(session, community_id, data.client_id)
+    existing = _by_client(session, community_id, data.client_id, principal.user_id)
     if existing is not None:
         return existing, False
     if data.station_id is not None and checkins.get_station(session, data.station_id).community_id != community_id:
@@ -135,7 +137,7 @@ def start_shift(session: Session, principal: Principal, community_id: int, data:
         session.commit()
     except IntegrityError:
         session.rollback()
-        existing = _by_client(session, community_id, data.client_id)
+        existing = _by_client(session, community_id, data.client_id, principal.user_id)
         if existing is not None:
             return existing, False
         raise Conflict("shift_open", "您还有未签退的值班，请先签退", "You have a shift that is still open: sign out first") from None
