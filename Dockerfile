@@ -1,6 +1,7 @@
 # Slim image, non-root, migrations then granian with workers. PostgreSQL comes from DATABASE_URL; without it
 # (a trial), the embedded PostgreSQL runs inside the container with its data in $DATA_DIR/pg: mount a volume
-# on /var/lib/jianfei to keep it (scripts/docker-entrypoint.sh).
+# on /var/lib/jianfei to keep it (scripts/docker-entrypoint.sh). Production refuses to start without JWT_SECRET,
+# PHONE_HASH_KEY and real WECHAT_APP_ID / WECHAT_APP_SECRET / WECHAT_API_BASE (the defaults are the fake server's).
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
