@@ -227,6 +227,7 @@ def _objects(client, world) -> dict[str, int | str]:
         "media_item_id": made(f"/communities/{c}/media-items", "committee",
                               json={"client_id": key(), "title": "减废故事", "channel": "视频号", "published_on": today.isoformat(), "reads": 10}),
         "redemption_id": made(f"/households/{h}/redemptions", "resident", json={"item_id": item_id, "idempotency_key": key()}),
+        "pin_reset_id": made(f"/households/{h}/pin-resets", "committee", json={"pin": "914702", "idempotency_key": key()}),
         "shift_id": made(f"/communities/{c}/shifts", "supervisor", json={"client_id": key()}),
         "team_id": made(f"/communities/{c}/volunteer-teams", "committee", json={"name": "盯桶侠"}),
         "voucher_id": made(f"/communities/{c}/vouchers", "committee", json={"points": 40, "memo": "回收日", "idempotency_key": key()}),

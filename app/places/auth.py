@@ -39,7 +39,7 @@ BuildingStaff = Annotated[Principal, Depends(CommunityRole(STAFF_READ, at=BUILDI
 BuildingManager = Annotated[Principal, Depends(CommunityRole(MANAGERS, at=BUILDING))]
 HouseholdManager = Annotated[Principal, Depends(CommunityRole(MANAGERS, at=HOUSEHOLD))]
 HouseholdMemberOrStaff = Annotated[Principal, Depends(CommunityRole(STAFF_READ, at=HOUSEHOLD, members=True))]
-# Its members, or managers acting in person: printing its door-plate QR code, setting its PIN.
+# Its members, or managers acting in person: printing its door-plate QR code.
 HouseholdMemberOrManager = Annotated[Principal, Depends(CommunityRole(MANAGERS, at=HOUSEHOLD, members=True))]
 # The community's staff, and the residents who live there.
 CommunityResidentOrStaff = Annotated[Principal, Depends(CommunityRole(STAFF_READ, residents=service.lives_in))]

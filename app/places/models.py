@@ -180,6 +180,8 @@ class Household(HouseholdBase, table=True):
     phone_hash: str | None = Field(default=None, max_length=64, index=True)
     phone_masked: str | None = Field(default=None, max_length=16)
     pin_hash: str | None = Field(default=None, max_length=200)
+    # The staff member whose reset set the PIN (None: the resident set it): they may not spend with it.
+    pin_reset_by_user_id: int | None = Field(default=None, sa_column=Column(BigId, ForeignKey("app_user.id"), nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

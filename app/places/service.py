@@ -318,10 +318,12 @@ def get_households(session: Session, household_ids: set[int]) -> dict[int, House
     return {h.id: h for h in session.exec(select(Household).where(among(session, Household.__table__.c.id, household_ids)))}
 
 
-def set_household_pin(session: Session, household_id: int, pin_hash: str) -> None:
-    """Store the household's redemption PIN (an argon2 hash; rewards checks it). Does not commit."""
+def set_household_pin(session: Session, household_id: int, pin_hash: str, *, reset_by_user_id: int | None) -> None:
+    """Store the household's redemption PIN (an argon2 hash; rewards checks it) and the staff member
+    whose reset set it (None when the resident did). Does not commit."""
     household = get_household(session, household_id)
     household.pin_hash = pin_hash
+    household.pin_reset_by_user_id = reset_by_user_id
     household.updated_at = utcnow()
     session.add(household)
 

@@ -18,26 +18,30 @@ from app.identity.auth import (
     Principal,
 )
 from app.identity.models import Role
-from app.places.auth import HOUSEHOLD, HouseholdMemberOrManager
-from app.rewards import service
+from app.places.auth import HOUSEHOLD, HouseholdManager
+from app.rewards import pins, service
 
 __all__ = [
-    "CatalogueReader", "CommunityClerk", "CommunityManager", "HouseholdMemberOrClerk", "HouseholdMemberOrManager",
-    "HouseholdResident", "ItemManager", "ItemReader", "RedemptionClerk", "RedemptionMemberOrClerk",
+    "CatalogueReader", "CommunityClerk", "CommunityManager", "HouseholdManager", "HouseholdMemberOrClerk",
+    "HouseholdResident", "ItemManager", "ItemReader", "PinResetConfirmer", "RedemptionClerk", "RedemptionMemberOrClerk",
 ]
 
 # Who works the exchange point: fulfil, cancel, spend at the counter, see open holds.
 CLERKS = frozenset({Role.clerk, Role.committee, Role.org_admin})
 ITEM = Place("item_id", service.get_item)
 REDEMPTION = Place("redemption_id", service.get_redemption, household=lambda r: r.household_id)
+PIN_RESET = Place("pin_reset_id", pins.get_reset)
 
 # The catalogue: staff, and residents of an active household of the community.
 CatalogueReader = Annotated[Principal, Depends(CommunityRole(STAFF_READ, residents=service.is_resident_of))]
 ItemReader = Annotated[Principal, Depends(CommunityRole(STAFF_READ, at=ITEM, residents=service.is_resident_of))]
 ItemManager = Annotated[Principal, Depends(CommunityRole(MANAGERS, at=ITEM))]
-# Reserving and consent codes spend the household's points: its members themselves, nobody for them.
+# Reserving, consent codes and the PIN spend the household's points: its members themselves, nobody
+# for them. Managers reset a PIN (HouseholdManager) for the resident to confirm: with their consent
+# code, or in person before a second staff member of the exchange point (PinResetConfirmer).
 HouseholdResident = Annotated[Principal, Depends(HouseholdMember())]
 HouseholdMemberOrClerk = Annotated[Principal, Depends(CommunityRole(CLERKS, at=HOUSEHOLD, members=True))]
 CommunityClerk = Annotated[Principal, Depends(CommunityRole(CLERKS))]  # CLERKS include the managers
 RedemptionClerk = Annotated[Principal, Depends(CommunityRole(CLERKS, at=REDEMPTION))]
 RedemptionMemberOrClerk = Annotated[Principal, Depends(CommunityRole(CLERKS, at=REDEMPTION, members=True))]
+PinResetConfirmer = Annotated[Principal, Depends(CommunityRole(CLERKS, at=PIN_RESET))]

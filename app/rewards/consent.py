@@ -2,9 +2,8 @@
 
 A door-plate code only says which household; it is printed on the door and proves nothing. Spending
 needs one of these. Codes live about a minute and their nonce is inserted once (primary key), so a
-code cannot be used twice even by two clerks at the same instant. Wrong PINs are counted per
-household in the database: an attempt is taken before the PIN is checked, so parallel guesses cannot
-slip past the lock.
+code cannot be used twice even by two clerks at the same instant. PINs and their throttles are in
+app/rewards/pins.py; a forged code counts there as a wrong guess of the staff member presenting it.
 """
 
 from __future__ import annotations
@@ -15,27 +14,22 @@ import hmac
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, update
+from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import Session
 
 from app.core.config import get_settings
 from app.core.db import utcnow
-from app.core.security import hash_password, same_secret, verify_password
-from app.kit.errors import BadRequest, Conflict, DomainError, Forbidden
-from app.rewards.models import Consent, ConsentCode, ConsentUse, PinGuard
+from app.core.security import same_secret
+from app.kit.errors import Conflict, DomainError, Forbidden
+from app.places.models import Household
+from app.rewards import pins
+from app.rewards.models import Consent, ConsentCode, ConsentUse
 
 CODE_PREFIX = "JFC1"
 CODE_SECONDS = 60
-PIN_MAX_FAILURES = 5
-PIN_LOCK_MINUTES = 15
 
-GUARD = PinGuard.__table__
 USE = ConsentUse.__table__
-
-
-class TooManyAttempts(DomainError):
-    status_code = 429
 
 
 def _key() -> bytes:
@@ -72,13 +66,24 @@ def parse_code(code: str) -> tuple[int, int, str]:
         raise _invalid_code() from None
 
 
-def code_household(code: str) -> int:
-    return parse_code(code)[0]
+def read_code(session: Session, code: str, by_user_id: int) -> tuple[int, int, str]:
+    """`parse_code` of a code a staff member presents: one that looks like a consent code but is
+    not genuine counts as their wrong guess (a mistaken scan of something else does not)."""
+    try:
+        return parse_code(code)
+    except DomainError:
+        if code.strip().startswith(f"{CODE_PREFIX}."):
+            pins.count_forged_code(session, by_user_id)
+        raise
 
 
-def use_code(session: Session, household_id: int, code: str) -> None:
+def code_household(session: Session, code: str, by_user_id: int) -> int:
+    return read_code(session, code, by_user_id)[0]
+
+
+def use_code(session: Session, household_id: int, code: str, by_user_id: int) -> None:
     """Consume a code for this household inside the caller's transaction (rolled back with it)."""
-    code_hid, expires, nonce = parse_code(code)
+    code_hid, expires, nonce = read_code(session, code, by_user_id)
     if code_hid != household_id:
         raise Forbidden("consent_code_other_household", "授权码不属于该住户", "This consent code belongs to another household", "consent_code")
     if expires < int(utcnow().timestamp()):
@@ -138,87 +143,8 @@ def prune_used_codes(session: Session) -> int:
     return session.execute(delete(USE).where(USE.c.used_at < cutoff)).rowcount or 0
 
 
-# --- PIN ---------------------------------------------------------------------------------------
-
-def hash_pin(pin: str) -> str:
-    if not pin.isdigit() or not 4 <= len(pin) <= 12:
-        raise BadRequest("invalid_pin", "密码应为4–12位数字", "The PIN must be 4 to 12 digits", "pin")
-    return hash_password(pin)
-
-
-def _take_attempt(session: Session, household_id: int) -> int:
-    """Count one attempt before checking the PIN; refuses while the household is locked. Commits."""
-    now = utcnow()
-    session.execute(
-        pg_insert(GUARD).values(household_id=household_id, failures=0).on_conflict_do_nothing(index_elements=["household_id"])
-    )
-    lock_over = GUARD.c.locked_until.is_not(None) & (GUARD.c.locked_until <= now)
-    failures = session.execute(
-        update(GUARD)
-        .where(GUARD.c.household_id == household_id, GUARD.c.locked_until.is_(None) | (GUARD.c.locked_until <= now))
-        .values(
-            failures=case((lock_over, 1), else_=GUARD.c.failures + 1),
-            locked_until=case((lock_over, None), else_=GUARD.c.locked_until),
-        )
-        .returning(GUARD.c.failures)
-    ).scalar()
-    if failures is None or failures > PIN_MAX_FAILURES:
-        session.rollback()
-        raise TooManyAttempts(
-            "pin_locked",
-            f"密码错误次数过多，请{PIN_LOCK_MINUTES}分钟后再试",
-            f"Too many wrong PINs; try again in {PIN_LOCK_MINUTES} minutes",
-            "pin",
-        )
-    session.commit()
-    return failures
-
-
-def check_pin(session: Session, household_id: int, pin_hash: str | None, pin: str) -> None:
-    """Verify the household PIN; wrong PINs count towards a lock. Leaves the session committed."""
-    if not pin_hash:
-        raise Forbidden("no_pin", "该住户未设置兑换密码", "This household has no PIN set", "pin")
-    failures = _take_attempt(session, household_id)
-    if verify_password(pin_hash, pin):
-        session.execute(update(GUARD).where(GUARD.c.household_id == household_id).values(failures=0))
-        session.commit()
-        return
-    if failures >= PIN_MAX_FAILURES:
-        session.execute(
-            update(GUARD)
-            .where(GUARD.c.household_id == household_id)
-            .values(locked_until=utcnow() + timedelta(minutes=PIN_LOCK_MINUTES), failures=0)
-        )
-        session.commit()
-        raise TooManyAttempts(
-            "pin_locked",
-            f"密码错误次数过多，请{PIN_LOCK_MINUTES}分钟后再试",
-            f"Too many wrong PINs; try again in {PIN_LOCK_MINUTES} minutes",
-            "pin",
-        )
-    raise Forbidden(
-        "wrong_pin",
-        f"兑换密码错误，还可尝试{PIN_MAX_FAILURES - failures}次",
-        f"Wrong PIN; {PIN_MAX_FAILURES - failures} attempts left",
-        "pin",
-        attempts_left=PIN_MAX_FAILURES - failures,
-    )
-
-
-def reset_guard(session: Session, household_id: int) -> None:
-    session.execute(update(GUARD).where(GUARD.c.household_id == household_id).values(failures=0, locked_until=None))
-
-
-def require_consent(session: Session, household_id: int, pin_hash: str | None, consent_code: str | None, pin: str | None) -> Consent:
-    """Check the resident's consent. A PIN check commits its attempt counter; a code is consumed in
-    the caller's transaction. Call this before any other write of the request."""
-    if consent_code:
-        use_code(session, household_id, consent_code)
-        return Consent.code
-    if pin:
-        check_pin(session, household_id, pin_hash, pin)
-        return Consent.pin
-    raise Forbidden(
+def consent_required() -> Forbidden:
+    return Forbidden(
         "consent_required",
         "需要居民出示授权码或输入兑换密码",
         "The resident's consent code or PIN is required",
@@ -226,3 +152,14 @@ def require_consent(session: Session, household_id: int, pin_hash: str | None, c
     )
 
 
+def require_consent(session: Session, household: Household, by_user_id: int, consent_code: str | None, pin: str | None) -> Consent:
+    """Check the resident's consent, given at `by_user_id`'s counter. A PIN check commits its
+    throttle counters; a code is consumed in the caller's transaction. Call this before any other
+    write of the request."""
+    if consent_code:
+        use_code(session, household.id, consent_code, by_user_id)
+        return Consent.code
+    if pin:
+        pins.check_pin(session, household, by_user_id, pin)
+        return Consent.pin
+    raise consent_required()

@@ -8,13 +8,16 @@ from app.identity.auth import Principal
 from app.kit.errors import BadRequest, Forbidden, not_found
 from app.places import service as places
 from app.places.models import Household
-from app.rewards import consent, service
+from app.rewards import consent, pins, service
 from app.rewards.models import (
     Consent,
     ConsentCode,
     CounterRequest,
     FulfilRequest,
     LapseRunResult,
+    PinResetConfirmation,
+    PinResetPublic,
+    PinResetRequest,
     PinSet,
     RedemptionPublic,
     RedemptionStatus,
@@ -40,15 +43,56 @@ def new_consent_code(session: Session, household_id: int) -> ConsentCode:
 
 
 def set_pin(session: Session, principal: Principal, household_id: int, data: PinSet) -> None:
-    """The resident sets their PIN, or the committee sets it in person for a resident without a phone.
-    Clerks cannot: a clerk who could set a PIN could spend with it."""
+    """A resident sets their household's PIN from the mini-program (their sign-in is the consent).
+    Staff cannot set one: they reset it (`reset_pin`) and the resident confirms."""
     household = places.get_household(session, household_id)
-    is_member = household_id in principal.household_ids
-    places.set_household_pin(session, household.id, consent.hash_pin(data.pin))
-    consent.reset_guard(session, household.id)
-    if not is_member:
-        _audit(session, principal, "rewards.pin_set", "household", household.id, household.community_id)
+    places.set_household_pin(session, household.id, pins.hash_pin(data.pin), reset_by_user_id=None)
+    pins.pin_changed(session, household.id)
     session.commit()
+
+
+def reset_pin(session: Session, principal: Principal, household_id: int, data: PinResetRequest) -> PinResetPublic:
+    """A staff member resets the PIN of a resident without a phone, typed in with them (密码重置).
+    It becomes the household's PIN only once the resident confirms: at once with their consent code,
+    else when a second staff member confirms it in person (`confirm_pin_reset`). Until then the old
+    PIN and its throttles stand; the staff member who reset it may never spend with it."""
+    household = places.get_household(session, household_id)
+    found = pins.reset_by_key(session, household.id, data.idempotency_key)
+    if found is not None:
+        return pins.reset_public(found, replayed=True)
+    pin_hash = pins.hash_pin(data.pin)
+    if data.consent_code:
+        consent.read_code(session, data.consent_code, principal.user_id)  # a forgery is counted (committed) before any write
+    reset, replayed = pins.request_reset(session, household, data.idempotency_key, pin_hash, principal.user_id)
+    if replayed:  # a concurrent retry stored it first
+        return pins.reset_public(reset, replayed=True)
+    if data.consent_code:
+        consent.use_code(session, household.id, data.consent_code, principal.user_id)
+    _audit(session, principal, "rewards.pin_reset", "household", household.id, household.community_id, pin_reset=reset.id)
+    if data.consent_code:
+        _apply_reset(session, principal, reset, PinResetConfirmation.code)
+    session.commit()
+    return pins.reset_public(reset)
+
+
+def confirm_pin_reset(session: Session, principal: Principal, pin_reset_id: int) -> PinResetPublic:
+    """A second staff member, with the resident in front of them, confirms a colleague's PIN reset."""
+    reset = pins.get_reset(session, pin_reset_id)
+    if not _apply_reset(session, principal, reset, PinResetConfirmation.staff):
+        return pins.reset_public(reset, replayed=True)
+    session.commit()
+    return pins.reset_public(reset)
+
+
+def _apply_reset(session: Session, principal: Principal, reset, how: PinResetConfirmation) -> bool:
+    pin_hash = pins.confirm(session, reset, principal.user_id, how)
+    if pin_hash is None:
+        return False
+    places.set_household_pin(session, reset.household_id, pin_hash, reset_by_user_id=reset.requested_by_user_id)
+    pins.pin_changed(session, reset.household_id)
+    _audit(session, principal, "rewards.pin_reset_confirm", "household", reset.household_id, reset.community_id,
+           pin_reset=reset.id, requested_by=reset.requested_by_user_id, confirmed_with=how.value)
+    return True
 
 
 def household_redemptions(session: Session, household_id: int, status, cursor, limit):
@@ -63,8 +107,8 @@ def read_redemption(session: Session, redemption_id: int) -> RedemptionPublic:
 
 # --- exchange point ----------------------------------------------------------------------------
 
-def _consent(session: Session, household: Household, proof) -> str:
-    return consent.require_consent(session, household.id, household.pin_hash, proof.consent_code, proof.pin)
+def _consent(session: Session, principal: Principal, household: Household, proof) -> str:
+    return consent.require_consent(session, household, principal.user_id, proof.consent_code, proof.pin)
 
 
 def fulfil(session: Session, principal: Principal, redemption_id: int, data: FulfilRequest) -> RedemptionPublic:
@@ -72,7 +116,7 @@ def fulfil(session: Session, principal: Principal, redemption_id: int, data: Ful
     if redemption.status == RedemptionStatus.fulfilled:
         return service.redemption_public(session, redemption, replayed=True)
     household = places.get_household(session, redemption.household_id)
-    how = _consent(session, household, data)
+    how = _consent(session, principal, household, data)
     done = service.fulfil(session, redemption, actor_user_id=principal.user_id, consent=how)
     if done:
         _audit(session, principal, "rewards.fulfil", "redemption", redemption.id, redemption.community_id, points=redemption.points, consent=how)
@@ -101,11 +145,11 @@ def cancel(session: Session, principal: Principal, redemption_id: int, reason: s
     return service.redemption_public(session, redemption)
 
 
-def _counter_household(data: CounterRequest) -> int:
+def _counter_household(session: Session, principal: Principal, data: CounterRequest) -> int:
     """The household a counter request is for: the one its consent code names, or the one given."""
     household_id = data.household_id
     if data.consent_code:
-        code_household = consent.code_household(data.consent_code)
+        code_household = consent.code_household(session, data.consent_code, principal.user_id)
         if household_id is not None and household_id != code_household:
             raise Forbidden("consent_code_other_household", "授权码不属于该住户", "This consent code belongs to another household", "consent_code")
         household_id = code_household
@@ -119,7 +163,7 @@ def counter_spend(session: Session, principal: Principal, community_id: int, dat
     consents; each item is reserved and fulfilled at once, all in one transaction."""
     from app.rewards.models import Consent, CounterResult
 
-    household = places.get_household(session, _counter_household(data))
+    household = places.get_household(session, _counter_household(session, principal, data))
     if household.community_id != community_id:
         raise Forbidden("forbidden", "该住户不属于本社区", "This household is not in this community", "household_id")
     keys = [f"counter:{data.idempotency_key}:{i}" for i in range(len(data.items))]
@@ -128,7 +172,7 @@ def counter_spend(session: Session, principal: Principal, community_id: int, dat
         found = [service.redemption_by_key(session, household.id, k) for k in keys]
         rows = [service.redemption_public(session, r, replayed=True) for r in found if r is not None]
         return CounterResult(household_id=household.id, points=sum(r.points for r in rows), redemptions=rows, replayed=True)
-    how = _consent(session, household, data)
+    how = _consent(session, principal, household, data)
     out = []
     for key, line in zip(keys, data.items, strict=True):
         redemption, _, balance = service.reserve(session, household, line.item_id, line.quantity, key, actor_user_id=principal.user_id)
@@ -159,9 +203,9 @@ def counter_spend_many(session: Session, principal: Principal, community_id: int
             by_pin.append(n)
             continue
         try:
-            household_id = _counter_household(data)
+            household_id = _counter_household(session, principal, data)
             if not data.consent_code:
-                consent.require_consent(session, household_id, None, None, None)  # raises: no consent given
+                raise consent.consent_required()
         except DomainError as e:
             out[n] = e
             continue

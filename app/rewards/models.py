@@ -1,4 +1,4 @@
-"""Rewards (积分兑换): the catalogue, redemptions held like a card hold, consent codes and PIN guards.
+"""Rewards (积分兑换): the catalogue, redemptions held like a card hold, consent codes and PIN resets.
 
 Stock and per-household period limits are enforced by conditional UPDATEs and CHECK constraints,
 so the database refuses an oversell or a second reservation over the limit under concurrency.
@@ -169,13 +169,37 @@ class ConsentUse(SQLModel, table=True):
     used_at: datetime = Field(default_factory=utcnow, index=True)
 
 
-class PinGuard(SQLModel, table=True):
-    """Wrong-PIN counter of a household: locked for a while after too many failures."""
+class PinResetStatus(StrEnum):
+    pending = "pending"  # waiting for the resident's confirmation
+    confirmed = "confirmed"  # the PIN is the household's now
+    superseded = "superseded"  # a later reset, or the resident's own PIN, came first
+    expired = "expired"  # not confirmed in time (shown; stored as pending)
 
-    __tablename__ = "pin_guard"
-    household_id: int = Field(sa_column=Column(BigId, ForeignKey("household.id"), primary_key=True))
-    failures: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
-    locked_until: datetime | None = None
+
+class PinResetConfirmation(StrEnum):
+    code = "code"  # the resident's consent code, scanned with the reset
+    staff = "staff"  # a second staff member, in the resident's presence
+
+
+class PinReset(SQLModel, table=True):
+    """A PIN a staff member set for a household (密码重置): it becomes the household's PIN only once
+    the resident confirms, and its requester may never spend with it."""
+
+    __tablename__ = "pin_reset"
+    __table_args__ = (UniqueConstraint("household_id", "idempotency_key", name="ux_pin_reset_household_key"),)
+    id: int | None = Field(default=None, sa_column=pk())
+    community_id: int = Field(sa_column=fk("community.id", index=False))
+    household_id: int = Field(sa_column=fk("household.id", index=False))
+    idempotency_key: str = Field(sa_column=Column(String(80), nullable=False))
+    # The new PIN's argon2 hash while pending; emptied once confirmed (the household has it) or superseded.
+    pin_hash: str = Field(sa_column=Column(String(200), nullable=False))
+    status: str = Field(default=PinResetStatus.pending, sa_column=Column(String(12), nullable=False))
+    requested_by_user_id: int = Field(sa_column=Column(BigId, ForeignKey("app_user.id"), nullable=False))
+    requested_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    confirmed_by_user_id: int | None = Field(default=None, sa_column=Column(BigId, ForeignKey("app_user.id"), nullable=True))
+    confirmed_with: str | None = Field(default=None, sa_column=Column(String(8), nullable=True))
+    confirmed_at: datetime | None = None
 
 
 # --- API shapes -------------------------------------------------------------------------------
@@ -190,7 +214,7 @@ class ConsentProof(SQLModel):
     """The resident's consent: the code their mini-program shows, or the household PIN."""
 
     consent_code: str | None = Field(default=None, max_length=200, description="居民小程序出示的一次性授权码")
-    pin: str | None = Field(default=None, min_length=4, max_length=12, description="住户兑换密码（无手机居民）")
+    pin: str | None = Field(default=None, min_length=4, max_length=12, description="住户兑换密码（无手机居民；新密码为6位，旧的4–12位密码更改前仍有效）")
 
 
 class FulfilRequest(ConsentProof):
@@ -243,7 +267,29 @@ class ConsentCode(SQLModel):
 
 
 class PinSet(SQLModel):
-    pin: str = Field(min_length=4, max_length=12, description="4–12位数字")
+    pin: str = Field(min_length=1, max_length=12, description="6位数字（已设置的4–12位旧密码在更改前仍可使用）")
+
+
+class PinResetRequest(PinSet):
+    """A staff member's reset of the household PIN, typed in with the resident."""
+
+    consent_code: str | None = Field(
+        default=None, max_length=200, description="居民小程序出示的授权码：有则立即生效；没有则需另一名工作人员当面确认"
+    )
+    idempotency_key: str = Field(min_length=8, max_length=80, description="客户端生成，重试时保持不变")
+
+
+class PinResetPublic(SQLModel):
+    id: int
+    household_id: int
+    status: PinResetStatus
+    requested_by_user_id: int
+    requested_at: datetime
+    expires_at: datetime
+    confirmed_by_user_id: int | None = None
+    confirmed_with: PinResetConfirmation | None = None
+    confirmed_at: datetime | None = None
+    replayed: bool = False
 
 
 class LapseRunResult(SQLModel):

@@ -1,4 +1,4 @@
-"""Catalogue, reservations, fulfilment at the exchange point, counter spending, consent codes, PINs."""
+"""Catalogue, reservations, fulfilment at the exchange point, counter spending, consent codes, PINs and their resets."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from app.rewards.auth import (
     CatalogueReader,
     CommunityClerk,
     CommunityManager,
+    HouseholdManager,
     HouseholdMemberOrClerk,
-    HouseholdMemberOrManager,
     HouseholdResident,
     ItemManager,
     ItemReader,
+    PinResetConfirmer,
     RedemptionClerk,
     RedemptionMemberOrClerk,
 )
@@ -29,6 +30,8 @@ from app.rewards.models import (
     CounterResult,
     FulfilRequest,
     LapseRunResult,
+    PinResetPublic,
+    PinResetRequest,
     PinSet,
     RedemptionPublic,
     RedemptionStatus,
@@ -107,10 +110,20 @@ def consent_code(session: SessionDep, principal: HouseholdResident, household_id
     return flows.new_consent_code(session, household_id)
 
 
-@router.put("/households/{household_id}/pin", summary="Set the household's redemption PIN (resident, or committee in person)", status_code=204, responses=WRITE)
-def set_pin(session: SessionDep, principal: HouseholdMemberOrManager, household_id: int, data: PinSet):
+@router.put("/households/{household_id}/pin", summary="Set the household's redemption PIN (6 digits; the resident only)", status_code=204, responses=WRITE)
+def set_pin(session: SessionDep, principal: HouseholdResident, household_id: int, data: PinSet):
     flows.set_pin(session, principal, household_id, data)
     return Response(status_code=204)
+
+
+@router.post("/households/{household_id}/pin-resets", summary="Reset a household's PIN for the resident: applied with their consent code, else once a second staff member confirms", status_code=201, response_model=PinResetPublic, responses=CONSENTED)
+def reset_pin(session: SessionDep, principal: HouseholdManager, household_id: int, data: PinResetRequest):
+    return flows.reset_pin(session, principal, household_id, data)
+
+
+@router.post("/pin-resets/{pin_reset_id}/confirm", summary="A second staff member confirms a PIN reset in the resident's presence", response_model=PinResetPublic, responses=WRITE)
+def confirm_pin_reset(session: SessionDep, principal: PinResetConfirmer, pin_reset_id: int):
+    return flows.confirm_pin_reset(session, principal, pin_reset_id)
 
 
 # --- exchange point ----------------------------------------------------------------------------

@@ -92,9 +92,18 @@ def _item(client, w: World, price: int = 10) -> int:
 
 
 def _pin(client, w: World, household_id: int) -> str:
-    r = client.put(f"/api/v1/households/{household_id}/pin", json={"pin": "2468"}, headers=w.h("committee"))
-    assert r.status_code == 204, r.text
-    return "2468"
+    """The household's PIN, reset by the committee and confirmed by a second staff member (the clerk spends)."""
+    r = client.post(f"/api/v1/households/{household_id}/pin-resets", json={"pin": "246813", "idempotency_key": _key()}, headers=w.h("committee"))
+    assert r.status_code == 201, r.text
+    r = client.post(f"/api/v1/pin-resets/{r.json()['id']}/confirm", headers=w.h("org_admin"))
+    assert r.status_code == 200, r.text
+    return "246813"
+
+
+def _pending_pin_reset(client, w: World) -> int:
+    r = client.post(f"/api/v1/households/{w.households[4].id}/pin-resets", json={"pin": "907132", "idempotency_key": _key()}, headers=w.h("committee"))
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
 
 
 def _reservation(client, w: World) -> int:
@@ -181,7 +190,13 @@ REPLAYS: dict[tuple[str, str], Callable[..., Call]] = {
     ("POST", c + "/counter-redemptions"): _counter,
     ("POST", c + "/redemptions/lapse-runs"): lambda client, w: Call("POST", f"/api/v1/communities/{w.community.id}/redemptions/lapse-runs", "committee", {}, True),
     ("PUT", "/api/v1/households/{household_id}/pin"): lambda client, w: Call(
-        "PUT", f"/api/v1/households/{w.households[0].id}/pin", "resident", {"json": {"pin": "1357"}}, True,
+        "PUT", f"/api/v1/households/{w.households[0].id}/pin", "resident", {"json": {"pin": "135792"}}, True,
+    ),
+    ("POST", "/api/v1/households/{household_id}/pin-resets"): lambda client, w: Call(
+        "POST", f"/api/v1/households/{w.households[4].id}/pin-resets", "committee", {"json": {"pin": "907132", "idempotency_key": _key()}},
+    ),
+    ("POST", "/api/v1/pin-resets/{pin_reset_id}/confirm"): lambda client, w: Call(
+        "POST", f"/api/v1/pin-resets/{_pending_pin_reset(client, w)}/confirm", "clerk", {},
     ),
     ("PATCH", "/api/v1/rewards/{item_id}"): lambda client, w: Call("PATCH", f"/api/v1/rewards/{_item(client, w)}", "committee", {"json": {"price_points": 12}}, True),
     ("DELETE", "/api/v1/rewards/{item_id}"): lambda client, w: Call("DELETE", f"/api/v1/rewards/{_item(client, w)}", "committee", {}, True),

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, func, select, update
+from sqlalchemy import create_engine, func, select, text, update
 from sqlmodel import Session
 
 from app.core.db import utcnow
@@ -20,7 +20,8 @@ from app.ledger.models import JournalEntry
 from app.rewards import consent, flows, service
 from app.rewards.models import FulfilRequest, Redemption, ReserveRequest, RewardItem
 from tests.ledger.helpers import earn, verify_clean
-from tests.rewards.helpers import add_item, balance
+from tests.rewards.helpers import add_item, balance, reset_pin, staff_pin
+from tests.support import race as race_calls
 
 
 @pytest.fixture
@@ -156,23 +157,70 @@ def test_two_lapse_jobs_at_once_release_each_hold_once(world, pg_engine):
     verify_clean(pg_engine, world.community.id)
 
 
-def test_parallel_wrong_pins_get_at_most_five_guesses(world, pg_engine):
-    """Each attempt is counted in the database before the PIN is checked: 20 guesses at once still
-    get at most 5 checks before the household locks."""
+def test_parallel_wrong_pins_get_no_more_guesses_than_sequential_ones(world, pg_engine):
+    """Checks of one clerk's PINs take turns, each counted before the next is checked: 20 guesses at
+    once get the 5 checks that 20 in a row would, the rest wait and are refused."""
     from app.rewards.models import CounterLine, CounterRequest
 
     h = world.households[4]
     earn(pg_engine, h, 100)
     soap = add_item(world, price_points=10, stock=None)
-    assert world.client.put(f"/api/v1/households/{h.id}/pin", json={"pin": "97531"}, headers=world.h("committee")).status_code == 204
+    staff_pin(world, h, "975310", by="committee", confirmed_by="org_admin")
     clerk = Principal(user_id=world.users["clerk"], grants=(Grant(Role.clerk, world.community.id),))
 
     def guess(i):
         with Session(pg_engine, expire_on_commit=False) as s:
-            body = CounterRequest(household_id=h.id, pin=f"{10000 + i}", items=[CounterLine(item_id=soap["id"])], idempotency_key=uuid.uuid4().hex)
+            body = CounterRequest(household_id=h.id, pin=f"{100000 + i}", items=[CounterLine(item_id=soap["id"])], idempotency_key=uuid.uuid4().hex)
             return flows.counter_spend(s, clerk, world.community.id, body)
 
     results = race(20, 20, guess)
     codes = [getattr(r, "code", None) for r in results]
-    assert codes.count("wrong_pin") <= 4 and codes.count("wrong_pin") + codes.count("pin_locked") == 20, codes
+    assert codes.count("wrong_pin") == 4 and codes.count("staff_locked") == 16, codes
     assert balance(pg_engine, h) == 100
+
+
+def test_many_clerks_guessing_one_household_at_once_lock_it_after_ten(world, pg_engine):
+    """20 staff members (each with a guess to spare) at one household at the same instant: the
+    household's checks take turns too, and the tenth failure locks it."""
+    from app.rewards.models import CounterLine, CounterRequest
+
+    h = world.households[5]
+    earn(pg_engine, h, 100)
+    soap = add_item(world, price_points=10, stock=None)
+    staff_pin(world, h, "975310", by="committee", confirmed_by="org_admin")
+
+    def guess(i):
+        clerk = Principal(user_id=10_000_000 + i, grants=(Grant(Role.clerk, world.community.id),))
+        with Session(pg_engine, expire_on_commit=False) as s:
+            body = CounterRequest(household_id=h.id, pin=f"{100000 + i}", items=[CounterLine(item_id=soap["id"])], idempotency_key=uuid.uuid4().hex)
+            return flows.counter_spend(s, clerk, world.community.id, body)
+
+    results = race(20, 20, guess)
+    codes = [getattr(r, "code", None) for r in results]
+    assert codes.count("wrong_pin") == 9 and codes.count("pin_locked") == 11, codes
+    locked = next(r for r in results if getattr(r, "code", None) == "pin_locked")
+    assert 1 <= locked.extra["retry_after"] <= 60
+    assert balance(pg_engine, h) == 100
+
+
+def test_a_reset_confirmed_twice_at_once_is_applied_once(world, pg_engine):
+    h = world.households[6]
+    r = reset_pin(world, h, "286039")
+    assert r.status_code == 201, r.text
+    reset_id = r.json()["id"]
+
+    def confirm(role):
+        def run():
+            user = world.users[role]
+            principal = Principal(user_id=user, grants=(Grant(Role(role), world.community.id),))
+            with Session(pg_engine, expire_on_commit=False) as s:
+                return flows.confirm_pin_reset(s, principal, reset_id)
+        return run
+
+    results = race_calls(confirm("clerk"), confirm("org_admin"))
+    assert sorted(r.replayed for r in results) == [False, True]
+    assert all(r.status == "confirmed" for r in results)
+    with Session(pg_engine) as s:
+        audits = s.execute(text("SELECT count(*) FROM audit_log WHERE action = 'rewards.pin_reset_confirm' AND object_id = :h"),
+                           {"h": str(h.id)}).scalar_one()
+    assert audits == 1

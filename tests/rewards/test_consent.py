@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from tests.ledger.helpers import earn, verify_clean
-from tests.rewards.helpers import add_item, balance, consent_code, item, reserve
+from tests.rewards.helpers import add_item, balance, confirm_reset, consent_code, item, reserve, reset_pin
 
 
 def _door_plate(world, household) -> str:
@@ -66,46 +66,51 @@ def test_pin_for_residents_without_a_phone(client, world, engine):
     h = world.households[2]  # no member has signed in to this one
     earn(engine, h, 100)
     bag = add_item(world, price_points=10, stock=None)
-    no_pin = _counter(world, {"household_id": h.id, "pin": "1234", "items": [{"item_id": bag["id"]}]})
+    no_pin = _counter(world, {"household_id": h.id, "pin": "258036", "items": [{"item_id": bag["id"]}]})
     assert no_pin.status_code == 403 and no_pin.json()["error"]["code"] == "no_pin"
-    # A clerk cannot set a PIN (or they could spend with it); the committee can, in person.
-    assert client.put(f"/api/v1/households/{h.id}/pin", json={"pin": "2580"}, headers=world.h("clerk")).status_code == 403
-    assert client.put(f"/api/v1/households/{h.id}/pin", json={"pin": "12ab"}, headers=world.h("committee")).json()["error"]["code"] == "invalid_pin"
-    assert client.put(f"/api/v1/households/{h.id}/pin", json={"pin": "2580"}, headers=world.h("committee")).status_code == 204
-    r = _counter(world, {"household_id": h.id, "pin": "2580", "items": [{"item_id": bag["id"]}]})
+    # Only the household's members set a PIN themselves; staff reset it for the resident to confirm.
+    for role in ("clerk", "committee"):
+        assert client.put(f"/api/v1/households/{h.id}/pin", json={"pin": "258036"}, headers=world.h(role)).status_code == 404
+    assert reset_pin(world, h, "258036", by="clerk").status_code == 403  # managers reset; clerks confirm
+    for pin, code in (("12ab56", "invalid_pin"), ("2580", "invalid_pin"), ("1234567", "invalid_pin"), ("１２３４５６", "invalid_pin"),
+                      ("111111", "weak_pin"), ("123456", "weak_pin"), ("987654", "weak_pin")):
+        r = reset_pin(world, h, pin)
+        assert r.status_code == 400 and r.json()["error"]["code"] == code, (pin, r.text)
+    reset = reset_pin(world, h, "258036")
+    assert reset.status_code == 201 and reset.json()["status"] == "pending", reset.text
+    # Pending: not the household's PIN yet.
+    r = _counter(world, {"household_id": h.id, "pin": "258036", "items": [{"item_id": bag["id"]}]})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "no_pin"
+    r_id = reset.json()["id"]
+    assert confirm_reset(world, r_id, by="org_admin").status_code == 200
+    r = _counter(world, {"household_id": h.id, "pin": "258036", "items": [{"item_id": bag["id"]}]})
     assert r.status_code == 201, r.text
     assert r.json()["redemptions"][0]["consent"] == "pin"
     assert balance(engine, h) == 90
+    assert confirm_reset(world, r_id, by="clerk").json()["replayed"] is True  # confirmed once
     verify_clean(engine, world.community.id)
 
 
-def test_wrong_pins_lock_the_household_for_a_while(client, world, engine):
-    from sqlalchemy import update
+def test_the_resident_sets_a_six_digit_pin_and_an_old_shorter_pin_keeps_working(client, world, engine):
     from sqlmodel import Session
 
-    from app.core.db import utcnow
-    from app.rewards.models import PinGuard
+    from app.core.security import hash_password
+    from app.places.models import Household
 
-    h = world.households[3]
+    h = world.households[0]
     earn(engine, h, 100)
     bag = add_item(world, price_points=10, stock=None)
-    assert client.put(f"/api/v1/households/{h.id}/pin", json={"pin": "864209"}, headers=world.h("committee")).status_code == 204
-    for left in (4, 3, 2, 1):
-        r = _counter(world, {"household_id": h.id, "pin": "000000", "items": [{"item_id": bag["id"]}]})
-        assert r.status_code == 403 and r.json()["error"]["code"] == "wrong_pin", r.text
-        assert r.json()["error"]["attempts_left"] == left
-    r = _counter(world, {"household_id": h.id, "pin": "000000", "items": [{"item_id": bag["id"]}]})
-    assert r.status_code == 429 and r.json()["error"]["code"] == "pin_locked"
-    # Locked: even the right PIN is refused now.
-    r = _counter(world, {"household_id": h.id, "pin": "864209", "items": [{"item_id": bag["id"]}]})
-    assert r.status_code == 429
-    assert balance(engine, h) == 100
+    pin = f"/api/v1/households/{h.id}/pin"
+    assert client.put(pin, json={"pin": "4711"}, headers=world.h("resident")).json()["error"]["code"] == "invalid_pin"
+    # A PIN set before 6 digits were required (migration 0015 keeps them): it works until it is changed.
     with Session(engine) as s:
-        s.execute(update(PinGuard).where(PinGuard.household_id == h.id).values(locked_until=utcnow()))
+        s.get(Household, h.id).pin_hash = hash_password("4711")
         s.commit()
-    r = _counter(world, {"household_id": h.id, "pin": "864209", "items": [{"item_id": bag["id"]}]})
-    assert r.status_code == 201, r.text
-    assert balance(engine, h) == 90
+    assert _counter(world, {"household_id": h.id, "pin": "4711", "items": [{"item_id": bag["id"]}]}).status_code == 201
+    assert client.put(pin, json={"pin": "471902"}, headers=world.h("resident")).status_code == 204
+    assert _counter(world, {"household_id": h.id, "pin": "4711", "items": [{"item_id": bag["id"]}]}).json()["error"]["code"] == "wrong_pin"
+    assert _counter(world, {"household_id": h.id, "pin": "471902", "items": [{"item_id": bag["id"]}]}).status_code == 201
+    assert balance(engine, h) == 80
 
 
 def test_fulfil_a_reservation_with_the_pin(client, world, engine):
@@ -113,8 +118,8 @@ def test_fulfil_a_reservation_with_the_pin(client, world, engine):
     earn(engine, h, 50)
     repair = add_item(world, name="乐修匠上门维修", kind="service", price_points=40, stock=None)
     red = reserve(world, repair["id"]).json()
-    assert client.put(f"/api/v1/households/{h.id}/pin", json={"pin": "4711"}, headers=world.h("resident")).status_code == 204
-    r = client.post(f"/api/v1/redemptions/{red['id']}/fulfil", json={"pin": "4711"}, headers=world.h("clerk"))
+    assert client.put(f"/api/v1/households/{h.id}/pin", json={"pin": "471902"}, headers=world.h("resident")).status_code == 204
+    r = client.post(f"/api/v1/redemptions/{red['id']}/fulfil", json={"pin": "471902"}, headers=world.h("clerk"))
     assert r.status_code == 200 and r.json()["consent"] == "pin"
     assert balance(engine, h) == 10
     verify_clean(engine, world.community.id)
