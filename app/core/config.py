@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     # in production without a token it is off.
     api_docs: bool | None = None
     metrics_token: str = ""
+    # Failures allowed before a lockout, by throttle name (app/kit/throttle.py; docs/security.md lists
+    # them), e.g. THROTTLE_ATTEMPTS='{"password:account": 10}'; and argon2 checks at once per process.
+    throttle_attempts: dict[str, int] = {}
+    password_hashes_at_once: int = 2
     # Key for the keyed hash that lets phone numbers be matched without being stored in clear.
     phone_hash_key: str = ""
     access_token_minutes: int = 15

@@ -24,7 +24,7 @@ ALGORITHM = "HS256"
 # Each argon2 check takes 64 MiB and tens of milliseconds of a core: at most this many at once per
 # process (a flood of sign-ins queued 40 of them, 1.9 GiB, and stalled the bin-side scans), the others
 # wait a little, then are told to come back (503, Retry-After) rather than queue without end.
-_hashing = threading.BoundedSemaphore(2)
+_hashing = threading.BoundedSemaphore(max(1, get_settings().password_hashes_at_once))
 HASH_WAIT_SECONDS = 2.0
 
 

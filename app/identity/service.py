@@ -129,7 +129,7 @@ def logout(session: Session, token: str) -> None:
 
 
 # wx.login codes refused by WeChat, per client address: each exchange spends the app's WeChat quota.
-WECHAT_ADDRESS = Limit("wechat:address", attempts=20, window=timedelta(minutes=15), lockout=timedelta(minutes=1))
+WECHAT_ADDRESS = Limit("wechat:address", default_attempts=20, window=timedelta(minutes=15), lockout=timedelta(minutes=1))
 
 
 def wechat_login(session: Session, client: WechatClient, code: str, address: str = "") -> TokenPair:
@@ -195,8 +195,8 @@ def bind_phone(session: Session, client: WechatClient, principal: Principal, cod
 
 # Password sign-in: per account (a guesser spreading over addresses) and per client address (one
 # address trying many accounts). A locked key is refused before any password is hashed.
-PASSWORD_ACCOUNT = Limit("password:account", attempts=5, window=timedelta(minutes=15), lockout=timedelta(minutes=1))
-PASSWORD_ADDRESS = Limit("password:address", attempts=30, window=timedelta(minutes=15), lockout=timedelta(minutes=5))
+PASSWORD_ACCOUNT = Limit("password:account", default_attempts=5, window=timedelta(minutes=15), lockout=timedelta(minutes=1))
+PASSWORD_ADDRESS = Limit("password:address", default_attempts=30, window=timedelta(minutes=15), lockout=timedelta(minutes=5))
 
 
 def password_login(session: Session, username: str, password: str, address: str = "") -> TokenPair:

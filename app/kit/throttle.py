@@ -43,13 +43,20 @@ class TooManyAttempts(DomainError):
 @dataclass(frozen=True)
 class Limit:
     name: str
-    attempts: int  # failures allowed within the window
+    default_attempts: int  # failures allowed within the window, unless THROTTLE_ATTEMPTS says otherwise
     window: timedelta
     lockout: timedelta  # the first lockout; each next one of the key twice as long
     longest: timedelta = timedelta(hours=1)
 
     def key(self, who: str) -> str:
         return f"{self.name}:{who}"[:160]
+
+    @property
+    def attempts(self) -> int:
+        """The failures allowed: THROTTLE_ATTEMPTS (JSON, by limit name) overrides the default."""
+        from app.core.config import get_settings
+
+        return get_settings().throttle_attempts.get(self.name, self.default_attempts)
 
 
 def refuse_if_locked(session: Session, keys: list[str], now: datetime | None = None) -> None:

@@ -32,9 +32,9 @@ RESET_MINUTES = 15  # a reset waits this long for the resident's confirmation, i
 # own lockout), and is then refused its PIN for 1 minute, doubling up to 15 minutes: never longer,
 # and its consent codes are never refused. A right PIN forgets the household's failures, not the
 # staff member's (a known PIN must not buy more guesses).
-CONSENT_STAFF = Limit("consent:staff", attempts=5, window=timedelta(hours=1), lockout=timedelta(minutes=15), longest=timedelta(days=1))
+CONSENT_STAFF = Limit("consent:staff", default_attempts=5, window=timedelta(hours=1), lockout=timedelta(minutes=15), longest=timedelta(days=1))
 CONSENT_HOUSEHOLD = Limit(
-    "consent:household", attempts=10, window=timedelta(minutes=15), lockout=timedelta(minutes=1), longest=timedelta(minutes=15)
+    "consent:household", default_attempts=10, window=timedelta(minutes=15), lockout=timedelta(minutes=1), longest=timedelta(minutes=15)
 )
 
 RESET = PinReset.__table__

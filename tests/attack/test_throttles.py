@@ -93,3 +93,17 @@ def test_refused_wechat_codes_are_throttled_per_address(client, wechat_state):
         assert 400 <= r.status_code < 500 and r.status_code != 429, r.text
     r = client.post("/api/v1/auth/wechat/login", json={"code": "code-fuzzy-bear"})
     assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+
+
+def test_a_limit_is_configured_by_its_name(client, engine, monkeypatch):
+    """THROTTLE_ATTEMPTS (JSON by throttle name) sets the failures allowed: here 2 for an account."""
+    from app.core.config import get_settings
+
+    monkeypatch.setenv("THROTTLE_ATTEMPTS", '{"password:account": 2}')
+    get_settings.cache_clear()
+    try:
+        name = _staff(engine)
+        assert [_login(client, name, "wrong").status_code for _ in range(3)] == [401, 401, 429]
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()

@@ -11,7 +11,7 @@ from app.core.db import utcnow
 from app.kit import throttle
 from app.kit.throttle import Limit
 
-LIMIT = Limit("test:escalation", attempts=2, window=timedelta(minutes=1), lockout=timedelta(minutes=1), longest=timedelta(minutes=10))
+LIMIT = Limit("test:escalation", default_attempts=2, window=timedelta(minutes=1), lockout=timedelta(minutes=1), longest=timedelta(minutes=10))
 
 
 def _lockout(session: Session, at) -> int:
