@@ -135,12 +135,15 @@ Row = tuple[int, str, str | None, int | None, int, bool, int | None, str | None]
 
 def _sql() -> str:
     return compact_sql(f"""WITH s AS (SELECT * FROM json_to_recordset(%(scans)s::json) AS s({COLUMNS})),
+-- (ORDER BY: only the (community, client id) index gives that order; a generic plan made while the
+-- table was empty once took the (community, time) index and read every check-in of the community.)
 -- A client id sent before: by this user, the scan is answered as it was then (a replay); by another
 -- user, it is refused (client_id_taken) and that user's scan stays theirs.
 prior AS (
     SELECT s.n, k.id, k.status, k.reject_reason, k.household_id, k.points, k.window_id, k.window_date,
            k.recorded_by = s.user_id AS mine
-    FROM s JOIN checkin AS k ON k.community_id = s.community_id AND k.client_id = s.client_id
+    FROM s CROSS JOIN LATERAL (SELECT * FROM checkin WHERE community_id = s.community_id AND client_id = s.client_id
+        ORDER BY community_id, client_id LIMIT 1) AS k
 ),
 -- Each new scan's household and the reason to refuse it (HOUSEHOLD, REFUSAL). Looked up by index for
 -- each scan: LATERAL … LIMIT keeps the planner, which guesses 100 scans and plans once per connection,
@@ -158,7 +161,8 @@ slot AS (
                               ORDER BY j.reason IS NOT NULL, j.scanned_at, j.client_id) AS place
     FROM judged AS j
     LEFT JOIN LATERAL (SELECT id, result FROM checkin WHERE j.reason IS NULL AND household_id = j.household_id
-        AND window_id = j.window_id AND window_date = j.day AND status = 'accepted' LIMIT 1) AS f ON true
+        AND window_id = j.window_id AND window_date = j.day AND status = 'accepted'
+        ORDER BY household_id, window_id, window_date LIMIT 1) AS f ON true
 ),
 decided AS (
     SELECT t.*, CASE WHEN t.reason IS NOT NULL THEN 'rejected'
