@@ -192,7 +192,9 @@ class CheckInAmendment(SQLModel, table=True):
     amended_at: datetime = Field(default_factory=utcnow)
 
 
-class AmendmentIn(BaseModel):
+class Grade(BaseModel):
+    """A check's grade: an incorrect one says why, a correct one has no reasons."""
+
     result: CheckResult
     reasons: list[IncorrectReason] = PydanticField(default_factory=list, max_length=6, description="分类不正确的原因")
 
@@ -205,29 +207,23 @@ class AmendmentIn(BaseModel):
         return self
 
 
+class AmendmentIn(Grade):
+    """A re-grade of a check (二次分拣)."""
+
+
 # The per-scan schemas of an upload of up to 1,000 scans are plain pydantic models: pydantic-core
 # builds them without a call back into Python per scan (SQLModel's own __init__ costs that call).
 
-class ScanIn(BaseModel):
+class ScanIn(Grade):
     client_id: str = PydanticField(
         min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$", description="小程序生成的唯一编号（重发时不变）"
     )
     payload: str = PydanticField(min_length=1, max_length=200, description="门牌二维码内容")
     station_id: int
     category: WasteCategory = WasteCategory.kitchen
-    result: CheckResult
-    reasons: list[IncorrectReason] = PydanticField(default_factory=list, max_length=6, description="分类不正确的原因")
     weight_g: int | None = PydanticField(default=None, ge=1, le=200_000, description="重量（克）")
     photo_ref: str | None = PydanticField(default=None, max_length=200, description="照片引用")
     scanned_at: AwareDatetime | None = PydanticField(default=None, description="扫码时间（离线上传时必填，须带时区）")
-
-    @model_validator(mode="after")
-    def _reasons_match_result(self):
-        if self.result == CheckResult.incorrect and not self.reasons:
-            raise ValueError("an incorrect check needs at least one reason")
-        if self.result == CheckResult.correct and self.reasons:
-            raise ValueError("a correct check has no reasons")
-        return self
 
 
 class BatchScanIn(ScanIn):

@@ -12,23 +12,10 @@ from datetime import timedelta
 
 import jwt
 import pytest
-from fastapi.testclient import TestClient
 
-from app.checkins.fastpath import CheckinFastPath
 from app.core.config import get_settings
 from app.core.db import utcnow
 from tests.field import forged, payload, scan, setup_field, yesterday_at
-
-
-@pytest.fixture
-def route_only(client):
-    """The application without the twin: every scan reaches the FastAPI route."""
-    from app.main import create_app
-
-    app = create_app()
-    app.user_middleware = [m for m in app.user_middleware if m.cls is not CheckinFastPath]
-    with TestClient(app) as c:
-        yield c
 
 
 @pytest.fixture

@@ -9,11 +9,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.checkins import service
-from app.checkins.fastpath import CheckinFastPath
 from app.checkins.models import ScanIn
 from app.core.security import sign_code
 from app.identity.auth import principal_from_token
@@ -60,16 +58,6 @@ CASES = {
         [("rejected", "outside_window", 0, None, None, False), ("accepted", None, 0, None, None, False)],
     ),
 }
-
-
-@pytest.fixture
-def route_only(client):
-    from app.main import create_app
-
-    app = create_app()
-    app.user_middleware = [m for m in app.user_middleware if m.cls is not CheckinFastPath]
-    with TestClient(app) as c:
-        yield c
 
 
 @pytest.fixture
