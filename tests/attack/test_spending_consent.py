@@ -53,8 +53,12 @@ def _more_clerks(world, n: int) -> list[str]:
 
 def _run_out(engine, key: str) -> None:
     """As if the key's lockout had run its time."""
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE throttle SET locked_until = now() - interval '1 second' WHERE key = :k"), {"k": key})
+    from datetime import timedelta
+
+    from app.core.db import utcnow
+
+    with engine.begin() as conn:  # the application's clock, not the database's: a test may have moved it
+        conn.execute(text("UPDATE throttle SET locked_until = :past WHERE key = :k"), {"k": key, "past": utcnow() - timedelta(seconds=1)})
 
 
 # --- finding 5: staff set a PIN and spend with it ----------------------------------------------
