@@ -209,10 +209,10 @@ REPLAYS: dict[tuple[str, str], Callable[..., Call]] = {
         "POST", "/api/v1/staff", "committee", {"json": {"username": f"staff-{_key()[-8:]}", "password": "pass-word-2026", "display_name": "新同事"}},
     ),
     ("POST", "/api/v1/grants"): lambda client, w: Call(
-        "POST", "/api/v1/grants", "committee", {"json": {"user_id": w.users["clerk"], "role": "volunteer", "community_id": w.community.id}},
+        "POST", "/api/v1/grants", "committee", {"json": {"user_id": w.bystander(None), "role": "volunteer", "community_id": w.community.id}},
     ),
     ("POST", "/api/v1/grants/revoke"): lambda client, w: Call(
-        "POST", "/api/v1/grants/revoke", "committee", {"json": {"user_id": w.users["volunteer"], "role": "volunteer", "community_id": w.community.id}},
+        "POST", "/api/v1/grants/revoke", "committee", {"json": {"user_id": w.bystander(), "role": "volunteer", "community_id": w.community.id}},
     ),
     ("POST", "/api/v1/organisations/{organisation_id}/communities"): lambda client, w: Call(
         "POST", f"/api/v1/organisations/{w.organisation.id}/communities", "platform_admin", {"json": {"community_id": w.community.id}},
