@@ -137,6 +137,19 @@ class World:
         self.users[name] = user.id
         self._issue(s, name, user)
 
+    def bystander(self, role: Role | None = Role.volunteer) -> int:
+        """The id of a new user holding `role` in the community (None: no role), for tests that grant
+        or revoke roles: a role change ends the user's access tokens, and the world's own users must
+        keep theirs."""
+        with Session(self.engine) as s:
+            user = User(username=f"bystander-{uuid.uuid4().hex[:10]}", display_name="bystander")
+            s.add(user)
+            s.flush()
+            if role is not None:
+                s.add(RoleGrant(user_id=user.id, role=role, community_id=self.community.id))
+            s.commit()
+            return user.id
+
     def h(self, role: str, **extra: str) -> dict[str, str]:
         return auth(self.token_for(role), **extra)
 

@@ -20,7 +20,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.checkins import service
 from app.checkins.auth import may_scan
 from app.checkins.models import ScanIn
-from app.identity.auth import principal_from_token
+from app.core.db import unavailable
+from app.identity.auth import authenticate
 from app.kit.errors import DomainError, error_response
 from app.kit.guard import replay_body
 
@@ -76,7 +77,7 @@ class CheckinFastPath:
             more = message.get("more_body", False)
         request_id = scope.get("state", {}).get("request_id")
         try:
-            principal = principal_from_token(token, request_id)
+            principal = await authenticate(token, request_id)
             try:
                 scan = ScanIn.model_validate_json(body)
             except ValidationError:
@@ -85,8 +86,13 @@ class CheckinFastPath:
             scope["route"] = self.route
             await may_scan(principal, community_id)  # the route's permission (app.checkins.auth)
             status, result = await service.answer_one(principal, community_id, scan)
-        except DomainError as exc:
-            response = error_response(Request(scope), exc.status_code, exc.code, exc.zh, exc.en, exc.field, **exc.extra)
+        except Exception as exc:
+            # A domain error, or a database busy or down (503, as the app's handlers answer it);
+            # anything else is the app's to answer (a 500).
+            error = exc if isinstance(exc, DomainError) else unavailable(exc)
+            if error is None:
+                raise
+            response = error_response(Request(scope), error.status_code, error.code, error.zh, error.en, error.field, **error.extra)
             await response(scope, receive, send)
             return
         payload = result.__pydantic_serializer__.to_json(result)

@@ -31,7 +31,7 @@ from psycopg import errors
 from app.checkins import scan
 from app.checkins.scan import Row
 from app.core.config import get_settings
-from app.core.db import async_connection
+from app.core.db import async_connection, connection_failed
 from app.kit.errors import Conflict
 from app.kit.observability import REGISTRY
 
@@ -63,10 +63,10 @@ async def _execute(plans: Sequence[dict[str, Any]], patient: bool = False) -> li
             # Two scans of one household at the same instant, or a row held by a longer write (an
             # upload, a reversal) past the pool's lock_timeout: run again, patiently.
             return None
-        except psycopg.DatabaseError:
-            if len(plans) > 1:
+        except psycopg.DatabaseError as exc:
+            if len(plans) > 1 and not connection_failed(exc):
                 return None  # one scan's own problem: alone, it fails by itself
-            raise
+            raise  # a lost connection is every scan's: async_connection answers it (503)
     return [tuple(r[1:]) for r in rows]  # type: ignore[misc]
 
 

@@ -71,8 +71,18 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024 * 1024
     max_upload_bytes: int = 21 * 1024 * 1024
 
-    # Connections per app process: the sync pool (threads) and the asyncio pool of the hot paths.
-    async_pool_size: int = 10
+    # Connections per app process. The sync pool serves the routes that run in worker threads:
+    # DB_POOL_SIZE kept open, up to DB_POOL_OVERFLOW more under load. The asyncio pool of the hot paths
+    # (the bin-side scans, the revoked-token list) holds up to ASYNC_POOL_SIZE per event loop. A request
+    # that finds every connection of its pool in use waits DB_POOL_WAIT_SECONDS, then is answered 503
+    # with Retry-After (it used to wait 30 s and get a 500; a client retrying on time-outs piled on).
+    db_pool_size: int = Field(10, ge=1)
+    db_pool_overflow: int = Field(20, ge=0)
+    async_pool_size: int = Field(10, ge=1)
+    db_pool_wait_seconds: float = Field(2.0, gt=0)
+    # A new connection gives up after this long (libpq's connect_timeout, 2 at least): a database host
+    # that does not answer is a quick 503, not a request that hangs.
+    db_connect_timeout_seconds: int = Field(3, ge=2)
     # Statements a process runs at once for the bin-side scans; scans arriving meanwhile share the next
     # one (app.checkins.writer). 1 coalesces the most and cost the least CPU per scan in the ingest
     # benchmark (bench/RESULTS.md); more lets a scan start while another statement is still running.

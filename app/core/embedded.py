@@ -51,12 +51,14 @@ def binaries() -> Path:
 
 class EmbeddedPostgres:
     """One cluster under `data_dir/pg`. `settings` are extra server settings for each start
-    (the test run's fsync=off, more connections)."""
+    (the test run's fsync=off, more connections). `port`: listen there at every start rather than on a
+    free port chosen then (a test that stops and starts the server keeps its URL)."""
 
-    def __init__(self, data_dir: Path | str, settings: dict[str, str] | None = None):
+    def __init__(self, data_dir: Path | str, settings: dict[str, str] | None = None, port: int | None = None):
         self.data_dir = Path(data_dir).absolute()
         self.pgdata = self.data_dir / "pg"
         self.settings = settings or {}
+        self.fixed_port = port
 
     # --- what a client needs ------------------------------------------------------------------------
 
@@ -138,14 +140,14 @@ class EmbeddedPostgres:
     def _pg_ctl_start(self) -> None:
         extra = "".join(f" -c {shlex.quote(f'{k}={v}')}" for k, v in self.settings.items())
         for attempt in range(3):  # the free port may be taken between the probe and the bind
-            port = _free_port()
+            port = self.fixed_port or _free_port()
             try:
                 self._run([
                     self._bin("pg_ctl"), "-D", str(self.pgdata), "-l", str(self.pgdata / "server.log"),
                     "-w", "-t", "60", "-o", f"-p {port}{extra}", "start",
                 ])
             except RuntimeError:
-                if attempt == 2 or "could not bind" not in self._log_tail():
+                if attempt == 2 or self.fixed_port or "could not bind" not in self._log_tail():
                     raise
                 continue
             log.info("Embedded PostgreSQL on 127.0.0.1:%d (%s)", port, self.pgdata)

@@ -24,6 +24,7 @@ from sqlmodel import Session, select
 
 from app.core.db import SessionDep
 from app.core.security import decode_access_token
+from app.identity import revocation
 from app.identity.models import Role
 from app.kit import cache
 from app.kit.errors import Forbidden, NotFound, Unauthorized
@@ -70,34 +71,49 @@ def _unauthenticated(en: str = "Sign-in required", zh: str = "请先登录") -> 
     return Unauthorized("unauthenticated", zh, en)
 
 
-async def get_principal(  # async: no I/O, so FastAPI runs it on the loop, not in a worker thread
+async def get_principal(  # async: on the loop, not in a worker thread (a cache read, no query)
     request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     if creds is None or creds.scheme.lower() != "bearer":
         raise _unauthenticated()
-    return principal_from_token(creds.credentials, getattr(request.state, "request_id", None))
+    return await authenticate(creds.credentials, getattr(request.state, "request_id", None))
 
 
 @lru_cache(maxsize=4096)
-def _identity(token: str) -> tuple[int, tuple[Grant, ...], tuple[int, ...]]:
-    """Who a verified token speaks for: a phone sends one token with every scan for its 15 minutes."""
+def _identity(token: str) -> tuple[int, tuple[Grant, ...], tuple[int, ...], int]:
+    """Who a verified token speaks for, and its version: a phone sends one token with every scan for
+    its 15 minutes."""
     claims = decode_access_token(token)
-    return int(claims["sub"]), claim_to_grants(claims.get("g", [])), tuple(int(h) for h in claims.get("h", []))
+    grants, households = claim_to_grants(claims.get("g", [])), tuple(int(h) for h in claims.get("h", []))
+    return int(claims["sub"]), grants, households, int(claims.get("v", 0))
 
 
 cache.register("verified tokens", _identity.cache_clear)  # an LRU: a token's claims never change
 
 
-def principal_from_token(token: str, request_id: str | None = None) -> Principal:
-    """The principal an access token speaks for; Unauthorized when it is expired or not ours."""
+def _verified(token: str) -> tuple[int, tuple[Grant, ...], tuple[int, ...], int]:
     try:
         decode_access_token(token)  # verified once per token string, its expiry on every use
-        user_id, grants, household_ids = _identity(token)
-        return Principal(user_id=user_id, grants=grants, household_ids=household_ids, request_id=request_id)
+        return _identity(token)
     except jwt.ExpiredSignatureError:
         raise Unauthorized("token_expired", "登录已过期，请重新登录", "Access token expired") from None
     except (jwt.InvalidTokenError, KeyError, ValueError, TypeError):
         raise Unauthorized("token_invalid", "登录凭证无效", "Invalid access token") from None
+
+
+def principal_from_token(token: str, request_id: str | None = None) -> Principal:
+    """The principal an access token speaks for; Unauthorized when it is expired or not ours. Whether
+    it was revoked since is `authenticate`'s to say."""
+    user_id, grants, household_ids, _version = _verified(token)
+    return Principal(user_id=user_id, grants=grants, household_ids=household_ids, request_id=request_id)
+
+
+async def authenticate(token: str, request_id: str | None = None) -> Principal:
+    """The principal of a request's access token: Unauthorized when it is expired, not ours, or
+    revoked by a logout or a role change (app.identity.revocation: a cache read, no query)."""
+    user_id, grants, household_ids, version = _verified(token)
+    await revocation.refuse_if_revoked(user_id, version)
+    return Principal(user_id=user_id, grants=grants, household_ids=household_ids, request_id=request_id)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

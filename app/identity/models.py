@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from app.core.db import utcnow
@@ -29,6 +29,10 @@ COMMUNITY_ROLES = {Role.volunteer, Role.supervisor, Role.clerk, Role.compost_kee
 
 class User(SQLModel, table=True):
     __tablename__ = "app_user"
+    # The users whose tokens were revoked lately: every process reads them every second or so.
+    __table_args__ = (
+        Index("ix_app_user_tokens_revoked_at", "tokens_revoked_at", postgresql_where=text("tokens_revoked_at IS NOT NULL")),
+    )
     id: int | None = Field(default=None, sa_column=pk())
     username: str | None = Field(default=None, max_length=60, unique=True, index=True)
     password_hash: str | None = Field(default=None, max_length=200)
@@ -39,6 +43,10 @@ class User(SQLModel, table=True):
     phone_masked: str | None = Field(default=None, max_length=16)
     is_active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
+    # Access tokens carry the version they were issued at; logout and role changes raise it (and stamp
+    # when), and the older tokens are refused within seconds (app.identity.revocation).
+    token_version: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    tokens_revoked_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
 
 
 class HouseholdMember(SQLModel, table=True):

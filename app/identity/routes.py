@@ -48,7 +48,7 @@ def refresh(session: SessionDep, data: RefreshRequest):
     return service.refresh(session, data.refresh_token)
 
 
-@router.post("/auth/logout", summary="Revoke a refresh token and its family", status_code=204, responses=error_responses(422))
+@router.post("/auth/logout", summary="Sign out: revoke a refresh token's family and the user's access tokens", status_code=204, responses=error_responses(422))
 def logout(session: SessionDep, data: RefreshRequest):
     service.logout(session, data.refresh_token)
     return Response(status_code=204)

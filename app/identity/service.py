@@ -22,6 +22,7 @@ from app.core.security import (
     sha256_hex,
     verify_password,
 )
+from app.identity import revocation
 from app.identity.auth import MANAGERS, Grant, Principal, authorize, grants_to_claim, require_platform_admin
 from app.identity.models import (
     COMMUNITY_ROLES,
@@ -70,10 +71,14 @@ def user_public(session: Session, user: User) -> UserPublic:
 
 
 def issue_tokens(session: Session, user: User, family_id: str | None = None) -> TokenPair:
-    """Access token with grants and households as claims, plus a new refresh token in the family."""
+    """Access token with grants, households and the user's token version as claims, plus a new refresh
+    token in the family."""
+    version = revocation.token_version(session, user.id)  # before the grants (see token_version)
     public = user_public(session, user)
     grants = [Grant(g.role, g.community_id, g.organisation_id, g.street_id) for g in public.grants]
-    access, ttl = create_access_token({"sub": str(user.id), "g": grants_to_claim(grants), "h": public.household_ids})
+    access, ttl = create_access_token(
+        {"sub": str(user.id), "g": grants_to_claim(grants), "h": public.household_ids, "v": version}
+    )
     refresh = new_opaque_token()
     session.add(
         RefreshToken(
@@ -103,8 +108,9 @@ def refresh(session: Session, token: str) -> TokenPair:
         .values(used_at=now)
     ).rowcount
     if claimed != 1:
-        # Reuse of a rotated token: somebody holds a stolen copy. Revoke the whole family.
-        revoke_family(session, row.family_id)
+        # Reuse of a rotated token: somebody holds a stolen copy. Revoke the whole family, and the
+        # access tokens it gave.
+        revoke_family(session, row)
         raise Unauthorized("refresh_reused", "登录凭证被重复使用，已全部注销，请重新登录", "Refresh token reuse detected; all sessions revoked")
     user = session.get(User, row.user_id)
     if user is None or not user.is_active:
@@ -113,19 +119,23 @@ def refresh(session: Session, token: str) -> TokenPair:
     return issue_tokens(session, user, family_id=row.family_id)
 
 
-def revoke_family(session: Session, family_id: str) -> None:
-    session.execute(
+def revoke_family(session: Session, token: RefreshToken) -> None:
+    """Revoke the token's refresh family and, unless it was revoked already, its user's access tokens
+    (within seconds everywhere; the user's other sign-ins refresh theirs)."""
+    revoked = session.execute(
         update(RefreshToken)
-        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .where(RefreshToken.family_id == token.family_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())
-    )
+    ).rowcount
+    if revoked:  # an old refresh token sent again ends nothing more
+        revocation.revoke_tokens(session, [token.user_id])
     session.commit()
 
 
 def logout(session: Session, token: str) -> None:
     row = session.exec(select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(token))).first()
     if row is not None:
-        revoke_family(session, row.family_id)
+        revoke_family(session, row)
 
 
 # wx.login codes refused by WeChat, per client address: each exchange spends the app's WeChat quota.
@@ -288,6 +298,7 @@ def grant_role(session: Session, principal: Principal, data: GrantCreate) -> Gra
             request_id=principal.request_id,
             detail={"role": data.role.value, "organisation_id": data.organisation_id, "street_id": data.street_id},
         )
+        revocation.revoke_tokens(session, [data.user_id])  # the next token carries the new role
         session.commit()
     return GrantPublic(**data.model_dump(exclude={"user_id"}))
 
@@ -315,6 +326,7 @@ def revoke_role(session: Session, principal: Principal, data: GrantCreate) -> No
         request_id=principal.request_id,
         detail={"role": data.role.value},
     )
+    revocation.revoke_tokens(session, [data.user_id])  # a token still naming the role is refused within seconds
     session.commit()
 
 

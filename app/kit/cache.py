@@ -1,5 +1,6 @@
 """This process's caches of what rarely changes and is read on every request (a community's setup, its
-points rules, system account ids, verified tokens): one way to read them, drop them and keep them filled.
+points rules, system account ids, verified tokens, revoked tokens): one way to read them, drop them and
+keep them filled.
 
 Reading a cached value is a dict lookup and a clock read, no lock: the bin-side scan reads several per
 request. Writers take a lock only to store or drop.
@@ -12,14 +13,15 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import event
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.core.db import engine_key
+from app.core.db import async_connection, engine_key, get_engine
+from app.kit.errors import DomainError
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -194,3 +196,91 @@ class Filler(Generic[K]):
         if failure is not None:
             self._paused_until[key] = time.monotonic() + self.retry_seconds
             log.warning("cache fill failed: %s %s", self.name, key, exc_info=failure)
+
+
+class Snapshot(Generic[V]):
+    """A small query's whole answer, per database, for code on the event loop (revoked tokens, read on
+    every request). Read through the asyncio pool (app.core.db.async_connection): no worker thread, so
+    a thread pool full of slow requests does not hold it up.
+
+    - A value younger than `refresh_after` seconds is used as it is; one younger than `max_age` too,
+      while a read runs in the background (under load it never goes stale); an older one is not used:
+      the callers wait for a read (one per event loop, shared), and hear its error if it fails (a 503
+      while the database is unavailable). A value is as old as the start of the read that made it.
+    - `invalidate()` drops the values; a read that began before it does not store what it read.
+      `invalidate_after_commit(session)` does so once the session's transaction commits (the change
+      it made is then visible to the next read).
+    """
+
+    def __init__(self, name: str, read: Callable[[Any], Awaitable[V]], *, max_age: float, refresh_after: float):
+        if not 0 < refresh_after <= max_age:
+            raise ValueError("refresh_after must be positive and at most max_age")
+        self.name = name
+        self.max_age = max_age
+        self.refresh_after = refresh_after
+        self._read = read
+        self._values: dict[str, tuple[float, V]] = {}  # engine URL → (its read's start, value)
+        self._reads: dict[tuple[int, str], asyncio.Future] = {}  # (event loop, engine URL) → the read under way
+        self._epoch = 0
+        self.reads = 0  # reads started, for tests and the curious
+        register(name, self.invalidate)
+
+    async def get(self) -> V:
+        """The value for the app's database (see the class's docstring for how fresh)."""
+        url = engine_key(get_engine())
+        hit = self._values.get(url)
+        if hit is not None:
+            age = time.monotonic() - hit[0]
+            if age < self.max_age:
+                if age >= self.refresh_after:
+                    self._start(url)
+                return hit[1]
+        return await asyncio.shield(self._start(url))
+
+    def invalidate(self) -> None:
+        """Drop the values (of every database): the next caller waits for a read."""
+        self._epoch += 1
+        self._values.clear()
+
+    def invalidate_after_commit(self, session: Session) -> None:
+        """`invalidate()` once the session's transaction commits (nothing if it rolls back)."""
+        session.info.setdefault(_SNAPSHOTS, set()).add(self)
+
+    def _start(self, url: str) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        key = (id(loop), url)
+        running = self._reads.get(key)
+        if running is None or running.get_loop() is not loop:
+            running = self._reads[key] = asyncio.ensure_future(self._read_and_store(url))
+            running.add_done_callback(lambda done: self._done(key, done))
+        return running
+
+    async def _read_and_store(self, url: str) -> V:
+        epoch, started = self._epoch, time.monotonic()
+        self.reads += 1
+        async with async_connection() as conn:
+            value = await self._read(conn)
+        if epoch == self._epoch:  # else invalidated while this read ran: it may predate the change
+            self._values[url] = (started, value)
+        return value
+
+    def _done(self, key: tuple[int, str], done: asyncio.Future) -> None:
+        if self._reads.get(key) is done:
+            del self._reads[key]
+        failure = None if done.cancelled() else done.exception()  # retrieved, so asyncio does not report it
+        if failure is not None and not isinstance(failure, DomainError):  # a 503 (database unavailable) is the request log's
+            log.warning("cache read failed: %s", self.name, exc_info=failure)
+
+
+_SNAPSHOTS = "kit.cache.snapshots"  # session.info: snapshots to invalidate when the transaction commits
+
+
+@event.listens_for(Session, "after_commit")
+def _invalidate_snapshots(session: Session) -> None:
+    for snapshot in session.info.pop(_SNAPSHOTS, ()):
+        snapshot.invalidate()
+
+
+@event.listens_for(Session, "after_rollback")
+def _no_invalidation_after_rollback(session: Session) -> None:
+    session.info.pop(_SNAPSHOTS, None)

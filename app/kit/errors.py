@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -196,6 +198,25 @@ def install_error_handlers(app: FastAPI) -> None:
             extra={"request_id": getattr(request.state, "request_id", None)},
         )
         return error_response(request, 422, "invalid_value", "取值超出允许范围", "Value out of the allowed range")
+
+    # A database that is busy (no pooled connection free in time) or unreachable: 503 with Retry-After
+    # (app.core.db.unavailable). Any other database error goes on to the 500 below.
+    async def _database(request: Request, exc: Exception):
+        import logging
+
+        from app.core.db import unavailable
+
+        error = unavailable(exc)
+        if error is None:
+            raise exc
+        logging.getLogger("app.errors").warning(
+            "database %s: %s", "busy" if error.code == "busy" else "unavailable", type(exc).__name__,
+            extra={"request_id": getattr(request.state, "request_id", None)},
+        )
+        return error_response(request, error.status_code, error.code, error.zh, error.en, **error.extra)
+
+    for kind in (SQLAlchemyTimeout, OperationalError, InterfaceError, psycopg.OperationalError):
+        app.add_exception_handler(kind, _database)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

@@ -226,10 +226,10 @@ REPLAYS: dict[tuple[str, str], Callable[..., Call]] = {
     ),
     # Grants change a new colleague's roles: the world's staff keep theirs for the other replays, in any order.
     ("POST", "/api/v1/grants"): lambda client, w: Call(
-        "POST", "/api/v1/grants", "committee", {"json": {"user_id": _colleague(client, w), "role": "volunteer", "community_id": w.community.id}},
+        "POST", "/api/v1/grants", "committee", {"json": {"user_id": w.bystander(None), "role": "volunteer", "community_id": w.community.id}},
     ),
     ("POST", "/api/v1/grants/revoke"): lambda client, w: Call(
-        "POST", "/api/v1/grants/revoke", "committee", {"json": {"user_id": _colleague(client, w, "volunteer"), "role": "volunteer", "community_id": w.community.id}},
+        "POST", "/api/v1/grants/revoke", "committee", {"json": {"user_id": w.bystander(), "role": "volunteer", "community_id": w.community.id}},
     ),
     ("POST", "/api/v1/organisations/{organisation_id}/communities"): lambda client, w: Call(
         "POST", f"/api/v1/organisations/{w.organisation.id}/communities", "platform_admin", {"json": {"community_id": w.community.id}},
@@ -530,17 +530,6 @@ NOT_REPLAYED = {
     ("POST", "/api/v1/communities/{community_id}/rewards"): "catalogue console action without a natural key; not retried by phones",
     ("POST", "/api/v1/households/{household_id}/consent-codes"): "each call issues a fresh single-use code by design; moves nothing",
 }
-
-
-def _colleague(client, w: World, role: str | None = None) -> int:
-    """A new staff account of the world's community (with `role` there, if given): its id."""
-    h = w.h("committee")
-    r = client.post("/api/v1/staff", json={"username": f"staff-{_key()[-8:]}", "password": "pass-word-2026", "display_name": "新同事"}, headers=h)
-    assert r.status_code == 201, r.text
-    if role:
-        g = client.post("/api/v1/grants", json={"user_id": r.json()["id"], "role": role, "community_id": w.community.id}, headers=h)
-        assert g.status_code == 201, g.text
-    return r.json()["id"]
 
 
 def _payload(w: World) -> str:

@@ -82,7 +82,14 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(engine, world):
 
     from app.main import app
 
-    client = TestClient(app, raise_server_exceptions=False)
+    # Inside the app's lifespan, as it is served: one event loop for every request, its pools closed at
+    # the end. (Outside, each request gets a loop of its own, torn down with whatever the asyncio pool
+    # is connecting then, and psycopg_pool's connection attempts do not end when cancelled.)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        _fuzz(client, world)
+
+
+def _fuzz(client, world) -> None:
     ids = _real_ids(world)
     failures: list[str] = []
     checked = 0
