@@ -135,42 +135,24 @@ Row = tuple[int, str, str | None, int | None, int, bool, int | None, str | None]
 
 def _sql() -> str:
     return compact_sql(f"""WITH s AS (SELECT * FROM json_to_recordset(%(scans)s::json) AS s({COLUMNS})),
--- (ORDER BY: only the (community, client id) index gives that order; a generic plan made while the
--- table was empty once took the (community, time) index and read every check-in of the community.)
--- A client id sent before: by this user, the scan is answered as it was then (a replay); by another
--- user, it is refused (client_id_taken) and that user's scan stays theirs.
-prior AS (
-    SELECT s.n, k.id, k.status, k.reject_reason, k.household_id, k.points, k.window_id, k.window_date,
-           k.recorded_by = s.user_id AS mine
-    FROM s CROSS JOIN LATERAL (SELECT * FROM checkin WHERE community_id = s.community_id AND client_id = s.client_id
-        ORDER BY community_id, client_id LIMIT 1) AS k
-),
--- Each new scan's household and the reason to refuse it (HOUSEHOLD, REFUSAL). Looked up by index for
--- each scan: LATERAL … LIMIT keeps the planner, which guesses 100 scans and plans once per connection,
--- from hashing whole tables.
-judged AS (
-    SELECT s.*, {HOUSEHOLD} AS household_id, {REFUSAL} AS reason
+-- Each scan's household, the reason to refuse it (HOUSEHOLD, REFUSAL) and its window's first check,
+-- stored already: then it is a duplicate of that check. (A statement holds at most one scan of a
+-- household: `statements`.) Looked up by index for each scan: LATERAL … LIMIT keeps the planner, which
+-- guesses 100 scans and plans once per connection, from hashing whole tables.
+d AS (
+    SELECT s.*, h.household_id, h.reason, f.id AS first_id, f.result AS first_result,
+           CASE WHEN h.reason IS NOT NULL THEN 'rejected' WHEN f.id IS NOT NULL THEN 'duplicate' ELSE 'accepted' END AS status
     FROM s {HOUSEHOLD_JOIN}
-    WHERE NOT EXISTS (SELECT 1 FROM prior WHERE prior.n = s.n)
+    CROSS JOIN LATERAL (SELECT {HOUSEHOLD} AS household_id, {REFUSAL} AS reason) AS h
+    LEFT JOIN LATERAL (SELECT id, result FROM checkin WHERE h.reason IS NULL AND household_id = h.household_id
+        AND window_id = s.window_id AND window_date = s.day AND status = 'accepted' LIMIT 1) AS f ON true
 ),
--- One check per household per window and day, whatever its grade: the window's first check, stored
--- already or the earliest of these scans; every other scan of the window is a duplicate of it.
-slot AS (
-    SELECT j.*, f.id AS first_id, f.result AS first_result,
-           row_number() OVER (PARTITION BY j.household_id, j.window_id, j.day
-                              ORDER BY j.reason IS NOT NULL, j.scanned_at, j.client_id) AS place
-    FROM judged AS j
-    LEFT JOIN LATERAL (SELECT id, result FROM checkin WHERE j.reason IS NULL AND household_id = j.household_id
-        AND window_id = j.window_id AND window_date = j.day AND status = 'accepted'
-        ORDER BY household_id, window_id, window_date LIMIT 1) AS f ON true
+-- What the daily cap counts: accepted scans that earn, but not a replay (its client id is stored: it
+-- will not be written, and must not use the cap).
+asked AS (
+    SELECT n AS id, household_id, day, points FROM d WHERE status = 'accepted' AND points > 0
+    AND (%(cap)s::integer IS NULL OR NOT EXISTS (SELECT FROM checkin AS k WHERE k.community_id = d.community_id AND k.client_id = d.client_id))
 ),
-decided AS (
-    SELECT t.*, CASE WHEN t.reason IS NOT NULL THEN 'rejected'
-                     WHEN t.first_id IS NOT NULL OR t.place > 1 THEN 'duplicate'
-                     ELSE 'accepted' END AS status
-    FROM slot AS t
-),
-asked AS (SELECT n AS id, household_id, day, points FROM decided WHERE status = 'accepted' AND points > 0),
 {daily_caps_sql("asked")},
 c AS (
     INSERT INTO checkin (community_id, client_id, household_id, station_id, window_id, window_date, category, result,
@@ -180,42 +162,40 @@ c AS (
            CASE WHEN d.reason IS NULL THEN d.window_id END, CASE WHEN d.reason IS NULL THEN d.day END,
            d.category, d.result, d.reasons, d.weight_g, d.photo_ref, d.status, d.reason,
            d.status = 'accepted' AND d.result = 'correct', COALESCE(k.points, 0), d.scanned_at, d.posted_at, d.user_id
-    FROM decided AS d LEFT JOIN capped AS k ON k.id = d.n
+    FROM d LEFT JOIN capped AS k ON k.id = d.n
     ORDER BY d.household_id, d.n
     ON CONFLICT DO NOTHING
-    RETURNING id, community_id, client_id, household_id, window_id, window_date, result, status, points
+    RETURNING id, client_id, household_id, status, points
 ),
 credit AS (
-    SELECT c.household_id, c.community_id, s.issued_account_id, c.points, 'checkin:' || c.id AS idempotency_key,
-           '{Source.checkin.value}' AS ledger_source, s.memo, s.scanned_at AS occurred_at, s.posted_at,
-           s.weight_g::bigint AS quantity_g, s.category, c.id AS position
-    FROM c JOIN s ON s.community_id = c.community_id AND s.client_id = c.client_id
+    SELECT c.household_id, d.community_id, d.issued_account_id, c.points, 'checkin:' || c.id AS idempotency_key,
+           '{Source.checkin.value}' AS ledger_source, d.memo, d.scanned_at AS occurred_at, d.posted_at,
+           d.weight_g::bigint AS quantity_g, d.category, c.id AS position
+    FROM c JOIN d ON d.client_id = c.client_id
     WHERE c.points > 0
 ),
 {credits_ctes("credit")}
--- A scan decided but not written (a concurrent statement wrote its client id or took its slot after
--- this snapshot) fails the whole statement, so that nothing of it stays: division by zero.
-SELECT s.n, CASE WHEN p.mine IS NOT FALSE THEN COALESCE(p.id, c.id) END,
-       CASE WHEN p.mine IS NOT FALSE THEN COALESCE(p.status, c.status) ELSE 'rejected' END,
-       CASE WHEN p.mine IS NOT FALSE THEN COALESCE(p.reject_reason, d.reason) ELSE 'client_id_taken' END,
-       CASE WHEN p.mine IS NOT FALSE THEN COALESCE(p.household_id, c.household_id) END,
-       CASE WHEN p.mine IS NOT FALSE THEN COALESCE(p.points, c.points) ELSE 0 END,
-       COALESCE(p.mine, false), f.id, f.result
-FROM s LEFT JOIN prior AS p ON p.n = s.n
-LEFT JOIN c ON c.community_id = s.community_id AND c.client_id = s.client_id
-LEFT JOIN decided AS d ON d.n = s.n
-LEFT JOIN LATERAL (
-    SELECT d.first_id AS id, d.first_result AS result WHERE d.first_id IS NOT NULL
-    UNION ALL
-    SELECT o.id, o.result FROM c AS o WHERE d.first_id IS NULL AND o.status = 'accepted'
-        AND o.household_id = c.household_id AND o.window_id = c.window_id AND o.window_date = c.window_date
-    UNION ALL
-    SELECT o.id, o.result FROM checkin AS o WHERE p.id IS NOT NULL AND o.status = 'accepted'
-        AND o.household_id = p.household_id AND o.window_id = p.window_id AND o.window_date = p.window_date
-    LIMIT 1
-) AS f ON COALESCE(p.status, c.status) = 'duplicate' AND p.mine IS NOT FALSE
-WHERE 1 / ((SELECT count(*) FROM c) = (SELECT count(*) FROM decided))::integer = 1
-ORDER BY s.n""")
+-- A scan not written is a replay: its client id sent before, by this user (answered as it was then,
+-- a duplicate with its window's first check) or by another (refused, client_id_taken: never someone
+-- else's answer). A scan neither written nor a replay (a concurrent statement wrote its client id or
+-- took its slot after this snapshot) fails the whole statement, so that nothing of it stays: division
+-- by zero; it is run again and its next snapshot sees what the other wrote.
+SELECT d.n, COALESCE(c.id, CASE WHEN p.mine THEN p.id END),
+       CASE WHEN c.id IS NOT NULL THEN c.status WHEN p.mine THEN p.status ELSE 'rejected' END,
+       CASE WHEN c.id IS NOT NULL THEN d.reason WHEN p.mine THEN p.reject_reason ELSE 'client_id_taken' END,
+       COALESCE(c.household_id, CASE WHEN p.mine THEN p.household_id END),
+       COALESCE(c.points, CASE WHEN p.mine THEN p.points END, 0),
+       COALESCE(p.mine, false),
+       CASE WHEN c.status = 'duplicate' THEN d.first_id ELSE pf.id END,
+       CASE WHEN c.status = 'duplicate' THEN d.first_result ELSE pf.result END
+FROM d LEFT JOIN c ON c.client_id = d.client_id
+LEFT JOIN LATERAL (SELECT k.id, k.status, k.reject_reason, k.household_id, k.points, k.window_id, k.window_date,
+        k.recorded_by = d.user_id AS mine
+    FROM checkin AS k WHERE c.id IS NULL AND k.community_id = d.community_id AND k.client_id = d.client_id LIMIT 1) AS p ON true
+LEFT JOIN LATERAL (SELECT o.id, o.result FROM checkin AS o WHERE p.mine AND p.status = 'duplicate' AND o.status = 'accepted'
+        AND o.household_id = p.household_id AND o.window_id = p.window_id AND o.window_date = p.window_date LIMIT 1) AS pf ON true
+WHERE 1 / (c.id IS NOT NULL OR p.id IS NOT NULL)::integer = 1
+ORDER BY d.n""")
 
 
 SQL = _sql()
@@ -240,14 +220,26 @@ def parameters(plans: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def by_cap(plans: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """The plans in groups a statement can take: those that earn under one daily cap each (the rules
-    rarely change within an upload), the others with the first group."""
-    groups: dict[int | None, list[dict[str, Any]]] = {}
-    for p in plans:
+def statements(plans: Sequence[dict[str, Any]]) -> list[list[int]]:
+    """The plans (by index) in the statements that write them: those that earn under one daily cap each
+    (the rules rarely change within an upload; the others go with the first group), and at most one
+    scan of a household each, a household's scans in the order they were made (the first is its
+    window's check, the next statement finds it stored and answers a duplicate). The coalescing writer
+    composes its statements by the same two rules."""
+    groups: dict[int | None, list[list[int]]] = {}
+    rounds: dict[tuple[int | None, str], int] = {}
+    for i in sorted(range(len(plans)), key=lambda i: (plans[i]["scanned_at"], plans[i]["client_id"])):
+        p = plans[i]
         key = p["cap"] if p["points"] > 0 else next(iter(groups), None)
-        groups.setdefault(key, []).append(p)
-    return list(groups.values())
+        group = groups.setdefault(key, [])
+        place = 0
+        if p["code"] is not None:
+            place = rounds.get((key, p["code"]), 0)
+            rounds[(key, p["code"])] = place + 1
+        if place == len(group):
+            group.append([])
+        group[place].append(i)
+    return [sorted(statement) for group in groups.values() for statement in group]
 
 
 _HOUSEHOLDS_SQL = compact_sql(f"""WITH s AS (SELECT * FROM json_to_recordset(%(scans)s::json)
@@ -277,17 +269,18 @@ def write_in_session(session: Session, plans: Sequence[dict[str, Any]]) -> list[
 
     from app.kit.errors import Conflict
 
-    out: list[Row] = []
-    for group in by_cap(plans):
+    out: list[Row | None] = [None] * len(plans)
+    for statement in statements(plans):
         for _ in range(ATTEMPTS):
             try:
                 with session.begin_nested():
-                    rows = session.connection().exec_driver_sql(SQL, parameters(group)).all()
+                    rows = session.connection().exec_driver_sql(SQL, parameters([plans[i] for i in statement])).all()
                 break
             except DBAPIError as exc:
                 if not isinstance(exc.orig, errors.DivisionByZero | errors.DeadlockDetected):
                     raise
         else:
             raise Conflict("scan_conflict", "扫码记录冲突，请重试", "Scan conflicts with another one, retry")
-        out += [tuple(r[1:]) for r in rows]  # type: ignore[misc]
-    return out
+        for i, row in zip(statement, rows, strict=True):
+            out[i] = tuple(row[1:])  # type: ignore[assignment]
+    return out  # type: ignore[return-value]

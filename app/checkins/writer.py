@@ -72,17 +72,19 @@ async def _execute(plans: Sequence[dict[str, Any]], patient: bool = False) -> li
 
 async def write_patiently(plans: Sequence[dict[str, Any]]) -> list[Row]:
     """Scans written in statements of their own (an offline upload; a coalesced statement's scans after
-    it failed), one daily cap per statement, each run again while it loses races."""
-    out: list[Row] = []
-    for group in scan.by_cap(plans):
+    it failed), composed by `scan.statements`, each run again while it loses races; rows in the plans'
+    order."""
+    out: list[Row | None] = [None] * len(plans)
+    for statement in scan.statements(plans):
         for _ in range(scan.ATTEMPTS):
-            rows = await _execute(group, patient=True)
+            rows = await _execute([plans[i] for i in statement], patient=True)
             if rows is not None:
                 break
         else:
             raise Conflict("scan_conflict", "扫码记录冲突，请重试", "Scan conflicts with another one, retry")
-        out += rows
-    return out
+        for i, row in zip(statement, rows, strict=True):
+            out[i] = row
+    return out  # type: ignore[return-value]
 
 
 class Writer:

@@ -13,9 +13,11 @@ from sqlmodel import Session
 
 from app.checkins import service
 from app.checkins.models import ScanIn
+from app.core.db import utcnow
 from app.core.security import sign_code
 from app.identity.auth import principal_from_token
 from app.places.service import QR_PREFIX
+from tests.clock import NOON
 from tests.field import balance, make_member, payload, setup_field, yesterday_at
 
 ENTRY_POINTS = ["route", "twin", "upload each", "one upload", "generator"]
@@ -224,3 +226,24 @@ def test_a_client_id_another_user_sent_is_refused_never_answered_with_their_scan
     assert balance(client, world, 0) == 10 and balance(client, world, 1) == 0
     resent = client.post(f"/api/v1/communities/{world.community.id}/checkins", json=first, headers=world.h("volunteer")).json()
     assert (resent["checkin_id"], resent["replayed"]) == (mine["checkin_id"], True)
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_a_refused_replay_never_uses_the_daily_cap(client, route_only, world, other_world, clock, entry):
+    """A client id sent before is not written again, so it must not count against the cap: another
+    user's reuse of it for a household whose slot is free is refused, and that household's own scan
+    still earns its full points."""
+    clock.set_local(NOON)  # the test's "today" stays one local day
+    f = setup_field(client, world)
+    c, h = world.community.id, world.h("committee")
+    client.patch(f"/api/v1/drop-windows/{f['evening']}", json={"active": False}, headers=h)
+    r = client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"starts": "00:00", "ends": "23:59:59.999999"}, headers=h)
+    assert r.status_code == 200, r.text
+    r = client.post(f"/api/v1/communities/{c}/points-rules", json={"checkin_correct": 10, "daily_cap": 10}, headers=h)
+    assert r.status_code == 201, r.text
+    first, own = (_bodies(world, other_world, f, [("h", "correct", "m")], [i])[0] | {"scanned_at": utcnow().isoformat()} for i in (0, 1))
+    assert client.post(f"/api/v1/communities/{c}/checkins", json=first, headers=world.h("volunteer")).json()["points"] == 10
+    got = _send(entry, client, route_only, world, world.h("supervisor"), [first | {"payload": own["payload"]}])[0]
+    assert (got["status"], got["reason"]) == ("rejected", "client_id_taken")
+    got = _send(entry, client, route_only, world, world.h("volunteer"), [own])[0]
+    assert (got["status"], got["points"]) == ("accepted", 10)
