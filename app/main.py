@@ -14,6 +14,8 @@ from app.core.config import check_production_settings, get_settings
 from app.core.db import close_async_pools
 from app.domains import domain_modules
 from app.jobs import scheduler as jobs_scheduler
+from app.kit.contract import install as install_contract
+from app.kit.contract import operation_id
 from app.kit.errors import install_error_handlers
 from app.kit.guard import InputGuard
 from app.kit.headers import page_policy
@@ -56,9 +58,10 @@ def create_app() -> FastAPI:
     app = FastAPI(
         title="Jianfei passbook API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan,
         telemetry={"tracing": otel, "metrics": otel, "logs": otel, "operation_spans": otel},
-        docs_url=None, redoc_url=None,
+        docs_url=None, redoc_url=None, generate_unique_id_function=operation_id,
     )
     install_error_handlers(app)
+    install_contract(app)
     if settings.docs_enabled:
         _serve_docs(app)
     for module in domain_modules("routes"):

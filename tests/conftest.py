@@ -105,11 +105,61 @@ def engine(migrated_engine):
 
 
 @pytest.fixture
-def client(engine, fake_wechat):
+def client(engine, fake_wechat, contract_codes):
     from app.main import app
 
     with TestClient(app) as c:
         yield c
+
+
+@pytest.fixture
+def contract_codes(monkeypatch):
+    """Every error a test's requests are answered with must be one its operation lists in the contract
+    (`x-error-codes`, read from the code by app.kit.contract): the suite's ~500 tests check the list."""
+    from app.checkins import fastpath
+    from app.kit import contract, errors, guard
+
+    seen: list[tuple[str, str]] = []
+    answer = errors.error_response
+
+    def recording(request, status, code, *args, **kwargs):
+        route = request.scope.get("route")
+        if hasattr(route, "endpoint"):
+            seen.append((route, code))
+        return answer(request, status, code, *args, **kwargs)
+
+    monkeypatch.setattr(errors, "error_response", recording)
+    monkeypatch.setattr(guard, "error_response", recording)
+    monkeypatch.setattr(fastpath, "error_response", recording)
+    yield
+    missing = sorted({(route.name, code) for route, code in seen if code not in contract.route_codes(route)})
+    assert not missing, f"answered with codes the contract does not list for the operation: {missing}"
+
+
+@pytest.fixture
+def live_server(engine):
+    """The app served over real HTTP on a free loopback port (a browser or a Node program as client),
+    in this process: the `clock` fixture's time holds there too."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from app.main import app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
 
 
 @pytest.fixture

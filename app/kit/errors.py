@@ -12,7 +12,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -69,10 +69,13 @@ def not_found(what_zh: str, what_en: str, field: str | None = None) -> NotFound:
 
 
 class ErrorBody(BaseModel):
-    code: str
-    message: str
-    field: str | None = None
-    request_id: str | None = None
+    code: str = Field(description="What went wrong, for the program: one of the codes listed (each operation's own in its `x-error-codes`)")
+    message: str = Field(description="What went wrong, for the person: Chinese, or English with `Accept-Language: en`")
+    field: str | None = Field(None, description="The input at fault (`items.3.payload`), when one is")
+    request_id: str | None = Field(None, description="The request's id, also in the X-Request-ID header: quote it when reporting a problem")
+    details: list[dict[str, Any]] | None = Field(None, description="validation_error: every field at fault (`field`, `type`), up to 20")
+    retry_after: int | None = Field(None, description="429 and 503: seconds to wait before trying again (also the Retry-After header)")
+    wechat_errcode: int | None = Field(None, description="502 from WeChat: WeChat's own errcode")
 
 
 class ErrorResponse(BaseModel):
@@ -110,6 +113,8 @@ _HTTP_MESSAGES = {
     415: ("unsupported_media_type", "不支持的内容类型", "Unsupported media type"),
     429: ("rate_limited", "请求过于频繁，请稍后再试", "Too many requests, try again later"),
 }
+
+HTTP_CODES = tuple(sorted({code for code, _, _ in _HTTP_MESSAGES.values()} | {"http_error"}))
 
 _VALIDATION_ZH = {
     "missing": "必填项缺失",

@@ -61,5 +61,5 @@ def claim(session: SessionDep, principal: VoucherClaimant, household_id: int, da
 
 
 @router.post("/communities/{community_id}/vouchers/expiry-runs", summary="Expire unclaimed points cheques past their date (idempotent)", response_model=VoucherExpiryResult, responses=WRITE)
-def run_expiry(session: SessionDep, principal: CommunityManager, community_id: int):
+def expire_vouchers(session: SessionDep, principal: CommunityManager, community_id: int):
     return flows.run_expiry(session, principal, community_id)

@@ -6,15 +6,11 @@ Signs in with a password, opens the dashboard of a seeded community, reads back 
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlmodel import Session
 
 from app.core.security import hash_password
@@ -26,24 +22,6 @@ from tests.reports.records import at, codes, scan, setup_field, upload
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-
-@pytest.fixture
-def live_server(engine):
-    from app.main import app
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
 
 
 def _committee_with_password(engine, community_id: int) -> tuple[str, str]:
