@@ -2,8 +2,8 @@
 
 Everything is grouped in SQL by local day or month (the community's time zone), so the page gets a
 few dozen numbers whatever the size of the community. Check-ins and accuracy come from the check-in
-records (correct / all accepted checks), compost produced from the compost harvests, kg and points
-from the ledger.
+records (correct / all accepted checks), compost produced from the compost harvests, kg from the
+reports' waste measure (app.reports.measures.waste), points from the ledger.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from sqlmodel import Field, Session, SQLModel
 from app.compost import service as compost
 from app.core.db import utcnow
 from app.places.service import get_community
+from app.recycling.groups import GROUPS
+from app.reports.measures import waste
 from app.reports.rates import CK, accepted
-from app.reports.totals import ACC, CATEGORIES, ORIG, B, E, H, P, category_group
+from app.reports.totals import ACC, ORIG, B, E, H, P
 
 
 class DayCheckins(SQLModel):
@@ -97,16 +99,10 @@ def build(session: Session, community_id: int, *, days: int = 30, months: int = 
     )
     base = [ACC.c.community_id == community.id, ACC.c.household_id.is_not(None), E.c.occurred_at >= month_lo, occurred >= month_lo]
 
-    # Waste diverted by category by month (weights recorded with the points).
+    # Waste diverted by group by month: the reports' waste measure, from the records.
+    by_month = waste.grams_by_group(session, [community.id], month_lo, day_hi, key=lambda col: _local(session, col, tz, "month"))
+    kg = {m: {g.value: round(by_month.get(m, {}).get(g.value, 0) / 1000, 3) for g in GROUPS} for m in month_keys}
     month = _local(session, occurred, tz, "month")
-    group = category_group(E.c.category)
-    kg = {m: dict.fromkeys((c for c, _ in CATEGORIES), 0.0) for m in month_keys}
-    for m, g, grams in session.execute(
-        select(month, group, func.sum(E.c.quantity_g)).select_from(household_entries)
-        .where(*base, E.c.quantity_g.is_not(None)).group_by(month, group)
-    ).all():
-        if m in kg and g in kg[m]:
-            kg[m][g] = round(int(grams or 0) / 1000, 3)
 
     # Points issued (earned, net of corrections) versus redeemed by month.
     redeemed = case((source == "redemption", -P.c.amount), else_=0)
