@@ -65,8 +65,10 @@ EARN_SOURCES: tuple[tuple[str, str], ...] = (
     ("voucher", "积分支票"),
     ("adjustment", "人工调整"),
 )
-# Waste groups (GB/T 19095-2019) in column order, with their Chinese names.
-CATEGORIES: tuple[tuple[str, str], ...] = tuple((g.value, STANDARD_NAMES[g]) for g in GROUPS)
+# Waste groups (GB/T 19095-2019, app.recycling.groups) in column order, with their short Chinese names.
+CATEGORIES: tuple[tuple[str, str], ...] = tuple(
+    (g.value, {"kitchen": "厨余"}.get(g.value, STANDARD_NAMES[g])) for g in GROUPS
+)
 
 
 FIGURES: tuple[str, ...] = (

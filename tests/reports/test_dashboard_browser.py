@@ -22,6 +22,7 @@ from app.identity.models import Role, RoleGrant, User
 from tests.clock import NOON
 from tests.field import SHANGHAI
 from tests.ledger.helpers import earn, spend
+from tests.reports.weighed import Weighed
 from tests.reports.records import at, codes, scan, setup_field, upload
 
 CHROMIUM = "/usr/bin/chromium"
@@ -67,10 +68,15 @@ def test_dashboard_draws_the_community_figures(client, world, engine, live_serve
     now = clock.set_local(NOON)
     h = world.households
     recent = now - timedelta(seconds=30)  # weights all in this local month
-    earn(engine, h[0], 5, when=recent, grams=1500, category="kitchen")
-    earn(engine, h[0], 5, when=recent, grams=500, category="kitchen")
+    earn(engine, h[0], 5, when=recent)
+    earn(engine, h[0], 5, when=recent)
     earn(engine, h[1], 5, when=now - timedelta(days=1, hours=1))
-    earn(engine, h[2], 7, when=recent, source="recycling", grams=2300, category="paper")
+    earn(engine, h[2], 7, when=recent, source="recycling")
+    # The kilograms are what was weighed (at 0-point rates: the points above are the test's own).
+    w = Weighed(client, world, clock)
+    day = w.recycling_day(recent, [("kitchen", "厨余", "kg", 0), ("paper", "纸类", "kg", 0)])
+    for who, code, grams in ((0, "kitchen", 1500), (0, "kitchen", 500), (2, "paper", 2300)):
+        w.weigh(day, recent, who, code, grams)
     spend(engine, h[0], 4)
     # Check-ins as the volunteers record them, right and wrong: yesterday 2 of 4 checks correct
     # (households 0–2 of 1号楼), the day before 1 of 1 (household 4, in 2号楼).
