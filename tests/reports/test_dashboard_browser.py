@@ -22,8 +22,8 @@ from app.identity.models import Role, RoleGrant, User
 from tests.clock import NOON
 from tests.field import SHANGHAI
 from tests.ledger.helpers import earn, spend
-from tests.reports.weighed import Weighed
 from tests.reports.records import at, codes, scan, setup_field, upload
+from tests.reports.weighed import Weighed
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
