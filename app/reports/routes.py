@@ -129,8 +129,11 @@ _MONTHLY_DESCRIPTION = (
     "and by category (厨余, 可回收物, 有害垃圾, 其他垃圾; the total is the sum of the categories), points issued and "
     "redeemed, activities with their participants (人次 and 人) and beneficiaries, volunteer attendances and hours, "
     "compost produced, media items and reads — \"this month\" and \"cumulative\" as separate columns — then the "
-    "month's activities grouped by region (street, community) and organisation. `format`: json, xlsx (a second sheet "
-    "lists the activities) or html (printable). Audited."
+    "month's activities grouped by region (street, community) and organisation. Kilograms and participating households "
+    "come from the records (weigh-ins, walk-ins included; compost drops; weighed check-ins graded correct; less "
+    "reversals), never from points; `.../monthly/waste-records` and `.../monthly/participating-households` list the "
+    "records behind them. `format`: json, xlsx (the activities, and a 明细 sheet per waste measure) or html "
+    "(printable). Audited."
 )
 MonthlyFmt = Annotated[service.MonthlyFormat, Query(description="json、xlsx 或 html（可打印）")]
 

@@ -168,7 +168,11 @@ def test_every_place_shows_the_same_kilograms(client, world, engine, clock):
     h3 = client.get(f"/api/v1/households/{world.households[3].id}/statement/totals", headers=world.h("committee")).json()
     assert h3["grams_by_category"] == {"paper": 2820}
 
-    # A compost bin's fed weight leaves the reversed drop out: 1.2 + 2.0 + 1.0 + 0.999 kg.
+    # Running figures leave reversed records out: the day's checks (4 scanned, 1 corrected) and a
+    # compost bin's fed weight (1.2 + 2.0 + 1.0 + 0.999 kg, not the 1.5 kg drop reversed).
+    stats = client.get(f"/api/v1/communities/{world.community.id}/checkins/stats", params={"start": "2026-10-11", "end": "2026-10-11"},
+                       headers=world.h("committee")).json()
+    assert (stats["checks"], stats["correct"], stats["participating_households"]) == (3, 2, 3)
     b = client.get(f"/api/v1/compost-bins/{ids['bin']}", headers=world.h("compost_keeper")).json()
     assert b["fed_g"] == 1200 + 2000 + 1000 + 999
 
