@@ -1,5 +1,6 @@
 """recycling_rate.waste_group (GB/T 19095-2019), backfilled from the code's default group; the point
-roll-up loses its kilogram columns (kilograms come from the records, app.reports.measures.waste)
+roll-up loses its kilogram columns (kilograms come from the records, app.reports.measures.waste); an index
+on the check-ins that carry a weight
 
 Revision ID: m16waste_1
 Revises: 0016
@@ -40,9 +41,12 @@ def upgrade() -> None:
     )
     for name in GRAMS:
         op.drop_column('household_month_points', name)
+    op.create_index('ix_checkin_weighed', 'checkin', ['community_id', 'scanned_at'], unique=False,
+                    postgresql_where=sa.text('weight_g IS NOT NULL'))
 
 
 def downgrade() -> None:
+    op.drop_index('ix_checkin_weighed', table_name='checkin', postgresql_where=sa.text('weight_g IS NOT NULL'))
     for name in GRAMS:
         op.add_column('household_month_points', sa.Column(name, sa.BigInteger(), server_default='0', nullable=False))
     # The roll-up summed kilograms from the ledger before: start it over, so the next refresh refills them.

@@ -2,6 +2,7 @@
 once here, from the records it counts (waste: app.reports.measures.waste)."""
 
 from app.reports.measures.waste import (
+    DEFINITIONS,
     WASTE_MEASURES,
     WasteMeasure,
     event_totals,
@@ -11,5 +12,5 @@ from app.reports.measures.waste import (
 )
 
 __all__ = [
-    "WASTE_MEASURES", "WasteMeasure", "event_totals", "grams_by_group", "household_grams", "participating_households",
+    "DEFINITIONS", "WASTE_MEASURES", "WasteMeasure", "event_totals", "grams_by_group", "household_grams", "participating_households",
 ]

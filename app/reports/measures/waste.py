@@ -71,6 +71,19 @@ class WasteMeasure(StrEnum):
 
 WASTE_MEASURES: tuple[WasteMeasure, ...] = tuple(WasteMeasure)
 
+# Each measure's definition as the report states it (说明).
+_KG = ("来自回收日称重（含走访居民以积分支票计分的称重、0 分和超出每日积分上限的称重）、堆肥投放和带重量且分类正确的桶边督导记录，"
+       "冲正的记录不计；不由积分推算。走访居民的积分支票被住户领取后计入该住户，只计一次。称重计入回收日当天，投放和督导计入其发生时间。")
+DEFINITIONS: dict[WasteMeasure, str] = {
+    WasteMeasure.waste_reduced_kg: "垃圾减量合计：各类别减量之和（以克累加）。" + _KG,
+    WasteMeasure.waste_kitchen_kg: "厨余垃圾减量：类别为厨余垃圾（上海称湿垃圾）的记录，堆肥投放均属此类。" + _KG,
+    WasteMeasure.waste_recyclable_kg: "可回收物减量：品类属于可回收物的记录（品类所属类别由居委会设置，默认按品类代码）。" + _KG,
+    WasteMeasure.waste_hazardous_kg: "有害垃圾减量：品类属于有害垃圾的记录（如电池、灯管、药品、废油漆）。" + _KG,
+    WasteMeasure.waste_other_kg: "其他垃圾减量：类别为其他垃圾（上海称干垃圾）的记录。" + _KG,
+    WasteMeasure.participating_households: ("参与家庭：期间内至少有一次有效记录的住户数（每户只计一次）：桶边督导（无论分类是否正确）、"
+                                            "堆肥投放、回收日称重（含领取的积分支票）、打卡挑战；冲正的记录不计。"),
+}
+
 
 def measure_group(measure: WasteMeasure) -> WasteGroup | None:
     """The group a kg measure counts (None: every group)."""
