@@ -16,8 +16,8 @@ from sqlmodel import Field, Session, SQLModel
 
 from app.compost import service as compost
 from app.core.db import utcnow
-from app.places.service import get_community
-from app.recycling.groups import GROUPS
+from app.places.service import community_city, get_community
+from app.recycling.groups import GROUPS, group_names
 from app.reports.measures import waste
 from app.reports.rates import CK, accepted
 from app.reports.totals import ACC, ORIG, B, E, H, P
@@ -62,6 +62,7 @@ class Dashboard(SQLModel):
     checkins_by_day: list[DayCheckins]
     checkins_source: str = Field(description="检查记录的来源：checkins（桶边督导记录）")
     kg_by_month: list[MonthKg]
+    waste_group_names: dict[str, str] = Field(default_factory=dict, description="各类别在社区所在城市的名称（如上海：湿垃圾、干垃圾）")
     participation_by_building: list[BuildingParticipation]
     points_by_month: list[MonthPoints]
     compost_by_month: list[MonthCompost] = Field(description="堆肥产出（开箱记录），按月")
@@ -152,6 +153,7 @@ def build(session: Session, community_id: int, *, days: int = 30, months: int = 
         ],
         checkins_source="checkins",
         kg_by_month=[MonthKg(month=m, kg=v) for m, v in kg.items()],
+        waste_group_names={g.value: name for g, name in group_names(community_city(session, community.id)).items()},
         participation_by_building=participation,
         points_by_month=[MonthPoints(month=m, issued=i, redeemed=r) for m, (i, r) in points.items()],
         compost_by_month=[MonthCompost(month=m, kg=round(harvested.get(m, 0) / 1000, 3)) for m in month_keys],

@@ -112,9 +112,9 @@ def test_dashboard_draws_the_community_figures(client, world, engine, live_serve
         option = lambda name: page.evaluate(f"window.charts['{name}'].getOption()")  # noqa: E731
 
         kg = option("kg")
-        assert [s["name"] for s in kg["series"]] == ["厨余", "可回收物", "有害垃圾", "其他垃圾"]
+        assert [s["name"] for s in kg["series"]] == ["厨余垃圾", "可回收物", "有害垃圾", "其他垃圾"]  # the city's names (苏州: the standard's)
         this_month = {s["name"]: s["data"][-1] for s in kg["series"]}
-        assert this_month == {"厨余": 2.0, "可回收物": 2.3, "有害垃圾": 0, "其他垃圾": 0}
+        assert this_month == {"厨余垃圾": 2.0, "可回收物": 2.3, "有害垃圾": 0, "其他垃圾": 0}
 
         checkins = option("checkins")
         days = checkins["xAxis"][0]["data"]

@@ -294,6 +294,8 @@ def test_a_shanghai_community_reads_its_own_group_names(client, engine, clock):
     labels = {f["key"]: f["label"] for f in _report(client, world, "2026-10").json()["waste_by_category"]}
     assert labels["waste_kitchen_kg"] == "湿垃圾（厨余垃圾）减量" and labels["waste_other_kg"] == "干垃圾（其他垃圾）减量"
     assert labels["waste_hazardous_kg"] == "有害垃圾减量"
+    dash = client.get(f"/api/v1/communities/{c}/reports/dashboard", headers=world.h("committee")).json()
+    assert dash["waste_group_names"] == {"kitchen": "湿垃圾", "recyclable": "可回收物", "hazardous": "有害垃圾", "other": "干垃圾"}
     html = client.get(f"/api/v1/households/{world.households[0].id}/statement.html", params={"from": "2026-10-01"},
                       headers=world.h("committee")).text
     assert "湿垃圾 1.5 公斤" in html
