@@ -1,7 +1,9 @@
 """The monthly report (月报) for an organisation or a street: "this month" and "cumulative" side by side.
 
-Every figure is computed from records. Waste is summed in integer grams per category and the total is
-the sum of the categories, so they always add up; units are fixed (kg with three decimals, points,
+Every figure is computed from records. Waste (kg by group, and participating households) is the waste
+measures' (app.reports.measures.waste: what was weighed or dropped, never points), summed in integer
+grams per group, the total the sum of the groups, so they always add up; the XLSX lists the records
+behind each of them on a 明细 sheet; units are fixed (kg with three decimals, points,
 households, 人次, hours). Activities and their participants and beneficiaries come from activity records,
 volunteer attendances and hours from finished shifts, compost produced from harvests, media items and
 reads from media records; the month's activities are listed by region (street, community) and organisation.

@@ -9,6 +9,9 @@ and a reversed redemption lowers "redeemed".
 Households are identified by compound, building, unit and door plate only: never name or phone.
 On PostgreSQL a period of whole months reads the entries up to the roll-up's watermark from its monthly
 rows (reports.rollup) and only the later ones from the journal.
+Kilograms are not the ledger's: they are the waste measures' (app.reports.measures.waste), per household
+(a cheque it claimed included), and the walk-ins whose cheque nobody claimed have a row per community,
+so the total is the monthly report's.
 """
 
 from __future__ import annotations
