@@ -167,7 +167,10 @@ def records(among: Among, lo: datetime | None, hi: datetime | None, *, weighed: 
         return weigh_ins.where(W.c.event_id == among.event_id).subquery("waste_records")
     if among.household_id is not None:
         hid = among.household_id
-        weigh_ins = weigh_ins.where(or_(W.c.household_id == hid, and_(W.c.voucher_id.is_not(None), CLAIMED_BY == hid)))
+        # Within the household's community (an index range), its own weigh-ins and the cheques it claimed.
+        community = select(H.c.community_id).where(H.c.id == hid).scalar_subquery()
+        weigh_ins = weigh_ins.where(W.c.community_id == community,
+                                    or_(W.c.household_id == hid, and_(W.c.voucher_id.is_not(None), CLAIMED_BY == hid)))
         drops, checkins = drops.where(D.c.household_id == hid), checkins.where(CK.c.household_id == hid)
     else:
         weigh_ins = weigh_ins.where(W.c.community_id.in_(ids))
