@@ -272,16 +272,23 @@ def write_xlsx(report: MonthlyReport, path: str, details=()) -> None:
     _activities_sheet(wb, report, head, num, text)
     for sheet in details:
         _detail_sheet(wb, sheet, head, {"text": text, "int": num, "kg": kg, "date": wb.add_format({"num_format": "yyyy-mm-dd", "border": 1})},
-                      wb.add_format({"bold": True, "top": 2, "num_format": "#,##0.000"}))
+                      wb.add_format({"bold": True, "top": 2, "num_format": "#,##0.000"}),
+                      f"{report.name} {month_label(report.month)} {sheet.name}")
     wb.close()
 
 
-def _detail_sheet(wb, sheet, head, formats: dict, total_fmt) -> None:
-    """A 明细 sheet: one header row, one row per record, the total in its own marked row below."""
+def _detail_sheet(wb, sheet, head, formats: dict, total_fmt, title: str) -> None:
+    """A 明细 sheet: one header row, one row per record, the total in its own marked row below; printed
+    on A4 landscape, fit to the page's width, the header row on every page, the title in the page header."""
     ws = wb.add_worksheet(sheet.name)
     ws.write_row(0, 0, [h for h, _ in sheet.columns], head)
     ws.freeze_panes(1, 0)
     ws.set_column(0, len(sheet.columns) - 1, 12)
+    ws.set_paper(9)
+    ws.set_landscape()
+    ws.fit_to_pages(1, 0)
+    ws.repeat_rows(0)
+    ws.set_header(f"&C{title.replace('&', '&&')}")
     row = 1
     for values in sheet.rows:
         for col, (v, (_, kind)) in enumerate(zip(values, sheet.columns, strict=True)):

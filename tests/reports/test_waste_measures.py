@@ -219,6 +219,9 @@ def test_each_figure_lists_exactly_the_records_it_counts(client, world, engine, 
     # The XLSX: a 明细 sheet per measure, its total row equal to the figure.
     book = openpyxl.load_workbook(io.BytesIO(_report(client, world, "2026-10", "xlsx").content))
     assert {"明细·垃圾减量合计", "明细·厨余垃圾", "明细·可回收物", "明细·有害垃圾", "明细·其他垃圾", "明细·参与家庭"} <= set(book.sheetnames)
+    printed = book["明细·有害垃圾"]
+    assert (printed.page_setup.paperSize, printed.page_setup.orientation, printed.print_title_rows) == (9, "landscape", "$1:$1")
+    assert world.street.name in printed.oddHeader.center.text and "2026年10月" in printed.oddHeader.center.text
     sheet = list(book["明细·有害垃圾"].iter_rows(values_only=True))
     header, lines = sheet[0], [row for row in sheet[1:] if row[0] is not None]
     records, totals = [row for row in lines if row[0] != "合计"], [row for row in lines if row[0] == "合计"]
