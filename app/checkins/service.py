@@ -315,6 +315,7 @@ def stats(session: Session, community_id: int, start: date | None, end: date | N
             CHECKIN.c.status == ScanStatus.accepted.value,
             CHECKIN.c.scanned_at >= lo,
             CHECKIN.c.scanned_at < hi,
+            rules.not_reversed("checkin", CHECKIN.c.id),  # a corrected check (wrong household) was not a check
         )
     ).one()
     registered = places.count_households(session, community_id)

@@ -44,7 +44,6 @@ from app.kit.errors import BadRequest, Conflict, Unprocessable, not_found
 from app.kit.pagination import page_by_id
 from app.kit.sql import among, answered, fresh_and_stored, insert_new, own_replay
 from app.rules import service as rules
-from app.rules.models import ActReversal
 
 BIN = CompostBin.__table__
 DROP = CompostDrop.__table__
@@ -96,9 +95,11 @@ def _fed(session: Session, bins: list[CompostBin]) -> dict[int, int]:
     conds = [(DROP.c.bin_id == b.id) & (DROP.c.cycle == b.cycle) for b in bins]
     from sqlalchemy import or_
 
+    # What the harvest will share out: reversed drops are not in it.
     return dict(
         session.execute(
-            select(DROP.c.bin_id, func.coalesce(func.sum(DROP.c.weight_g), 0)).where(or_(*conds)).group_by(DROP.c.bin_id)
+            select(DROP.c.bin_id, func.coalesce(func.sum(DROP.c.weight_g), 0))
+            .where(or_(*conds), rules.not_reversed("compost_drop", DROP.c.id)).group_by(DROP.c.bin_id)
         ).all()
     )
 
@@ -372,11 +373,10 @@ def harvest(session: Session, principal: Principal, bin_id: int, compost_g: int)
     now = utcnow()
     cycle = row.cycle
     _move(session, row, {BinState.ready}, {"state": BinState.harvested.value, "opened_at": now})
-    gone = select(ActReversal.__table__.c.act_id).where(ActReversal.__table__.c.act == "compost_drop")
     fed = dict(
         session.execute(
             select(DROP.c.household_id, func.sum(DROP.c.weight_g))
-            .where(DROP.c.bin_id == bin_id, DROP.c.cycle == cycle, DROP.c.id.not_in(gone))
+            .where(DROP.c.bin_id == bin_id, DROP.c.cycle == cycle, rules.not_reversed("compost_drop", DROP.c.id))
             .group_by(DROP.c.household_id)
         ).all()
     )

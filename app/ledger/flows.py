@@ -27,13 +27,13 @@ from app.ledger.models import (
     VerifyReport,
 )
 from app.ledger.verify import verify as verify_ledger
-from app.places.service import building_names, get_community, get_household
+from app.places.service import building_names, community_city, get_community, get_household
+from app.recycling.groups import group_names
 
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).resolve().parents[1] / "templates"), autoescape=select_autoescape()
 )
 
-CATEGORY_NAMES = {"kitchen": "厨余", "recyclable": "可回收物", "hazardous": "有害垃圾", "other": "其他垃圾"}
 
 
 def _tz(session: Session, community_id: int) -> ZoneInfo:
@@ -71,7 +71,7 @@ def printable_statement(session: Session, household_id: int, start: date | None,
         lines=lines,
         truncated=more is not None,
         totals=passbook.totals(session, household.id, lo, hi),
-        categories=CATEGORY_NAMES,
+        categories={g.value: name for g, name in group_names(community_city(session, household.community_id)).items()},
         printed_at=utcnow().astimezone(tz).strftime("%Y-%m-%d %H:%M"),
     )
 

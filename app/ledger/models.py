@@ -171,7 +171,8 @@ class StatementTotals(SQLModel):
     points_in: int
     points_out: int
     points_by_source: dict[str, int]
-    grams_by_category: dict[str, int]
+    grams_by_category: dict[str, int] = Field(description="减量（克），按品类代码：称重、堆肥投放、带重量的正确督导记录；冲正的不计")
+    grams_by_group: dict[str, int] = Field(default_factory=dict, description="减量（克），按垃圾类别：kitchen、recyclable、hazardous、other")
 
 
 class AdjustmentCreate(SQLModel):

@@ -111,9 +111,15 @@ def statement(
 
 
 def totals(session: Session, household_id: int, start: datetime | None, end: datetime | None) -> StatementTotals:
-    """Period totals. A reversed act and its reversal both drop out, so corrected mistakes leave no trace in totals."""
+    """Period totals. Points from the ledger: a reversed act and its reversal both drop out, so corrected
+    mistakes leave no trace in totals. Grams diverted from the records (the reports' waste measure:
+    every weigh-in, drop and weighed check-in of the household, cheques it claimed included)."""
+    from app.reports.measures import waste
+
+    by_category, by_group = waste.household_grams(session, household_id, start, end)
     account_id, _ = _account(session, household_id)
-    result = StatementTotals(household_id=household_id, points_in=0, points_out=0, points_by_source={}, grams_by_category={})
+    result = StatementTotals(household_id=household_id, points_in=0, points_out=0, points_by_source={},
+                             grams_by_category=by_category, grams_by_group=by_group)
     if account_id is None:
         return result
     reversed_ids = select(ENTRY.c.reverses_entry_id).where(
@@ -127,20 +133,16 @@ def totals(session: Session, household_id: int, start: datetime | None, end: dat
     rows = session.execute(
         select(
             ENTRY.c.source,
-            ENTRY.c.category,
             func.sum(POSTING.c.amount),
             func.sum(func.abs(POSTING.c.amount)),
-            func.sum(ENTRY.c.quantity_g),
         )
         .select_from(POSTING.join(ENTRY, ENTRY.c.id == POSTING.c.entry_id))
         .where(*cond)
-        .group_by(ENTRY.c.source, ENTRY.c.category)
+        .group_by(ENTRY.c.source)
     ).all()
-    for src, category, net, gross, grams in rows:
+    for src, net, gross in rows:
         net, gross = int(net or 0), int(gross or 0)
         result.points_in += (gross + net) // 2
         result.points_out += (gross - net) // 2
         result.points_by_source[src] = result.points_by_source.get(src, 0) + net
-        if category and grams:
-            result.grams_by_category[category] = result.grams_by_category.get(category, 0) + int(grams)
     return result

@@ -120,6 +120,19 @@ def get_community(session: Session, community_id: int) -> Community:
     return community
 
 
+def community_cities(session: Session, community_ids) -> dict[int, str]:
+    """Each community's city (its street's): where waste groups take the city's own names."""
+    if not community_ids:
+        return {}
+    return dict(session.execute(
+        select(Community.id, Street.city).join(Street, Street.id == Community.street_id).where(Community.id.in_(list(community_ids)))
+    ).all())
+
+
+def community_city(session: Session, community_id: int) -> str | None:
+    return community_cities(session, [community_id]).get(community_id)
+
+
 def community_timezones(session: Session, community_id: int | None = None) -> list[tuple[int, str]]:
     """(id, time zone) of every community, or of one: what the jobs run across."""
     stmt = select(Community.id, Community.timezone).order_by(Community.id)

@@ -9,12 +9,13 @@ from datetime import date, datetime, time
 from enum import StrEnum
 
 from pydantic import model_validator
-from sqlalchemy import Column, Index, String, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, Column, Index, String, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from app.core.db import utcnow
 from app.kit.columns import BigId, fk, pk
 from app.kit.fields import Day, LocalTime
+from app.recycling.groups import WasteGroup
 
 
 class RateUnit(StrEnum):
@@ -46,10 +47,15 @@ class RecyclingRateBase(SQLModel):
 
 class RecyclingRate(RecyclingRateBase, table=True):
     __tablename__ = "recycling_rate"
-    __table_args__ = (UniqueConstraint("community_id", "code"),)
+    __table_args__ = (
+        UniqueConstraint("community_id", "code"),
+        CheckConstraint("waste_group IN ('recyclable', 'hazardous', 'kitchen', 'other')", name="ck_recycling_rate_waste_group"),
+    )
     id: int | None = Field(default=None, sa_column=pk())
     community_id: int = Field(sa_column=fk("community.id", index=False))
     unit: str = Field(sa_column=Column(String(6), nullable=False))
+    # The GB/T 19095-2019 group the category's kilograms are reported under (app.recycling.groups).
+    waste_group: str = Field(sa_column=Column(String(12), nullable=False))
     active: bool = True
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -58,6 +64,8 @@ class RecyclingRatePublic(RecyclingRateBase):
     id: int
     community_id: int
     active: bool
+    waste_group: WasteGroup = Field(description="所属垃圾类别（GB/T 19095-2019）：recyclable 可回收物、hazardous 有害垃圾、kitchen 厨余垃圾、other 其他垃圾")
+    waste_group_name: str = Field(default="", description="该类别在社区所在城市的名称（如上海：湿垃圾、干垃圾）")
 
 
 # --- schedules and exceptions --------------------------------------------------------------------

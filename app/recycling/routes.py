@@ -26,6 +26,7 @@ from app.recycling.auth import (
     ScheduleManager,
     WeighInCorrector,
 )
+from app.recycling.groups import WasteGroup
 from app.recycling.models import (
     CalendarLink,
     DestinationCreate,
@@ -41,6 +42,7 @@ from app.recycling.models import (
     WeighInCreate,
     WeighInPublic,
 )
+from app.reports.measures import waste
 from app.rules.models import ReversalCreate
 
 api = APIRouter(prefix="/api/v1", tags=["recycling days"])
@@ -57,6 +59,11 @@ class RateIn(SQLModel):
     points: int = Field(ge=0, le=100_000, description="每公斤或每件积分")
     notes: str = Field(default="", max_length=300, description="接收要求")
     active: bool = True
+    waste_group: WasteGroup | None = Field(default=None, description="所属垃圾类别；不填时保持原值，新品类按代码取默认（如 paint、battery 为有害垃圾）")
+
+
+class WasteGroupIn(SQLModel):
+    waste_group: WasteGroup = Field(description="recyclable 可回收物、hazardous 有害垃圾、kitchen 厨余垃圾、other 其他垃圾")
 
 
 class Extend(SQLModel):
@@ -69,11 +76,13 @@ class Generated(SQLModel):
 
 class CategoryTotal(SQLModel):
     category: str
-    weight_g: int
+    waste_group: WasteGroup = Field(description="所属垃圾类别")
+    weight_g: int = Field(description="重量（克），走访居民、0 分和超出每日上限的称重都计入；冲正的不计")
     count: int
     points: int
     weigh_ins: int
-    households: int
+    households: int = Field(description="参与的住户（含领取了积分支票的住户）")
+    walk_ins: int = Field(description="走访居民的称重次数（积分支票）")
 
 
 @api.put("/communities/{community_id}/recycling-rates/{code}", summary="Set a recycling category and its rate (per kg or per item)", response_model=RecyclingRatePublic, responses={201: {"model": RecyclingRatePublic, "description": "Created"}, **WRITE})
@@ -82,6 +91,11 @@ def put_rate(session: SessionDep, principal: CommunityManager, community_id: int
     if created:
         response.status_code = 201
     return rate
+
+
+@api.put("/communities/{community_id}/recycling-rates/{code}/waste-group", summary="Place a recycling category in a waste group (GB/T 19095-2019; committee, audited)", response_model=RecyclingRatePublic, responses=WRITE)
+def set_waste_group(session: SessionDep, principal: CommunityManager, community_id: int, code: Annotated[str, Path(min_length=1, max_length=30, pattern=r"^[a-z0-9_]+$")], data: WasteGroupIn):
+    return service.set_waste_group(session, principal, community_id, code, data.waste_group)
 
 
 @api.get("/communities/{community_id}/recycling-rates", summary="The community's recycling categories and rates", response_model=list[RecyclingRatePublic], responses=READ)
@@ -158,9 +172,9 @@ def list_weigh_ins(session: SessionDep, principal: EventStaff, event_id: int, cu
     return Page(items=items, next_cursor=next_cursor)
 
 
-@api.get("/recycling-events/{event_id}/totals", summary="Totals of a recycling day by category", response_model=list[CategoryTotal], responses=READ)
+@api.get("/recycling-events/{event_id}/totals", summary="Totals of a recycling day by category (the report's waste measures)", response_model=list[CategoryTotal], responses=READ)
 def event_totals(session: SessionDep, principal: EventStaff, event_id: int):
-    return service.event_totals(session, event_id)
+    return waste.event_totals(session, event_id)
 
 
 @api.post("/weigh-ins/{weigh_in_id}/reverse", summary="Correct a weigh-in by reversal (never by editing)", response_model=WeighInPublic, responses=WRITE)

@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrulestr
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -32,6 +32,7 @@ from app.kit.errors import BadRequest, Conflict, NotFound, not_found
 from app.kit.pagination import page_by_id
 from app.kit.sql import among, answered, fresh_and_stored, insert_new, own_replay
 from app.places import service as places
+from app.recycling.groups import WasteGroup, default_group, group_names
 from app.recycling.models import (
     DestinationCreate,
     EventCategory,
@@ -46,6 +47,7 @@ from app.recycling.models import (
     RecyclingEvent,
     RecyclingException,
     RecyclingRate,
+    RecyclingRatePublic,
     RecyclingSchedule,
     ScheduleCreate,
     WeighIn,
@@ -53,7 +55,6 @@ from app.recycling.models import (
     WeighInPublic,
 )
 from app.rules import service as rules
-from app.rules.models import ActReversal
 
 HORIZON_DAYS = 365  # events are generated this far ahead of a schedule's start (or today)
 MAX_OCCURRENCES = 400
@@ -72,18 +73,23 @@ def _tz(session: Session, community_id: int) -> ZoneInfo:
 
 # --- rates -------------------------------------------------------------------------------------
 
-def put_rate(session: Session, principal: Principal, community_id: int, code: str, data) -> tuple[RecyclingRate, bool]:
+def put_rate(session: Session, principal: Principal, community_id: int, code: str, data) -> tuple[RecyclingRatePublic, bool]:
+    """Create or change a category and its rate. Its waste group is the one sent, else the one it has,
+    else the code's default (app.recycling.groups)."""
     rate = session.scalars(
         select(RecyclingRate).where(RecyclingRate.community_id == community_id, RecyclingRate.code == code)
     ).first()
     created = rate is None
     values = data.model_dump()
     values["unit"] = data.unit.value
+    group = values.pop("waste_group", None)
     if rate is None:
-        rate = RecyclingRate(community_id=community_id, code=code, **values)
+        rate = RecyclingRate(community_id=community_id, code=code, waste_group=(group or default_group(code)).value, **values)
     else:
         for k, v in values.items():
             setattr(rate, k, v)
+        if group is not None:
+            rate.waste_group = group.value
         rate.updated_at = utcnow()
     session.add(rate)
     try:
@@ -91,13 +97,37 @@ def put_rate(session: Session, principal: Principal, community_id: int, code: st
     except IntegrityError:
         session.rollback()
         raise Conflict("duplicate", "该品类已存在", "This category already exists") from None
-    audit.record_act(session, principal, "recycling_rate.put", rate, community_id, code=code, **data.model_dump(mode="json"))
+    audit.record_act(session, principal, "recycling_rate.put", rate, community_id, code=code,
+                     **data.model_dump(mode="json", exclude={"waste_group"}), waste_group=rate.waste_group)
     session.commit()
-    return rate, created
+    return rate_public(session, community_id, [rate])[0], created
 
 
-def list_rates(session: Session, community_id: int) -> list[RecyclingRate]:
-    return list(session.scalars(select(RecyclingRate).where(RecyclingRate.community_id == community_id).order_by(RecyclingRate.code)))
+def set_waste_group(session: Session, principal: Principal, community_id: int, code: str, group: WasteGroup) -> RecyclingRatePublic:
+    """The committee places one of its categories in a waste group (audited with the group it had)."""
+    rate = session.scalars(
+        select(RecyclingRate).where(RecyclingRate.community_id == community_id, RecyclingRate.code == code).with_for_update()
+    ).first()
+    if rate is None:
+        raise not_found("回收品类", "Recycling category", "code")
+    before = rate.waste_group
+    if before != group.value:
+        rate.waste_group, rate.updated_at = group.value, utcnow()
+        session.add(rate)
+        audit.record_act(session, principal, "recycling_rate.waste_group", rate, community_id, code=code,
+                         before=before, after=group.value)
+    session.commit()
+    return rate_public(session, community_id, [rate])[0]
+
+
+def rate_public(session: Session, community_id: int, rates: list[RecyclingRate]) -> list[RecyclingRatePublic]:
+    names = group_names(places.community_city(session, community_id))
+    return [RecyclingRatePublic.model_validate(r, update={"waste_group_name": names[WasteGroup(r.waste_group)]}) for r in rates]
+
+
+def list_rates(session: Session, community_id: int) -> list[RecyclingRatePublic]:
+    rates = list(session.scalars(select(RecyclingRate).where(RecyclingRate.community_id == community_id).order_by(RecyclingRate.code)))
+    return rate_public(session, community_id, rates)
 
 
 # --- schedules and events ----------------------------------------------------------------------
@@ -523,27 +553,6 @@ def reverse_weigh_in(session: Session, principal: Principal, weigh_in_id: int, r
         audit.record_act(session, principal, "voucher.cancel", vouchers.get_voucher(session, row.voucher_id), row.community_id, weigh_in_id=row.id, reason=reason)
     session.commit()
     return _weigh_in_public(session, [row])[0]
-
-
-def event_totals(session: Session, event_id: int) -> list[dict[str, Any]]:
-    gone = select(ActReversal.__table__.c.act_id).where(ActReversal.__table__.c.act == "weigh_in")
-    rows = session.execute(
-        select(
-            WEIGH_IN.c.category,
-            func.coalesce(func.sum(WEIGH_IN.c.weight_g), 0),
-            func.coalesce(func.sum(WEIGH_IN.c.count), 0),
-            func.coalesce(func.sum(WEIGH_IN.c.points), 0),
-            func.count(),
-            func.count(WEIGH_IN.c.household_id.distinct()),
-        )
-        .where(WEIGH_IN.c.event_id == event_id, WEIGH_IN.c.id.not_in(gone))
-        .group_by(WEIGH_IN.c.category)
-        .order_by(WEIGH_IN.c.category)
-    ).all()
-    return [
-        {"category": c, "weight_g": int(w), "count": int(n), "points": int(p), "weigh_ins": k, "households": h}
-        for c, w, n, p, k, h in rows
-    ]
 
 
 # --- destinations (去向) -----------------------------------------------------------------------

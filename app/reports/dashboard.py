@@ -2,8 +2,8 @@
 
 Everything is grouped in SQL by local day or month (the community's time zone), so the page gets a
 few dozen numbers whatever the size of the community. Check-ins and accuracy come from the check-in
-records (correct / all accepted checks), compost produced from the compost harvests, kg and points
-from the ledger.
+records (correct / all accepted checks), compost produced from the compost harvests, kg from the
+reports' waste measure (app.reports.measures.waste), points from the ledger.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from sqlmodel import Field, Session, SQLModel
 
 from app.compost import service as compost
 from app.core.db import utcnow
-from app.places.service import get_community
+from app.places.service import community_city, get_community
+from app.recycling.groups import GROUPS, group_names
+from app.reports.measures import waste
 from app.reports.rates import CK, accepted
-from app.reports.totals import ACC, CATEGORIES, ORIG, B, E, H, P, category_group
+from app.reports.totals import ACC, ORIG, B, E, H, P
 
 
 class DayCheckins(SQLModel):
@@ -60,6 +62,7 @@ class Dashboard(SQLModel):
     checkins_by_day: list[DayCheckins]
     checkins_source: str = Field(description="检查记录的来源：checkins（桶边督导记录）")
     kg_by_month: list[MonthKg]
+    waste_group_names: dict[str, str] = Field(default_factory=dict, description="各类别在社区所在城市的名称（如上海：湿垃圾、干垃圾）")
     participation_by_building: list[BuildingParticipation]
     points_by_month: list[MonthPoints]
     compost_by_month: list[MonthCompost] = Field(description="堆肥产出（开箱记录），按月")
@@ -97,16 +100,10 @@ def build(session: Session, community_id: int, *, days: int = 30, months: int = 
     )
     base = [ACC.c.community_id == community.id, ACC.c.household_id.is_not(None), E.c.occurred_at >= month_lo, occurred >= month_lo]
 
-    # Waste diverted by category by month (weights recorded with the points).
+    # Waste diverted by group by month: the reports' waste measure, from the records.
+    by_month = waste.grams_by_group(session, [community.id], month_lo, day_hi, key=lambda col: _local(session, col, tz, "month"))
+    kg = {m: {g.value: round(by_month.get(m, {}).get(g.value, 0) / 1000, 3) for g in GROUPS} for m in month_keys}
     month = _local(session, occurred, tz, "month")
-    group = category_group(E.c.category)
-    kg = {m: dict.fromkeys((c for c, _ in CATEGORIES), 0.0) for m in month_keys}
-    for m, g, grams in session.execute(
-        select(month, group, func.sum(E.c.quantity_g)).select_from(household_entries)
-        .where(*base, E.c.quantity_g.is_not(None)).group_by(month, group)
-    ).all():
-        if m in kg and g in kg[m]:
-            kg[m][g] = round(int(grams or 0) / 1000, 3)
 
     # Points issued (earned, net of corrections) versus redeemed by month.
     redeemed = case((source == "redemption", -P.c.amount), else_=0)
@@ -156,6 +153,7 @@ def build(session: Session, community_id: int, *, days: int = 30, months: int = 
         ],
         checkins_source="checkins",
         kg_by_month=[MonthKg(month=m, kg=v) for m, v in kg.items()],
+        waste_group_names={g.value: name for g, name in group_names(community_city(session, community.id)).items()},
         participation_by_building=participation,
         points_by_month=[MonthPoints(month=m, issued=i, redeemed=r) for m, (i, r) in points.items()],
         compost_by_month=[MonthCompost(month=m, kg=round(harvested.get(m, 0) / 1000, 3)) for m in month_keys],

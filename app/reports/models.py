@@ -130,7 +130,4 @@ class HouseholdMonthPoints(SQLModel, table=True):
     adjustment: int = Field(default=0, sa_column=_figure())
     redemption: int = Field(default=0, sa_column=_figure())
     expiry: int = Field(default=0, sa_column=_figure())
-    g_kitchen: int = Field(default=0, sa_column=_figure())
-    g_recyclable: int = Field(default=0, sa_column=_figure())
-    g_hazardous: int = Field(default=0, sa_column=_figure())
-    g_other: int = Field(default=0, sa_column=_figure())
+    # No kilograms here: the export reads them from the records (app.reports.measures.waste).

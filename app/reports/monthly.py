@@ -1,7 +1,9 @@
 """The monthly report (月报) for an organisation or a street: "this month" and "cumulative" side by side.
 
-Every figure is computed from records. Waste is summed in integer grams per category and the total is
-the sum of the categories, so they always add up; units are fixed (kg with three decimals, points,
+Every figure is computed from records. Waste (kg by group, and participating households) is the waste
+measures' (app.reports.measures.waste: what was weighed or dropped, never points), summed in integer
+grams per group, the total the sum of the groups, so they always add up; the XLSX lists the records
+behind each of them on a 明细 sheet; units are fixed (kg with three decimals, points,
 households, 人次, hours). Activities and their participants and beneficiaries come from activity records,
 volunteer attendances and hours from finished shifts, compost produced from harvests, media items and
 reads from media records; the month's activities are listed by region (street, community) and organisation.
@@ -11,16 +13,19 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import and_, case, distinct, func, select
+from sqlalchemy import case, distinct, func, select
 from sqlmodel import Field, Session, SQLModel
 
 from app.activities import service as activities
 from app.compost import service as compost
 from app.core.db import utcnow
 from app.places.models import Community, Organisation, OrganisationCommunity, Street
+from app.places.service import community_cities
+from app.recycling.groups import GROUPS, group_label
+from app.reports.measures import waste
 from app.reports.models import MediaItem
 from app.reports.scope import Scope, ScopeKind, month_period, resolve
-from app.reports.totals import ACC, CATEGORIES, ORIG, E, P, category_group
+from app.reports.totals import ACC, ORIG, E, P
 from app.volunteers import service as volunteers
 
 # Acts residents take part in (each is one attendance, 人次); redemptions and expiry are not acts.
@@ -75,7 +80,8 @@ class MonthlyReport(SQLModel):
 
 
 def _window(session: Session, scope: Scope, lo: datetime | None, hi: datetime) -> dict:
-    """Grams per category, acts, participating households and points between lo (None: the start) and hi."""
+    """Acts and points between lo (None: the start) and hi, from the ledger. Kilograms and participating
+    households are measures of their own (app.reports.measures.waste), from the records."""
     occurred = func.coalesce(ORIG.c.occurred_at, E.c.occurred_at)
     source = func.coalesce(ORIG.c.source, E.c.source)
     cond = [ACC.c.community_id.in_(scope.community_ids), ACC.c.household_id.is_not(None), occurred < hi]
@@ -85,29 +91,18 @@ def _window(session: Session, scope: Scope, lo: datetime | None, hi: datetime) -
         ORIG, ORIG.c.id == E.c.reverses_entry_id
     )
     is_act = source.in_(ACTS)
-    # A reversal cancels the act it corrects: −1 attendance, and its household no longer counts.
-    acts, households, issued, redeemed = session.execute(
+    # A reversal cancels the act it corrects: −1 attendance.
+    acts, issued, redeemed = session.execute(
         select(
             func.coalesce(func.sum(case((is_act, case((E.c.reverses_entry_id.is_(None), 1), else_=-1)), else_=0)), 0),
-            func.count(distinct(case((and_(is_act, E.c.reverses_entry_id.is_(None),
-                                            ~E.c.id.in_(select(E.c.reverses_entry_id).where(E.c.reverses_entry_id.is_not(None)))),
-                                       ACC.c.household_id)))),
             func.coalesce(func.sum(case((source.in_(("redemption", "expiry")), 0), else_=P.c.amount)), 0),
             func.coalesce(func.sum(case((source == "redemption", -P.c.amount), else_=0)), 0),
         ).select_from(joined).where(*cond)
     ).one()
-    group = category_group(E.c.category)
-    grams = dict.fromkeys((c for c, _ in CATEGORIES), 0)
-    for g, total in session.execute(
-        select(group, func.sum(E.c.quantity_g)).select_from(joined).where(*cond, E.c.quantity_g.is_not(None)).group_by(group)
-    ).all():
-        if g in grams:
-            grams[g] += int(total or 0)
     active = session.execute(
         select(func.count(distinct(ACC.c.community_id))).select_from(joined).where(*cond, is_act)
     ).scalar()
-    return {"acts": int(acts), "households": int(households), "issued": int(issued), "redeemed": int(redeemed),
-            "grams": grams, "communities": int(active or 0)}
+    return {"acts": int(acts), "issued": int(issued), "redeemed": int(redeemed), "communities": int(active or 0)}
 
 
 def _kg(grams: int) -> float:
@@ -206,19 +201,23 @@ def build(session: Session, kind: ScopeKind, scope_id: int, month: str) -> Month
     def fig(key, label, unit, a, b):
         return Figure(key=key, label=label, unit=unit, this_month=a, cumulative=b)
 
-    total_now, total_all = sum(now_w["grams"].values()), sum(all_w["grams"].values())
+    ids = scope.community_ids
+    grams_now, grams_all = waste.grams_by_group(session, ids, lo, hi), waste.grams_by_group(session, ids, None, hi)
+    households_now, households_all = waste.participating_households(session, ids, lo, hi), waste.participating_households(session, ids, None, hi)
+    total_now, total_all = sum(grams_now.values()), sum(grams_all.values())
     figures = [
         fig("partner_organisations", "伙伴机构", "家", partners, partners),
         fig("communities", "开展社区", "个", now_w["communities"], all_w["communities"]),
-        fig("participating_households", "参与家庭", "户", now_w["households"], all_w["households"]),
+        fig("participating_households", "参与家庭", "户", households_now, households_all),
         fig("attendances", "参与人次（打卡、堆肥、回收、志愿、挑战）", "人次", now_w["acts"], all_w["acts"]),
         fig("waste_reduced_kg", "垃圾减量合计", "kg", _kg(total_now), _kg(total_all)),
         fig("points_issued", "发放积分", "分", now_w["issued"], all_w["issued"]),
         fig("points_redeemed", "兑换积分", "分", now_w["redeemed"], all_w["redeemed"]),
         *_record_figures(session, scope, period.start, period.end, lo, hi),
     ]
+    cities = set(community_cities(session, scope.community_ids).values())
     by_category = [
-        fig(f"waste_{c}_kg", f"{zh}减量", "kg", _kg(now_w["grams"][c]), _kg(all_w["grams"][c])) for c, zh in CATEGORIES
+        fig(f"waste_{g.value}_kg", f"{group_label(g, cities)}减量", "kg", _kg(grams_now[g]), _kg(grams_all[g])) for g in GROUPS
     ]
     return MonthlyReport(
         scope=kind.value, scope_id=scope.id, name=scope.name, month=month, generated_at=utcnow(),
@@ -227,12 +226,21 @@ def build(session: Session, kind: ScopeKind, scope_id: int, month: str) -> Month
     )
 
 
+def detail_sheets(session: Session, report: MonthlyReport):
+    """The 明细 sheets of the report's XLSX: the records behind each waste measure this month."""
+    scope = resolve(session, ScopeKind(report.scope), report.scope_id)
+    lo, hi = month_period(report.month).bounds(scope.tz)
+    return waste.detail_sheets(session, scope.community_ids, lo, hi, scope.tz)
+
+
 def month_label(month: str) -> str:
     y, m = month.split("-")
     return f"{int(y)}年{int(m)}月"
 
 
-def write_xlsx(report: MonthlyReport, path: str) -> None:
+def write_xlsx(report: MonthlyReport, path: str, details=()) -> None:
+    """The report's sheets, then `details`: the 明细 sheets listing the records behind its figures
+    (app.reports.measures.waste.DetailSheet)."""
     import xlsxwriter
 
     wb = xlsxwriter.Workbook(path, {"strings_to_formulas": False})  # titles and places are text (app.kit.cells)
@@ -262,7 +270,39 @@ def write_xlsx(report: MonthlyReport, path: str) -> None:
         row += 1
     ws.write(row + 1, 0, "所有数字由系统记录计算；垃圾减量合计等于各类之和。")
     _activities_sheet(wb, report, head, num, text)
+    for sheet in details:
+        _detail_sheet(wb, sheet, head, {"text": text, "int": num, "kg": kg, "date": wb.add_format({"num_format": "yyyy-mm-dd", "border": 1})},
+                      wb.add_format({"bold": True, "top": 2, "num_format": "#,##0.000"}),
+                      f"{report.name} {month_label(report.month)} {sheet.name}")
     wb.close()
+
+
+def _detail_sheet(wb, sheet, head, formats: dict, total_fmt, title: str) -> None:
+    """A 明细 sheet: one header row, one row per record, the total in its own marked row below; printed
+    on A4 landscape, fit to the page's width, the header row on every page, the title in the page header."""
+    ws = wb.add_worksheet(sheet.name)
+    ws.write_row(0, 0, [h for h, _ in sheet.columns], head)
+    ws.freeze_panes(1, 0)
+    ws.set_column(0, len(sheet.columns) - 1, 12)
+    ws.set_paper(9)
+    ws.set_landscape()
+    ws.fit_to_pages(1, 0)
+    ws.repeat_rows(0)
+    ws.set_header(f"&C{title.replace('&', '&&')}")
+    row = 1
+    for values in sheet.rows:
+        for col, (v, (_, kind)) in enumerate(zip(values, sheet.columns, strict=True)):
+            if v is None or v == "":
+                ws.write_blank(row, col, None, formats[kind])
+            elif kind == "date":
+                ws.write_datetime(row, col, v, formats[kind])
+            else:
+                ws.write(row, col, v, formats[kind])
+        row += 1
+    if sheet.total is not None:
+        for col, v in enumerate(sheet.total):
+            if v is not None and v != "":
+                ws.write(row + 1, col, v, total_fmt)
 
 
 ACTIVITY_HEADERS = ("街道", "社区", "机构", "日期", "活动", "地点", "参与人次", "参与人数", "直接受益人次", "间接受益人次",

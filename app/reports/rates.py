@@ -35,7 +35,7 @@ from app.reports.models import (
     RankingSettingsUpdate,
 )
 from app.reports.scope import Period, Scope, ScopeKind, month_period, period_of, resolve
-from app.rules.models import ActReversal
+from app.rules.service import not_reversed
 
 MIN_HOUSEHOLDS = 5
 MAX_CAMPAIGN_DAYS = 366
@@ -44,7 +44,6 @@ CK = CheckIn.__table__
 H = Household.__table__
 B = Building.__table__
 CP = Compound.__table__
-REV = ActReversal.__table__
 
 
 class Level(StrEnum):
@@ -198,7 +197,7 @@ def accepted(community_id: int, lo: datetime, hi: datetime) -> list:
         CK.c.scanned_at >= lo,
         CK.c.scanned_at < hi,
         CK.c.household_id.is_not(None),
-        CK.c.id.not_in(select(REV.c.act_id).where(REV.c.act == "checkin", REV.c.community_id == community_id)),
+        not_reversed("checkin", CK.c.id),
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -23,6 +24,7 @@ from app.reports.auth import (
     StreetReportReader,
 )
 from app.reports.dashboard import Dashboard
+from app.reports.measures.waste import WASTE_MEASURES, ParticipatingHousehold, WasteMeasure, WasteRecord
 from app.reports.models import (
     MediaItemCreate,
     MediaItemPublic,
@@ -121,13 +123,17 @@ _MONTHLY = {
     },
     **error_responses(400, 401, 403, 404, 422),
 }
+_READ_DETAIL = error_responses(400, 401, 403, 404, 422)
 _MONTHLY_DESCRIPTION = (
     "Partner organisations, communities, participating households, attendances (人次), waste reduced in kg in total "
     "and by category (厨余, 可回收物, 有害垃圾, 其他垃圾; the total is the sum of the categories), points issued and "
     "redeemed, activities with their participants (人次 and 人) and beneficiaries, volunteer attendances and hours, "
     "compost produced, media items and reads — \"this month\" and \"cumulative\" as separate columns — then the "
-    "month's activities grouped by region (street, community) and organisation. `format`: json, xlsx (a second sheet "
-    "lists the activities) or html (printable). Audited."
+    "month's activities grouped by region (street, community) and organisation. Kilograms and participating households "
+    "come from the records (weigh-ins, walk-ins included; compost drops; weighed check-ins graded correct; less "
+    "reversals), never from points; `.../monthly/waste-records` and `.../monthly/participating-households` list the "
+    "records behind them. `format`: json, xlsx (the activities, and a 明细 sheet per waste measure) or html "
+    "(printable). Audited."
 )
 MonthlyFmt = Annotated[service.MonthlyFormat, Query(description="json、xlsx 或 html（可打印）")]
 
@@ -166,6 +172,61 @@ def organisation_monthly(request: Request, session: SessionDep, principal: Organ
 def street_monthly(request: Request, session: SessionDep, principal: StreetReportReader, street_id: int,
                    month: Month = None, format: MonthlyFmt = service.MonthlyFormat.json):
     return _monthly(request, session, principal, ScopeKind.street, street_id, month, format)
+
+
+# --- drill-down: the records behind a figure of the monthly report --------------------------------
+
+KgMeasure = StrEnum("KgMeasure", {m.value: m.value for m in WASTE_MEASURES if m != WasteMeasure.participating_households})
+Cumulative = Annotated[bool, Query(description="true：累计（项目开始至本月末）；默认本月")]
+Cursor = Annotated[str | None, Query(max_length=300, description="上一页返回的 next_cursor")]
+Limit = Annotated[int, Query(ge=1, le=200)]
+_RECORDS = ("The records counted in one kilogram figure of the monthly report (`measure`: its key, e.g. waste_hazardous_kg; "
+            "waste_reduced_kg lists every group): each weigh-in, compost drop and check-in with its time, community, door plate "
+            "(empty for a walk-in whose cheque nobody claimed), category, group, grams and points, in the order they happened. "
+            "Their grams add up to the figure. Same scope and readers as the report; audited.")
+_HOUSEHOLDS = ("The households counted in 参与家庭 of the monthly report, by door plate, with their acts in the period "
+               "(weigh-ins, their own or a cheque they claimed; compost drops; accepted check-ins; challenge days). Audited.")
+
+
+def _records(request: Request, session, principal, kind: ScopeKind, scope_id: int, month, measure, cumulative, cursor, limit):
+    items, next_cursor = service.monthly_records(session, principal, kind, scope_id, month, WasteMeasure(measure),
+                                                 cumulative=cumulative, cursor=cursor, limit=limit,
+                                                 request_id=getattr(request.state, "request_id", None))
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@api.get("/organisations/{organisation_id}/reports/monthly/waste-records", summary="The records behind a kg figure of an organisation's monthly report",
+         description=_RECORDS, response_model=Page[WasteRecord], responses=_READ_DETAIL)
+def organisation_waste_records(request: Request, session: SessionDep, principal: OrganisationReportReader, organisation_id: int,
+                               measure: Annotated[KgMeasure, Query(description="指标键")], month: Month = None,
+                               cumulative: Cumulative = False, cursor: Cursor = None, limit: Limit = 100):
+    return _records(request, session, principal, ScopeKind.organisation, organisation_id, month, measure, cumulative, cursor, limit)
+
+
+@api.get("/streets/{street_id}/reports/monthly/waste-records", summary="The records behind a kg figure of a street's monthly report",
+         description=_RECORDS, response_model=Page[WasteRecord], responses=_READ_DETAIL)
+def street_waste_records(request: Request, session: SessionDep, principal: StreetReportReader, street_id: int,
+                         measure: Annotated[KgMeasure, Query(description="指标键")], month: Month = None,
+                         cumulative: Cumulative = False, cursor: Cursor = None, limit: Limit = 100):
+    return _records(request, session, principal, ScopeKind.street, street_id, month, measure, cumulative, cursor, limit)
+
+
+@api.get("/organisations/{organisation_id}/reports/monthly/participating-households",
+         summary="The households behind 参与家庭 of an organisation's monthly report", description=_HOUSEHOLDS,
+         response_model=Page[ParticipatingHousehold], responses=_READ_DETAIL)
+def organisation_participating_households(request: Request, session: SessionDep, principal: OrganisationReportReader, organisation_id: int,
+                                          month: Month = None, cumulative: Cumulative = False, cursor: Cursor = None, limit: Limit = 100):
+    return _records(request, session, principal, ScopeKind.organisation, organisation_id, month,
+                    WasteMeasure.participating_households, cumulative, cursor, limit)
+
+
+@api.get("/streets/{street_id}/reports/monthly/participating-households",
+         summary="The households behind 参与家庭 of a street's monthly report", description=_HOUSEHOLDS,
+         response_model=Page[ParticipatingHousehold], responses=_READ_DETAIL)
+def street_participating_households(request: Request, session: SessionDep, principal: StreetReportReader, street_id: int,
+                                    month: Month = None, cumulative: Cumulative = False, cursor: Cursor = None, limit: Limit = 100):
+    return _records(request, session, principal, ScopeKind.street, street_id, month,
+                    WasteMeasure.participating_households, cumulative, cursor, limit)
 
 
 # --- rates and the red and black list (红黑榜) -----------------------------------------------------

@@ -162,8 +162,26 @@ def monthly_report(session: Session, principal: Principal | None, kind: ScopeKin
     fd, path = tempfile.mkstemp(suffix=".xlsx")
     os.close(fd)
     try:
-        monthly.write_xlsx(report, path)
+        monthly.write_xlsx(report, path, monthly.detail_sheets(session, report))
         with open(path, "rb") as f:
-            return f.read()  # one sheet of a few dozen cells
+            return f.read()
     finally:
         os.unlink(path)
+
+
+def monthly_records(session: Session, principal: Principal | None, kind: ScopeKind, scope_id: int, month: str | None,
+                    measure, *, cumulative: bool, cursor: str | None, limit: int, request_id: str | None = None):
+    """The records behind one figure of the monthly report (this month, or cumulative up to its end):
+    a page of them. Door plates, never phones; the first page is audited like the report."""
+    from app.reports.measures import waste
+    from app.reports.scope import month_period
+
+    scope = resolve(session, kind, scope_id)
+    month = month or utcnow().astimezone(scope.tz).strftime("%Y-%m")
+    lo, hi = month_period(month).bounds(scope.tz)
+    if cursor is None:
+        audit.record(session, actor_user_id=principal.user_id if principal else None, action="reports.monthly_records",
+                     object_type=kind.value, object_id=scope_id, request_id=request_id,
+                     detail={"month": month, "measure": measure.value, "cumulative": cumulative})
+        session.commit()
+    return waste.detail_page(session, measure, scope.community_ids, None if cumulative else lo, hi, scope.tz, cursor, limit)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from sqlmodel import Session
 
 from app.kit.sql import copy_csv
-from app.reports.totals import FIGURES, GRAM_FIGURES, HEADERS_ZH, Level
+from app.reports.totals import FIGURES, GRAM_FIGURES, HEADERS_ZH, LEVEL_ZH, Level
 
 ID_HEADERS = ("社区", "小区", "楼栋", "单元", "门牌")
 CHUNK = 64 * 1024
@@ -43,6 +43,8 @@ def csv_stream(session: Session, stmt) -> Iterator[bytes]:
 # per cell including building the row dicts. Column formats carry the number formats.
 NOTES = (
     "住户仅以楼栋、单元和门牌标识，不含姓名与电话。期末积分 = 期初积分 + 获得合计 − 兑换消耗 − 过期清零；冲正记录计入原来源。"
+    "减量(kg)来自称重、堆肥投放和带重量的正确督导记录（与月报同一口径，冲正的不计）；走访居民领取积分支票后计入领取的住户，"
+    "未领取的计入社区合计中的“走访居民（积分支票未领取）”行。"
 )
 
 
@@ -73,7 +75,8 @@ def write_xlsx(path: str, rows: Iterable, *, title: str, period: str, generated:
             if level == Level.building:
                 buildings.append(dict(zip(b_headers, (*ids[:3], n, *figures), strict=True)))
             else:
-                communities.append(dict(zip(c_headers, ("总计" if level == Level.total else ids[0], n, *figures), strict=True)))
+                name = {Level.total: "总计", Level.walk_ins: f"{ids[0]}·{LEVEL_ZH[Level.walk_ins]}"}.get(level, ids[0])
+                communities.append(dict(zip(c_headers, (name, n, *figures), strict=True)))
         done = True
 
     def after_households(kept: list[dict]) -> Iterator[dict]:

@@ -9,6 +9,9 @@ and a reversed redemption lowers "redeemed".
 Households are identified by compound, building, unit and door plate only: never name or phone.
 On PostgreSQL a period of whole months reads the entries up to the roll-up's watermark from its monthly
 rows (reports.rollup) and only the later ones from the journal.
+Kilograms are not the ledger's: they are the waste measures' (app.reports.measures.waste), per household
+(a cheque it claimed included), and the walk-ins whose cheque nobody claimed have a row per community,
+so the total is the monthly report's.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from sqlalchemy import (
     case,
     cast,
     func,
-    literal,
     literal_column,
     null,
     select,
@@ -40,6 +42,8 @@ from sqlalchemy.sql.functions import FunctionElement
 from app.kit.cells import neutral_sql
 from app.ledger.models import JournalEntry, LedgerAccount, Posting
 from app.places.models import Building, Community, Compound, Household
+from app.recycling.groups import GROUPS, STANDARD_NAMES
+from app.reports.measures import waste
 from app.reports.models import HouseholdMonthPoints
 
 E = JournalEntry.__table__
@@ -64,26 +68,10 @@ EARN_SOURCES: tuple[tuple[str, str], ...] = (
     ("voucher", "积分支票"),
     ("adjustment", "人工调整"),
 )
-# Waste categories the reports know, with their Chinese names (厨余, 有害, 可回收物, 其他).
-CATEGORIES: tuple[tuple[str, str], ...] = (
-    ("kitchen", "厨余"),
-    ("recyclable", "可回收物"),
-    ("hazardous", "有害垃圾"),
-    ("other", "其他垃圾"),
+# Waste groups (GB/T 19095-2019, app.recycling.groups) in column order, with their short Chinese names.
+CATEGORIES: tuple[tuple[str, str], ...] = tuple(
+    (g.value, {"kitchen": "厨余"}.get(g.value, STANDARD_NAMES[g])) for g in GROUPS
 )
-# Recycling-day category codes that are hazardous waste; every other recycling code is a recyclable.
-HAZARDOUS_CODES = ("hazardous", "battery", "batteries", "lamp", "medicine", "电池", "有害")
-
-
-def category_group(category):
-    """SQL: map an entry's category (check-in category or recycling code) to one of CATEGORIES."""
-    return case(
-        (category == "kitchen", literal("kitchen")),
-        (category.in_(HAZARDOUS_CODES), literal("hazardous")),
-        (category == "other", literal("other")),
-        (category.is_(None), literal(None)),
-        else_=literal("recyclable"),
-    )
 
 
 FIGURES: tuple[str, ...] = (
@@ -115,14 +103,6 @@ EFFECTIVE_AT = func.coalesce(ORIG.c.occurred_at, E.c.occurred_at)
 # Sources with a column of their own; unknown (future) sources count as adjustments so that
 # closing = opening + earned − redeemed − expired.
 _NAMED = tuple(s for s, _ in EARN_SOURCES if s != "adjustment") + ("redemption", "expiry")
-_OTHER_CODES = ("kitchen", "other", *HAZARDOUS_CODES)
-_GRAM_PICKS = {
-    "kitchen": E.c.category == "kitchen",
-    "recyclable": E.c.category.not_in(_OTHER_CODES),  # NULL (no weight category) matches nothing
-    "hazardous": E.c.category.in_(HAZARDOUS_CODES),
-    "other": E.c.category == "other",
-}
-assert tuple(_GRAM_PICKS) == tuple(c for c, _ in CATEGORIES)
 # The household postings with their entries (and the entry a correction reverses), summed by flow_columns.
 POSTINGS = (
     A.join(P, P.c.account_id == A.c.id)
@@ -132,12 +112,13 @@ POSTINGS = (
     .outerjoin(ORIG, and_(ORIG.c.id == E.c.reverses_entry_id, ORIG.c.id.in_(REVERSED)))
 )
 # The flow columns after household_id, in order (the roll-up table has them too, `since_lo` as `net`).
-FLOWS = ("since_lo", *(s for s, _ in EARN_SOURCES), "redemption", "expiry", *(f"g_{c}" for c, _ in CATEGORIES))
+FLOWS = ("since_lo", *(s for s, _ in EARN_SOURCES), "redemption", "expiry")
 
 
 def flow_columns(in_period=None) -> list:
     """The sums of a group of household postings, labelled as FLOWS: every posting (since_lo), then
-    points by source and grams by category of those `in_period` (all of them when None).
+    points by source of those `in_period` (all of them when None). Kilograms are not the ledger's: the
+    export reads them from the records (app.reports.measures.waste).
 
     FILTER clauses, one cheap test each, the one that usually fails first: a CASE per column
     re-evaluated the source mapping sixteen times per posting."""
@@ -154,7 +135,6 @@ def flow_columns(in_period=None) -> list:
         *(points(s).label(s) for s, _ in EARN_SOURCES),
         points("redemption").label("redemption"),
         points("expiry").label("expiry"),
-        *(func.sum(E.c.quantity_g).filter(within(pick)).label(f"g_{c}") for c, pick in _GRAM_PICKS.items()),
     ]
 
 
@@ -204,6 +184,8 @@ def household_totals(community_ids: tuple[int, ...], lo: datetime, hi: datetime,
             .group_by(both.c.household_id)
             .subquery("flows")
         )
+    # Kilograms from the records, not the ledger: the reports' waste measure (cheques claimed included).
+    weighed = waste.household_grams_select(community_ids, lo, hi).subquery("weighed")
     # Sums come back as integers on both databases (PostgreSQL's sum(bigint) is numeric).
     z = lambda col: cast(func.coalesce(col, 0), BigInteger)  # noqa: E731
     earned = sum((z(flows.c[s]) for s, _ in EARN_SOURCES), start=literal_column("0"))
@@ -234,7 +216,7 @@ def household_totals(community_ids: tuple[int, ...], lo: datetime, hi: datetime,
             (-z(flows.c.redemption)).label("redeemed"),
             (-z(flows.c.expiry)).label("expired"),
             (opening + net).label("closing"),
-            *(z(flows.c[f"g_{c}"]).label(f"g_{c}") for c, _ in CATEGORIES),
+            *(z(weighed.c[f"g_{c}"]).label(f"g_{c}") for c, _ in CATEGORIES),
         )
         .select_from(
             H.join(B, B.c.id == H.c.building_id)
@@ -242,6 +224,7 @@ def household_totals(community_ids: tuple[int, ...], lo: datetime, hi: datetime,
             .join(C, C.c.id == H.c.community_id)
             .outerjoin(ACC, ACC.c.household_id == H.c.id)
             .outerjoin(flows, flows.c.household_id == H.c.id)
+            .outerjoin(weighed, weighed.c.household_id == H.c.id)
             .join(place, place.c.household_id == H.c.id)
         )
     )
@@ -254,15 +237,20 @@ def totals_query(community_ids: tuple[int, ...], lo: datetime, hi: datetime, rol
 
 
 class Level(IntEnum):
-    """What a report row is: a household, or the subtotal of a building, of a community, of everything."""
+    """What a report row is: a household, or the subtotal of a building, the walk-ins of a community whose
+    cheques no household has claimed (their kilograms, under no household), a community's total, everything."""
 
     household = 0
     building = 1
     community = 2
     total = 3
+    walk_ins = 4
 
 
-LEVEL_ZH = {Level.household: "户", Level.building: "楼栋小计", Level.community: "社区合计", Level.total: "总计"}
+LEVEL_ZH = {Level.household: "户", Level.building: "楼栋小计", Level.walk_ins: "走访居民（积分支票未领取）",
+            Level.community: "社区合计", Level.total: "总计"}
+# Where each level's rows sort after the last household they cover.
+_RANK = {Level.household: 0, Level.building: 1, Level.walk_ins: 2, Level.community: 3, Level.total: 4}
 ID_COLUMNS = ("community", "compound", "building", "unit", "door_plate")
 
 
@@ -290,9 +278,9 @@ def report_query(community_ids: tuple[int, ...], lo: datetime, hi: datetime, *, 
     t = household_totals(community_ids, lo, hi, rollup).cte("household_totals")
 
     def summed(rows, households, *, last):
-        # A subtotal sorts right after the last row it covers: households at 4 × place, a building's
-        # subtotal at 4 × its last place + 1, a community's + 2, the total + 3. One integer key: sorting
-        # the wide rows on the names again cost more than all the subtotals.
+        # A subtotal sorts right after the last row it covers: households at 5 × place, a building's
+        # subtotal at 5 × its last place + 1, a community's walk-ins + 2, its total + 3, the total + 4. One
+        # integer key: sorting the wide rows on the names again cost more than all the subtotals.
         return [func.max(last).label("last"),
                 cast(func.coalesce(func.sum(households), 0), BigInteger).label("households"),
                 *(cast(func.coalesce(func.sum(rows.c[f]), 0), BigInteger).label(f) for f in FIGURES)]
@@ -300,18 +288,30 @@ def report_query(community_ids: tuple[int, ...], lo: datetime, hi: datetime, *, 
     # Each level sums the one below it: communities add up their buildings' subtotals, not every household again.
     b_keys = (t.c.community_id, t.c.community, t.c.compound, t.c.building_id, t.c.building)
     b = select(*b_keys, *summed(t, literal_column("1"), last=t.c.place)).group_by(*b_keys).cte("building_totals")
-    c = (select(b.c.community_id, b.c.community, *summed(b, b.c.households, last=b.c.last))
-         .group_by(b.c.community_id, b.c.community).cte("community_totals"))
+    # Walk-ins whose cheque nobody claimed: their kilograms count in their community's total, under no household.
+    walk = waste.walk_in_grams_select(community_ids, lo, hi).subquery("walk_in_grams")
+    w = (select(walk.c.community_id, C.c.name.label("community"), literal_column("0", BigInteger).label("households"),
+                *((cast(func.coalesce(walk.c[f], 0), BigInteger) if f in GRAM_FIGURES else literal_column("0", BigInteger)).label(f)
+                  for f in FIGURES))
+         .join(C, C.c.id == walk.c.community_id).cte("walk_in_totals"))
+    parts_c = union_all(
+        select(b.c.community_id, b.c.community, b.c.last, b.c.households, *(b.c[f] for f in FIGURES)),
+        select(w.c.community_id, w.c.community, cast(null(), BigInteger).label("last"), w.c.households, *(w.c[f] for f in FIGURES)),
+    ).subquery("community_parts")
+    c = (select(parts_c.c.community_id, parts_c.c.community, *summed(parts_c, parts_c.c.households, last=parts_c.c.last))
+         .group_by(parts_c.c.community_id, parts_c.c.community).cte("community_totals"))
+    wc = select(w, c.c.last).join(c, c.c.community_id == w.c.community_id).subquery("walk_in_rows")
     every = select(*summed(c, c.c.households, last=c.c.last)).subquery("every_total")
 
     def rows(lv: Level, src, last, households, *ids):
-        return select(literal_column(str(int(lv)), Integer).label("level"), (last * 4 + int(lv)).label("position"),
+        return select(literal_column(str(int(lv)), Integer).label("level"), (last * 5 + _RANK[lv]).label("position"),
                       *ids, *(null() for _ in range(len(ID_COLUMNS) - len(ids))), households,
                       *(src.c[f] for f in FIGURES))
 
     parts = union_all(
         rows(Level.household, t, t.c.place, literal_column("1", BigInteger).label("households"), *(t.c[k] for k in ID_COLUMNS)),
         rows(Level.building, b, b.c.last, b.c.households, b.c.community, b.c.compound, b.c.building),
+        rows(Level.walk_ins, wc, wc.c.last, wc.c.households, wc.c.community),
         rows(Level.community, c, c.c.last, c.c.households, c.c.community),
         rows(Level.total, every, every.c.last, every.c.households),
     ).subquery("report")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, bindparam, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -305,6 +305,13 @@ def reverse_act(
         detail={"reason": reason, "entry_id": row.entry_id},
     )
     return row
+
+
+def not_reversed(act: str, act_id):
+    """SQL: the act `act` whose id is the column `act_id` has not been corrected (ActReversal): the one
+    test every figure that sums acts applies (report measures, a compost bin's fed weight, a harvest's shares)."""
+    t = ActReversal.__table__
+    return ~exists().where(t.c.act == act, t.c.act_id == act_id)
 
 
 def reversed_ids(session: Session, act: str, ids: list[int]) -> set[int]:

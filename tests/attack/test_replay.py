@@ -334,6 +334,14 @@ def _schedule(client, w: World) -> int:
     return r.json()["id"]
 
 
+def _rate(client, w: World) -> str:
+    code = f"c_{_key()[-8:].lower()}"
+    r = client.put(f"/api/v1/communities/{w.community.id}/recycling-rates/{code}", json={"name": "旧衣", "unit": "kg", "points": 1},
+                   headers=w.h("committee"))
+    assert r.status_code == 201, r.text
+    return code
+
+
 def _event_today(client, w: World) -> int:
     from tests.field import local_day
 
@@ -457,6 +465,11 @@ REPLAYS.update({
     ("PUT", c + "/recycling-rates/{code}"): lambda client, w: Call(
         "PUT", f"/api/v1/communities/{w.community.id}/recycling-rates/milk_carton", "committee",
         {"json": {"name": "牛奶盒", "unit": "item", "points": 1}}, True,
+    ),
+    # The same group again changes nothing (no audit row).
+    ("PUT", c + "/recycling-rates/{code}/waste-group"): lambda client, w: Call(
+        "PUT", f"/api/v1/communities/{w.community.id}/recycling-rates/{_rate(client, w)}/waste-group", "committee",
+        {"json": {"waste_group": "other"}},
     ),
     ("POST", c + "/recycling-schedules"): lambda client, w: Call(
         "POST", f"/api/v1/communities/{w.community.id}/recycling-schedules", "committee", {"json": _schedule_body()},

@@ -19,6 +19,7 @@ from tests.clock import NOON
 from tests.field import SHANGHAI
 from tests.ledger.helpers import earn, spend
 from tests.reports.records import at, codes, scan, setup_field, upload
+from tests.reports.weighed import Weighed
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -45,10 +46,15 @@ def test_dashboard_draws_the_community_figures(client, world, engine, live_serve
     now = clock.set_local(NOON)
     h = world.households
     recent = now - timedelta(seconds=30)  # weights all in this local month
-    earn(engine, h[0], 5, when=recent, grams=1500, category="kitchen")
-    earn(engine, h[0], 5, when=recent, grams=500, category="kitchen")
+    earn(engine, h[0], 5, when=recent)
+    earn(engine, h[0], 5, when=recent)
     earn(engine, h[1], 5, when=now - timedelta(days=1, hours=1))
-    earn(engine, h[2], 7, when=recent, source="recycling", grams=2300, category="paper")
+    earn(engine, h[2], 7, when=recent, source="recycling")
+    # The kilograms are what was weighed (at 0-point rates: the points above are the test's own).
+    w = Weighed(client, world, clock)
+    day = w.recycling_day(recent, [("kitchen", "厨余", "kg", 0), ("paper", "纸类", "kg", 0)])
+    for who, code, grams in ((0, "kitchen", 1500), (0, "kitchen", 500), (2, "paper", 2300)):
+        w.weigh(day, recent, who, code, grams)
     spend(engine, h[0], 4)
     # Check-ins as the volunteers record them, right and wrong: yesterday 2 of 4 checks correct
     # (households 0–2 of 1号楼), the day before 1 of 1 (household 4, in 2号楼).
@@ -84,9 +90,9 @@ def test_dashboard_draws_the_community_figures(client, world, engine, live_serve
         option = lambda name: page.evaluate(f"window.charts['{name}'].getOption()")  # noqa: E731
 
         kg = option("kg")
-        assert [s["name"] for s in kg["series"]] == ["厨余", "可回收物", "有害垃圾", "其他垃圾"]
+        assert [s["name"] for s in kg["series"]] == ["厨余垃圾", "可回收物", "有害垃圾", "其他垃圾"]  # the city's names (苏州: the standard's)
         this_month = {s["name"]: s["data"][-1] for s in kg["series"]}
-        assert this_month == {"厨余": 2.0, "可回收物": 2.3, "有害垃圾": 0, "其他垃圾": 0}
+        assert this_month == {"厨余垃圾": 2.0, "可回收物": 2.3, "有害垃圾": 0, "其他垃圾": 0}
 
         checkins = option("checkins")
         days = checkins["xAxis"][0]["data"]

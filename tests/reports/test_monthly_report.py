@@ -13,26 +13,43 @@ from app.ledger import service as ledger
 from tests.field import SHANGHAI
 from tests.ledger.helpers import earn
 from tests.reports.records import harvest, shift
+from tests.reports.weighed import Weighed
 
 SEPT = datetime(2026, 9, 20, 2, tzinfo=UTC)
 OCT = datetime(2026, 10, 12, 2, tzinfo=UTC)
 NOV = datetime(2026, 11, 3, 2, tzinfo=UTC)
 
 
-def _records(engine, world) -> None:
+def _weighed(client, world, clock) -> None:
+    """What was weighed, at 0-point rates (the points are the ledger's own, posted in _records): kilograms
+    and participating households come from these records."""
+    w = Weighed(client, world, clock)
+    rates = [("kitchen", "厨余", "kg", 0), ("paper", "纸类", "kg", 0), ("battery", "电池", "kg", 0), ("other", "其他", "kg", 0)]
+    oct_, sept, nov = (w.recycling_day(when, rates) for when in (OCT, SEPT, NOV))
+    for who, code, grams in ((0, "kitchen", 1234), (1, "kitchen", 2000), (2, "paper", 3001), (2, "battery", 17), (3, "other", 5)):
+        w.weigh(oct_, OCT, who, code, grams)
+    w.reverse_weigh_in(w.weigh(oct_, OCT, 5, "kitchen", 700)["id"])  # the wrong household: reversed, it leaves no trace
+    w.weigh(sept, SEPT, 0, "kitchen", 1000)
+    w.weigh(sept, SEPT, 4, "paper", 500)
+    w.weigh(nov, NOV, 6, "kitchen", 9999)  # after the month: in neither column
+
+
+def _records(engine, world, client=None, clock=None) -> None:
     h = world.households
-    earn(engine, h[0], 5, when=OCT, grams=1234, category="kitchen")
-    earn(engine, h[1], 8, when=OCT, source="compost", grams=2000, category="kitchen")
-    earn(engine, h[2], 6, when=OCT, source="recycling", grams=3001, category="paper")
-    earn(engine, h[2], 2, when=OCT, source="recycling", grams=17, category="battery")
-    earn(engine, h[3], 5, when=OCT, grams=5, category="other")
-    wrong = earn(engine, h[5], 5, when=OCT, grams=700, category="kitchen")
+    if clock is not None:
+        _weighed(client, world, clock)
+    earn(engine, h[0], 5, when=OCT)
+    earn(engine, h[1], 8, when=OCT, source="compost")
+    earn(engine, h[2], 6, when=OCT, source="recycling")
+    earn(engine, h[2], 2, when=OCT, source="recycling")
+    earn(engine, h[3], 5, when=OCT)
+    wrong = earn(engine, h[5], 5, when=OCT)
     with Session(engine) as s:  # scanned the wrong household: reversed, it leaves no trace
         ledger.reverse(s, wrong, reason="扫错了", actor_user_id=None, idempotency_key=f"rev:{wrong}")
         s.commit()
-    earn(engine, h[0], 5, when=SEPT, grams=1000, category="kitchen")
-    earn(engine, h[4], 3, when=SEPT, source="recycling", grams=500, category="paper")
-    earn(engine, h[6], 9, when=NOV, grams=9999, category="kitchen")  # after the month: in neither column
+    earn(engine, h[0], 5, when=SEPT)
+    earn(engine, h[4], 3, when=SEPT, source="recycling")
+    earn(engine, h[6], 9, when=NOV)  # after the month: in neither column
     with Session(engine) as s:
         ledger.post(s, community_id=world.community.id, idempotency_key=f"redeem:{h[0].id}", source="redemption",
                     memo="兑换", household_id=h[0].id, occurred_at=OCT,
@@ -81,8 +98,8 @@ def _program_records(client, world) -> None:
     _media(client, world, "2026-11-01", 7777)
 
 
-def test_every_figure_adds_up_from_the_records(client, world, engine, other_world):
-    _records(engine, world)
+def test_every_figure_adds_up_from_the_records(client, world, engine, other_world, clock):
+    _records(engine, world, client, clock)
     _program_records(client, world)
     _activity(client, other_world, "2026-10-08", "别处的活动", participants=500)  # another street and organisation
     _media(client, other_world, "2026-10-08", 9000)
@@ -133,8 +150,8 @@ def test_every_figure_adds_up_from_the_records(client, world, engine, other_worl
     assert sum(g["totals"]["participants"] for g in groups) == figures["activity_participants"][0]
 
 
-def test_street_report_as_xlsx_and_printable_page(client, world, engine):
-    _records(engine, world)
+def test_street_report_as_xlsx_and_printable_page(client, world, engine, clock):
+    _records(engine, world, client, clock)
     _program_records(client, world)
     url = f"/api/v1/streets/{world.street.id}/reports/monthly"
     x = client.get(url, params={"month": "2026-10", "format": "xlsx"}, headers=world.h("street_viewer"))
@@ -143,7 +160,7 @@ def test_street_report_as_xlsx_and_printable_page(client, world, engine):
     rows = {row[0]: row[1:] for row in ws.iter_rows(min_row=4, values_only=True) if row[0]}
     assert list(ws.iter_rows(min_row=3, max_row=3, values_only=True))[0] == ("指标", "单位", "本月", "累计")
     assert rows["垃圾减量合计"] == ("kg", 6.257, 7.757)
-    assert rows["厨余减量"] == ("kg", 3.234, 4.234)
+    assert rows["厨余垃圾减量"] == ("kg", 3.234, 4.234)
     assert rows["开展活动"] == ("场", 2, 3)
     assert rows["志愿服务时长"] == ("小时", 2.25, 4.25)
     assert rows["堆肥产出"] == ("kg", 1.234, 4.234)

@@ -16,6 +16,7 @@ from app.ledger import service as ledger
 from app.places.models import Building, Household
 from app.places.service import new_public_code
 from tests.ledger.helpers import earn, expire, spend
+from tests.reports.weighed import Weighed
 
 # Local (Asia/Shanghai) October 2026 is [2026-09-30 16:00Z, 2026-10-31 16:00Z).
 BEFORE = datetime(2026, 9, 15, 4, tzinfo=UTC)
@@ -24,12 +25,27 @@ EDGE = datetime(2026, 9, 30, 17, tzinfo=UTC)  # 01:00 on 1 October, local: insid
 AFTER = datetime(2026, 11, 2, 4, tzinfo=UTC)
 
 
-def _activity(engine, world) -> None:
+def _weighed(client, world, clock) -> None:
+    """What was weighed (0-point rates: the points are the ledger's own, posted in _activity). Kilograms
+    come from these records, never from the points."""
+    w = Weighed(client, world, clock)
+    edge = w.recycling_day(EDGE, [("kitchen", "厨余", "kg", 0)])
+    w.weigh(edge, EDGE, 0, "kitchen", 1500)
+    during = w.recycling_day(DURING, [("paper", "纸类", "kg", 0), ("battery", "电池", "kg", 0)])
+    w.weigh(during, DURING, 0, "paper", 2300)
+    w.weigh(during, DURING, 0, "battery", 400)
+    before = w.recycling_day(BEFORE, [("kitchen", "厨余", "kg", 0)])
+    w.weigh(before, BEFORE, 1, "kitchen", 3000)
+
+
+def _activity(engine, world, client=None, clock=None) -> None:
     h0, h1, h5 = world.households[0], world.households[1], world.households[5]
+    if clock is not None:
+        _weighed(client, world, clock)
     earn(engine, h0, 50, when=BEFORE)  # opening 50
-    earn(engine, h0, 10, when=EDGE, grams=1500, category="kitchen")
-    earn(engine, h0, 7, when=DURING, source="recycling", grams=2300, category="paper")
-    earn(engine, h0, 3, when=DURING, source="recycling", grams=400, category="battery")
+    earn(engine, h0, 10, when=EDGE)
+    earn(engine, h0, 7, when=DURING, source="recycling")
+    earn(engine, h0, 3, when=DURING, source="recycling")
     wrong = earn(engine, h0, 4, when=DURING)
     with Session(engine) as s:  # a mistaken check-in, reversed: check-ins drop back to 10
         source = ledger.get_entry(s, wrong).source
@@ -38,7 +54,7 @@ def _activity(engine, world) -> None:
     assert source == "checkin"
     spend(engine, h0, 20)  # occurred now, which is after October: not in the period
     earn(engine, h0, 99, when=AFTER)  # after the period: not in closing
-    earn(engine, h1, 30, when=BEFORE, source="compost", grams=3000, category="kitchen")
+    earn(engine, h1, 30, when=BEFORE, source="compost")
     earn(engine, h1, 5, when=DURING, source="volunteer")
     expire(engine, h1, 12, DURING)
     earn(engine, h5, 8, when=DURING, source="adjustment")
@@ -49,8 +65,8 @@ def _rows(text: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(text[1:])))
 
 
-def test_csv_has_every_figure_per_household_and_subtotals(client, world, engine):
-    _activity(engine, world)
+def test_csv_has_every_figure_per_household_and_subtotals(client, world, engine, clock):
+    _activity(engine, world, client, clock)
     r = client.get(f"/api/v1/communities/{world.community.id}/reports/point-totals",
                    params={"month": "2026-10"}, headers=world.h("committee"))
     assert r.status_code == 200, r.text
@@ -96,7 +112,7 @@ def test_csv_has_every_figure_per_household_and_subtotals(client, world, engine)
         assert phone not in text and phone[-4:] + "," not in text
 
 
-def test_rows_in_natural_order_each_subtotal_after_what_it_covers(client, world, engine):
+def test_rows_in_natural_order_each_subtotal_after_what_it_covers(client, world, engine, clock):
     # 10号楼 is created before 3号楼 and its 1001 before its 201: the listing still reads 3号楼, 10号楼 and 201, 1001.
     with Session(engine) as s:
         for name, plates in (("10号楼", ("1001", "201")), ("3号楼", ("101",))):
@@ -108,7 +124,8 @@ def test_rows_in_natural_order_each_subtotal_after_what_it_covers(client, world,
                                 members=2, public_code=new_public_code(s)))
                 s.flush()
         s.commit()
-    earn(engine, world.households[0], 10, when=DURING, grams=1500, category="kitchen")
+    w = Weighed(client, world, clock)
+    w.weigh(w.recycling_day(DURING, [("kitchen", "厨余", "kg", 0)]), DURING, 0, "kitchen", 1500)
     r = client.get(f"/api/v1/communities/{world.community.id}/reports/point-totals",
                    params={"month": "2026-10"}, headers=world.h("committee"))
     rows = _rows(r.content.decode("utf-8"))[1:]
@@ -137,8 +154,8 @@ def test_closing_of_the_current_period_is_the_balance(client, world, engine):
     assert float(households[0][-5]) == balance  # 期末积分 precedes the four kg columns
 
 
-def test_xlsx_has_a_sheet_per_level_with_frozen_chinese_headers(client, world, engine):
-    _activity(engine, world)
+def test_xlsx_has_a_sheet_per_level_with_frozen_chinese_headers(client, world, engine, clock):
+    _activity(engine, world, client, clock)
     r = client.get(f"/api/v1/communities/{world.community.id}/reports/point-totals",
                    params={"month": "2026-10", "format": "xlsx"}, headers=world.h("org_admin"))
     assert r.status_code == 200, r.text
