@@ -19,10 +19,12 @@ from app.reports.auth import (
     CommunityManager,
     CommunityReportReader,
     MediaItemManager,
+    NetworkReportReader,
     OrganisationReportReader,
     StreetReportReader,
 )
 from app.reports.dashboard import Dashboard
+from app.reports.measures.people import Drilldown, Measure
 from app.reports.models import (
     MediaItemCreate,
     MediaItemPublic,
@@ -126,8 +128,8 @@ _MONTHLY_DESCRIPTION = (
     "and by category (厨余, 可回收物, 有害垃圾, 其他垃圾; the total is the sum of the categories), points issued and "
     "redeemed, activities with their participants (人次 and 人) and beneficiaries, volunteer attendances and hours, "
     "compost produced, media items and reads — \"this month\" and \"cumulative\" as separate columns — then the "
-    "month's activities grouped by region (street, community) and organisation. `format`: json, xlsx (a second sheet "
-    "lists the activities) or html (printable). Audited."
+    "month's activities grouped by region (street, community) and organisation. `format`: json, xlsx (the figures, the activities, "
+    "a 说明 sheet with every definition and a 明细 sheet per measure) or html (printable). Audited."
 )
 MonthlyFmt = Annotated[service.MonthlyFormat, Query(description="json、xlsx 或 html（可打印）")]
 
@@ -166,6 +168,56 @@ def organisation_monthly(request: Request, session: SessionDep, principal: Organ
 def street_monthly(request: Request, session: SessionDep, principal: StreetReportReader, street_id: int,
                    month: Month = None, format: MonthlyFmt = service.MonthlyFormat.json):
     return _monthly(request, session, principal, ScopeKind.street, street_id, month, format)
+
+
+@api.get(
+    "/networks/{network_id}/reports/monthly",
+    summary="The monthly report (月报) of a network of partner organisations: this month and cumulative",
+    description=_MONTHLY_DESCRIPTION + " A network's report covers the communities its partner organisations run and counts "
+    "its partners (伙伴机构), never itself. Read by platform admins and the admins of its coordinating organisation.",
+    response_model=MonthlyReport,
+    responses=_MONTHLY,
+)
+def network_monthly(request: Request, session: SessionDep, principal: NetworkReportReader, network_id: int,
+                    month: Month = None, format: MonthlyFmt = service.MonthlyFormat.json):
+    return _monthly(request, session, principal, ScopeKind.network, network_id, month, format)
+
+
+_MONTHLY_READ = error_responses(400, 401, 403, 404, 422)
+_DRILLDOWN_DESCRIPTION = (
+    "The records behind a measure of the monthly report (明细), computed as the report computes it: `partner_organisations` "
+    "(the organisations counted), `communities` (each community active in the month and its records by kind), `activities` "
+    "(each activity held: 人次, attendees named, leaflets, beneficiaries, media), `people` (each named attendance, by door plate; "
+    "人 is the number of distinct households), `media` (items counted this month and the reads each added). `figures` holds "
+    "the month's values the rows give. Audited."
+)
+
+
+def _drilldown(request: Request, session, principal, kind: ScopeKind, scope_id: int, month, measure: Measure):
+    return service.monthly_drilldown(session, principal, kind, scope_id, month, measure,
+                                     request_id=getattr(request.state, "request_id", None))
+
+
+@api.get("/networks/{network_id}/reports/monthly/records/{measure}", summary="The records behind a measure of a network's monthly report",
+         description=_DRILLDOWN_DESCRIPTION, response_model=Drilldown, responses=_MONTHLY_READ)
+def network_drilldown(request: Request, session: SessionDep, principal: NetworkReportReader, network_id: int, measure: Measure,
+                      month: Month = None):
+    return _drilldown(request, session, principal, ScopeKind.network, network_id, month, measure)
+
+
+@api.get("/organisations/{organisation_id}/reports/monthly/records/{measure}",
+         summary="The records behind a measure of an organisation's monthly report", description=_DRILLDOWN_DESCRIPTION,
+         response_model=Drilldown, responses=_MONTHLY_READ)
+def organisation_drilldown(request: Request, session: SessionDep, principal: OrganisationReportReader, organisation_id: int,
+                           measure: Measure, month: Month = None):
+    return _drilldown(request, session, principal, ScopeKind.organisation, organisation_id, month, measure)
+
+
+@api.get("/streets/{street_id}/reports/monthly/records/{measure}", summary="The records behind a measure of a street's monthly report",
+         description=_DRILLDOWN_DESCRIPTION, response_model=Drilldown, responses=_MONTHLY_READ)
+def street_drilldown(request: Request, session: SessionDep, principal: StreetReportReader, street_id: int, measure: Measure,
+                     month: Month = None):
+    return _drilldown(request, session, principal, ScopeKind.street, street_id, month, measure)
 
 
 # --- rates and the red and black list (红黑榜) -----------------------------------------------------
