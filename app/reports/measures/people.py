@@ -57,7 +57,7 @@ DEFINITIONS: tuple[Definition, ...] = (
                "在活动中按户登记（门牌）的参与者，统计期内每户只计一次（去重）；累计为项目开始至期末的去重户数，不是各月相加。"
                "只记录了人数、未登记参与者的活动不加总进人数，见“未登记参与者的活动”。"),
     Definition("activities_unnamed", "未登记参与者的活动",
-               "参与人次多于已登记参与者的活动场次（只记录了人数，或只登记了一部分）；“其中未登记的参与人次”为两者之差的合计。"),
+               "参与人次多于已登记参与者的活动场次（只记录了人数，或只登记了一部分）；“其中未登记参与者的人次”为两者之差的合计。"),
     Definition("participating_households", "参与家庭",
                "统计期内本户有参与记录（打卡、堆肥、回收、志愿、挑战）的住户数，每户只计一次；冲正的记录不计。"),
     Definition("direct_beneficiaries", "直接受益人次", "每场活动记录的直接受益人次之和。"),
@@ -221,7 +221,7 @@ LABELS = {
     "activity_participants": ("活动参与人次", "人次"),
     "activity_people": ("活动参与人数（按户登记，去重）", "户"),
     "activities_unnamed": ("未登记参与者的活动", "场"),
-    "unnamed_attendances": ("其中未登记的参与人次", "人次"),
+    "unnamed_attendances": ("其中未登记参与者的人次", "人次"),
     "direct_beneficiaries": ("直接受益人次", "人次"),
     "indirect_beneficiaries": ("间接受益人次", "人次"),
     "activity_volunteers": ("活动志愿者人次", "人次"),
