@@ -97,15 +97,20 @@ class ActivityPublic(ActivityBase):
 
 
 class ActivityTotals(SQLModel):
+    """The period's activity figures, computed as the monthly report computes them (app.reports.measures.people)."""
+
     activities: int
-    participants: int = Field(description="人次")
-    unique_participants_known: int = Field(description="已知的去重人数之和（仅含填写了人数的活动）")
+    participants: int = Field(description="参与人次")
+    people: int = Field(default=0, description="参与人数：按户登记的参与者，去重")
+    activities_unnamed: int = Field(default=0, description="参与人次多于已登记参与者的活动场次")
+    unnamed_attendances: int = Field(default=0, description="未登记参与者的人次")
+    unique_participants_known: int = Field(description="各活动自填去重人数之和（仅含填写了的活动；不是人数，月报不用）")
     direct_beneficiaries: int
     indirect_beneficiaries: int
     volunteers: int
     leaflets: int
-    media_items: int
-    media_reads: int
+    media_items: int = Field(description="活动记录自填的报道篇数之和（月报按媒体记录计）")
+    media_reads: int = Field(description="活动记录自填的阅读量之和（月报按媒体记录计）")
     by_kind: dict[str, int]
 
 

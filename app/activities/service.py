@@ -132,10 +132,17 @@ def totals(session: Session, community_id: int, start: date | None, end: date | 
         ).where(*where)
     ).one()
     by_kind = dict(session.execute(select(t.c.kind, func.count()).where(*where).group_by(t.c.kind)).all())
-    n, p, u, d, i, v, le, mi, mr = (int(x) for x in row)
+    _, _, unique_known, *_, media_items, media_reads = (int(x) for x in row)
+    from app.reports.measures import people  # the reports' one definition of each figure
+    from app.reports.scope import ScopeKind, resolve
+
+    f = people.activity_figures(session, resolve(session, ScopeKind.community, community_id), start, end)
     return ActivityTotals(
-        activities=n, participants=p, unique_participants_known=u, direct_beneficiaries=d, indirect_beneficiaries=i,
-        volunteers=v, leaflets=le, media_items=mi, media_reads=mr, by_kind=by_kind,
+        activities=f["activities"], participants=f["activity_participants"], people=f["activity_people"],
+        activities_unnamed=f["activities_unnamed"], unnamed_attendances=f["unnamed_attendances"],
+        unique_participants_known=unique_known, direct_beneficiaries=f["direct_beneficiaries"],
+        indirect_beneficiaries=f["indirect_beneficiaries"], volunteers=f["activity_volunteers"], leaflets=f["leaflets"],
+        media_items=media_items, media_reads=media_reads, by_kind=by_kind,
     )
 
 
