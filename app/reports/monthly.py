@@ -38,6 +38,7 @@ class Figure(SQLModel):
     unit: str
     this_month: float | int | None = Field(description="本月")
     cumulative: float | int | None = Field(description="累计（项目开始至本月末）")
+    records: str | None = Field(default=None, description="明细：GET …/reports/monthly/records/{records} 列出本月数字背后的记录")
 
 
 class ActivityLine(SQLModel):
@@ -143,7 +144,8 @@ def _record_figures(session: Session, scope: Scope, lo: datetime, hi: datetime) 
 
 
 def _people(values: list[people.Value]) -> list[Figure]:
-    return [Figure(key=v.key, label=v.label, unit=v.unit, this_month=v.this_month, cumulative=v.cumulative) for v in values]
+    return [Figure(key=v.key, label=v.label, unit=v.unit, this_month=v.this_month, cumulative=v.cumulative, records=v.records)
+            for v in values]
 
 
 _ACTIVITY_TOTALS = ("participants", "named", "direct_beneficiaries", "indirect_beneficiaries", "volunteers", "leaflets",

@@ -194,6 +194,14 @@ def test_drill_downs_list_exactly_the_records_counted(client, world, clock):
     figures = _figures(net.report("2026-10"))
     october = [a for a in net.activities if a["held_on"].startswith("2026-10")]
 
+    # Each of these figures names its drill-down.
+    report = net.report("2026-10")
+    records = {f["key"]: f["records"] for f in report["figures"]}
+    assert (records["partner_organisations"], records["communities"], records["activity_participants"], records["leaflets"],
+            records["activity_people"], records["media_reads"]) == ("partner_organisations", "communities", "activities",
+                                                                  "activities", "people", "media")
+    for measure in set(filter(None, records.values())):
+        assert net.records("2026-10", measure)["measure"] == measure
     acts = net.records("2026-10", "activities")
     assert sorted(r["activity_id"] for r in acts["rows"]) == sorted(a["id"] for a in october)
     assert sum(r["participants"] for r in acts["rows"]) == figures["activity_participants"][0] == acts["figures"]["activity_participants"]

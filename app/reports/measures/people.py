@@ -212,6 +212,7 @@ class Value:
     unit: str
     this_month: int
     cumulative: int
+    records: str  # the Measure whose drill-down lists the records behind it
 
 
 LABELS = {
@@ -231,9 +232,17 @@ LABELS = {
 }
 
 
+def _records_of(key: str) -> str:
+    if key in ("partner_organisations", "communities"):
+        return key
+    if key == "activity_people":
+        return "people"
+    return "media" if key.startswith("media_") else "activities"
+
+
 def _value(key: str, this_month: int, cumulative: int) -> Value:
     label, unit = LABELS[key]
-    return Value(key, label, unit, this_month, cumulative)
+    return Value(key, label, unit, this_month, cumulative, _records_of(key))
 
 
 def head_figures(session: Session, scope: Scope, period: Period) -> list[Value]:
