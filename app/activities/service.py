@@ -90,6 +90,8 @@ def read_activity(session: Session, activity_id: int) -> Activity:
 def update_activity(session: Session, principal: Principal, activity_id: int, data: ActivityUpdate) -> Activity:
     row = get_activity(session, activity_id)
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    if "participants" in changes:
+        _lock(session, activity_id)
     if "participants" in changes and changes["participants"] < _named(session, activity_id):
         raise Unprocessable("fewer_than_named", "参与人次不能少于已登记的参与者", "Attendances cannot be fewer than the attendees named",
                             "participants")
@@ -151,6 +153,10 @@ def totals(session: Session, community_id: int, start: date | None, end: date | 
 ATTENDANCE = ActivityAttendance.__table__
 
 
+def _lock(session: Session, activity_id: int) -> None:
+    session.execute(select(Activity.__table__.c.id).where(Activity.__table__.c.id == activity_id).with_for_update())
+
+
 def _named(session: Session, activity_id: int) -> int:
     return int(session.execute(select(func.count()).where(ATTENDANCE.c.activity_id == activity_id)).scalar_one())
 
@@ -176,6 +182,7 @@ def add_attendees(session: Session, principal: Principal, activity_id: int, hous
     from app.places.models import Household
 
     activity = get_activity(session, activity_id)
+    _lock(session, activity_id)  # names added at once are checked against the 人次 one after the other
     wanted = sorted(set(household_ids))
     found = set(session.scalars(select(Household.id).where(Household.id.in_(wanted), Household.community_id == activity.community_id)))
     if len(found) != len(wanted):

@@ -332,3 +332,18 @@ def test_attendees_are_named_once_within_the_attendances(client, world, other_wo
         actions = [a.action for a in s.exec(select(AuditLog).where(AuditLog.object_type == "activity",
                                                                    AuditLog.object_id == str(activity["id"])).order_by(AuditLog.id))]
     assert actions == ["activity.create", "activity.attendees_add", "activity.attendee_remove"]
+
+
+def test_names_sent_at_once_never_outnumber_the_attendances(client, world):
+    from functools import partial
+
+    from tests.support import race
+
+    h = world.h("committee")
+    body = {"client_id": f"race-{uuid.uuid4().hex}", "kind": "game", "title": "游戏", "held_on": "2026-10-10", "participants": 2}
+    activity = _ok(client.post(f"/api/v1/communities/{world.community.id}/activities", json=body, headers=h))
+    url = f"/api/v1/activities/{activity['id']}/attendees"
+    ids = [x.id for x in world.households]
+    answers = race(*(partial(client.post, url, json={"household_ids": ids[2 * n:2 * n + 2]}, headers=h) for n in range(3)))
+    assert sorted(a.status_code for a in answers) == [200, 409, 409]
+    assert _ok(client.get(url, headers=h), 200)["named"] == 2
