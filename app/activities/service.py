@@ -373,21 +373,6 @@ def stats(session: Session, challenge_id: int) -> ChallengeStats:
 
 # --- for reports ---------------------------------------------------------------------------------
 
-REPORT_SUMS = ("participants", "unique_participants", "direct_beneficiaries", "indirect_beneficiaries", "volunteers",
-               "media_items", "media_reads")
-
-
-def sums(session: Session, community_ids: list[int] | tuple[int, ...], start: date | None, end: date) -> dict[str, int]:
-    """Activity count and the sums of REPORT_SUMS for activities held on local days [start, end]
-    (start None: since the start). Called by reports after they have checked who is asking."""
-    t = Activity.__table__
-    cond = [t.c.community_id.in_(list(community_ids) or [-1]), t.c.held_on <= end]
-    if start is not None:
-        cond.append(t.c.held_on >= start)
-    row = session.execute(select(func.count(), *[func.coalesce(func.sum(t.c[c]), 0) for c in REPORT_SUMS]).where(*cond)).one()
-    return {"activities": int(row[0]), **{c: int(v) for c, v in zip(REPORT_SUMS, row[1:], strict=True)}}
-
-
 def held(session: Session, community_ids: list[int] | tuple[int, ...], start: date, end: date) -> list[Activity]:
     """The activities held on local days [start, end], in date order. For reports."""
     return list(session.scalars(
