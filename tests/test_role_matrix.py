@@ -206,7 +206,14 @@ def _objects(client, world) -> dict[str, int | str]:
         "occurs_on": today.isoformat(), "start_time": "00:00", "end_time": "23:59", "place": "社区广场"})
     weigh_in_id = made(f"/recycling-events/{event_id}/weigh-ins", "clerk",
                        json={"client_id": key(), "payload": _payload(world), "category": code, "weight_g": 2000})
+    # A network coordinated by the world's organisation, which is also its partner.
+    network_id = made("/networks", "platform_admin", json={"name": f"矩阵网络-{key()}", "coordinator_organisation_id": world.organisation.id})
+    partner = client.post(f"/api/v1/networks/{network_id}/partners", headers=world.h("platform_admin"),
+                          json={"organisation_id": world.organisation.id})
+    assert partner.status_code == 200, partner.text
     return {
+        "network_id": network_id,
+        "measure": "activities",
         "site_id": site_id,
         "bin_id": bin_id,
         "drop_id": drop_id,

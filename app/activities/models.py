@@ -10,11 +10,11 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import model_validator
-from sqlalchemy import JSON, Column, Index, String, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.core.db import utcnow
-from app.kit.columns import fk, pk
+from app.kit.columns import BigId, fk, pk
 from app.kit.fields import Day
 
 
@@ -34,14 +34,17 @@ class ActivityBase(SQLModel):
     place: str = Field(default="", max_length=100)
     duration_minutes: int = Field(default=60, ge=1, le=24 * 60)
     organisation_id: int | None = Field(default=None, description="主办的社会组织")
-    participants: int = Field(ge=0, le=1_000_000, description="参与人次")
-    unique_participants: int | None = Field(default=None, ge=0, le=1_000_000, description="参与人数（去重，已知时填写）")
-    direct_beneficiaries: int = Field(default=0, ge=0, le=10_000_000, description="直接受益人数")
-    indirect_beneficiaries: int = Field(default=0, ge=0, le=100_000_000, description="间接受益人数")
+    participants: int = Field(ge=0, le=1_000_000, description="参与人次：本场到场的人次（含未登记姓名/门牌的）")
+    unique_participants: int | None = Field(
+        default=None, ge=0, le=1_000_000,
+        description="本场的去重人数（已知时填写）；月报的“参与人数”只计按户登记的参与者（见 /activities/{id}/attendees），不加总此数",
+    )
+    direct_beneficiaries: int = Field(default=0, ge=0, le=10_000_000, description="直接受益人次")
+    indirect_beneficiaries: int = Field(default=0, ge=0, le=100_000_000, description="间接受益人次（影响人次）")
     volunteers: int = Field(default=0, ge=0, le=100_000, description="志愿者参与人次")
     leaflets: int = Field(default=0, ge=0, le=10_000_000, description="发放宣传品")
-    media_items: int = Field(default=0, ge=0, le=10_000, description="媒体报道/推文篇数")
-    media_reads: int = Field(default=0, ge=0, le=1_000_000_000, description="阅读量")
+    media_items: int = Field(default=0, ge=0, le=10_000, description="媒体报道/推文篇数（旧字段；月报按关联本活动的媒体记录计）")
+    media_reads: int = Field(default=0, ge=0, le=1_000_000_000, description="阅读量（旧字段；月报按关联本活动的媒体记录计）")
     photo_refs: list[str] = Field(default_factory=list, max_length=30, description="照片引用")
     story: str = Field(default="", max_length=4000, description="活动故事")
 
@@ -94,16 +97,52 @@ class ActivityPublic(ActivityBase):
 
 
 class ActivityTotals(SQLModel):
+    """The period's activity figures, computed as the monthly report computes them (app.reports.measures.people)."""
+
     activities: int
-    participants: int = Field(description="人次")
-    unique_participants_known: int = Field(description="已知的去重人数之和（仅含填写了人数的活动）")
+    participants: int = Field(description="参与人次")
+    people: int = Field(default=0, description="参与人数：按户登记的参与者，去重")
+    activities_unnamed: int = Field(default=0, description="参与人次多于已登记参与者的活动场次")
+    unnamed_attendances: int = Field(default=0, description="未登记参与者的人次")
+    unique_participants_known: int = Field(description="各活动自填去重人数之和（仅含填写了的活动；不是人数，月报不用）")
     direct_beneficiaries: int
     indirect_beneficiaries: int
     volunteers: int
     leaflets: int
-    media_items: int
-    media_reads: int
+    media_items: int = Field(description="活动记录自填的报道篇数之和（月报按媒体记录计）")
+    media_reads: int = Field(description="活动记录自填的阅读量之和（月报按媒体记录计）")
     by_kind: dict[str, int]
+
+
+class ActivityAttendance(SQLModel, table=True):
+    """A household identified among an activity's participants (参与者登记): what 人 (distinct people)
+    is counted from. An activity's 人次 stays its recorded count; names recorded are at most that."""
+
+    __tablename__ = "activity_attendance"
+    activity_id: int = Field(sa_column=Column(BigId, ForeignKey("activity.id"), primary_key=True))
+    household_id: int = Field(sa_column=Column(BigId, ForeignKey("household.id"), primary_key=True, index=True))
+    recorded_by: int = Field(sa_column=fk("app_user.id", index=False))
+    recorded_at: datetime = Field(default_factory=utcnow)
+
+
+class AttendeesAdd(SQLModel):
+    household_ids: list[int] = Field(min_length=1, max_length=500, description="到场住户（本社区）；已登记的不重复计")
+
+
+class Attendee(SQLModel):
+    household_id: int
+    building: str
+    unit: str
+    door_plate: str
+    recorded_at: datetime
+
+
+class Attendees(SQLModel):
+    activity_id: int
+    participants: int = Field(description="本场参与人次（记录的人数）")
+    named: int = Field(description="已按户登记的参与者")
+    unnamed: int = Field(description="未登记的人次 = 参与人次 − 已登记")
+    items: list[Attendee]
 
 
 # --- challenges (打卡挑战) ----------------------------------------------------------------------

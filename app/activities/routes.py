@@ -25,6 +25,8 @@ from app.activities.models import (
     ActivityPublic,
     ActivityTotals,
     ActivityUpdate,
+    Attendees,
+    AttendeesAdd,
     ChallengeCreate,
     ChallengePublic,
     ChallengeStats,
@@ -86,6 +88,24 @@ def read_activity(session: SessionDep, principal: ActivityStaff, activity_id: in
 @router.patch("/activities/{activity_id}", summary="Correct an activity record", response_model=ActivityPublic, responses=WRITE)
 def update_activity(session: SessionDep, principal: ActivityManager, activity_id: int, data: ActivityUpdate):
     return service.update_activity(session, principal, activity_id, data)
+
+
+@router.get("/activities/{activity_id}/attendees", summary="The households named among an activity's participants (人), and how many are not",
+            response_model=Attendees, responses=READ)
+def list_attendees(session: SessionDep, principal: ActivityStaff, activity_id: int):
+    return service.attendees(session, activity_id)
+
+
+@router.post("/activities/{activity_id}/attendees", summary="Name households that took part in an activity (idempotent; audited)",
+             response_model=Attendees, responses=WRITE)
+def add_attendees(session: SessionDep, principal: ActivityManager, activity_id: int, data: AttendeesAdd):
+    return service.add_attendees(session, principal, activity_id, data.household_ids)
+
+
+@router.delete("/activities/{activity_id}/attendees/{household_id}", summary="Take a household off an activity's attendees (audited)",
+               response_model=Attendees, responses=WRITE)
+def remove_attendee(session: SessionDep, principal: ActivityManager, activity_id: int, household_id: int):
+    return service.remove_attendee(session, principal, activity_id, household_id)
 
 
 @router.post("/communities/{community_id}/challenges", summary="Create a check-in challenge (打卡挑战)", status_code=201, response_model=ChallengePublic, responses=WRITE)

@@ -12,9 +12,12 @@ from sqlmodel import select as select_rows
 
 from app.activities.models import (
     Activity,
+    ActivityAttendance,
     ActivityCreate,
     ActivityTotals,
     ActivityUpdate,
+    Attendee,
+    Attendees,
     Challenge,
     ChallengeCreate,
     ChallengeDay,
@@ -87,6 +90,11 @@ def read_activity(session: Session, activity_id: int) -> Activity:
 def update_activity(session: Session, principal: Principal, activity_id: int, data: ActivityUpdate) -> Activity:
     row = get_activity(session, activity_id)
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    if "participants" in changes:
+        _lock(session, activity_id)
+    if "participants" in changes and changes["participants"] < _named(session, activity_id):
+        raise Unprocessable("fewer_than_named", "参与人次不能少于已登记的参与者", "Attendances cannot be fewer than the attendees named",
+                            "participants")
     for k, v in changes.items():
         setattr(row, k, v)
     try:
@@ -126,11 +134,85 @@ def totals(session: Session, community_id: int, start: date | None, end: date | 
         ).where(*where)
     ).one()
     by_kind = dict(session.execute(select(t.c.kind, func.count()).where(*where).group_by(t.c.kind)).all())
-    n, p, u, d, i, v, le, mi, mr = (int(x) for x in row)
+    _, _, unique_known, *_, media_items, media_reads = (int(x) for x in row)
+    from app.reports.measures import people  # the reports' one definition of each figure
+    from app.reports.scope import ScopeKind, resolve
+
+    f = people.activity_figures(session, resolve(session, ScopeKind.community, community_id), start, end)
     return ActivityTotals(
-        activities=n, participants=p, unique_participants_known=u, direct_beneficiaries=d, indirect_beneficiaries=i,
-        volunteers=v, leaflets=le, media_items=mi, media_reads=mr, by_kind=by_kind,
+        activities=f["activities"], participants=f["activity_participants"], people=f["activity_people"],
+        activities_unnamed=f["activities_unnamed"], unnamed_attendances=f["unnamed_attendances"],
+        unique_participants_known=unique_known, direct_beneficiaries=f["direct_beneficiaries"],
+        indirect_beneficiaries=f["indirect_beneficiaries"], volunteers=f["activity_volunteers"], leaflets=f["leaflets"],
+        media_items=media_items, media_reads=media_reads, by_kind=by_kind,
     )
+
+
+# --- attendees (参与者登记): who took part, by household ------------------------------------------
+
+ATTENDANCE = ActivityAttendance.__table__
+
+
+def _lock(session: Session, activity_id: int) -> None:
+    session.execute(select(Activity.__table__.c.id).where(Activity.__table__.c.id == activity_id).with_for_update())
+
+
+def _named(session: Session, activity_id: int) -> int:
+    return int(session.execute(select(func.count()).where(ATTENDANCE.c.activity_id == activity_id)).scalar_one())
+
+
+def attendees(session: Session, activity_id: int) -> Attendees:
+    from app.places.models import Building, Household
+
+    activity = get_activity(session, activity_id)
+    rows = session.execute(
+        select(ATTENDANCE.c.household_id, Building.name, Household.unit, Household.door_plate, ATTENDANCE.c.recorded_at)
+        .join(Household, Household.id == ATTENDANCE.c.household_id).join(Building, Building.id == Household.building_id)
+        .where(ATTENDANCE.c.activity_id == activity_id).order_by(Building.name, Household.unit, Household.door_plate)
+    ).all()
+    items = [Attendee(household_id=h, building=b, unit=u, door_plate=d, recorded_at=at) for h, b, u, d, at in rows]
+    return Attendees(activity_id=activity.id, participants=activity.participants, named=len(items),
+                     unnamed=activity.participants - len(items), items=items)
+
+
+def add_attendees(session: Session, principal: Principal, activity_id: int, household_ids: list[int]) -> Attendees:
+    """Name households among the activity's participants. Naming one again changes nothing (a retry
+    is safe); all of them are named or none: each must live in the activity's community, and the
+    names cannot outnumber the attendances (人次) recorded."""
+    from app.places.models import Household
+
+    activity = get_activity(session, activity_id)
+    _lock(session, activity_id)  # names added at once are checked against the 人次 one after the other
+    wanted = sorted(set(household_ids))
+    found = set(session.scalars(select(Household.id).where(Household.id.in_(wanted), Household.community_id == activity.community_id)))
+    if len(found) != len(wanted):
+        raise not_found("住户", "Household", "household_ids")
+    added = list(session.scalars(
+        pg_insert(ATTENDANCE)
+        .values([{"activity_id": activity_id, "household_id": h, "recorded_by": principal.user_id, "recorded_at": utcnow()} for h in wanted])
+        .on_conflict_do_nothing(index_elements=["activity_id", "household_id"])
+        .returning(ATTENDANCE.c.household_id)
+    ))
+    if _named(session, activity_id) > activity.participants:
+        session.rollback()
+        raise Conflict("more_than_attendances", "登记的参与者多于本场参与人次，请先更正参与人次",
+                       "More attendees named than the attendances recorded: correct the attendances first")
+    if added:
+        audit.record_act(session, principal, "activity.attendees_add", activity, activity.community_id, household_ids=sorted(added))
+    session.commit()
+    return attendees(session, activity_id)
+
+
+def remove_attendee(session: Session, principal: Principal, activity_id: int, household_id: int) -> Attendees:
+    """Take a household off the activity's named participants; one that is not named changes nothing."""
+    activity = get_activity(session, activity_id)
+    gone = session.execute(
+        ATTENDANCE.delete().where(ATTENDANCE.c.activity_id == activity_id, ATTENDANCE.c.household_id == household_id)
+    ).rowcount
+    if gone:
+        audit.record_act(session, principal, "activity.attendee_remove", activity, activity.community_id, household_id=household_id)
+    session.commit()
+    return attendees(session, activity_id)
 
 
 # --- challenges --------------------------------------------------------------------------------
@@ -290,21 +372,6 @@ def stats(session: Session, challenge_id: int) -> ChallengeStats:
 
 
 # --- for reports ---------------------------------------------------------------------------------
-
-REPORT_SUMS = ("participants", "unique_participants", "direct_beneficiaries", "indirect_beneficiaries", "volunteers",
-               "media_items", "media_reads")
-
-
-def sums(session: Session, community_ids: list[int] | tuple[int, ...], start: date | None, end: date) -> dict[str, int]:
-    """Activity count and the sums of REPORT_SUMS for activities held on local days [start, end]
-    (start None: since the start). Called by reports after they have checked who is asking."""
-    t = Activity.__table__
-    cond = [t.c.community_id.in_(list(community_ids) or [-1]), t.c.held_on <= end]
-    if start is not None:
-        cond.append(t.c.held_on >= start)
-    row = session.execute(select(func.count(), *[func.coalesce(func.sum(t.c[c]), 0) for c in REPORT_SUMS]).where(*cond)).one()
-    return {"activities": int(row[0]), **{c: int(v) for c, v in zip(REPORT_SUMS, row[1:], strict=True)}}
-
 
 def held(session: Session, community_ids: list[int] | tuple[int, ...], start: date, end: date) -> list[Activity]:
     """The activities held on local days [start, end], in date order. For reports."""

@@ -6,8 +6,10 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Path
+from sqlmodel import Session
 
+from app.core.db import SessionDep
 from app.identity.auth import (
     FIELD_STAFF,
     MANAGERS,
@@ -15,17 +17,22 @@ from app.identity.auth import (
     CommunityManager,
     CommunityRole,
     CommunityStaff,
+    CurrentPrincipal,
+    Permission,
     Place,
     PlatformAdmin,
     Principal,
     RoleAnywhere,
+    permission_signature,
 )
+from app.identity.models import Role
+from app.kit.errors import Forbidden
 from app.places import service
 
 __all__ = [
     "BuildingManager", "BuildingStaff", "CommunityManager", "CommunityResidentOrStaff", "CommunityStaff",
     "CompoundManager", "CompoundStaff", "HouseholdManager", "HouseholdMemberOrManager", "HouseholdMemberOrStaff",
-    "PlatformAdmin", "ScanningStaff",
+    "NetworkReader", "PlatformAdmin", "ScanningStaff",
 ]
 
 COMPOUND = Place("compound_id", service.get_compound)
@@ -45,3 +52,24 @@ HouseholdMemberOrManager = Annotated[Principal, Depends(CommunityRole(MANAGERS, 
 CommunityResidentOrStaff = Annotated[Principal, Depends(CommunityRole(STAFF_READ, residents=service.lives_in))]
 # Field staff resolving a scanned door plate; the service checks the household's community.
 ScanningStaff = Annotated[Principal, Depends(RoleAnywhere(FIELD_STAFF))]
+
+
+class NetworkCoordinator(Permission):
+    """Platform admins, and the admins of the network's coordinating organisation (秘书处/枢纽机构).
+    A network that does not exist is a 404 for everyone, before any role is looked at."""
+
+    roles = frozenset({Role.org_admin})
+    __signature__ = permission_signature(session=SessionDep, principal=CurrentPrincipal, network_id=Annotated[int, Path()])
+
+    def __call__(self, session: Session, principal: Principal, network_id: int) -> Principal:
+        network = service.get_network(session, network_id)
+        coordinator = network.coordinator_organisation_id
+        if principal.is_platform_admin or (coordinator is not None and any(
+            g.role == Role.org_admin and g.organisation_id == coordinator for g in principal.grants
+        )):
+            return principal
+        raise Forbidden("forbidden", "无权查看该网络", "You are not allowed to read this network")
+
+
+# The network's coordinators read it and its reports; platform admins also manage its partners.
+NetworkReader = Annotated[Principal, Depends(NetworkCoordinator())]

@@ -66,6 +66,48 @@ class OrganisationCommunity(SQLModel, table=True):
     )
 
 
+# --- network (枢纽/联盟) -------------------------------------------------------------------------
+
+class NetworkBase(SQLModel):
+    name: str = Field(min_length=1, max_length=100, description="网络/联盟名称，如 零废弃网络")
+    coordinator_organisation_id: int | None = Field(
+        default=None, description="秘书处/枢纽机构：其管理员可查看网络月报；不因此计为伙伴机构",
+    )
+
+
+class Network(NetworkBase, table=True):
+    """A programme of partner organisations (枢纽/联盟) that each run communities. It is not an
+    organisation: its reports count its partners, never itself."""
+
+    __tablename__ = "network"
+    id: int | None = Field(default=None, sa_column=pk())
+    name: str = Field(sa_column=Column(String(100), nullable=False, unique=True))
+    coordinator_organisation_id: int | None = Field(default=None, sa_column=fk("organisation.id", nullable=True, index=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class NetworkCreate(NetworkBase):
+    pass
+
+
+class NetworkPartner(SQLModel, table=True):
+    """A partner organisation of a network (伙伴机构)."""
+
+    __tablename__ = "network_partner"
+    network_id: int = Field(sa_column=Column(BigId, ForeignKey("network.id"), primary_key=True))
+    organisation_id: int = Field(sa_column=Column(BigId, ForeignKey("organisation.id"), primary_key=True, index=True))
+    added_at: datetime = Field(default_factory=utcnow)
+
+
+class PartnerRef(SQLModel):
+    organisation_id: int
+
+
+class NetworkPublic(NetworkBase):
+    id: int
+    partners: list[OrganisationPublic] = Field(default_factory=list, description="伙伴机构")
+
+
 # --- community (社区) ---------------------------------------------------------------------------
 
 class CommunityBase(SQLModel):

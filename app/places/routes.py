@@ -22,6 +22,7 @@ from app.places.auth import (
     HouseholdManager,
     HouseholdMemberOrManager,
     HouseholdMemberOrStaff,
+    NetworkReader,
     PlatformAdmin,
     ScanningStaff,
 )
@@ -39,8 +40,11 @@ from app.places.models import (
     HouseholdPublic,
     HouseholdStatus,
     HouseholdUpdate,
+    NetworkCreate,
+    NetworkPublic,
     OrganisationCreate,
     OrganisationPublic,
+    PartnerRef,
     StreetCreate,
     StreetPublic,
 )
@@ -80,6 +84,29 @@ def create_organisation(session: SessionDep, principal: PlatformAdmin, data: Org
 def link_organisation(session: SessionDep, principal: PlatformAdmin, organisation_id: int, data: OrganisationLink):
     service.link_organisation(session, principal, organisation_id, data.community_id)
     return Response(status_code=204)
+
+
+@router.post("/networks", summary="Create a network of partner organisations (枢纽/联盟); a retry answers the same one",
+             status_code=201, response_model=NetworkPublic, responses=WRITE_ERRORS)
+def create_network(session: SessionDep, principal: PlatformAdmin, data: NetworkCreate):
+    return service.create_network(session, principal, data)
+
+
+@router.get("/networks/{network_id}", summary="A network and its partner organisations", response_model=NetworkPublic, responses=READ_ERRORS)
+def read_network(session: SessionDep, principal: NetworkReader, network_id: int):
+    return service.network_public(session, service.get_network(session, network_id))
+
+
+@router.post("/networks/{network_id}/partners", summary="Add a partner organisation to a network (audited)",
+             response_model=NetworkPublic, responses=WRITE_ERRORS)
+def add_network_partner(session: SessionDep, principal: PlatformAdmin, network_id: int, data: PartnerRef):
+    return service.add_partner(session, principal, network_id, data.organisation_id)
+
+
+@router.delete("/networks/{network_id}/partners/{organisation_id}", summary="Remove a partner organisation from a network (audited)",
+               response_model=NetworkPublic, responses=WRITE_ERRORS)
+def remove_network_partner(session: SessionDep, principal: PlatformAdmin, network_id: int, organisation_id: int):
+    return service.remove_partner(session, principal, network_id, organisation_id)
 
 
 @router.post("/communities", summary="Create a community (社区)", status_code=201, response_model=CommunityPublic, responses=WRITE_ERRORS)

@@ -31,9 +31,14 @@ from app.places.models import (
     HouseholdPublic,
     HouseholdStatus,
     HouseholdUpdate,
+    Network,
+    NetworkCreate,
+    NetworkPartner,
+    NetworkPublic,
     Organisation,
     OrganisationCommunity,
     OrganisationCreate,
+    OrganisationPublic,
     Street,
     StreetCreate,
 )
@@ -109,6 +114,87 @@ def link_organisation(session: Session, principal: Principal, organisation_id: i
         session.add(OrganisationCommunity(organisation_id=organisation_id, community_id=community_id))
         _audit(session, principal, "organisation.link", Organisation(id=organisation_id, name=""), community_id)
         _commit(session, "已关联", "Already linked")
+
+
+# --- networks of partner organisations (枢纽/联盟; platform admin) ------------------------------
+
+def get_network(session: Session, network_id: int) -> Network:
+    network = session.get(Network, network_id)
+    if network is None:
+        raise not_found("网络", "Network", "network_id")
+    return network
+
+
+def _organisation(session: Session, organisation_id: int, field: str = "organisation_id") -> Organisation:
+    org = session.get(Organisation, organisation_id)
+    if org is None:
+        raise not_found("社会组织", "Organisation", field)
+    return org
+
+
+def network_public(session: Session, network: Network) -> NetworkPublic:
+    partners = session.exec(
+        select(Organisation).join(NetworkPartner, NetworkPartner.organisation_id == Organisation.id)
+        .where(NetworkPartner.network_id == network.id).order_by(Organisation.id)
+    ).all()
+    return NetworkPublic.model_validate(network, update={"partners": [OrganisationPublic.model_validate(o) for o in partners]})
+
+
+def create_network(session: Session, principal: Principal, data: NetworkCreate) -> NetworkPublic:
+    """A network is created once by name: sent again (a retry), the existing one answers, unless it
+    names another coordinator (409)."""
+    if data.coordinator_organisation_id is not None:
+        _organisation(session, data.coordinator_organisation_id, "coordinator_organisation_id")
+    existing = session.exec(select(Network).where(Network.name == data.name)).first()
+    if existing is not None:
+        if existing.coordinator_organisation_id != data.coordinator_organisation_id:
+            raise Conflict("duplicate", "同名网络已存在", "A network with this name already exists")
+        return network_public(session, existing)
+    network = Network.model_validate(data)
+    _insert(session, network, "同名网络已存在", "A network with this name already exists")
+    _audit(session, principal, "network.create", network, None, name=network.name,
+           coordinator_organisation_id=network.coordinator_organisation_id)
+    _commit(session, "同名网络已存在", "A network with this name already exists")
+    return network_public(session, network)
+
+
+def add_partner(session: Session, principal: Principal, network_id: int, organisation_id: int) -> NetworkPublic:
+    """Add a partner organisation; adding it again changes nothing."""
+    network = get_network(session, network_id)
+    _organisation(session, organisation_id)
+    if session.get(NetworkPartner, (network_id, organisation_id)) is None:
+        session.add(NetworkPartner(network_id=network_id, organisation_id=organisation_id))
+        _audit(session, principal, "network.partner_add", network, None, organisation_id=organisation_id)
+        try:
+            session.commit()
+        except IntegrityError:  # the same partner added twice at once: it is there
+            session.rollback()
+    return network_public(session, network)
+
+
+def remove_partner(session: Session, principal: Principal, network_id: int, organisation_id: int) -> NetworkPublic:
+    """Remove a partner organisation; removing one that is not a partner changes nothing."""
+    network = get_network(session, network_id)
+    link = session.get(NetworkPartner, (network_id, organisation_id))
+    if link is not None:
+        session.delete(link)
+        _audit(session, principal, "network.partner_remove", network, None, organisation_id=organisation_id)
+        session.commit()
+    return network_public(session, network)
+
+
+def network_partner_ids(session: Session, network_id: int) -> list[int]:
+    return list(session.exec(
+        select(NetworkPartner.organisation_id).where(NetworkPartner.network_id == network_id).order_by(NetworkPartner.organisation_id)
+    ).all())
+
+
+def organisation_community_ids(session: Session, organisation_ids: list[int]) -> list[int]:
+    """The communities the organisations run (each once), in id order."""
+    return list(session.exec(
+        select(OrganisationCommunity.community_id).where(OrganisationCommunity.organisation_id.in_(organisation_ids or [-1]))
+        .distinct().order_by(OrganisationCommunity.community_id)
+    ).all())
 
 
 # --- communities -------------------------------------------------------------------------------

@@ -21,9 +21,11 @@ from app.identity.auth import (
 )
 from app.identity.models import Role
 from app.kit.errors import Forbidden
+from app.places.auth import NetworkReader
 from app.reports import media
 
-__all__ = ["CommunityManager", "CommunityReportReader", "MediaItemManager", "OrganisationReportReader", "StreetReportReader"]
+__all__ = ["CommunityManager", "CommunityReportReader", "MediaItemManager", "NetworkReportReader", "OrganisationReportReader",
+           "StreetReportReader"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,6 +51,9 @@ class ScopeRole(Permission):
 
 
 MEDIA_ITEM = Place("media_item_id", media.get_item)
+
+# A network's reports: platform admins and the admins of its coordinating organisation (秘书处).
+NetworkReportReader = NetworkReader
 
 StreetReportReader = Annotated[Principal, Depends(ScopeRole(Role.street_viewer, "street_id"))]
 OrganisationReportReader = Annotated[Principal, Depends(ScopeRole(Role.org_admin, "organisation_id"))]

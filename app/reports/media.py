@@ -1,5 +1,7 @@
 """Media items (媒体传播): a committee or NGO records each post or article with its channel and reads,
-so the monthly report counts media items and reads from records instead of a hand-typed cell.
+so the monthly report counts media items and reads from records instead of a hand-typed cell. Every
+value of reads is kept as a reading with the time it was recorded (a month reads the last one before
+its end), and an item may name the activity it reports.
 """
 
 from __future__ import annotations
@@ -14,7 +16,21 @@ from app.identity.auth import Principal, community_links
 from app.kit.errors import not_found
 from app.kit.pagination import page_by_id
 from app.kit.sql import own_replay
-from app.reports.models import MediaItem, MediaItemCreate, MediaItemPublic, MediaItemRecorded, MediaItemUpdate
+from app.reports.models import (
+    MediaItem,
+    MediaItemCreate,
+    MediaItemPublic,
+    MediaItemRecorded,
+    MediaItemUpdate,
+    MediaReading,
+)
+
+
+def _check_activity(session: Session, community_id: int, activity_id: int | None) -> None:
+    from app.activities.service import get_activity
+
+    if activity_id is not None and get_activity(session, activity_id).community_id != community_id:
+        raise not_found("活动", "Activity", "activity_id")
 
 
 def _public(row: MediaItem) -> MediaItemPublic:
@@ -31,6 +47,7 @@ def create(session: Session, principal: Principal, community_id: int, data: Medi
         links = community_links(session, community_id)
         if links is None or data.organisation_id not in links[1]:
             raise not_found("社会组织", "Organisation", "organisation_id")
+    _check_activity(session, community_id, data.activity_id)
 
     def stored() -> MediaItem | None:
         return session.exec(
@@ -47,6 +64,7 @@ def create(session: Session, principal: Principal, community_id: int, data: Medi
     except IntegrityError:  # the same client id, sent twice at once
         session.rollback()
         return _recorded(stored(), replayed=True)
+    session.add(MediaReading(media_item_id=row.id, reads=row.reads, recorded_at=row.created_at))
     audit.record(session, actor_user_id=principal.user_id, action="media_item.create", object_type="media_item",
                  object_id=row.id, community_id=community_id, request_id=principal.request_id,
                  detail={"title": row.title, "channel": row.channel, "reads": row.reads})
@@ -82,6 +100,10 @@ def update(session: Session, principal: Principal, media_item_id: int, data: Med
     changes = {k: v for k, v in data.model_dump(exclude_unset=True, exclude_none=True).items() if getattr(row, k) != v}
     if not changes:
         return _public(row)
+    if "activity_id" in changes:
+        _check_activity(session, row.community_id, changes["activity_id"])
+    if "reads" in changes:
+        session.add(MediaReading(media_item_id=row.id, reads=changes["reads"]))
     before = {k: getattr(row, k) for k in changes}
     for k, v in changes.items():
         setattr(row, k, v)

@@ -51,6 +51,7 @@ class MediaItemBase(SQLModel):
     reads: int = Field(default=0, ge=0, le=1_000_000_000, description="阅读/点击量")
     url: str = Field(default="", max_length=300)
     organisation_id: int | None = Field(default=None, description="发布的社会组织")
+    activity_id: int | None = Field(default=None, description="报道的活动（本社区的活动；月报活动表的媒体列据此计）")
 
 
 class MediaItem(MediaItemBase, table=True):
@@ -63,8 +64,22 @@ class MediaItem(MediaItemBase, table=True):
     client_id: str = Field(sa_column=Column(String(64), nullable=False))
     community_id: int = Field(sa_column=fk("community.id", index=False))
     organisation_id: int | None = Field(default=None, sa_column=fk("organisation.id", nullable=True, index=False))
+    activity_id: int | None = Field(default=None, sa_column=fk("activity.id", nullable=True))
     created_by: int = Field(sa_column=fk("app_user.id", index=False))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class MediaReading(SQLModel, table=True):
+    """Reads of a media item as known at an instant (阅读量登记): appended on creation and on every
+    change of reads, never updated, so a month's figure is the last reading before the month's end
+    and regenerating a past month's report never changes it."""
+
+    __tablename__ = "media_reading"
+    __table_args__ = (Index("ix_media_reading_item_at", "media_item_id", "recorded_at"),)
+    id: int | None = Field(default=None, sa_column=pk())
+    media_item_id: int = Field(sa_column=fk("media_item.id", index=False))
+    reads: int = Field(sa_column=Column(BigInteger, nullable=False))
+    recorded_at: datetime = Field(default_factory=utcnow)
 
 
 class MediaItemCreate(MediaItemBase):
@@ -81,6 +96,7 @@ class MediaItemUpdate(SQLModel):
     published_on: Day | None = None
     reads: int | None = Field(default=None, ge=0, le=1_000_000_000)
     url: str | None = Field(default=None, max_length=300)
+    activity_id: int | None = Field(default=None, description="报道的活动（本社区的活动）")
 
 
 class MediaItemPublic(MediaItemBase):

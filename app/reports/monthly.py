@@ -2,34 +2,34 @@
 
 Every figure is computed from records. Waste (kg by group, and participating households) is the waste
 measures' (app.reports.measures.waste: what was weighed or dropped, never points), summed in integer
-grams per group, the total the sum of the groups, so they always add up; the XLSX lists the records
-behind each of them on a 明细 sheet; units are fixed (kg with three decimals, points,
-households, 人次, hours). Activities and their participants and beneficiaries come from activity records,
-volunteer attendances and hours from finished shifts, compost produced from harvests, media items and
-reads from media records; the month's activities are listed by region (street, community) and organisation.
+grams per group, the total the sum of the groups, so they always add up; units are fixed (kg with three
+decimals, points, households, 人次, hours). Partner organisations, communities active, activities, 人次 and
+人, leaflets, beneficiaries and media come from the people measures (app.reports.measures.people, which
+also defines them and lists the records behind them); volunteer attendances and hours from finished
+shifts, compost produced from harvests; the month's activities are listed by region (street, community)
+and organisation. The XLSX (app.reports.workbook) lists the records behind each measure on a 明细 sheet.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import case, distinct, func, select
+from sqlalchemy import case, func, select
 from sqlmodel import Field, Session, SQLModel
 
 from app.activities import service as activities
 from app.compost import service as compost
 from app.core.db import utcnow
-from app.places.models import Community, Organisation, OrganisationCommunity, Street
+from app.places.models import Community, Organisation, Street
 from app.places.service import community_cities
 from app.recycling.groups import GROUPS, group_label
-from app.reports.measures import waste
-from app.reports.models import MediaItem
-from app.reports.scope import Scope, ScopeKind, month_period, resolve
+from app.reports import workbook
+from app.reports.measures import people, waste
+from app.reports.scope import Period, Scope, ScopeKind, month_period, resolve
 from app.reports.totals import ACC, ORIG, E, P
+from app.reports.workbook import month_label  # noqa: F401 - the report's month as 2026年10月, for callers
 from app.volunteers import service as volunteers
 
-# Acts residents take part in (each is one attendance, 人次); redemptions and expiry are not acts.
-ACTS = ("checkin", "compost", "recycling", "volunteer", "challenge")
 # Every figure has its records now; kept (empty) so clients that read `unavailable` keep working.
 UNAVAILABLE: dict[str, str] = {}
 
@@ -40,6 +40,7 @@ class Figure(SQLModel):
     unit: str
     this_month: float | int | None = Field(description="本月")
     cumulative: float | int | None = Field(description="累计（项目开始至本月末）")
+    records: str | None = Field(default=None, description="明细：GET …/reports/monthly/records/{records} 列出本月数字背后的记录")
 
 
 class ActivityLine(SQLModel):
@@ -49,12 +50,14 @@ class ActivityLine(SQLModel):
     held_on: date
     place: str
     participants: int = Field(description="参与人次")
-    unique_participants: int | None = Field(description="参与人数（去重；未填写时为空）")
+    named: int = Field(description="已按户登记的参与者")
+    unique_participants: int | None = Field(description="活动记录填写的去重人数（未填写时为空；不加总）")
     direct_beneficiaries: int
     indirect_beneficiaries: int
     volunteers: int = Field(description="志愿者人次")
-    media_items: int
-    media_reads: int
+    leaflets: int = Field(description="发放宣传品（份）")
+    media_items: int = Field(description="报道本活动的媒体记录（月末已登记的）")
+    media_reads: int = Field(description="这些报道月末的阅读量")
 
 
 class ActivityGroup(SQLModel):
@@ -64,7 +67,13 @@ class ActivityGroup(SQLModel):
     organisation_id: int | None
     organisation: str = Field(description="主办机构；社区自办时为“社区自办”")
     activities: list[ActivityLine]
-    totals: dict[str, int] = Field(description="本组合计：活动场次、人次、受益人次、志愿者人次、媒体")
+    totals: dict[str, int] = Field(description="本组合计：活动场次、人次、已登记参与者、受益人次、志愿者人次、宣传品、媒体")
+
+
+class Definition(SQLModel):
+    key: str = Field(description="指标的 key（figures 中）")
+    term: str = Field(description="指标")
+    text: str = Field(description="定义：怎样由记录计算")
 
 
 class MonthlyReport(SQLModel):
@@ -77,11 +86,13 @@ class MonthlyReport(SQLModel):
     waste_by_category: list[Figure] = Field(description="分类减量；合计等于各类之和")
     unavailable: dict[str, str] = Field(description="系统尚未记录、因此未填写的指标")
     activities: list[ActivityGroup] = Field(default_factory=list, description="本月活动，按地区（街道、社区）和机构分组")
+    definitions: list[Definition] = Field(default_factory=list, description="说明：每个指标的定义")
 
 
 def _window(session: Session, scope: Scope, lo: datetime | None, hi: datetime) -> dict:
-    """Acts and points between lo (None: the start) and hi, from the ledger. Kilograms and participating
-    households are measures of their own (app.reports.measures.waste), from the records."""
+    """Points issued and redeemed between lo (None: the start) and hi, from the ledger. Kilograms and
+    participating households (app.reports.measures.waste) and the people figures
+    (app.reports.measures.people) are measures of their own, from the records."""
     occurred = func.coalesce(ORIG.c.occurred_at, E.c.occurred_at)
     source = func.coalesce(ORIG.c.source, E.c.source)
     cond = [ACC.c.community_id.in_(scope.community_ids), ACC.c.household_id.is_not(None), occurred < hi]
@@ -90,72 +101,50 @@ def _window(session: Session, scope: Scope, lo: datetime | None, hi: datetime) -
     joined = P.join(ACC, ACC.c.id == P.c.account_id).join(E, E.c.id == P.c.entry_id).outerjoin(
         ORIG, ORIG.c.id == E.c.reverses_entry_id
     )
-    is_act = source.in_(ACTS)
-    # A reversal cancels the act it corrects: −1 attendance.
-    acts, issued, redeemed = session.execute(
+    issued, redeemed = session.execute(
         select(
-            func.coalesce(func.sum(case((is_act, case((E.c.reverses_entry_id.is_(None), 1), else_=-1)), else_=0)), 0),
             func.coalesce(func.sum(case((source.in_(("redemption", "expiry")), 0), else_=P.c.amount)), 0),
             func.coalesce(func.sum(case((source == "redemption", -P.c.amount), else_=0)), 0),
         ).select_from(joined).where(*cond)
     ).one()
-    active = session.execute(
-        select(func.count(distinct(ACC.c.community_id))).select_from(joined).where(*cond, is_act)
-    ).scalar()
-    return {"acts": int(acts), "issued": int(issued), "redeemed": int(redeemed), "communities": int(active or 0)}
+    return {"issued": int(issued), "redeemed": int(redeemed)}
 
 
 def _kg(grams: int) -> float:
     return round(grams / 1000, 3)
 
 
-def _media(session: Session, scope: Scope, start: date | None, end: date) -> tuple[int, int]:
-    t = MediaItem.__table__
-    cond = [t.c.community_id.in_(scope.community_ids or (-1,)), t.c.published_on <= end]
-    if start is not None:
-        cond.append(t.c.published_on >= start)
-    n, reads = session.execute(select(func.count(), func.coalesce(func.sum(t.c.reads), 0)).where(*cond)).one()
-    return int(n), int(reads)
-
-
-def _record_figures(session: Session, scope: Scope, start: date, end: date, lo: datetime, hi: datetime) -> list[Figure]:
-    """Activities, volunteers, compost and media: this month (local days start..end, instants [lo, hi))
-    and cumulative (everything up to the month's end)."""
+def _record_figures(session: Session, scope: Scope, lo: datetime, hi: datetime) -> list[Figure]:
+    """Volunteers and compost: this month (instants [lo, hi)) and cumulative (everything up to the month's end)."""
     ids = scope.community_ids
-    act_now, act_all = activities.sums(session, ids, start, end), activities.sums(session, ids, None, end)
     vol_now, vol_all = volunteers.served(session, ids, lo, hi), volunteers.served(session, ids, None, hi)
     compost_now, compost_all = compost.produced_g(session, ids, lo, hi)[None], compost.produced_g(session, ids, None, hi)[None]
-    media_now, media_all = _media(session, scope, start, end), _media(session, scope, None, end)
 
     def fig(key, label, unit, a, b):
         return Figure(key=key, label=label, unit=unit, this_month=a, cumulative=b)
 
-    def act(key, label, unit, column):
-        return fig(key, label, unit, act_now[column], act_all[column])
-
     return [
-        act("activities", "开展活动", "场", "activities"),
-        act("activity_participants", "活动参与人次", "人次", "participants"),
-        act("activity_unique_participants", "活动参与人数（已填写去重人数的活动）", "人", "unique_participants"),
-        act("direct_beneficiaries", "直接受益人次", "人次", "direct_beneficiaries"),
-        act("indirect_beneficiaries", "间接受益人次", "人次", "indirect_beneficiaries"),
-        act("activity_volunteers", "活动志愿者参与人次", "人次", "volunteers"),
         fig("volunteer_attendances", "志愿者值守人次（签到签退记录）", "人次", vol_now[0], vol_all[0]),
         fig("volunteer_hours", "志愿服务时长", "小时", round(vol_now[1] / 60, 2), round(vol_all[1] / 60, 2)),
         fig("compost_produced_kg", "堆肥产出", "kg", _kg(compost_now), _kg(compost_all)),
-        fig("media_items", "媒体传播（篇）", "篇", media_now[0], media_all[0]),
-        fig("media_reads", "点击阅读量", "次", media_now[1], media_all[1]),
     ]
 
 
-_ACTIVITY_TOTALS = ("participants", "direct_beneficiaries", "indirect_beneficiaries", "volunteers", "media_items", "media_reads")
+def _people(values: list[people.Value]) -> list[Figure]:
+    return [Figure(key=v.key, label=v.label, unit=v.unit, this_month=v.this_month, cumulative=v.cumulative, records=v.records)
+            for v in values]
 
 
-def _activity_groups(session: Session, scope: Scope, start: date, end: date) -> list[ActivityGroup]:
+_ACTIVITY_TOTALS = ("participants", "named", "direct_beneficiaries", "indirect_beneficiaries", "volunteers", "leaflets",
+                    "media_items", "media_reads")
+
+
+def _activity_groups(session: Session, scope: Scope, period: Period) -> list[ActivityGroup]:
     """The month's activities by region (street, community) and organising organisation, with sums."""
-    rows = activities.held(session, scope.community_ids, start, end)
+    rows = activities.held(session, scope.community_ids, period.start, period.end)
     if not rows:
         return []
+    details = people.activity_details(session, scope, period, [a.id for a in rows])
     community_ids = {a.community_id for a in rows}
     places = {cid: (name, street) for cid, name, street in session.execute(
         select(Community.id, Community.name, Street.name).join(Street, Street.id == Community.street_id)
@@ -174,15 +163,15 @@ def _activity_groups(session: Session, scope: Scope, start: date, end: date) -> 
                 totals=dict.fromkeys(("activities", *_ACTIVITY_TOTALS), 0),
             )
         g = groups[key]
-        g.activities.append(ActivityLine(
+        line = ActivityLine(
             id=a.id, title=a.title, kind=a.kind, held_on=a.held_on, place=a.place, participants=a.participants,
             unique_participants=a.unique_participants, direct_beneficiaries=a.direct_beneficiaries,
-            indirect_beneficiaries=a.indirect_beneficiaries, volunteers=a.volunteers, media_items=a.media_items,
-            media_reads=a.media_reads,
-        ))
+            indirect_beneficiaries=a.indirect_beneficiaries, volunteers=a.volunteers, leaflets=a.leaflets, **details[a.id],
+        )
+        g.activities.append(line)
         g.totals["activities"] += 1
         for c in _ACTIVITY_TOTALS:
-            g.totals[c] += getattr(a, c)
+            g.totals[c] += getattr(line, c)
     return sorted(groups.values(), key=lambda g: (g.street, g.community_id, g.organisation_id is None, g.organisation))
 
 
@@ -193,10 +182,7 @@ def build(session: Session, kind: ScopeKind, scope_id: int, month: str) -> Month
     period = month_period(month)
     lo, hi = period.bounds(scope.tz)
     now_w, all_w = _window(session, scope, lo, hi), _window(session, scope, None, hi)
-    partners = session.execute(
-        select(func.count(distinct(OrganisationCommunity.organisation_id)))
-        .where(OrganisationCommunity.community_id.in_(scope.community_ids or (-1,)))
-    ).scalar() or 0
+    activity_figures, media_figures = people.programme_figures(session, scope, period)
 
     def fig(key, label, unit, a, b):
         return Figure(key=key, label=label, unit=unit, this_month=a, cumulative=b)
@@ -206,14 +192,14 @@ def build(session: Session, kind: ScopeKind, scope_id: int, month: str) -> Month
     households_now, households_all = waste.participating_households(session, ids, lo, hi), waste.participating_households(session, ids, None, hi)
     total_now, total_all = sum(grams_now.values()), sum(grams_all.values())
     figures = [
-        fig("partner_organisations", "伙伴机构", "家", partners, partners),
-        fig("communities", "开展社区", "个", now_w["communities"], all_w["communities"]),
+        *_people(people.head_figures(session, scope, period)),
         fig("participating_households", "参与家庭", "户", households_now, households_all),
-        fig("attendances", "参与人次（打卡、堆肥、回收、志愿、挑战）", "人次", now_w["acts"], all_w["acts"]),
         fig("waste_reduced_kg", "垃圾减量合计", "kg", _kg(total_now), _kg(total_all)),
         fig("points_issued", "发放积分", "分", now_w["issued"], all_w["issued"]),
         fig("points_redeemed", "兑换积分", "分", now_w["redeemed"], all_w["redeemed"]),
-        *_record_figures(session, scope, period.start, period.end, lo, hi),
+        *_people(activity_figures),
+        *_record_figures(session, scope, lo, hi),
+        *_people(media_figures),
     ]
     cities = set(community_cities(session, scope.community_ids).values())
     by_category = [
@@ -222,113 +208,18 @@ def build(session: Session, kind: ScopeKind, scope_id: int, month: str) -> Month
     return MonthlyReport(
         scope=kind.value, scope_id=scope.id, name=scope.name, month=month, generated_at=utcnow(),
         figures=figures, waste_by_category=by_category, unavailable=dict(UNAVAILABLE),
-        activities=_activity_groups(session, scope, period.start, period.end),
+        activities=_activity_groups(session, scope, period),
+        definitions=[Definition(key=d.key, term=d.term, text=d.text) for d in people.definitions()],
     )
 
 
 def detail_sheets(session: Session, report: MonthlyReport):
-    """The 明细 sheets of the report's XLSX: the records behind each waste measure this month."""
+    """The waste measures' 明细 sheets of the report's XLSX: the records behind each this month."""
     scope = resolve(session, ScopeKind(report.scope), report.scope_id)
     lo, hi = month_period(report.month).bounds(scope.tz)
     return waste.detail_sheets(session, scope.community_ids, lo, hi, scope.tz)
 
 
-def month_label(month: str) -> str:
-    y, m = month.split("-")
-    return f"{int(y)}年{int(m)}月"
-
-
-def write_xlsx(report: MonthlyReport, path: str, details=()) -> None:
-    """The report's sheets, then `details`: the 明细 sheets listing the records behind its figures
-    (app.reports.measures.waste.DetailSheet)."""
-    import xlsxwriter
-
-    wb = xlsxwriter.Workbook(path, {"strings_to_formulas": False})  # titles and places are text (app.kit.cells)
-    ws = wb.add_worksheet("月报")
-    title = wb.add_format({"bold": True, "font_size": 14})
-    head = wb.add_format({"bold": True, "bg_color": "#E8F0E0", "border": 1})
-    num = wb.add_format({"num_format": "#,##0", "border": 1})
-    kg = wb.add_format({"num_format": "#,##0.000", "border": 1})
-    text = wb.add_format({"border": 1})
-    ws.write(0, 0, f"{report.name} {month_label(report.month)}月报", title)
-    ws.write_row(2, 0, ("指标", "单位", "本月", "累计"), head)
-    ws.freeze_panes(3, 0)
-    ws.set_column(0, 0, 36)
-    ws.set_column(1, 1, 8)
-    ws.set_column(2, 3, 16)
-    row = 3
-    hours = wb.add_format({"num_format": "#,##0.00", "border": 1})
-    for f in [*report.figures[:5], *report.waste_by_category, *report.figures[5:]]:
-        fmt = kg if f.unit == "kg" else hours if f.unit == "小时" else num
-        ws.write(row, 0, f.label, text)
-        ws.write(row, 1, f.unit, text)
-        for col, v in ((2, f.this_month), (3, f.cumulative)):
-            if v is None:
-                ws.write(row, col, "未记录", text)
-            else:
-                ws.write_number(row, col, v, fmt)
-        row += 1
-    ws.write(row + 1, 0, "所有数字由系统记录计算；垃圾减量合计等于各类之和。")
-    _activities_sheet(wb, report, head, num, text)
-    for sheet in details:
-        _detail_sheet(wb, sheet, head, {"text": text, "int": num, "kg": kg, "date": wb.add_format({"num_format": "yyyy-mm-dd", "border": 1})},
-                      wb.add_format({"bold": True, "top": 2, "num_format": "#,##0.000"}),
-                      f"{report.name} {month_label(report.month)} {sheet.name}")
-    wb.close()
-
-
-def _detail_sheet(wb, sheet, head, formats: dict, total_fmt, title: str) -> None:
-    """A 明细 sheet: one header row, one row per record, the total in its own marked row below; printed
-    on A4 landscape, fit to the page's width, the header row on every page, the title in the page header."""
-    ws = wb.add_worksheet(sheet.name)
-    ws.write_row(0, 0, [h for h, _ in sheet.columns], head)
-    ws.freeze_panes(1, 0)
-    ws.set_column(0, len(sheet.columns) - 1, 12)
-    ws.set_paper(9)
-    ws.set_landscape()
-    ws.fit_to_pages(1, 0)
-    ws.repeat_rows(0)
-    ws.set_header(f"&C{title.replace('&', '&&')}")
-    row = 1
-    for values in sheet.rows:
-        for col, (v, (_, kind)) in enumerate(zip(values, sheet.columns, strict=True)):
-            if v is None or v == "":
-                ws.write_blank(row, col, None, formats[kind])
-            elif kind == "date":
-                ws.write_datetime(row, col, v, formats[kind])
-            else:
-                ws.write(row, col, v, formats[kind])
-        row += 1
-    if sheet.total is not None:
-        for col, v in enumerate(sheet.total):
-            if v is not None and v != "":
-                ws.write(row + 1, col, v, total_fmt)
-
-
-ACTIVITY_HEADERS = ("街道", "社区", "机构", "日期", "活动", "地点", "参与人次", "参与人数", "直接受益人次", "间接受益人次",
-                    "志愿者人次", "媒体报道", "阅读量")
-
-
-def _activities_sheet(wb, report: MonthlyReport, head, num, text) -> None:
-    """The month's activities, one row each, grouped by region and organisation with a subtotal row per group."""
-    ws = wb.add_worksheet("活动")
-    ws.write_row(0, 0, ACTIVITY_HEADERS, head)
-    ws.freeze_panes(1, 0)
-    ws.set_column(0, 2, 14)
-    ws.set_column(4, 5, 24)
-    bold = wb.add_format({"bold": True, "num_format": "#,##0", "border": 1})
-    row = 1
-    for g in report.activities:
-        for a in g.activities:
-            ws.write_row(row, 0, (g.street, g.community, g.organisation, a.held_on.isoformat(), a.title, a.place), text)
-            for col, v in enumerate((a.participants, a.unique_participants, a.direct_beneficiaries, a.indirect_beneficiaries,
-                                     a.volunteers, a.media_items, a.media_reads), 6):
-                ws.write(row, col, "" if v is None else v, num)
-            row += 1
-        ws.write_row(row, 0, (g.street, g.community, g.organisation, "", f"小计（{g.totals['activities']}场）", ""), text)
-        t = g.totals
-        for col, v in enumerate((t["participants"], None, t["direct_beneficiaries"], t["indirect_beneficiaries"],
-                                 t["volunteers"], t["media_items"], t["media_reads"]), 6):
-            ws.write(row, col, "" if v is None else v, bold)
-        row += 1
-
+def write_xlsx(report: MonthlyReport, path: str, details: list[people.Drilldown] | None = None, waste_details=()) -> None:
+    """The workbook (app.reports.workbook): figures, activities, 说明, and a 明细 sheet per measure."""
+    workbook.write(report, path, details or [], waste_details)

@@ -20,10 +20,12 @@ from app.reports.auth import (
     CommunityManager,
     CommunityReportReader,
     MediaItemManager,
+    NetworkReportReader,
     OrganisationReportReader,
     StreetReportReader,
 )
 from app.reports.dashboard import Dashboard
+from app.reports.measures.people import Drilldown, Measure
 from app.reports.measures.waste import WASTE_MEASURES, ParticipatingHousehold, WasteMeasure, WasteRecord
 from app.reports.models import (
     MediaItemCreate,
@@ -132,8 +134,8 @@ _MONTHLY_DESCRIPTION = (
     "month's activities grouped by region (street, community) and organisation. Kilograms and participating households "
     "come from the records (weigh-ins, walk-ins included; compost drops; weighed check-ins graded correct; less "
     "reversals), never from points; `.../monthly/waste-records` and `.../monthly/participating-households` list the "
-    "records behind them. `format`: json, xlsx (the activities, and a 明细 sheet per waste measure) or html "
-    "(printable). Audited."
+    "records behind them, `.../monthly/records/{measure}` those of the people measures. `format`: json, xlsx (the "
+    "figures, the activities, a 说明 sheet with every definition and a 明细 sheet per measure) or html (printable). Audited."
 )
 MonthlyFmt = Annotated[service.MonthlyFormat, Query(description="json、xlsx 或 html（可打印）")]
 
@@ -227,6 +229,56 @@ def street_participating_households(request: Request, session: SessionDep, princ
                                     month: Month = None, cumulative: Cumulative = False, cursor: Cursor = None, limit: Limit = 100):
     return _records(request, session, principal, ScopeKind.street, street_id, month,
                     WasteMeasure.participating_households, cumulative, cursor, limit)
+
+
+@api.get(
+    "/networks/{network_id}/reports/monthly",
+    summary="The monthly report (月报) of a network of partner organisations: this month and cumulative",
+    description=_MONTHLY_DESCRIPTION + " A network's report covers the communities its partner organisations run and counts "
+    "its partners (伙伴机构), never itself. Read by platform admins and the admins of its coordinating organisation.",
+    response_model=MonthlyReport,
+    responses=_MONTHLY,
+)
+def network_monthly(request: Request, session: SessionDep, principal: NetworkReportReader, network_id: int,
+                    month: Month = None, format: MonthlyFmt = service.MonthlyFormat.json):
+    return _monthly(request, session, principal, ScopeKind.network, network_id, month, format)
+
+
+_MONTHLY_READ = error_responses(400, 401, 403, 404, 422)
+_DRILLDOWN_DESCRIPTION = (
+    "The records behind a measure of the monthly report (明细), computed as the report computes it: `partner_organisations` "
+    "(the organisations counted), `communities` (each community active in the month and its records by kind), `activities` "
+    "(each activity held: 人次, attendees named, leaflets, beneficiaries, media), `people` (each named attendance, by door plate; "
+    "人 is the number of distinct households), `media` (items counted this month and the reads each added). `figures` holds "
+    "the month's values the rows give. Audited."
+)
+
+
+def _drilldown(request: Request, session, principal, kind: ScopeKind, scope_id: int, month, measure: Measure):
+    return service.monthly_drilldown(session, principal, kind, scope_id, month, measure,
+                                     request_id=getattr(request.state, "request_id", None))
+
+
+@api.get("/networks/{network_id}/reports/monthly/records/{measure}", summary="The records behind a measure of a network's monthly report",
+         description=_DRILLDOWN_DESCRIPTION, response_model=Drilldown, responses=_MONTHLY_READ)
+def network_drilldown(request: Request, session: SessionDep, principal: NetworkReportReader, network_id: int, measure: Measure,
+                      month: Month = None):
+    return _drilldown(request, session, principal, ScopeKind.network, network_id, month, measure)
+
+
+@api.get("/organisations/{organisation_id}/reports/monthly/records/{measure}",
+         summary="The records behind a measure of an organisation's monthly report", description=_DRILLDOWN_DESCRIPTION,
+         response_model=Drilldown, responses=_MONTHLY_READ)
+def organisation_drilldown(request: Request, session: SessionDep, principal: OrganisationReportReader, organisation_id: int,
+                           measure: Measure, month: Month = None):
+    return _drilldown(request, session, principal, ScopeKind.organisation, organisation_id, month, measure)
+
+
+@api.get("/streets/{street_id}/reports/monthly/records/{measure}", summary="The records behind a measure of a street's monthly report",
+         description=_DRILLDOWN_DESCRIPTION, response_model=Drilldown, responses=_MONTHLY_READ)
+def street_drilldown(request: Request, session: SessionDep, principal: StreetReportReader, street_id: int, measure: Measure,
+                     month: Month = None):
+    return _drilldown(request, session, principal, ScopeKind.street, street_id, month, measure)
 
 
 # --- rates and the red and black list (红黑榜) -----------------------------------------------------

@@ -1,4 +1,5 @@
-"""What a report covers: one community, a street, or an organisation's communities, and its period.
+"""What a report covers: one community, a street, an organisation's communities, or a network's (the
+communities its partner organisations run), and its period.
 
 A scope resolves to the community ids it covers; who may read it is declared by the routes
 (reports/auth.py).
@@ -17,16 +18,17 @@ from app.core.config import get_settings
 from app.core.db import utcnow
 from app.kit.errors import BadRequest, not_found
 from app.places.models import Community, Organisation, OrganisationCommunity, Street
-from app.places.service import get_community
+from app.places.service import get_community, get_network, network_partner_ids, organisation_community_ids
 
 
 class ScopeKind(StrEnum):
     community = "community"
     street = "street"
     organisation = "organisation"
+    network = "network"
 
 
-SCOPE_ZH = {ScopeKind.community: "社区", ScopeKind.street: "街道", ScopeKind.organisation: "社会组织"}
+SCOPE_ZH = {ScopeKind.community: "社区", ScopeKind.street: "街道", ScopeKind.organisation: "社会组织", ScopeKind.network: "网络"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class Scope:
     tz: ZoneInfo
     # The community an audit row is filed under (None for street/organisation scopes).
     audit_community_id: int | None
+    # The organisations the scope is about: the organisation itself, or a network's partners (never
+    # the network). Empty for a community or a street: their organisations are those linked to them.
+    organisation_ids: tuple[int, ...] = ()
 
 
 def resolve(session: Session, kind: ScopeKind, scope_id: int) -> Scope:
@@ -53,6 +58,11 @@ def resolve(session: Session, kind: ScopeKind, scope_id: int) -> Scope:
             raise not_found("街道", "Street", "street_id")
         ids = session.exec(select(Community.id).where(Community.street_id == scope_id).order_by(Community.id)).all()
         return Scope(kind, street.id, street.name, tuple(ids), default_tz, None)
+    if kind == ScopeKind.network:
+        network = get_network(session, scope_id)
+        partners = tuple(network_partner_ids(session, network.id))
+        ids = organisation_community_ids(session, list(partners))
+        return Scope(kind, network.id, network.name, tuple(ids), default_tz, None, partners)
     org = session.get(Organisation, scope_id)
     if org is None:
         raise not_found("社会组织", "Organisation", "organisation_id")
@@ -61,7 +71,7 @@ def resolve(session: Session, kind: ScopeKind, scope_id: int) -> Scope:
         .where(OrganisationCommunity.organisation_id == scope_id)
         .order_by(OrganisationCommunity.community_id)
     ).all()
-    return Scope(kind, org.id, org.name, tuple(ids), default_tz, None)
+    return Scope(kind, org.id, org.name, tuple(ids), default_tz, None, (org.id,))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from app.core.db import get_reports_engine, utcnow
 from app.identity.auth import Principal
 from app.kit.sql import stream_tuples
 from app.reports import rollup, sheets
-from app.reports.scope import SCOPE_ZH, Period, Scope, ScopeKind, period_of, resolve
+from app.reports.measures import people
+from app.reports.scope import SCOPE_ZH, Period, Scope, ScopeKind, month_period, period_of, resolve
 from app.reports.totals import Rollup, report_query
 
 
@@ -159,12 +160,14 @@ def monthly_report(session: Session, principal: Principal | None, kind: ScopeKin
         return report
     if fmt == MonthlyFormat.html:
         return _render_monthly(report)
+    scope = resolve(session, kind, scope_id)
+    details = people.drilldowns(session, scope, month_period(month))
     fd, path = tempfile.mkstemp(suffix=".xlsx")
     os.close(fd)
     try:
-        monthly.write_xlsx(report, path, monthly.detail_sheets(session, report))
+        monthly.write_xlsx(report, path, details, monthly.detail_sheets(session, report))
         with open(path, "rb") as f:
-            return f.read()
+            return f.read()  # a few sheets; the largest, the people 明细, one row per named attendance
     finally:
         os.unlink(path)
 
@@ -185,3 +188,17 @@ def monthly_records(session: Session, principal: Principal | None, kind: ScopeKi
                      detail={"month": month, "measure": measure.value, "cumulative": cumulative})
         session.commit()
     return waste.detail_page(session, measure, scope.community_ids, None if cumulative else lo, hi, scope.tz, cursor, limit)
+
+
+def monthly_drilldown(session: Session, principal: Principal | None, kind: ScopeKind, scope_id: int, month: str | None,
+                      measure: people.Measure, request_id: str | None = None) -> people.Drilldown:
+    """The records behind one measure of the monthly report (明细); audited like the report."""
+    scope = resolve(session, kind, scope_id)
+    if month is None:
+        month = utcnow().astimezone(scope.tz).strftime("%Y-%m")
+    result = people.drilldown(session, scope, month_period(month), measure)
+    audit.record(session, actor_user_id=principal.user_id if principal else None, action="reports.monthly_drilldown",
+                 object_type=kind.value, object_id=scope_id, request_id=request_id,
+                 detail={"month": month, "measure": measure.value, "rows": len(result.rows)})
+    session.commit()
+    return result

@@ -48,8 +48,13 @@ NOTES = (
 )
 
 
+HEADER_ROW = 3  # the title, the period, a blank row, then each table's one header row
+
+
 def write_xlsx(path: str, rows: Iterable, *, title: str, period: str, generated: str) -> None:
     """Four sheets: households, building subtotals, community subtotals (with the grand total), notes.
+    Each table sheet carries the scope and the period in its title rows and prints on A4, fitted to
+    the page's width, with the titles and the header repeated on every page.
 
     `rows` are report_query's, in order. The household sheet is written while they stream; the subtotal
     rows among them are kept (one small row per building) for the sheets written after it."""
@@ -95,6 +100,17 @@ def write_xlsx(path: str, rows: Iterable, *, title: str, period: str, generated:
         return {h: (11 if h in kg_headers else 10) if h in figure_headers else 12 for h in headers}
 
     sheets = ("户明细", "楼栋小计", "社区合计", "说明")
+    tables = {sheets[0]: ("按户明细", h_headers), sheets[1]: ("楼栋小计", b_headers), sheets[2]: ("社区合计", c_headers)}
+    title_format = Format().set_bold().set_font_size(14)
+
+    def titles(name: str) -> list:
+        what, headers = tables[name]
+        last = len(headers) - 1
+        return [(0, 0, 0, last, f"积分汇总 — {what}　{title}", title_format),
+                (1, 0, 1, last, f"统计区间：{period}　生成时间：{generated}")]
+
+    page = {"paper_size": 9, "landscape": True, "repeat_rows": (0, HEADER_ROW), "fit_to_pages": (1, 0),
+            "center_horizontally": True, "footer": "&C第 &P 页，共 &N 页"}
     notes = [
         {"项目": k, "内容": v}
         for k, v in (("报表", "积分汇总（按户）"), ("范围", title), ("统计区间", period), ("生成时间", generated), ("说明", NOTES))
@@ -107,9 +123,13 @@ def write_xlsx(path: str, rows: Iterable, *, title: str, period: str, generated:
             (sheets[3], notes),
         ],
         path,
-        freeze_panes={sheets[0]: {"row": 1, "col": len(ID_HEADERS)}, sheets[1]: {"row": 1, "col": 4}, sheets[2]: {"row": 1, "col": 2}},
+        freeze_panes={sheets[0]: {"row": HEADER_ROW + 1, "col": len(ID_HEADERS)}, sheets[1]: {"row": HEADER_ROW + 1, "col": 4},
+                      sheets[2]: {"row": HEADER_ROW + 1, "col": 2}},
         header_format=dict.fromkeys(sheets, head),
-        row_heights={name: {0: 32} for name in sheets[:3]},
+        header_row=dict.fromkeys(tables, HEADER_ROW),
+        merge_ranges={name: titles(name) for name in tables},
+        page_setup=dict.fromkeys(tables, page),
+        row_heights={name: {HEADER_ROW: 32} for name in tables},
         column_formats={sheets[0]: formats(h_headers), sheets[1]: formats(b_headers), sheets[2]: formats(c_headers)},
         column_widths={sheets[0]: widths(h_headers), sheets[1]: widths(b_headers), sheets[2]: widths(c_headers),
                        sheets[3]: {"项目": 14, "内容": 60}},

@@ -29,8 +29,13 @@ def test_activities_for_reports(client, world, other_world):
     fixed = client.patch(f"/api/v1/activities/{aid}", json={"participants": 70}, headers=world.h("committee"))
     assert fixed.status_code == 200 and fixed.json()["participants"] == 70
     assert client.patch(f"/api/v1/activities/{aid}", json={"unique_participants": 71}, headers=world.h("committee")).status_code == 422
+    named = client.post(f"/api/v1/activities/{aid}/attendees", json={"household_ids": [h.id for h in world.households[:2]]},
+                        headers=world.h("committee"))
+    assert named.status_code == 200, named.text
     totals = client.get(f"/api/v1/communities/{c}/activities/totals", headers=world.h("street_viewer")).json()
     assert totals["activities"] == 2 and totals["participants"] == 90 and totals["unique_participants_known"] == 45
+    # 人 from the households named, as the monthly report counts it; both activities lack names.
+    assert (totals["people"], totals["activities_unnamed"], totals["unnamed_attendances"]) == (2, 2, 88)
     assert totals["by_kind"] == {"lecture": 1, "class": 1}
     items = client.get(f"/api/v1/communities/{c}/activities", headers=world.h("volunteer")).json()["items"]
     assert len(items) == 2

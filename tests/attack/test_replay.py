@@ -532,6 +532,43 @@ REPLAYS.update({
     ),
 })
 
+def _network(client, w: World, partner: bool = False) -> int:
+    r = client.post("/api/v1/networks", json={"name": f"网络{_key()}"}, headers=w.h("platform_admin"))
+    assert r.status_code == 201, r.text
+    if partner:
+        added = client.post(f"/api/v1/networks/{r.json()['id']}/partners", json={"organisation_id": w.organisation.id},
+                            headers=w.h("platform_admin"))
+        assert added.status_code == 200, added.text
+    return r.json()["id"]
+
+
+def _named_activity(client, w: World) -> int:
+    activity_id = _activity(client, w)
+    r = client.post(f"/api/v1/activities/{activity_id}/attendees", json={"household_ids": [w.households[0].id]}, headers=w.h("committee"))
+    assert r.status_code == 200, r.text
+    return activity_id
+
+
+# Networks and attendees: the same network name, partner or household again changes nothing.
+REPLAYS.update({
+    ("POST", "/api/v1/networks"): lambda client, w: Call(
+        "POST", "/api/v1/networks", "platform_admin", {"json": {"name": f"网络{_key()}", "coordinator_organisation_id": w.organisation.id}},
+    ),
+    ("POST", "/api/v1/networks/{network_id}/partners"): lambda client, w: Call(
+        "POST", f"/api/v1/networks/{_network(client, w)}/partners", "platform_admin", {"json": {"organisation_id": w.organisation.id}},
+    ),
+    ("DELETE", "/api/v1/networks/{network_id}/partners/{organisation_id}"): lambda client, w: Call(
+        "DELETE", f"/api/v1/networks/{_network(client, w, partner=True)}/partners/{w.organisation.id}", "platform_admin", {},
+    ),
+    ("POST", "/api/v1/activities/{activity_id}/attendees"): lambda client, w: Call(
+        "POST", f"/api/v1/activities/{_activity(client, w)}/attendees", "committee",
+        {"json": {"household_ids": [w.households[0].id, w.households[1].id]}},
+    ),
+    ("DELETE", "/api/v1/activities/{activity_id}/attendees/{household_id}"): lambda client, w: Call(
+        "DELETE", f"/api/v1/activities/{_named_activity(client, w)}/attendees/{w.households[0].id}", "committee", {},
+    ),
+})
+
 NOT_REPLAYED = {
     ("POST", "/api/v1/auth/wechat/login"): "each sign-in opens a session (refresh_token rows are attempt logs); covered in tests/identity",
     ("POST", "/api/v1/auth/wechat/phone"): "binding is idempotent by phone and household; covered in tests/identity",

@@ -75,9 +75,10 @@ def _media(client, world, published_on: str, reads: int, **extra) -> None:
     assert r.status_code == 201, r.text
 
 
-def _program_records(client, world) -> None:
+def _program_records(client, world, clock) -> None:
     """Activities, shifts, harvests and media in September, October (the report's month) and November.
-    Boundaries are local (Asia/Shanghai): 31 October 23:30 is October, 1 November 00:10 is not."""
+    Boundaries are local (Asia/Shanghai): 31 October 23:30 is October, 1 November 00:10 is not. Media
+    items are recorded on the last day of their month (a month counts what was recorded by its end)."""
     org = world.organisation.id
     _activity(client, world, "2026-10-08", "大讲堂", organisation_id=org, participants=40, unique_participants=30,
               direct_beneficiaries=40, indirect_beneficiaries=120, volunteers=5, media_items=1, media_reads=300)
@@ -92,15 +93,19 @@ def _program_records(client, world) -> None:
     harvest(client, world, _local("2026-09-25", 10), 3000)
     harvest(client, world, _local("2026-10-01", 0, 30), 1234)  # 30 September 16:30 UTC: October locally
     harvest(client, world, _local("2026-11-02", 10), 999)
+    back = clock.now()
+    clock.set(_local("2026-10-31", 12))
     _media(client, world, "2026-10-03", 500, organisation_id=org)
     _media(client, world, "2026-10-31", 250)
+    _media(client, world, "2026-11-01", 7777)  # published in November: not October's
+    clock.set(_local("2026-09-30", 12))
     _media(client, world, "2026-09-30", 100)
-    _media(client, world, "2026-11-01", 7777)
+    clock.set(back)
 
 
 def test_every_figure_adds_up_from_the_records(client, world, engine, other_world, clock):
     _records(engine, world, client, clock)
-    _program_records(client, world)
+    _program_records(client, world, clock)
     _activity(client, other_world, "2026-10-08", "别处的活动", participants=500)  # another street and organisation
     _media(client, other_world, "2026-10-08", 9000)
     r = client.get(f"/api/v1/organisations/{world.organisation.id}/reports/monthly", params={"month": "2026-10"},
@@ -121,13 +126,15 @@ def test_every_figure_adds_up_from_the_records(client, world, engine, other_worl
     assert figures["partner_organisations"] == (1, 1)
     assert figures["communities"] == (1, 1)
     assert figures["participating_households"] == (4, 5)
-    assert figures["attendances"] == (5, 7)
     assert figures["points_issued"] == (5 + 8 + 6 + 2 + 5, 26 + 5 + 3)
     assert figures["points_redeemed"] == (10, 10)
     # Activities, volunteers, compost and media: every figure from its records (sums worked out above).
     assert figures["activities"] == (2, 3)
-    assert figures["activity_participants"] == (40 + 25, 40 + 25 + 10)
-    assert figures["activity_unique_participants"] == (30, 40)  # only activities that recorded 人
+    assert figures["activity_participants"] == (40 + 25, 40 + 25 + 10)  # the report's one 参与人次
+    assert "attendances" not in figures
+    # No attendee named: 人 is 0, and every activity is said to lack names (its 人次 all unnamed).
+    assert figures["activity_people"] == (0, 0)
+    assert figures["activities_unnamed"] == (2, 3) and figures["unnamed_attendances"] == (65, 75)
     assert figures["direct_beneficiaries"] == (65, 75)
     assert figures["indirect_beneficiaries"] == (120, 150)
     assert figures["activity_volunteers"] == (7, 8)
@@ -144,21 +151,23 @@ def test_every_figure_adds_up_from_the_records(client, world, engine, other_worl
     assert [(g["street"], g["community"], g["organisation"]) for g in groups] == [
         (world.street.name, world.community.name, world.organisation.name), (world.street.name, world.community.name, "社区自办")]
     assert [[a["title"] for a in g["activities"]] for g in groups] == [["大讲堂"], ["小课堂"]]
-    assert groups[0]["totals"] == {"activities": 1, "participants": 40, "direct_beneficiaries": 40, "indirect_beneficiaries": 120,
-                                   "volunteers": 5, "media_items": 1, "media_reads": 300}
+    # The activity's own media fields are not a second source: no media record names it.
+    assert groups[0]["totals"] == {"activities": 1, "participants": 40, "named": 0, "direct_beneficiaries": 40,
+                                   "indirect_beneficiaries": 120, "volunteers": 5, "leaflets": 0, "media_items": 0, "media_reads": 0}
     assert groups[1]["activities"][0]["unique_participants"] is None and groups[1]["totals"]["participants"] == 25
     assert sum(g["totals"]["participants"] for g in groups) == figures["activity_participants"][0]
 
 
 def test_street_report_as_xlsx_and_printable_page(client, world, engine, clock):
     _records(engine, world, client, clock)
-    _program_records(client, world)
+    _program_records(client, world, clock)
     url = f"/api/v1/streets/{world.street.id}/reports/monthly"
     x = client.get(url, params={"month": "2026-10", "format": "xlsx"}, headers=world.h("street_viewer"))
     assert x.status_code == 200 and "spreadsheetml" in x.headers["content-type"]
     ws = openpyxl.load_workbook(io.BytesIO(x.content))["月报"]
     rows = {row[0]: row[1:] for row in ws.iter_rows(min_row=4, values_only=True) if row[0]}
-    assert list(ws.iter_rows(min_row=3, max_row=3, values_only=True))[0] == ("指标", "单位", "本月", "累计")
+    assert list(ws.iter_rows(min_row=4, max_row=4, values_only=True))[0] == ("指标", "单位", "本月", "累计（项目开始至本月末）")
+    assert ws["A1"].value == f"{world.street.name} 2026年10月月报 — 项目总体情况"
     assert rows["垃圾减量合计"] == ("kg", 6.257, 7.757)
     assert rows["厨余垃圾减量"] == ("kg", 3.234, 4.234)
     assert rows["开展活动"] == ("场", 2, 3)
@@ -166,11 +175,11 @@ def test_street_report_as_xlsx_and_printable_page(client, world, engine, clock):
     assert rows["堆肥产出"] == ("kg", 1.234, 4.234)
     assert rows["点击阅读量"] == ("次", 750, 850)
     sheet = openpyxl.load_workbook(io.BytesIO(x.content))["活动"]
-    lines = list(sheet.iter_rows(values_only=True))
+    lines = list(sheet.iter_rows(min_row=4, values_only=True))
     assert lines[0][:7] == ("街道", "社区", "机构", "日期", "活动", "地点", "参与人次")
-    assert [(r[2], r[4], r[6]) for r in lines[1:]] == [
-        (world.organisation.name, "大讲堂", 40), (world.organisation.name, "小计（1场）", 40),
-        ("社区自办", "小课堂", 25), ("社区自办", "小计（1场）", 25)]
+    assert [(r[0], r[2], r[4], r[6]) for r in lines[1:]] == [
+        (world.street.name, world.organisation.name, "大讲堂", 40), (world.street.name, "社区自办", "小课堂", 25),
+        ("合计（2场）", None, None, 65)]  # no subtotal rows among the activities: one total, under them
     page = client.get(url, params={"month": "2026-10", "format": "html"}, headers=world.h("street_viewer"))
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     html = page.text
@@ -206,11 +215,12 @@ def test_monthly_report_scopes(client, world, other_world):
     assert client.get(street, headers=world.h("street_viewer")).status_code == 200
 
 
-def test_media_reads_are_brought_up_to_date_and_audited(client, world, other_world):
+def test_media_reads_are_brought_up_to_date_and_audited(client, world, other_world, clock):
     from sqlmodel import Session, select
 
     from app.audit.models import AuditLog
 
+    clock.set(_local("2026-10-25", 12))
     body = {"client_id": "media-upd-0001", "title": "旧标题", "channel": "微信公众号", "published_on": "2026-10-20", "reads": 10}
     item = client.post(f"/api/v1/communities/{world.community.id}/media-items", json=body, headers=world.h("committee")).json()
     url = f"/api/v1/media-items/{item['id']}"
@@ -226,5 +236,22 @@ def test_media_reads_are_brought_up_to_date_and_audited(client, world, other_wor
     report = client.get(f"/api/v1/organisations/{world.organisation.id}/reports/monthly", params={"month": "2026-10"},
                         headers=world.h("org_admin")).json()
     assert {f["key"]: f["this_month"] for f in report["figures"]}["media_reads"] == 1500
+
+    def media(month: str) -> dict:
+        r = client.get(f"/api/v1/organisations/{world.organisation.id}/reports/monthly", params={"month": month},
+                       headers=world.h("org_admin")).json()
+        return {f["key"]: (f["this_month"], f["cumulative"]) for f in r["figures"] if f["key"].startswith("media_")}
+
+    # Reads keep growing after the month: October's report stays as it was, November gets the growth.
+    clock.set(_local("2026-11-10", 12))
+    assert client.patch(url, json={"reads": 2100}, headers=world.h("org_admin")).status_code == 200
+    assert media("2026-10") == {"media_items": (1, 1), "media_reads": (1500, 1500)}
+    assert media("2026-11") == {"media_items": (0, 1), "media_reads": (600, 2100)}
+    # An item recorded in November for an October post counts in November (when it was recorded):
+    # October's report never changes after the month.
+    late = body | {"client_id": "media-upd-late", "published_on": "2026-10-30", "reads": 40}
+    assert client.post(f"/api/v1/communities/{world.community.id}/media-items", json=late, headers=world.h("committee")).status_code == 201
+    assert media("2026-10") == {"media_items": (1, 1), "media_reads": (1500, 1500)}
+    assert media("2026-11") == {"media_items": (1, 2), "media_reads": (640, 2140)}
     missing = client.patch("/api/v1/media-items/999999999", json={"reads": 1}, headers=world.h("committee"))
     assert missing.status_code == 404

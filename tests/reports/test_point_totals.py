@@ -162,17 +162,22 @@ def test_xlsx_has_a_sheet_per_level_with_frozen_chinese_headers(client, world, e
     wb = openpyxl.load_workbook(io.BytesIO(r.content))
     assert wb.sheetnames == ["户明细", "楼栋小计", "社区合计", "说明"]
     ws = wb["户明细"]
-    assert ws.freeze_panes == "F2"
-    header = [c.value for c in ws[1]]
+    assert ws.freeze_panes == "F5"
+    header = [c.value for c in ws[4]]  # under the title rows: one header row
     assert header[:5] == ["社区", "小区", "楼栋", "单元", "门牌"] and "期末积分" in header
-    first = [c.value for c in ws[2]]
+    first = [c.value for c in ws[5]]
     assert first[header.index("期末积分")] == 70 and first[header.index("厨余减量(kg)")] == 1.5
-    assert ws.cell(2, header.index("期末积分") + 1).number_format == "#,##0"
-    assert ws.cell(2, header.index("厨余减量(kg)") + 1).number_format == "#,##0.000"
-    assert ws.max_row == 1 + len(world.households)
+    assert ws.cell(5, header.index("期末积分") + 1).number_format == "#,##0"
+    assert ws.cell(5, header.index("厨余减量(kg)") + 1).number_format == "#,##0.000"
+    assert ws.max_row == 4 + len(world.households)
+    for sheet in wb.sheetnames[:3]:  # the scope and the period in the title; A4, titles repeated, fitted to width
+        t = wb[sheet]
+        assert world.community.name in t["A1"].value and "2026-10-01 至 2026-10-31" in t["A2"].value, sheet
+        assert (t.page_setup.paperSize, t.print_title_rows, t.page_setup.fitToHeight) == (9, "$1:$4", 0), sheet
+        assert t.sheet_properties.pageSetUpPr.fitToPage, sheet
     b = wb["楼栋小计"]
-    assert [row[2] for row in b.iter_rows(min_row=2, values_only=True)] == ["1号楼", "2号楼"]
-    c = list(wb["社区合计"].iter_rows(min_row=2, values_only=True))
+    assert [row[2] for row in b.iter_rows(min_row=5, values_only=True)] == ["1号楼", "2号楼"]
+    c = list(wb["社区合计"].iter_rows(min_row=5, values_only=True))
     assert c[0][0] == world.community.name and c[-1][0] == "总计" and c[-1][1] == 8
     assert "2026-10-01 至 2026-10-31" in [row[1] for row in wb["说明"].iter_rows(values_only=True)]
 
@@ -223,7 +228,7 @@ def test_cli_writes_the_file_and_audits(client, world, engine, tmp_path):
                                    "--month", "2026-10", "-o", str(out)])
     assert res.exit_code == 0, res.output
     ws = openpyxl.load_workbook(out)["户明细"]
-    assert ws.max_row == 1 + len(world.households)
+    assert ws.max_row == 4 + len(world.households)
     csv_out = tmp_path / "street.csv"
     res = CliRunner().invoke(cli, ["reports", "export-totals", "--street", str(world.street.id), "--month", "2026-10", "-o", str(csv_out)])
     assert res.exit_code == 0 and csv_out.read_bytes().startswith(b"\xef\xbb\xbf")
