@@ -523,7 +523,7 @@ NOT_REPLAYED = {
     ("POST", "/api/v1/auth/wechat/login"): "each sign-in opens a session (refresh_token rows are attempt logs); covered in tests/identity",
     ("POST", "/api/v1/auth/wechat/phone"): "binding is idempotent by phone and household; covered in tests/identity",
     ("POST", "/api/v1/auth/password/login"): "each sign-in opens a session; covered in tests/identity",
-    ("POST", "/api/v1/auth/refresh"): "a replayed refresh token revokes its family by design (theft detection); covered in tests/identity",
+    ("POST", "/api/v1/auth/refresh"): "sent again within REFRESH_GRACE_SECONDS it answers the same pair, later it revokes its family (theft detection); covered in tests/identity",
     ("POST", "/api/v1/auth/logout"): "revoking twice is revoking once; covered in tests/identity",
     ("POST", "/api/v1/organisations"): "platform console action without a natural key; not retried by phones",
     ("POST", "/api/v1/communities"): "platform console action without a natural key; not retried by phones",
