@@ -224,6 +224,7 @@ def _objects(client, world) -> dict[str, int | str]:
         "entry_id": entry_id,
         "import_id": made(f"/communities/{c}/roster-imports", "committee", files={"file": ("roster.csv", b"building,door_plate\n", "text/csv")}),
         "item_id": item_id,
+        "name": "大骨头",
         "media_item_id": made(f"/communities/{c}/media-items", "committee",
                               json={"client_id": key(), "title": "减废故事", "channel": "视频号", "published_on": today.isoformat(), "reads": 10}),
         "redemption_id": made(f"/households/{h}/redemptions", "resident", json={"item_id": item_id, "idempotency_key": key()}),
@@ -310,6 +311,8 @@ NOTICE_BOARD = {
     ("GET", "/api/v1/communities/{community_id}/recycling-rates"),
     ("GET", "/api/v1/communities/{community_id}/recycling-events"),
     ("GET", "/api/v1/communities/{community_id}/rewards"),
+    ("GET", "/api/v1/communities/{community_id}/guide/reasons"),
+    ("GET", "/api/v1/communities/{community_id}/guide/items/{name}"),
 }
 
 
