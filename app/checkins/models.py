@@ -60,6 +60,7 @@ class RejectReason(StrEnum):
     moved_out = "moved_out"
     own_household = "own_household"
     client_id_taken = "client_id_taken"
+    too_many_attempts = "too_many_attempts"  # a typed code while the volunteer is locked out of typing (not stored)
 
 
 # --- stations (投放点) ------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from app.core.db import get_engine, utcnow
 from app.identity.auth import FIELD_STAFF, Principal, may_act_in
 from app.kit.errors import BadRequest, Conflict, DomainError, Forbidden, NotFound, Unprocessable, not_found
 from app.kit.pagination import page_by_id
+from app.kit.throttle import TooManyAttempts
 from app.places import service as places
 from app.places.models import HouseholdPublic
 from app.rules import service as rules
@@ -222,9 +223,9 @@ def _typing(principal: Principal, plans: list[dict[str, Any]], rows: list[Row] |
     before (rows None) refuse a locked-out volunteer, after count the typed codes that named no one."""
     with Session(get_engine()) as session:
         if rows is None:
-            scan.refuse_typing_if_locked(session, principal)
+            scan.refuse_typing_if_locked(session, principal)  # 429: a single scan's answer, a batch holds its typed scans
         else:
-            misses = sum(1 for p, r in zip(plans, rows, strict=True) if p["typed"] and r[2] == RejectReason.unknown_code)
+            misses = sum(1 for p, r in zip(plans, rows, strict=True) if p["typed"] and r[2] == RejectReason.unknown_code.value)
             scan.count_typing_misses(session, principal, misses)
 
 
@@ -244,11 +245,17 @@ async def record_upload(principal: Principal, community_id: int, scans: list[Sca
     now = utcnow()
     unique = _unique(scans, now)
     plans = [scan.plan(ctx, principal, community_id, s, now) for s in unique]
-    typed = [p for p in plans if p["typed"]]
-    if typed:
-        await run_in_threadpool(_typing, principal, typed, None)
-    rows = await writer.write_patiently(plans)
-    if typed:
+    held: set[int] = set()  # typed scans of a volunteer locked out of typing: answered, not written
+    if any(p["typed"] for p in plans):
+        try:
+            await run_in_threadpool(_typing, principal, plans, None)
+        except TooManyAttempts:
+            held = {i for i, p in enumerate(plans) if p["typed"]}
+    written = iter(await writer.write_patiently([p for i, p in enumerate(plans) if i not in held]))
+    # A held scan is not stored: the queue sends it again after the lockout and it is decided then.
+    rows: list[Row] = [(None, ScanStatus.rejected.value, RejectReason.too_many_attempts.value, None, 0, False, None, None) if i in held else next(written)
+                       for i in range(len(plans))]
+    if any(p["typed"] for i, p in enumerate(plans) if i not in held):
         await run_in_threadpool(_typing, principal, plans, rows)
     return _answers(scans, {s.client_id: row for s, row in zip(unique, rows, strict=True)})
 

@@ -108,5 +108,18 @@ def test_typed_codes_are_throttled_per_volunteer(client, world, clock):
     # ...but scanning the QR code works, and another volunteer may type.
     assert _resolve(client, world, payload(world, 1)).status_code == 200
     assert _resolve(client, world, world.households[1].public_code, role="supervisor").status_code == 200
+    # An offline upload meanwhile: its scanned codes are recorded, its typed ones held (not stored).
+    batch = [scan(f["station_id"], world.households[2].public_code, yesterday_at(7, 31)), scan(f["station_id"], payload(world, 3), yesterday_at(7, 32))]
+    url = f"/api/v1/communities/{c}/checkins/batch"
+    r = client.post(url, json={"scans": batch}, headers=world.h("volunteer"))
+    assert r.status_code == 200, r.text
+    assert [(x["status"], x["reason"], x["checkin_id"] is None) for x in r.json()["results"]] == [
+        ("rejected", "too_many_attempts", True), ("accepted", None, False),
+    ]
     clock.advance(minutes=6)
     assert _resolve(client, world, world.households[1].public_code).status_code == 200
+    # The phone sends its queue again after the lockout: the held scan is decided now.
+    again = client.post(url, json={"scans": batch}, headers=world.h("volunteer")).json()["results"]
+    assert [(x["status"], x["household_id"], x["replayed"]) for x in again] == [
+        ("accepted", world.households[2].id, False), ("accepted", world.households[3].id, True),
+    ]
