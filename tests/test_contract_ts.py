@@ -1,6 +1,7 @@
 """The contract is consumable by a real toolchain: TypeScript types generated from
 openapi/openapi.json by openapi-typescript (npm, locked in contract/package-lock.json), a program
-written against them (contract/src/flows.ts: the volunteer's scans and the resident's first sign-in)
+written against them (contract/src/flows.ts: the volunteer's scans; the resident's first week: sign in,
+bind the phone, the notice board, three guide look-ups, a retried refresh, passbook and compost)
 type-checked by tsc, then run by Node against the live service. A change of the contract that breaks
 the mini-program's code fails the type-check; a contract that lies about the answers fails the run.
 """
@@ -82,9 +83,12 @@ def test_the_generated_types_carry_the_volunteer_and_the_resident_through_their_
     assert volunteer["first"]["status"] == "accepted" and volunteer["first"]["points"] > 0
     assert volunteer["resent"] == {"replayed": True, "checkin": volunteer["first"]["checkin"]}
     assert volunteer["batch"] == {"duplicate": 1, "first": volunteer["first"]["checkin"]}
-    assert volunteer["refused"] == "forged_code"
+    assert volunteer["refused"] == "unknown_code"  # neither a signed payload nor a printed hand-entry code
 
     assert resident["household"] == household.id and resident["me"] == [household.id]
+    assert resident["windows"] >= 1 and resident["stations"] == 1 and resident["rulesCorrect"] == volunteer["first"]["points"]
+    assert all(group in ("recyclable", "hazardous", "kitchen", "other") for group in resident["lookups"]), resident["lookups"]
+    assert resident["refreshKept"] and resident["unit"] == "积分"
     assert resident["balance"] == volunteer["first"]["points"] == resident["statementBalance"]
     assert resident["statementLines"] == 1 and resident["claims"] == 0
     assert resident["communities"] == [world.community.id]

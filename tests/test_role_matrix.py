@@ -231,6 +231,7 @@ def _objects(client, world) -> dict[str, int | str]:
         "entry_id": entry_id,
         "import_id": made(f"/communities/{c}/roster-imports", "committee", files={"file": ("roster.csv", b"building,door_plate\n", "text/csv")}),
         "item_id": item_id,
+        "name": "大骨头",
         "media_item_id": made(f"/communities/{c}/media-items", "committee",
                               json={"client_id": key(), "title": "减废故事", "channel": "视频号", "published_on": today.isoformat(), "reads": 10}),
         "redemption_id": made(f"/households/{h}/redemptions", "resident", json={"item_id": item_id, "idempotency_key": key()}),
@@ -303,3 +304,37 @@ def test_every_api_route_demands_a_token(client, world):
 def test_managers_reach_their_own_community(client, world, role):
     r = client.get(f"/api/v1/communities/{world.community.id}/households", headers=world.h(role))
     assert r.status_code == 200 and len(r.json()["items"]) == len(world.households)
+
+
+# What a community notice board shows: its community's residents read these (issue 18).
+NOTICE_BOARD = {
+    ("GET", "/api/v1/communities/{community_id}"),
+    ("GET", "/api/v1/communities/{community_id}/stations"),
+    ("GET", "/api/v1/communities/{community_id}/drop-windows"),
+    ("GET", "/api/v1/communities/{community_id}/compost-sites"),
+    ("GET", "/api/v1/communities/{community_id}/compost-bins"),
+    ("GET", "/api/v1/compost-bins/{bin_id}"),
+    ("GET", "/api/v1/communities/{community_id}/points-rules/current"),
+    ("GET", "/api/v1/communities/{community_id}/recycling-rates"),
+    ("GET", "/api/v1/communities/{community_id}/recycling-events"),
+    ("GET", "/api/v1/communities/{community_id}/rewards"),
+    ("GET", "/api/v1/communities/{community_id}/guide/reasons"),
+    ("GET", "/api/v1/communities/{community_id}/guide/items/{name}"),
+}
+
+
+def test_residents_read_their_notice_board_and_only_their_own_household(client, world, other_world):
+    declared = {(m, p): perm for m, p, perm, _ in _declared_routes()}
+    assert all(declared[op].admits_residents for op in NOTICE_BOARD), [op for op in NOTICE_BOARD if not declared[op].admits_residents]
+    ids = _ids(world) | _objects(client, world)
+    for method, path in sorted(NOTICE_BOARD):
+        mine = client.request(method, _fill(path, ids), headers=world.h("resident"))
+        assert mine.status_code == 200, f"{path}: {mine.status_code} {mine.text[:120]}"
+        theirs = client.request(method, _fill(path, ids), headers=other_world.h("resident"))
+        assert theirs.status_code == 403 and theirs.json()["error"]["code"] == "forbidden", path
+    # Another household of the same community: said plainly, not "not allowed in this community".
+    neighbour = world.households[1].id
+    for path in ("/households/{h}", "/households/{h}/passbook", "/households/{h}/compost-claims", "/households/{h}/checkins"):
+        r = client.get("/api/v1" + path.format(h=neighbour), headers=world.h("resident"))
+        assert r.status_code == 403 and r.json()["error"]["code"] == "not_your_household", path
+        assert r.json()["error"]["message"] == "只能查看自己家的住户信息"

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, model_validator
 from pydantic import Field as PydanticField
-from sqlalchemy import JSON, Column, Index, String, UniqueConstraint, text
+from sqlalchemy import JSON, Boolean, Column, Index, String, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from app.core.db import utcnow
@@ -60,6 +60,7 @@ class RejectReason(StrEnum):
     moved_out = "moved_out"
     own_household = "own_household"
     client_id_taken = "client_id_taken"
+    too_many_attempts = "too_many_attempts"  # a typed code while the volunteer is locked out of typing (not stored)
 
 
 # --- stations (投放点) ------------------------------------------------------------------------
@@ -176,6 +177,7 @@ class CheckIn(SQLModel, table=True):
     scanned_at: datetime
     recorded_at: datetime = Field(default_factory=utcnow)
     recorded_by: int = Field(sa_column=fk("app_user.id", index=False))
+    typed: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false")))  # hand-entry code typed, not scanned
 
 
 class CheckInAmendment(SQLModel, table=True):
@@ -221,7 +223,7 @@ class ScanIn(Grade):
     client_id: str = PydanticField(
         min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$", description="小程序生成的唯一编号（重发时不变）"
     )
-    payload: str = PydanticField(min_length=1, max_length=200, description="门牌二维码内容")
+    payload: str = PydanticField(min_length=1, max_length=200, description="门牌二维码内容，或二维码下方印的手工输入码（大小写、空格、连字符均可）")
     station_id: int
     category: WasteCategory = WasteCategory.kitchen
     weight_g: int | None = PydanticField(default=None, ge=1, le=200_000, description="重量（克）")
@@ -276,6 +278,7 @@ class CheckInPublic(SQLModel):
     scanned_at: datetime
     recorded_at: datetime
     recorded_by: int
+    typed: bool = Field(default=False, description="手工输入码录入（非扫码）")
     reversed: bool = False
 
 

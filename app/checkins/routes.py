@@ -38,6 +38,7 @@ from app.core.db import SessionDep
 from app.kit.errors import error_responses
 from app.kit.fields import Day
 from app.kit.pagination import Page
+from app.places.auth import CommunityResidentOrStaff
 from app.rules.models import ReversalCreate
 
 router = APIRouter(prefix="/api/v1", tags=["check-ins"])
@@ -52,8 +53,8 @@ def create_station(session: SessionDep, principal: CommunityManager, community_i
     return service.create_station(session, principal, community_id, data)
 
 
-@router.get("/communities/{community_id}/stations", summary="List the drop-off stations of a community", response_model=list[StationPublic], responses=READ)
-def list_stations(session: SessionDep, principal: CommunityStaff, community_id: int):
+@router.get("/communities/{community_id}/stations", summary="List the drop-off stations of a community (where to put rubbish out: staff and residents)", response_model=list[StationPublic], responses=READ)
+def list_stations(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int):
     return service.list_stations(session, community_id)
 
 
@@ -67,8 +68,8 @@ def create_window(session: SessionDep, principal: CommunityManager, community_id
     return service.create_window(session, principal, community_id, data)
 
 
-@router.get("/communities/{community_id}/drop-windows", summary="List the drop-off windows of a community", response_model=list[DropWindowPublic], responses=READ)
-def list_windows(session: SessionDep, principal: CommunityStaff, community_id: int):
+@router.get("/communities/{community_id}/drop-windows", summary="List the drop-off windows of a community (when to put rubbish out: staff and residents)", response_model=list[DropWindowPublic], responses=READ)
+def list_windows(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int):
     return service.list_windows(session, community_id)
 
 

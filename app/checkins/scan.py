@@ -35,8 +35,9 @@ from sqlmodel import Session
 from app.checkins.models import CATEGORY_ZH, CheckResult, RejectReason, ScanIn
 from app.checkins.setup import ScanContext
 from app.identity.auth import Principal
-from app.kit.errors import DomainError
+from app.kit import throttle
 from app.kit.sql import compact_sql, json_document
+from app.kit.throttle import Limit
 from app.ledger.fragments import credits_ctes
 from app.ledger.models import Source
 from app.places import service as places
@@ -58,11 +59,30 @@ def credit_memo(category: str) -> str:
 
 
 def public_code(payload: str) -> str | None:
-    """The household code of a genuine door-plate payload, None for a forged or altered one."""
-    try:
-        return places.parse_qr_payload(payload)
-    except DomainError:
-        return None
+    """The household code of a genuine door-plate payload or of a typed hand-entry code (手工输入码,
+    places.read_code), None for a forged or altered payload."""
+    return places.read_code(payload)[0]
+
+
+def typed(payload: str) -> bool:
+    """Whether the volunteer typed the hand-entry code rather than scanning the QR code."""
+    return places.read_code(payload)[1]
+
+
+# Typed codes can be guessed where a signed payload cannot: a volunteer's typed codes that name no
+# household are counted, and after this many in the window their typed codes are refused a while.
+TYPED_CODES = Limit("typed_code:staff", 10, timedelta(minutes=10), timedelta(minutes=5))
+
+
+def refuse_typing_if_locked(session: Session, principal: Principal) -> None:
+    """429 (Retry-After) when the volunteer is locked out of typing codes."""
+    throttle.refuse_if_locked(session, [TYPED_CODES.key(str(principal.user_id))])
+
+
+def count_typing_misses(session: Session, principal: Principal, misses: int) -> None:
+    """Count typed codes that named no household against the volunteer (committed)."""
+    if misses:
+        throttle.failed(session, [(TYPED_CODES, str(principal.user_id))] * min(misses, TYPED_CODES.attempts))
 
 
 def plan(ctx: ScanContext, principal: Principal, community_id: int, scan: ScanIn, now: datetime) -> dict[str, Any]:
@@ -85,11 +105,13 @@ def plan(ctx: ScanContext, principal: Principal, community_id: int, scan: ScanIn
     in_force = ctx.rules_at(scanned_at) if setup_reason is None else None
     points = earned(in_force, scan.result) if in_force is not None else 0
     category = scan.category.value
+    code, typed_in = places.read_code(scan.payload)
     return {
         "client_id": scan.client_id,
         "community_id": community_id,
         "own": list(principal.household_ids),
-        "code": public_code(scan.payload),
+        "code": code,
+        "typed": typed_in,
         "setup_reason": setup_reason.value if setup_reason else None,
         "station_id": scan.station_id if scan.station_id in setup.stations else None,
         "window_id": window.id if window else None,
@@ -111,7 +133,7 @@ def plan(ctx: ScanContext, principal: Principal, community_id: int, scan: ScanIn
 
 # The per-scan values the statement reads (json_to_recordset's column list): each scan is one object
 # of the one JSON document the statement takes — one parameter, however many scans.
-COLUMNS = """n integer, client_id text, community_id bigint, own bigint[], code text, setup_reason text,
+COLUMNS = """n integer, client_id text, community_id bigint, own bigint[], code text, typed boolean, setup_reason text,
 station_id bigint, window_id bigint, day date, points integer, category text, result text, reasons json,
 weight_g integer, photo_ref text, scanned_at timestamptz, posted_at timestamptz, user_id bigint, memo text,
 issued_account_id bigint"""
@@ -157,11 +179,11 @@ asked AS (
 c AS (
     INSERT INTO checkin (community_id, client_id, household_id, station_id, window_id, window_date, category, result,
                          reasons, weight_g, photo_ref, status, reject_reason, credited, points, scanned_at,
-                         recorded_at, recorded_by)
+                         recorded_at, recorded_by, typed)
     SELECT d.community_id, d.client_id, d.household_id, d.station_id,
            CASE WHEN d.reason IS NULL THEN d.window_id END, CASE WHEN d.reason IS NULL THEN d.day END,
            d.category, d.result, d.reasons, d.weight_g, d.photo_ref, d.status, d.reason,
-           d.status = 'accepted' AND d.result = 'correct', COALESCE(k.points, 0), d.scanned_at, d.posted_at, d.user_id
+           d.status = 'accepted' AND d.result = 'correct', COALESCE(k.points, 0), d.scanned_at, d.posted_at, d.user_id, d.typed
     FROM d LEFT JOIN capped AS k ON k.id = d.n
     ORDER BY d.household_id, d.n
     ON CONFLICT DO NOTHING
@@ -250,15 +272,20 @@ SELECT s.n, {HOUSEHOLD}, {REFUSAL} FROM s {HOUSEHOLD_JOIN} ORDER BY s.n""")
 def households_for_payloads(
     session: Session, principal: Principal, community_id: int, payloads: Sequence[str]
 ) -> dict[str, int | RejectReason]:
-    """Payload → the household a field act (compost drop, weigh-in) credits, or the reason a scan of it
-    is refused (forged, unknown, not allowed): the scan statement's own definition, one query."""
+    """Payload (scanned or typed) → the household a field act (compost drop, weigh-in, resolving a scan)
+    credits, or the reason a scan of it is refused (forged, unknown, not allowed): the scan statement's
+    own definition, one query. Typed codes are throttled per volunteer (TYPED_CODES)."""
     unique = list(dict.fromkeys(payloads))
     if not unique:
         return {}
+    if any(typed(p) for p in unique):
+        refuse_typing_if_locked(session, principal)
     own = list(principal.household_ids)
     scans = [{"n": n, "code": public_code(p), "community_id": community_id, "own": own, "setup_reason": None} for n, p in enumerate(unique)]
     rows = session.connection().exec_driver_sql(_HOUSEHOLDS_SQL, {"scans": json_document(scans)}).all()
-    return {unique[n]: RejectReason(reason) if reason else household for n, household, reason in rows}
+    found = {unique[n]: RejectReason(reason) if reason else household for n, household, reason in rows}
+    count_typing_misses(session, principal, sum(1 for p in unique if found[p] == RejectReason.unknown_code and typed(p)))
+    return found
 
 
 def write_in_session(session: Session, plans: Sequence[dict[str, Any]]) -> list[Row]:

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from sqlmodel import select as select_rows
+from starlette.concurrency import run_in_threadpool
 
 from app.audit import service as audit
 from app.checkins import scan, setup, writer
@@ -37,11 +38,13 @@ from app.checkins.models import (
     StationUpdate,
 )
 from app.checkins.scan import Row
-from app.core.db import utcnow
-from app.identity.auth import Principal
+from app.core.db import get_engine, utcnow
+from app.identity.auth import FIELD_STAFF, Principal, may_act_in
 from app.kit.errors import BadRequest, Conflict, DomainError, Forbidden, NotFound, Unprocessable, not_found
 from app.kit.pagination import page_by_id
+from app.kit.throttle import TooManyAttempts
 from app.places import service as places
+from app.places.models import HouseholdPublic
 from app.rules import service as rules
 
 CHECKIN = CheckIn.__table__
@@ -206,8 +209,24 @@ async def record_one(principal: Principal, community_id: int, data: ScanIn) -> S
     """A single scan, on the event loop: a batch of one, written with the scans this process receives
     meanwhile (app.checkins.writer) — one statement on an asyncio connection, no thread hop, no ORM."""
     ctx = await setup.scan_context(community_id)
-    row = await writer.write(scan.plan(ctx, principal, community_id, data, utcnow()))
+    plan = scan.plan(ctx, principal, community_id, data, utcnow())
+    if plan["typed"]:
+        await run_in_threadpool(_typing, principal, [plan], None)
+    row = await writer.write(plan)
+    if plan["typed"]:
+        await run_in_threadpool(_typing, principal, [plan], [row])
     return _answers([data], {data.client_id: row})[0]
+
+
+def _typing(principal: Principal, plans: list[dict[str, Any]], rows: list[Row] | None) -> None:
+    """The typed-code throttle around a write of typed scans (rare: the scans' path has no session):
+    before (rows None) refuse a locked-out volunteer, after count the typed codes that named no one."""
+    with Session(get_engine()) as session:
+        if rows is None:
+            scan.refuse_typing_if_locked(session, principal)  # 429: a single scan's answer, a batch holds its typed scans
+        else:
+            misses = sum(1 for p, r in zip(plans, rows, strict=True) if p["typed"] and r[2] == RejectReason.unknown_code.value)
+            scan.count_typing_misses(session, principal, misses)
 
 
 async def answer_one(principal: Principal, community_id: int, data: ScanIn) -> tuple[int, ScanResult]:
@@ -225,7 +244,19 @@ async def record_upload(principal: Principal, community_id: int, scans: list[Sca
     ctx = await setup.scan_context(community_id)
     now = utcnow()
     unique = _unique(scans, now)
-    rows = await writer.write_patiently([scan.plan(ctx, principal, community_id, s, now) for s in unique])
+    plans = [scan.plan(ctx, principal, community_id, s, now) for s in unique]
+    held: set[int] = set()  # typed scans of a volunteer locked out of typing: answered, not written
+    if any(p["typed"] for p in plans):
+        try:
+            await run_in_threadpool(_typing, principal, plans, None)
+        except TooManyAttempts:
+            held = {i for i, p in enumerate(plans) if p["typed"]}
+    written = iter(await writer.write_patiently([p for i, p in enumerate(plans) if i not in held]))
+    # A held scan is not stored: the queue sends it again after the lockout and it is decided then.
+    rows: list[Row] = [(None, ScanStatus.rejected.value, RejectReason.too_many_attempts.value, None, 0, False, None, None) if i in held else next(written)
+                       for i in range(len(plans))]
+    if any(p["typed"] for i, p in enumerate(plans) if i not in held):
+        await run_in_threadpool(_typing, principal, plans, rows)
     return _answers(scans, {s.client_id: row for s, row in zip(unique, rows, strict=True)})
 
 
@@ -235,7 +266,8 @@ def reject_error(result: ScanResult) -> DomainError:
     if reason == RejectReason.forged_code:
         return BadRequest("forged_code", "二维码无效或已被篡改", "Invalid or forged household code", "payload")
     if reason == RejectReason.unknown_code:
-        return NotFound("unknown_code", "未找到该门牌对应的住户", "No household has this code", "payload")
+        return NotFound("unknown_code", "未找到该门牌对应的住户，请核对二维码或手工输入码（不含 0、O、1、I）",
+                        "No household has this code: check the QR code or the typed code (it has no 0, O, 1 or I)", "payload")
     if reason == RejectReason.unknown_station:
         return NotFound("unknown_station", "投放点不存在或已停用", "Unknown or inactive station", "station_id")
     if reason == RejectReason.other_community:
@@ -423,6 +455,8 @@ def reverse_checkin(session: Session, principal: Principal, checkin_id: int, rea
 
 # --- shared with the other field acts (compost drops, weigh-ins) -------------------------------
 
+typed = scan.typed  # typed (the hand-entry code) rather than scanned: each field act records which
+
 def households_for_scans(session: Session, principal: Principal, community_id: int, payloads: list[str]) -> dict[str, int]:
     """Payload → the household a field act credits, by the scan statement's own definition
     (scan.households_for_payloads). Raises the error a single check-in would answer for the first
@@ -432,3 +466,17 @@ def households_for_scans(session: Session, principal: Principal, community_id: i
         if isinstance(found[payload], RejectReason):
             raise reject_error(ScanResult.model_construct(client_id="", status=ScanStatus.rejected, reason=found[payload]))
     return found  # type: ignore[return-value]
+
+
+def resolve_scan(session: Session, principal: Principal, payload: str) -> HouseholdPublic:
+    """The household behind a scanned or typed code, for a volunteer about to record (POST /scan/resolve),
+    refused as a scan of it would be (scan.households_for_payloads): forged, unknown, another
+    community's, moved out, the volunteer's own. The community is the household's, where the caller
+    must be field staff; anywhere else the household is another community's."""
+    code = scan.public_code(payload)
+    household = places.household_by_code(session, code) if code else None
+    community_id = -1  # no community: the household is another community's, unless the caller works in its own
+    if household is not None and may_act_in(session, principal, household.community_id, FIELD_STAFF):
+        community_id = household.community_id
+    found = households_for_scans(session, principal, community_id, [payload])[payload]
+    return places.read_household(session, found)

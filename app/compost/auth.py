@@ -22,10 +22,12 @@ from app.identity.auth import (
     Principal,
 )
 from app.identity.models import Role
-from app.places.auth import HouseholdMemberOrStaff
+from app.places import service as places
+from app.places.auth import CommunityResidentOrStaff, HouseholdMemberOrStaff
 
 __all__ = [
-    "BinFieldStaff", "BinKeeper", "BinStaff", "ClaimFieldStaff", "CommunityKeeper", "CommunityStaff",
+    "BinFieldStaff", "BinKeeper", "BinResidentOrStaff", "BinStaff", "ClaimFieldStaff", "CommunityKeeper",
+    "CommunityResidentOrStaff", "CommunityStaff",
     "DropCorrector", "HouseholdMemberOrStaff", "SiteKeeper",
 ]
 
@@ -46,6 +48,8 @@ CLAIM = Place("claim_id", _claim_harvest)
 CommunityKeeper = Annotated[Principal, Depends(CommunityRole(KEEPERS))]
 SiteKeeper = Annotated[Principal, Depends(CommunityRole(KEEPERS, at=SITE))]
 BinStaff = Annotated[Principal, Depends(CommunityRole(STAFF_READ, at=BIN))]
+# A bin's state (accepting, curing, ready to collect) is on the notice board: its community's residents read it.
+BinResidentOrStaff = Annotated[Principal, Depends(CommunityRole(STAFF_READ, at=BIN, residents=places.lives_in))]
 BinKeeper = Annotated[Principal, Depends(CommunityRole(KEEPERS, at=BIN))]
 BinFieldStaff = Annotated[Principal, Depends(CommunityRole(FIELD_STAFF, at=BIN))]
 DropCorrector = Annotated[Principal, Depends(CommunityRole(DROP_CORRECTORS, at=DROP))]

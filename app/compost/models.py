@@ -11,7 +11,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import AwareDatetime
-from sqlalchemy import Column, String, UniqueConstraint
+from sqlalchemy import Boolean, Column, String, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from app.core.db import utcnow
@@ -131,11 +131,12 @@ class CompostDrop(SQLModel, table=True):
     dropped_at: datetime
     recorded_at: datetime = Field(default_factory=utcnow)
     recorded_by: int = Field(sa_column=fk("app_user.id", index=False))
+    typed: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false")))  # hand-entry code typed, not scanned
 
 
 class CompostDropCreate(SQLModel):
     client_id: str = Field(min_length=8, max_length=64, schema_extra={"pattern": r"^[A-Za-z0-9_.:-]+$"}, description="重发时不变的唯一编号")
-    payload: str = Field(min_length=1, max_length=200, description="门牌二维码内容")
+    payload: str = Field(min_length=1, max_length=200, description="门牌二维码内容，或手工输入码")
     weight_g: int = Field(ge=1, le=100_000, description="重量（克）")
     kind: WasteKind = WasteKind.raw
     dropped_at: AwareDatetime | None = Field(default=None, description="投放时间（默认当前时间）")
@@ -153,6 +154,7 @@ class CompostDropPublic(SQLModel):
     points: int
     dropped_at: datetime
     recorded_by: int
+    typed: bool = Field(default=False, description="手工输入码录入（非扫码）")
     reversed: bool = False
 
 
@@ -223,9 +225,13 @@ class CompostClaimPublic(SQLModel):
     id: int
     harvest_id: int
     bin_id: int | None = None
+    bin_name: str | None = Field(default=None, description="堆肥箱名称，如 1号箱")
+    site_id: int | None = None
+    site_name: str | None = Field(default=None, description="领取地点：堆肥点名称")
+    site_address: str | None = Field(default=None, description="领取地点：堆肥点位置")
     household_id: int
     fed_g: int
-    share_g: int
+    share_g: int = Field(description="可领取的肥料（克）")
     collected_at: datetime | None
     collected_by: int | None
 

@@ -10,10 +10,11 @@ from app.compost import service
 from app.compost.auth import (
     BinFieldStaff,
     BinKeeper,
+    BinResidentOrStaff,
     BinStaff,
     ClaimFieldStaff,
     CommunityKeeper,
-    CommunityStaff,
+    CommunityResidentOrStaff,
     DropCorrector,
     HouseholdMemberOrStaff,
     SiteKeeper,
@@ -49,7 +50,7 @@ def create_site(session: SessionDep, principal: CommunityKeeper, community_id: i
 
 
 @router.get("/communities/{community_id}/compost-sites", summary="List compost sites", response_model=list[CompostSitePublic], responses=READ)
-def list_sites(session: SessionDep, principal: CommunityStaff, community_id: int):
+def list_sites(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int):
     return service.list_sites(session, community_id)
 
 
@@ -59,12 +60,12 @@ def create_bin(session: SessionDep, principal: SiteKeeper, site_id: int, data: C
 
 
 @router.get("/communities/{community_id}/compost-bins", summary="List compost bins with their state", response_model=list[CompostBinPublic], responses=READ)
-def list_bins(session: SessionDep, principal: CommunityStaff, community_id: int):
+def list_bins(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int):
     return service.list_bins(session, community_id)
 
 
 @router.get("/compost-bins/{bin_id}", summary="Read a compost bin", response_model=CompostBinPublic, responses=READ)
-def read_bin(session: SessionDep, principal: BinStaff, bin_id: int):
+def read_bin(session: SessionDep, principal: BinResidentOrStaff, bin_id: int):
     return service.read_bin(session, bin_id)
 
 

@@ -240,7 +240,7 @@ def record_drops(
                 "community_id": community_id, "client_id": d.client_id, "bin_id": bin_id, "cycle": cycle,
                 "household_id": households[d.payload], "weight_g": d.weight_g, "kind": d.kind.value,
                 "points": rule.compost_per_kg * d.weight_g // 1000 + rule.compost_per_drop,
-                "dropped_at": at, "recorded_at": now, "recorded_by": principal.user_id,
+                "dropped_at": at, "recorded_at": now, "recorded_by": principal.user_id, "typed": checkins.typed(d.payload),
             })
         ids = {c: i for i, c in insert_new(session, DROP, rows)}
         if len(ids) < len(rows):  # the same client ids, sent at once by another upload: that one won
@@ -480,13 +480,19 @@ def collect_claims(session: Session, principal: Principal, harvest_id: int, clai
 
 
 def household_claims(session: Session, household_id: int) -> list[CompostClaimPublic]:
+    """A household's compost shares, each with where to collect it: the bin and its site (name, address)."""
     rows = session.execute(
-        select(CompostClaim, CompostHarvest.bin_id)
+        select(CompostClaim, CompostHarvest.bin_id, CompostBin.name, CompostSite.id, CompostSite.name, CompostSite.address)
         .join(CompostHarvest, CompostHarvest.id == CompostClaim.harvest_id)
+        .join(CompostBin, CompostBin.id == CompostHarvest.bin_id)
+        .join(CompostSite, CompostSite.id == CompostBin.site_id)
         .where(CompostClaim.household_id == household_id)
         .order_by(CompostClaim.id)
     ).all()
-    return [CompostClaimPublic.model_validate(c, update={"bin_id": b}) for c, b in rows]
+    return [
+        CompostClaimPublic.model_validate(c, update={"bin_id": b, "bin_name": bn, "site_id": sid, "site_name": sn, "site_address": sa})
+        for c, b, bn, sid, sn, sa in rows
+    ]
 
 
 # --- for reports ---------------------------------------------------------------------------------

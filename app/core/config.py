@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     phone_hash_key: str = ""
     access_token_minutes: int = 15
     refresh_token_days: int = 30
+    # A refresh token sent again this soon after its rotation (the answer was lost on a bad line) gets
+    # the same new pair, not a revoked family.
+    refresh_grace_seconds: int = 30
     jwt_audience: str = "jianfei-api"
     jwt_issuer: str = "jianfei"
 

@@ -8,7 +8,7 @@ import hmac
 import secrets
 import threading
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -57,9 +57,11 @@ def verify_password(password_hash: str | None, password: str) -> bool:
             return False
 
 
-def create_access_token(claims: dict[str, Any]) -> tuple[str, int]:
+def create_access_token(claims: dict[str, Any], at: datetime | None = None, jti: str | None = None) -> tuple[str, int]:
+    """A signed access token and its lifetime in seconds. `at` and `jti` (issue time and id) are given
+    to issue a token again as it was first issued (a refresh retried within its grace period)."""
     s = get_settings()
-    now = utcnow()
+    now = at or utcnow()
     ttl = timedelta(minutes=s.access_token_minutes)
     payload = {
         **claims,
@@ -69,7 +71,7 @@ def create_access_token(claims: dict[str, Any]) -> tuple[str, int]:
         "aud": s.jwt_audience,
         "iss": s.jwt_issuer,
         "typ": "access",
-        "jti": secrets.token_hex(8),
+        "jti": jti or secrets.token_hex(8),
     }
     return jwt.encode(payload, s.resolved_jwt_secret(), algorithm=ALGORITHM), int(ttl.total_seconds())
 

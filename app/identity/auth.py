@@ -276,6 +276,9 @@ class CommunityRole(Permission):
             return principal
         if self.residents is not None and self.residents(session, principal, community_id):
             return principal
+        if self.members and principal.household_ids and not principal.community_grants(community_id):
+            # A resident looking at a household not theirs: say so, not "not allowed in this community".
+            raise Forbidden("not_your_household", "只能查看自己家的住户信息", "You can only see your own household")
         raise _refused()
 
 

@@ -112,10 +112,15 @@ class UserPublic(SQLModel):
 
 
 class TokenPair(SQLModel):
-    access_token: str
-    refresh_token: str
+    """A session: a short-lived access token (Authorization: Bearer) and a refresh token that gets the
+    next pair from POST /auth/refresh. Each refresh token works once (rotation); sent again within
+    REFRESH_GRACE_SECONDS (30 s) of its use — the answer was lost — it answers the same new pair; sent
+    again later, the whole session is revoked (a stolen copy) and the user signs in again."""
+
+    access_token: str = Field(description="访问令牌：请求头 Authorization: Bearer <access_token>；有效期 expires_in 秒")
+    refresh_token: str = Field(description="刷新令牌：有效期 30 天（REFRESH_TOKEN_DAYS），只能用一次，换取新的一对令牌")
     token_type: str = "bearer"
-    expires_in: int
+    expires_in: int = Field(description="访问令牌的有效期（秒），默认 900（ACCESS_TOKEN_MINUTES=15）；到期前用刷新令牌换新")
     user: UserPublic
 
 
@@ -125,6 +130,10 @@ class WechatLogin(SQLModel):
 
 class PhoneBind(SQLModel):
     code: str = Field(min_length=1, max_length=128, description="getPhoneNumber 返回的 code")
+    refresh_token: str | None = Field(
+        default=None, min_length=10, max_length=200,
+        description="当前的刷新令牌：给出则轮换它（同一会话），答复中的 tokens 取代旧的一对；不给则答复一对新会话的令牌",
+    )
 
 
 class PasswordLogin(SQLModel):
@@ -154,3 +163,4 @@ class PhoneBindResult(SQLModel):
     phone_masked: str
     household_ids: list[int]
     matched: bool
+    tokens: TokenPair = Field(description="新的令牌（访问令牌含绑定后的住户）：请用它们替换手上的令牌")

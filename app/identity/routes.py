@@ -33,9 +33,16 @@ def wechat_login(session: SessionDep, wechat: Wechat, data: WechatLogin, request
     return service.wechat_login(session, wechat, data.code, request.client.host if request.client else "")
 
 
-@router.post("/auth/wechat/phone", summary="Bind my phone number (getPhoneNumber code) and join my household", response_model=PhoneBindResult, responses=error_responses(400, 401, 422, 502, 503))
+@router.post(
+    "/auth/wechat/phone",
+    summary="Bind my phone number (getPhoneNumber code) and join my household; answers new tokens that carry it",
+    description="The access token in use does not name the households just joined: the answer's `tokens` replace the "
+    "caller's. Send the current `refresh_token` to have it rotated (one session); without it a new session's pair is issued.",
+    response_model=PhoneBindResult,
+    responses=error_responses(400, 401, 422, 502, 503),
+)
 def bind_phone(session: SessionDep, wechat: Wechat, principal: CurrentPrincipal, data: PhoneBind):
-    return service.bind_phone(session, wechat, principal, data.code)
+    return service.bind_phone(session, wechat, principal, data.code, data.refresh_token)
 
 
 @router.post("/auth/password/login", summary="Staff sign-in with username and password (throttled per account and address)", response_model=TokenPair, responses=error_responses(401, 422, 429, 503))
@@ -43,7 +50,16 @@ def password_login(session: SessionDep, data: PasswordLogin, request: Request):
     return service.password_login(session, data.username, data.password, request.client.host if request.client else "")
 
 
-@router.post("/auth/refresh", summary="Exchange a refresh token for new tokens (rotation)", response_model=TokenPair, responses=error_responses(401, 422))
+@router.post(
+    "/auth/refresh",
+    summary="Exchange a refresh token for new tokens (rotation)",
+    description="Access tokens live `expires_in` seconds (15 minutes by default); refresh tokens 30 days and work once: "
+    "each call answers a new pair and retires the token sent. The same token sent again within 30 seconds "
+    "(the answer was lost) answers the same new pair; later, it is taken for a stolen copy: the session is revoked "
+    "(`refresh_reused`) and the user signs in again. On 401 `token_expired` from any route, refresh and retry once.",
+    response_model=TokenPair,
+    responses=error_responses(401, 422),
+)
 def refresh(session: SessionDep, data: RefreshRequest):
     return service.refresh(session, data.refresh_token)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -70,35 +73,48 @@ def user_public(session: Session, user: User) -> UserPublic:
     )
 
 
-def issue_tokens(session: Session, user: User, family_id: str | None = None) -> TokenPair:
+def issue_tokens(
+    session: Session, user: User, family_id: str | None = None, *,
+    successor_of: str | None = None, at: datetime | None = None, again: bool = False,
+) -> TokenPair:
     """Access token with grants, households and the user's token version as claims, plus a new refresh
-    token in the family."""
+    token in the family: a random one, or on rotation the successor of the token it replaces (derived
+    from it with the server's key, so that a retry within the grace period can be answered again)."""
     version = revocation.token_version(session, user.id)  # before the grants (see token_version)
     public = user_public(session, user)
     grants = [Grant(g.role, g.community_id, g.organisation_id, g.street_id) for g in public.grants]
+    refresh = _successor(successor_of) if successor_of else new_opaque_token()
     access, ttl = create_access_token(
-        {"sub": str(user.id), "g": grants_to_claim(grants), "h": public.household_ids, "v": version}
+        {"sub": str(user.id), "g": grants_to_claim(grants), "h": public.household_ids, "v": version},
+        at=at, jti=sha256_hex(refresh)[:16] if successor_of else None,
     )
-    refresh = new_opaque_token()
-    session.add(
-        RefreshToken(
-            user_id=user.id,
-            family_id=family_id or uuid.uuid4().hex,
-            token_hash=sha256_hex(refresh),
-            expires_at=utcnow() + timedelta(days=get_settings().refresh_token_days),
+    if not again:  # issued again (a retry): its refresh token is stored already
+        session.add(
+            RefreshToken(
+                user_id=user.id,
+                family_id=family_id or uuid.uuid4().hex,
+                token_hash=sha256_hex(refresh),
+                expires_at=utcnow() + timedelta(days=get_settings().refresh_token_days),
+            )
         )
-    )
     session.commit()
     return TokenPair(access_token=access, refresh_token=refresh, expires_in=ttl, user=public)
+
+
+def _successor(token: str) -> str:
+    """The refresh token that replaces `token` on rotation: keyed, so only the server can derive it."""
+    key = hmac.new(get_settings().resolved_jwt_secret().encode(), b"refresh-successor", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(hmac.new(key, token.encode(), hashlib.sha256).digest()).rstrip(b"=").decode()
 
 
 def _invalid_refresh() -> Unauthorized:
     return Unauthorized("refresh_invalid", "登录已失效，请重新登录", "Refresh token invalid or revoked")
 
 
-def refresh(session: Session, token: str) -> TokenPair:
+def refresh(session: Session, token: str, user_id: int | None = None) -> TokenPair:
+    """The next pair of a session (rotation); `user_id`: the token must be that user's."""
     row = session.exec(select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(token))).first()
-    if row is None or row.revoked_at is not None or row.expires_at < utcnow():
+    if row is None or row.revoked_at is not None or row.expires_at < utcnow() or (user_id is not None and row.user_id != user_id):
         raise _invalid_refresh()
     # Claim the token atomically: two concurrent uses cannot both rotate it.
     now = utcnow()
@@ -108,6 +124,10 @@ def refresh(session: Session, token: str) -> TokenPair:
         .values(used_at=now)
     ).rowcount
     if claimed != 1:
+        session.refresh(row)
+        retried = _retried(session, row, token, now)
+        if retried is not None:
+            return retried
         # Reuse of a rotated token: somebody holds a stolen copy. Revoke the whole family, and the
         # access tokens it gave.
         revoke_family(session, row)
@@ -116,7 +136,21 @@ def refresh(session: Session, token: str) -> TokenPair:
     if user is None or not user.is_active:
         session.rollback()
         raise _invalid_refresh()
-    return issue_tokens(session, user, family_id=row.family_id)
+    return issue_tokens(session, user, family_id=row.family_id, successor_of=token, at=now)
+
+
+def _retried(session: Session, row: RefreshToken, token: str, now: datetime) -> TokenPair | None:
+    """The pair a rotation gave, again, for the same token sent within the grace period (the phone lost
+    the answer) while that pair's refresh token is still unused; None otherwise (a reuse)."""
+    grace = timedelta(seconds=get_settings().refresh_grace_seconds)
+    if row.revoked_at is not None or row.used_at is None or now - row.used_at > grace:
+        return None
+    successor = session.exec(select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(_successor(token)))).first()
+    user = session.get(User, row.user_id)
+    if successor is None or successor.used_at is not None or successor.revoked_at is not None or user is None or not user.is_active:
+        return None
+    session.rollback()  # nothing to write: the pair is issued again as it was
+    return issue_tokens(session, user, family_id=row.family_id, successor_of=token, at=row.used_at, again=True)
 
 
 def revoke_family(session: Session, token: RefreshToken) -> None:
@@ -166,7 +200,7 @@ def wechat_login(session: Session, client: WechatClient, code: str, address: str
     return issue_tokens(session, user)
 
 
-def bind_phone(session: Session, client: WechatClient, principal: Principal, code: str) -> PhoneBindResult:
+def bind_phone(session: Session, client: WechatClient, principal: Principal, code: str, refresh_token: str | None = None) -> PhoneBindResult:
     """Self-service onboarding: a phone on the committee's roster links the user to that household."""
     try:
         raw = client.phone_number(code)
@@ -200,7 +234,10 @@ def bind_phone(session: Session, client: WechatClient, principal: Principal, cod
             )
     session.commit()
     ids = user_household_ids(session, user.id)
-    return PhoneBindResult(phone_masked=user.phone_masked, household_ids=ids, matched=bool(households))
+    # The caller's access token does not name the households just joined: new tokens that do, the
+    # caller's own refresh token rotated when it sent it (one session), else a new session's pair.
+    tokens = refresh(session, refresh_token, user_id=user.id) if refresh_token else issue_tokens(session, user)
+    return PhoneBindResult(phone_masked=user.phone_masked, household_ids=ids, matched=bool(households), tokens=tokens)
 
 
 # Password sign-in: per account (a guesser spreading over addresses) and per client address (one

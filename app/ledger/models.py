@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, String, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
@@ -161,9 +162,10 @@ class Passbook(SQLModel):
     household_id: int
     door_plate: str
     building_name: str | None = None
-    balance: int
+    balance: int = Field(description="积分余额（单位见 unit）")
     expiring_points: int = Field(description="未来30天内将过期的积分")
     expiring_on: datetime | None = None
+    unit: Literal["积分"] = Field(default="积分", description="积分的单位：所有积分数字都以“积分”计")
 
 
 class StatementTotals(SQLModel):

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 from sqlmodel import Field, SQLModel
 
+from app.checkins import service as checkins
 from app.core.db import SessionDep
 from app.identity.auth import CurrentPrincipal
 from app.kit.errors import error_responses
@@ -16,6 +17,7 @@ from app.places.auth import (
     BuildingManager,
     BuildingStaff,
     CommunityManager,
+    CommunityResidentOrStaff,
     CommunityStaff,
     CompoundManager,
     CompoundStaff,
@@ -58,7 +60,7 @@ WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 422)
 
 
 class ScanRequest(SQLModel):
-    payload: str = Field(min_length=1, max_length=200, description="门牌二维码内容")
+    payload: str = Field(min_length=1, max_length=200, description="门牌二维码内容，或二维码下方印的手工输入码（大小写、空格、连字符均可）")
 
 
 class OrganisationLink(SQLModel):
@@ -120,8 +122,8 @@ def list_communities(session: SessionDep, principal: CurrentPrincipal, cursor: C
     return Page(items=items, next_cursor=next_cursor)
 
 
-@router.get("/communities/{community_id}", summary="Read a community", response_model=CommunityPublic, responses=READ_ERRORS)
-def read_community(session: SessionDep, principal: CommunityStaff, community_id: int):
+@router.get("/communities/{community_id}", summary="Read a community (its staff, and the residents who live there)", response_model=CommunityPublic, responses=READ_ERRORS)
+def read_community(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int):
     return service.read_community(session, community_id)
 
 
@@ -228,6 +230,11 @@ def household_qr(session: SessionDep, principal: HouseholdMemberOrManager, house
     return Response(content=body, media_type=media_type)
 
 
-@router.post("/scan/resolve", summary="Resolve a scanned door-plate code to its household", response_model=HouseholdPublic, responses=WRITE_ERRORS)
+@router.post(
+    "/scan/resolve",
+    summary="Resolve a scanned door-plate code, or its typed hand-entry code (typed codes throttled per volunteer), to its household",
+    response_model=HouseholdPublic,
+    responses=error_responses(400, 401, 403, 404, 409, 422, 429),
+)
 def resolve_scan(session: SessionDep, principal: ScanningStaff, data: ScanRequest):
-    return service.resolve_scan(session, principal, data.payload)
+    return checkins.resolve_scan(session, principal, data.payload)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import secrets
+import unicodedata
 from typing import Any
 
 from sqlalchemy import exists, func
@@ -12,7 +14,7 @@ from sqlmodel import Session, select
 from app.audit import service as audit
 from app.core.db import utcnow
 from app.core.security import mask_phone, normalize_phone, phone_hash, sign_code, verify_code_signature
-from app.identity.auth import FIELD_STAFF, Principal, authorize
+from app.identity.auth import Principal
 from app.identity.models import Role
 from app.kit.errors import BadRequest, Conflict, not_found
 from app.kit.pagination import page_by_id
@@ -472,7 +474,9 @@ def list_households(
     stmt = select(Household).where(Household.community_id == community_id)
     if q:
         pattern = q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        stmt = stmt.where(Household.door_plate.like(f"{pattern}%", escape="\\"))
+        by_plate = Household.door_plate.like(f"{pattern}%", escape="\\")
+        code = read_code(q)[0]  # the printed hand-entry code (or a scanned payload) finds its household
+        stmt = stmt.where(by_plate | (Household.public_code == code) if code else by_plate)
     if building_id is not None:
         stmt = stmt.where(Household.building_id == building_id)
     if status:
@@ -530,6 +534,34 @@ def qr_payload(household: Household) -> str:
     return f"{QR_PREFIX}.{household.public_code}.{sign_code(household.public_code)}"
 
 
+# What a volunteer types for the hand-entry code (手工输入码) printed under the QR code: any case,
+# full-width letters from a Chinese keyboard, spaces, dashes or dots between groups; Cyrillic and
+# Greek capitals that look like Latin ones (a phone keyboard left on another language) read as those.
+_TYPED_SEPARATORS = re.compile(r"[\s\-_.·‐‑‒–—―]+")
+_LOOK_ALIKES = str.maketrans("АВЕКМНОРСТХУΑΒΕΖΗΙΚΜΝΟΡΤΥΧ", "ABEKMHOPCTXYABEZHIKMNOPTYX")
+_TYPED = re.compile(r"^[0-9A-Z]{1,16}$")
+
+
+def typed_code(text: str) -> str | None:
+    """The household code a volunteer typed, normalised to the printed form (upper case, no spaces or
+    dashes); None for text that cannot be a code. Codes use CODE_ALPHABET (no 0/O, 1/I): a typed 0, O,
+    1 or I is kept as typed, names no household and is answered `unknown_code` with a hint."""
+    code = _TYPED_SEPARATORS.sub("", unicodedata.normalize("NFKC", text)).upper().translate(_LOOK_ALIKES)
+    return code if _TYPED.match(code) else None
+
+
+def read_code(payload: str) -> tuple[str | None, bool]:
+    """(household code, typed) of what a volunteer scanned or typed: the code of a genuine signed
+    QR payload, or of a typed hand-entry code; None for a forged payload or text that is no code."""
+    text = payload.strip()
+    if text.startswith(f"{QR_PREFIX}."):
+        try:
+            return parse_qr_payload(text), False
+        except BadRequest:
+            return None, False
+    return typed_code(text), True
+
+
 def parse_qr_payload(payload: str) -> str:
     """The public code of a genuine payload; raises on a forged or altered one."""
     parts = payload.strip().split(".")
@@ -538,18 +570,8 @@ def parse_qr_payload(payload: str) -> str:
     return parts[1]
 
 
-def household_by_payload(session: Session, payload: str) -> Household:
-    code = parse_qr_payload(payload)
-    household = session.exec(select(Household).where(Household.public_code == code)).first()
-    if household is None:
-        raise not_found("住户", "Household", "payload")
-    return household
-
-
-def resolve_scan(session: Session, principal: Principal, payload: str) -> HouseholdPublic:
-    household = household_by_payload(session, payload)
-    authorize(session, principal, household.community_id, FIELD_STAFF)  # the route knew no community
-    return to_public(household, building_names(session, {household.building_id}).get(household.building_id))
+def household_by_code(session: Session, code: str) -> Household | None:
+    return session.exec(select(Household).where(Household.public_code == code)).first()
 
 
 def household_qr(session: Session, household_id: int, kind: str) -> tuple[bytes, str]:

@@ -9,7 +9,7 @@ from datetime import date, datetime, time
 from enum import StrEnum
 
 from pydantic import model_validator
-from sqlalchemy import CheckConstraint, Column, Index, String, UniqueConstraint, text
+from sqlalchemy import Boolean, CheckConstraint, Column, Index, String, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from app.core.db import utcnow
@@ -250,11 +250,12 @@ class WeighIn(SQLModel, table=True):
     voucher_id: int | None = Field(default=None, sa_column=Column(BigId, nullable=True))
     recorded_by: int = Field(sa_column=fk("app_user.id", index=False))
     recorded_at: datetime = Field(default_factory=utcnow)
+    typed: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false")))  # hand-entry code typed, not scanned
 
 
 class WeighInCreate(SQLModel):
     client_id: str = Field(min_length=8, max_length=64, schema_extra={"pattern": r"^[A-Za-z0-9_.:-]+$"}, description="重发时不变的唯一编号")
-    payload: str | None = Field(default=None, min_length=1, max_length=200, description="门牌二维码内容（登记住户）")
+    payload: str | None = Field(default=None, min_length=1, max_length=200, description="门牌二维码内容或手工输入码（登记住户）")
     walk_in: bool = Field(default=False, description="未登记的居民（以积分支票计分）")
     category: str = Field(min_length=1, max_length=30)
     weight_g: int | None = Field(default=None, ge=1, le=1_000_000, description="重量（克）")
@@ -280,6 +281,7 @@ class WeighInPublic(SQLModel):
     voucher_id: int | None
     recorded_by: int
     recorded_at: datetime
+    typed: bool = Field(default=False, description="手工输入码录入（非扫码）")
     reversed: bool = False
     voucher_code: str | None = Field(default=None, description="走访居民的积分支票领取码（仅向签发人显示）")
     voucher_label_svg: str | None = Field(default=None, description="可打印的积分支票标签")

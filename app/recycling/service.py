@@ -442,6 +442,7 @@ def record_weigh_ins(session: Session, principal: Principal, event_id: int, batc
                 "category": category.code, "unit": category.unit, "weight_g": d.weight_g, "count": d.count,
                 "points": category.points * d.weight_g // 1000 if category.unit == "kg" else category.points * d.count,
                 "voucher_id": None, "recorded_by": principal.user_id, "recorded_at": now,
+                "typed": d.payload is not None and checkins.typed(d.payload),
             })
         ids = {c: i for i, c in insert_new(session, WEIGH_IN, rows)}
         if len(ids) < len(rows):  # the same client ids, uploaded at once by another device: that one won

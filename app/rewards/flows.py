@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
+from app.checkins import service as checkins
 from app.identity.auth import Principal
 from app.kit.errors import BadRequest, Forbidden, not_found
 from app.places import service as places
@@ -145,9 +146,15 @@ def cancel(session: Session, principal: Principal, redemption_id: int, reason: s
     return service.redemption_public(session, redemption)
 
 
-def _counter_household(session: Session, principal: Principal, data: CounterRequest) -> int:
-    """The household a counter request is for: the one its consent code names, or the one given."""
+def _counter_household(session: Session, principal: Principal, community_id: int, data: CounterRequest) -> int:
+    """The household a counter request is for: the one its consent code names, or the one given, by id
+    or by its door plate (a scanned QR code or the typed hand-entry code, refused as a scan would be)."""
     household_id = data.household_id
+    if data.payload:
+        named = checkins.households_for_scans(session, principal, community_id, [data.payload])[data.payload]
+        if household_id is not None and household_id != named:
+            raise BadRequest("household_mismatch", "门牌码与所选住户不一致", "The door-plate code names another household", "payload")
+        household_id = named
     if data.consent_code:
         code_household = consent.code_household(session, data.consent_code, principal.user_id)
         if household_id is not None and household_id != code_household:
@@ -163,7 +170,7 @@ def counter_spend(session: Session, principal: Principal, community_id: int, dat
     consents; each item is reserved and fulfilled at once, all in one transaction."""
     from app.rewards.models import Consent, CounterResult
 
-    household = places.get_household(session, _counter_household(session, principal, data))
+    household = places.get_household(session, _counter_household(session, principal, community_id, data))
     if household.community_id != community_id:
         raise Forbidden("forbidden", "该住户不属于本社区", "This household is not in this community", "household_id")
     keys = [f"counter:{data.idempotency_key}:{i}" for i in range(len(data.items))]
@@ -203,7 +210,7 @@ def counter_spend_many(session: Session, principal: Principal, community_id: int
             by_pin.append(n)
             continue
         try:
-            household_id = _counter_household(session, principal, data)
+            household_id = _counter_household(session, principal, community_id, data)
             if not data.consent_code:
                 raise consent.consent_required()
         except DomainError as e:

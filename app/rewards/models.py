@@ -232,6 +232,7 @@ class CounterLine(SQLModel):
 
 class CounterRequest(ConsentProof):
     household_id: int | None = Field(default=None, description="住户；使用授权码时可省略（码内含住户）")
+    payload: str | None = Field(default=None, min_length=1, max_length=200, description="或扫描门牌二维码 / 输入手工输入码指明住户（仍须授权码或兑换密码）")
     items: list[CounterLine] = Field(min_length=1, max_length=20)
     idempotency_key: str = Field(min_length=8, max_length=70)
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from app.core.db import SessionDep
 from app.identity.auth import CommunityManager, CommunityStaff
 from app.kit.errors import error_responses
+from app.places.auth import CommunityResidentOrStaff
 from app.rules import service
 from app.rules.models import PointsRuleCreate, PointsRulePublic
 
@@ -25,6 +26,6 @@ def list_rules(session: SessionDep, principal: CommunityStaff, community_id: int
     return service.list_rules(session, community_id)
 
 
-@router.get("/communities/{community_id}/points-rules/current", summary="The points rules in force now", response_model=PointsRulePublic, responses=READ)
-def current_rules(session: SessionDep, principal: CommunityStaff, community_id: int):
+@router.get("/communities/{community_id}/points-rules/current", summary="The points rules in force now (what earns what: staff and the community's residents)", response_model=PointsRulePublic, responses=READ)
+def current_rules(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int):
     return service.current_rules(session, community_id)

@@ -38,10 +38,23 @@ async function resident(base: string, input: Inputs) {
   const bound = must(await api.POST("/api/v1/auth/wechat/phone", { body: { code: input.phoneCode } }), "bind phone");
   const household = bound.household_ids[0];
   if (household === undefined) throw new Error("the phone matched no household");
-  // After binding, the session carries the household: a refresh gives tokens that say so.
-  const renewed = must(await anonymous.POST("/api/v1/auth/refresh", { body: { refresh_token: tokens.refresh_token } }), "refresh");
-  api = signedIn(base, renewed.access_token);
+  // Binding answers new tokens that name the household joined.
+  api = signedIn(base, bound.tokens.access_token);
   const me = must(await api.GET("/api/v1/me"), "me");
+  const community = { community_id: input.communityId };
+  // The notice board: when and where to put rubbish out, and what earns what.
+  const windows = must(await api.GET("/api/v1/communities/{community_id}/drop-windows", { params: { path: community } }), "drop windows");
+  const stations = must(await api.GET("/api/v1/communities/{community_id}/stations", { params: { path: community } }), "stations");
+  const rules = must(await api.GET("/api/v1/communities/{community_id}/points-rules/current", { params: { path: community } }), "rules");
+  const lookups = [];
+  for (const q of ["电池", "dianchi", "大骨头"]) {
+    const found = must(await api.GET("/api/v1/communities/{community_id}/guide", { params: { path: community, query: { q } } }), `guide ${q}`);
+    lookups.push(found.items[0]?.group ?? null);
+  }
+  // A refresh whose answer was lost, sent again: the same new pair, the session kept.
+  const renewed = must(await anonymous.POST("/api/v1/auth/refresh", { body: { refresh_token: bound.tokens.refresh_token } }), "refresh");
+  const again = must(await anonymous.POST("/api/v1/auth/refresh", { body: { refresh_token: bound.tokens.refresh_token } }), "refresh again");
+  api = signedIn(base, renewed.access_token);
   const passbook = must(await api.GET("/api/v1/households/{household_id}/passbook", { params: { path: { household_id: household } } }), "passbook");
   const statement = must(
     await api.GET("/api/v1/households/{household_id}/statement", { params: { path: { household_id: household } } }),
@@ -55,7 +68,13 @@ async function resident(base: string, input: Inputs) {
   return {
     household,
     me: me.household_ids,
+    windows: windows.length,
+    stations: stations.length,
+    rulesCorrect: rules.checkin_correct,
+    lookups,
+    refreshKept: renewed.refresh_token === again.refresh_token,
     balance: passbook.balance,
+    unit: passbook.unit,
     statementLines: statement.items.length,
     statementBalance: statement.balance,
     claims: claims.length,

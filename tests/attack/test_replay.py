@@ -62,6 +62,13 @@ def _entry_to_reverse(client, w: World) -> int:
     return r.json()["id"]
 
 
+def _guide_entry(client, w: World) -> str:
+    name = f"旧床垫{_key()[-6:]}"
+    r = client.put(f"/api/v1/communities/{w.community.id}/guide/items/{name}", json={"group": "other", "instruction": "预约大件"}, headers=w.h("committee"))
+    assert r.status_code == 200, r.text
+    return name
+
+
 def _empty_compound(client, w: World) -> int:
     r = client.post(f"/api/v1/communities/{w.community.id}/compounds", json={"name": f"空{_key()[-6:]}"}, headers=w.h("committee"))
     return r.json()["id"]
@@ -163,6 +170,13 @@ REPLAYS: dict[tuple[str, str], Callable[..., Call]] = {
         {"json": {"reason": "录错了", "idempotency_key": _key()}},
     ),
     ("POST", c + "/ledger/expiry-runs"): lambda client, w: Call("POST", f"/api/v1/communities/{w.community.id}/ledger/expiry-runs", "committee", {}, True),
+    ("PUT", c + "/guide/items/{name}"): lambda client, w: Call(
+        "PUT", f"/api/v1/communities/{w.community.id}/guide/items/旧沙发{_key()[-6:]}", "committee",
+        {"json": {"group": "recyclable", "synonyms": ["沙发"], "instruction": "预约大件回收"}},
+    ),
+    ("DELETE", c + "/guide/items/{name}"): lambda client, w: Call(
+        "DELETE", f"/api/v1/communities/{w.community.id}/guide/items/{_guide_entry(client, w)}", "committee", {},
+    ),
     ("PUT", c + "/ledger/policy"): lambda client, w: Call(
         "PUT", f"/api/v1/communities/{w.community.id}/ledger/policy", "committee",
         {"json": {"expiry_mode": "rolling", "expiry_months": 12}}, True,
@@ -573,7 +587,7 @@ NOT_REPLAYED = {
     ("POST", "/api/v1/auth/wechat/login"): "each sign-in opens a session (refresh_token rows are attempt logs); covered in tests/identity",
     ("POST", "/api/v1/auth/wechat/phone"): "binding is idempotent by phone and household; covered in tests/identity",
     ("POST", "/api/v1/auth/password/login"): "each sign-in opens a session; covered in tests/identity",
-    ("POST", "/api/v1/auth/refresh"): "a replayed refresh token revokes its family by design (theft detection); covered in tests/identity",
+    ("POST", "/api/v1/auth/refresh"): "sent again within REFRESH_GRACE_SECONDS it answers the same pair, later it revokes its family (theft detection); covered in tests/identity",
     ("POST", "/api/v1/auth/logout"): "revoking twice is revoking once; covered in tests/identity",
     ("POST", "/api/v1/organisations"): "platform console action without a natural key; not retried by phones",
     ("POST", "/api/v1/communities"): "platform console action without a natural key; not retried by phones",

@@ -133,7 +133,7 @@ def test_offline_batch_reports_each_scan_and_is_idempotent(client, world):
         scan(sid, codes[1], yesterday_at(7, 50)),  # same window: duplicate
         scan(sid, codes[2], yesterday_at(7, 6)),
         scan(sid, codes[3], yesterday_at(12, 0)),  # outside
-        scan(sid, "not-a-code", yesterday_at(7, 7)),
+        scan(sid, forged(codes[5]), yesterday_at(7, 7)),
         scan(sid, codes[4], yesterday_at(7, 8), result="incorrect", reasons=["wrong_bin"]),
     ]
     scans.append(dict(scans[2]))  # the same client id twice in one batch is one scan

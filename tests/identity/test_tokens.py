@@ -89,14 +89,16 @@ def test_missing_token_is_401_with_one_error_shape(client):
     assert client.get("/api/v1/me").json()["error"]["message"] == "请先登录"
 
 
-def test_refresh_rotates_and_reuse_revokes_the_family(client, fake_wechat):
+def test_refresh_rotates_and_reuse_revokes_the_family(client, fake_wechat, clock):
     tokens = _wechat_tokens(client)
     first = tokens["refresh_token"]
     r1 = client.post("/api/v1/auth/refresh", json={"refresh_token": first})
     assert r1.status_code == 200
     second = r1.json()["refresh_token"]
     assert second != first
-    # The old token comes back (stolen copy): refused, and the whole family dies, including `second`.
+    clock.advance(seconds=get_settings().refresh_grace_seconds + 1)
+    # The old token comes back after the grace period (stolen copy): refused, and the whole family
+    # dies, including `second`.
     reuse = client.post("/api/v1/auth/refresh", json={"refresh_token": first})
     assert reuse.status_code == 401 and reuse.json()["error"]["code"] == "refresh_reused"
     assert client.post("/api/v1/auth/refresh", json={"refresh_token": second}).status_code == 401
@@ -134,3 +136,33 @@ def test_token_times_are_read_on_the_applications_clock(client, fake_wechat, clo
     for days in (-1, 1):
         clock.set(app_clock.wall() + timedelta(days=days))
         assert _me(client, _wechat_tokens(client)["access_token"]).status_code == 200
+
+
+def test_a_refresh_retried_after_a_lost_answer_gets_the_same_pair(client, fake_wechat, clock):
+    """The phone sent its refresh token, the answer was lost on a bad line, it sends the token again
+    within the grace period: the same new pair, and the session goes on."""
+    clock.set(clock.now(), frozen=True)
+    first = _wechat_tokens(client)["refresh_token"]
+    lost = client.post("/api/v1/auth/refresh", json={"refresh_token": first})
+    assert lost.status_code == 200
+    clock.advance(seconds=get_settings().refresh_grace_seconds - 2)
+    retried = client.post("/api/v1/auth/refresh", json={"refresh_token": first})
+    assert retried.status_code == 200, retried.text
+    assert (retried.json()["refresh_token"], retried.json()["access_token"]) == (lost.json()["refresh_token"], lost.json()["access_token"])
+    assert retried.json()["expires_in"] == get_settings().access_token_minutes * 60
+    assert _me(client, retried.json()["access_token"]).status_code == 200
+    # The session goes on with the pair it got; once its refresh token is used, the first one is spent
+    # for good: sent again (even within the grace period) it is a reuse and ends the session.
+    third = client.post("/api/v1/auth/refresh", json={"refresh_token": retried.json()["refresh_token"]})
+    assert third.status_code == 200
+    reuse = client.post("/api/v1/auth/refresh", json={"refresh_token": first})
+    assert reuse.status_code == 401 and reuse.json()["error"]["code"] == "refresh_reused"
+    assert client.post("/api/v1/auth/refresh", json={"refresh_token": third.json()["refresh_token"]}).status_code == 401
+
+
+def test_a_refresh_after_logout_is_not_retried_into_a_session(client, fake_wechat):
+    first = _wechat_tokens(client)["refresh_token"]
+    second = client.post("/api/v1/auth/refresh", json={"refresh_token": first}).json()["refresh_token"]
+    assert client.post("/api/v1/auth/logout", json={"refresh_token": second}).status_code == 204
+    r = client.post("/api/v1/auth/refresh", json={"refresh_token": first})
+    assert r.status_code == 401

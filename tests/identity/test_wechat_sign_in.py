@@ -69,10 +69,15 @@ def test_phone_binding_joins_the_roster_household(client, world, wechat_state, e
     assert body["matched"] is True and body["household_ids"] == [household.id]
     assert body["phone_masked"] == f"{phone[:3]}****{phone[-4:]}"
     assert phone not in r.text
-    # New tokens carry the household: the resident can read it.
-    refreshed = client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}).json()
-    hh = client.get(f"/api/v1/households/{household.id}", headers=auth(refreshed["access_token"]))
+    # The answer's new tokens carry the household: the resident reads it at once, no refresh needed.
+    assert body["tokens"]["user"]["household_ids"] == [household.id]
+    hh = client.get(f"/api/v1/households/{household.id}", headers=auth(body["tokens"]["access_token"]))
     assert hh.status_code == 200 and phone not in hh.text
+    # The old access token does not name it (the answer's tokens replace it).
+    assert client.get(f"/api/v1/households/{household.id}", headers=auth(tokens["access_token"])).status_code == 403
+    # A new session's pair (no refresh token sent): the old refresh token still works.
+    refreshed = client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}).json()
+    assert refreshed["user"]["household_ids"] == [household.id]
     with Session(engine) as s:
         user = s.exec(select(User).where(User.id == tokens["user"]["id"])).one()
         assert user.phone_hash and phone not in user.phone_hash and user.phone_masked != phone
@@ -91,3 +96,19 @@ def test_phone_binding_survives_a_stale_access_token(client, wechat_state):
     wechat_state.tokens.clear()  # WeChat forgot our token: the client refreshes it once and retries
     r = client.post("/api/v1/auth/wechat/phone", json={"code": "phone-13700000002"}, headers=headers)
     assert r.status_code == 200, r.text
+
+
+def test_phone_binding_rotates_the_callers_refresh_token(client, world, wechat_state):
+    household = world.households[3]
+    tokens = login(client, f"code-{uuid.uuid4().hex[:8]}").json()
+    body = {"code": f"phone-{world.phones[household.id]}", "refresh_token": tokens["refresh_token"]}
+    r = client.post("/api/v1/auth/wechat/phone", json=body, headers=auth(tokens["access_token"]))
+    assert r.status_code == 200, r.text
+    new = r.json()["tokens"]
+    assert new["refresh_token"] != tokens["refresh_token"] and new["user"]["household_ids"] == [household.id]
+    assert client.get(f"/api/v1/households/{household.id}/passbook", headers=auth(new["access_token"])).status_code == 200
+    assert client.post("/api/v1/auth/refresh", json={"refresh_token": new["refresh_token"]}).status_code == 200
+    # Someone else's refresh token is not rotated by this caller.
+    other = login(client, f"code-{uuid.uuid4().hex[:8]}").json()
+    r = client.post("/api/v1/auth/wechat/phone", json={"code": "phone-13700000009", "refresh_token": other["refresh_token"]}, headers=auth(tokens["access_token"]))
+    assert r.status_code == 401 and r.json()["error"]["code"] == "refresh_invalid"

@@ -30,9 +30,12 @@ def test_scan_resolves_genuine_codes_only(client, world, engine):
     assert r.status_code == 200 and r.json()["id"] == household.id and r.json()["building_name"] == "1号楼"
     prefix, code, sig = payload.split(".")
     other_code = world.households[4].public_code
-    for forged in (f"{prefix}.{other_code}.{sig}", f"{prefix}.{code}.{sig[:-1]}{'B' if sig[-1] != 'B' else 'C'}", "hello", f"{prefix}.{code}"):
+    for forged in (f"{prefix}.{other_code}.{sig}", f"{prefix}.{code}.{sig[:-1]}{'B' if sig[-1] != 'B' else 'C'}", f"{prefix}.hello", f"{prefix}.{code}"):
         bad = client.post("/api/v1/scan/resolve", json={"payload": forged}, headers=world.h("volunteer"))
         assert bad.status_code == 400 and bad.json()["error"]["code"] == "forged_code", forged
+    # Text that is no payload is read as a typed hand-entry code (tests/places/test_typed_codes.py).
+    typed = client.post("/api/v1/scan/resolve", json={"payload": "hello"}, headers=world.h("volunteer"))
+    assert typed.status_code == 404 and typed.json()["error"]["code"] == "unknown_code"
 
 
 def test_scan_in_another_community_is_refused(client, world, other_world, engine):
