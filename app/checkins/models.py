@@ -17,13 +17,10 @@ from sqlmodel import Field, SQLModel
 from app.core.db import utcnow
 from app.kit.columns import fk, pk
 from app.kit.fields import LocalTime
+from app.recycling.groups import WasteGroup
 
-
-class WasteCategory(StrEnum):
-    kitchen = "kitchen"  # 厨余垃圾
-    recyclable = "recyclable"  # 可回收物
-    hazardous = "hazardous"  # 有害垃圾
-    other = "other"  # 其他垃圾
+# A bag's category at the bin is one of the four groups of GB/T 19095-2019: one definition.
+WasteCategory = WasteGroup
 
 
 CATEGORY_ZH = {"kitchen": "厨余", "recyclable": "可回收物", "hazardous": "有害垃圾", "other": "其他垃圾"}

@@ -28,20 +28,15 @@ from app.guide.models import GuideEntry, GuideEntryIn, GuideMiss, GuideMissPubli
 from app.identity.auth import Principal
 from app.kit.errors import NotFound
 from app.places.models import Community, Street
+from app.recycling.groups import STANDARD_NAMES, group_names
 
 DATA = Path(__file__).resolve().parent / "data" / "items.csv"
 
-# GB/T 19095-2019 names the four groups; cities name them their own way.
-STANDARD = {"recyclable": "可回收物", "hazardous": "有害垃圾", "kitchen": "厨余垃圾", "other": "其他垃圾"}
-CITIES = {
-    "国家标准": STANDARD,
-    "上海": STANDARD | {"kitchen": "湿垃圾", "other": "干垃圾"},
-    "北京": STANDARD,
-    "广州": STANDARD,
-    "深圳": STANDARD,
-    "苏州": STANDARD,
-    "杭州": STANDARD | {"kitchen": "易腐垃圾"},
-    "宁波": STANDARD | {"kitchen": "易腐垃圾"},
+# GB/T 19095-2019 names the four groups; cities name them their own way (one table: app.recycling.groups).
+STANDARD = {group.value: name for group, name in STANDARD_NAMES.items()}
+CITIES = {"国家标准": STANDARD} | {
+    city: {group.value: name for group, name in group_names(city).items()}
+    for city in ("上海", "北京", "广州", "深圳", "苏州", "杭州", "宁波")
 }
 NAMES_BY_CITY = {group: {city: names[group] for city, names in CITIES.items()} for group in STANDARD}
 
