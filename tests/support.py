@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from app.core.config import get_settings
 from app.core.db import utcnow
-from app.core.security import mask_phone, phone_hash
+from app.core.security import hash_password, mask_phone, phone_hash
 from app.identity.models import Role, RoleGrant, User
 from app.identity.service import issue_tokens
 from app.places.models import (
@@ -191,3 +191,16 @@ def race(*calls: Callable[[], T]) -> list[T]:
 # defaults (production refuses those); the address is never called by these tests.
 PRODUCTION_WECHAT = {"WECHAT_APP_ID": "wx-production-test", "WECHAT_APP_SECRET": "production-test-secret",
                      "WECHAT_API_BASE": "https://api.weixin.qq.com"}
+
+
+def staff_with_password(engine: Engine, role: Role, community_id: int, password: str = "test-pass-2026") -> tuple[str, str]:
+    """A staff account that signs in with a password (a browser or a Node program signs in as it):
+    (username, password), holding `role` in the community."""
+    username = f"{role.value}-{uuid.uuid4().hex[:8]}"
+    with Session(engine) as s:
+        user = User(username=username, display_name=role.value, password_hash=hash_password(password))
+        s.add(user)
+        s.flush()
+        s.add(RoleGrant(user_id=user.id, role=role, community_id=community_id))
+        s.commit()
+    return username, password

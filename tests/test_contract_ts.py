@@ -14,13 +14,11 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from sqlmodel import Session
-
 from app.core.db import utcnow
-from app.core.security import hash_password
-from app.identity.models import Role, RoleGrant, User
+from app.identity.models import Role
 from tests.clock import NOON
 from tests.field import payload, setup_field
+from tests.support import staff_with_password
 
 CONTRACT = Path(__file__).resolve().parents[1] / "contract"
 
@@ -43,17 +41,6 @@ def _built() -> None:
     _npm("run", "-s", "build")  # tsc: type errors fail here
 
 
-def _volunteer_with_password(engine, community_id: int) -> tuple[str, str]:
-    username, password = f"volunteer-{uuid.uuid4().hex[:8]}", "ts-pass-2026"
-    with Session(engine) as s:
-        user = User(username=username, display_name="盯桶侠", password_hash=hash_password(password))
-        s.add(user)
-        s.flush()
-        s.add(RoleGrant(user_id=user.id, role=Role.volunteer, community_id=community_id))
-        s.commit()
-    return username, password
-
-
 def test_the_generated_types_carry_the_volunteer_and_the_resident_through_their_flows(client, world, engine, live_server, clock):
     _built()
     clock.set_local(NOON)
@@ -62,7 +49,7 @@ def test_the_generated_types_carry_the_volunteer_and_the_resident_through_their_
     client.patch(f"/api/v1/drop-windows/{f['evening']}", json={"active": False}, headers=h)
     r = client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"starts": "00:00", "ends": "23:59:59.999999"}, headers=h)
     assert r.status_code == 200, r.text
-    username, password = _volunteer_with_password(engine, world.community.id)
+    username, password = staff_with_password(engine, Role.volunteer, world.community.id)
     household = world.households[0]
     inputs = {
         "wechatCode": f"code-{uuid.uuid4().hex[:8]}", "phoneCode": f"phone-{world.phones[household.id]}",

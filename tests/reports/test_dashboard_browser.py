@@ -6,34 +6,21 @@ Signs in with a password, opens the dashboard of a seeded community, reads back 
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session
 
-from app.core.security import hash_password
-from app.identity.models import Role, RoleGrant, User
+from app.identity.models import Role
 from tests.clock import NOON
 from tests.field import SHANGHAI
 from tests.ledger.helpers import earn, spend
 from tests.reports.records import at, codes, scan, setup_field, upload
 from tests.reports.weighed import Weighed
+from tests.support import staff_with_password
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-
-def _committee_with_password(engine, community_id: int) -> tuple[str, str]:
-    username, password = f"committee-{uuid.uuid4().hex[:8]}", "dash-pass-2026"
-    with Session(engine) as s:
-        user = User(username=username, display_name="居委会", password_hash=hash_password(password))
-        s.add(user)
-        s.flush()
-        s.add(RoleGrant(user_id=user.id, role=Role.committee, community_id=community_id))
-        s.commit()
-    return username, password
 
 
 def test_dashboard_draws_the_community_figures(client, world, engine, live_server, clock):
@@ -74,7 +61,7 @@ def test_dashboard_draws_the_community_figures(client, world, engine, live_serve
     for step in ("close", "ready"):
         assert client.post(f"/api/v1/compost-bins/{bin_id}/{step}", headers=keeper).status_code == 200
     assert client.post(f"/api/v1/compost-bins/{bin_id}/harvest", json={"compost_g": 2500}, headers=keeper).status_code == 201
-    username, password = _committee_with_password(engine, world.community.id)
+    username, password = staff_with_password(engine, Role.committee, world.community.id)
 
     with sync_playwright() as p:
         browser = p.chromium.launch(
