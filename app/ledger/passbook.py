@@ -111,36 +111,47 @@ def statement(
 
 
 def totals(session: Session, household_id: int, start: datetime | None, end: datetime | None) -> StatementTotals:
-    """Period totals. A reversed act and its reversal both drop out, so corrected mistakes leave no trace in totals."""
+    """Period totals. Points are the measures of app.reports.measures.points (the point-totals export's):
+    a correction counts in the period it happens, a redemption when handed over, held points apart.
+    Grams: a reversed act and its reversal both drop out."""
+    from app.reports.measures.points import household_points
+
+    measured = household_points(session, household_id, start, end)
+    by_source = dict(measured.earned_by_source)
+    if measured.redeemed:
+        by_source["redemption"] = -measured.redeemed
+    if measured.expired:
+        by_source["expiry"] = -measured.expired
+    result = StatementTotals(
+        household_id=household_id,
+        points_in=sum(v for v in measured.earned_by_source.values() if v > 0),
+        points_out=measured.redeemed + measured.expired - sum(v for v in measured.earned_by_source.values() if v < 0),
+        points_by_source=by_source,
+        grams_by_category={},
+        redeemed=measured.redeemed,
+        expired=measured.expired,
+        held=measured.held,
+        balance=measured.balance,
+    )
     account_id, _ = _account(session, household_id)
-    result = StatementTotals(household_id=household_id, points_in=0, points_out=0, points_by_source={}, grams_by_category={})
     if account_id is None:
         return result
     reversed_ids = select(ENTRY.c.reverses_entry_id).where(
         ENTRY.c.reverses_entry_id.is_not(None), ENTRY.c.household_id == household_id
     )
-    cond = [POSTING.c.account_id == account_id, ENTRY.c.reverses_entry_id.is_(None), ENTRY.c.id.not_in(reversed_ids)]
+    cond = [POSTING.c.account_id == account_id, ENTRY.c.reverses_entry_id.is_(None), ENTRY.c.id.not_in(reversed_ids),
+            ENTRY.c.quantity_g.is_not(None)]
     if start is not None:
         cond.append(ENTRY.c.occurred_at >= start)
     if end is not None:
         cond.append(ENTRY.c.occurred_at < end)
     rows = session.execute(
-        select(
-            ENTRY.c.source,
-            ENTRY.c.category,
-            func.sum(POSTING.c.amount),
-            func.sum(func.abs(POSTING.c.amount)),
-            func.sum(ENTRY.c.quantity_g),
-        )
+        select(ENTRY.c.category, func.sum(ENTRY.c.quantity_g))
         .select_from(POSTING.join(ENTRY, ENTRY.c.id == POSTING.c.entry_id))
         .where(*cond)
-        .group_by(ENTRY.c.source, ENTRY.c.category)
+        .group_by(ENTRY.c.category)
     ).all()
-    for src, category, net, gross, grams in rows:
-        net, gross = int(net or 0), int(gross or 0)
-        result.points_in += (gross + net) // 2
-        result.points_out += (gross - net) // 2
-        result.points_by_source[src] = result.points_by_source.get(src, 0) + net
+    for category, grams in rows:
         if category and grams:
             result.grams_by_category[category] = result.grams_by_category.get(category, 0) + int(grams)
     return result

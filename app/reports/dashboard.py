@@ -11,12 +11,13 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlmodel import Field, Session, SQLModel
 
 from app.compost import service as compost
 from app.core.db import utcnow
 from app.places.service import get_community
+from app.reports.measures.points import points_by
 from app.reports.rates import CK, accepted
 from app.reports.totals import ACC, CATEGORIES, ORIG, B, E, H, P, category_group
 
@@ -91,7 +92,6 @@ def build(session: Session, community_id: int, *, days: int = 30, months: int = 
     month_lo = datetime.combine(date.fromisoformat(month_keys[0] + "-01"), time.min, tz)
 
     occurred = func.coalesce(ORIG.c.occurred_at, E.c.occurred_at)
-    source = func.coalesce(ORIG.c.source, E.c.source)
     household_entries = (
         P.join(ACC, ACC.c.id == P.c.account_id).join(E, E.c.id == P.c.entry_id).outerjoin(ORIG, ORIG.c.id == E.c.reverses_entry_id)
     )
@@ -108,15 +108,12 @@ def build(session: Session, community_id: int, *, days: int = 30, months: int = 
         if m in kg and g in kg[m]:
             kg[m][g] = round(int(grams or 0) / 1000, 3)
 
-    # Points issued (earned, net of corrections) versus redeemed by month.
-    redeemed = case((source == "redemption", -P.c.amount), else_=0)
-    issued_src = case((source.in_(("redemption", "expiry")), 0), else_=P.c.amount)
+    # Points issued versus redeemed (handed over) by month: the measures of measures.points.
     points = {m: [0, 0] for m in month_keys}
-    for m, issued, spent in session.execute(
-        select(month, func.sum(issued_src), func.sum(redeemed)).select_from(household_entries).where(*base).group_by(month)
-    ).all():
+    for m, (issued, spent, _) in points_by(session, [community.id], month_lo, day_hi,
+                                           key=lambda col: _local(session, col, tz, "month")).items():
         if m in points:
-            points[m] = [int(issued or 0), int(spent or 0)]
+            points[m] = [issued, spent]
 
     # Check-ins by day from the check-in records: every accepted check, correct or not (accuracy = correct / all).
     day = _local(session, CK.c.scanned_at, tz, "day")

@@ -130,6 +130,8 @@ class HouseholdMonthPoints(SQLModel, table=True):
     adjustment: int = Field(default=0, sa_column=_figure())
     redemption: int = Field(default=0, sa_column=_figure())
     expiry: int = Field(default=0, sa_column=_figure())
+    held_net: int = Field(default=0, sa_column=_figure())  # the household's held points moved (every posting of the month)
+    held: int = Field(default=0, sa_column=_figure())  # the same, counted in the period's figures
     g_kitchen: int = Field(default=0, sa_column=_figure())
     g_recyclable: int = Field(default=0, sa_column=_figure())
     g_hazardous: int = Field(default=0, sa_column=_figure())

@@ -18,6 +18,7 @@ from app.activities import service as activities
 from app.compost import service as compost
 from app.core.db import utcnow
 from app.places.models import Community, Organisation, OrganisationCommunity, Street
+from app.reports.measures.points import points_measures
 from app.reports.models import MediaItem
 from app.reports.scope import Scope, ScopeKind, month_period, resolve
 from app.reports.totals import ACC, CATEGORIES, ORIG, E, P, category_group
@@ -86,14 +87,12 @@ def _window(session: Session, scope: Scope, lo: datetime | None, hi: datetime) -
     )
     is_act = source.in_(ACTS)
     # A reversal cancels the act it corrects: −1 attendance, and its household no longer counts.
-    acts, households, issued, redeemed = session.execute(
+    acts, households = session.execute(
         select(
             func.coalesce(func.sum(case((is_act, case((E.c.reverses_entry_id.is_(None), 1), else_=-1)), else_=0)), 0),
             func.count(distinct(case((and_(is_act, E.c.reverses_entry_id.is_(None),
                                             ~E.c.id.in_(select(E.c.reverses_entry_id).where(E.c.reverses_entry_id.is_not(None)))),
                                        ACC.c.household_id)))),
-            func.coalesce(func.sum(case((source.in_(("redemption", "expiry")), 0), else_=P.c.amount)), 0),
-            func.coalesce(func.sum(case((source == "redemption", -P.c.amount), else_=0)), 0),
         ).select_from(joined).where(*cond)
     ).one()
     group = category_group(E.c.category)
@@ -106,8 +105,7 @@ def _window(session: Session, scope: Scope, lo: datetime | None, hi: datetime) -
     active = session.execute(
         select(func.count(distinct(ACC.c.community_id))).select_from(joined).where(*cond, is_act)
     ).scalar()
-    return {"acts": int(acts), "households": int(households), "issued": int(issued), "redeemed": int(redeemed),
-            "grams": grams, "communities": int(active or 0)}
+    return {"acts": int(acts), "households": int(households), "grams": grams, "communities": int(active or 0)}
 
 
 def _kg(grams: int) -> float:
@@ -198,6 +196,7 @@ def build(session: Session, kind: ScopeKind, scope_id: int, month: str) -> Month
     period = month_period(month)
     lo, hi = period.bounds(scope.tz)
     now_w, all_w = _window(session, scope, lo, hi), _window(session, scope, None, hi)
+    pts_now, pts_all = points_measures(session, scope.community_ids, lo, hi), points_measures(session, scope.community_ids, None, hi)
     partners = session.execute(
         select(func.count(distinct(OrganisationCommunity.organisation_id)))
         .where(OrganisationCommunity.community_id.in_(scope.community_ids or (-1,)))
@@ -213,8 +212,10 @@ def build(session: Session, kind: ScopeKind, scope_id: int, month: str) -> Month
         fig("participating_households", "参与家庭", "户", now_w["households"], all_w["households"]),
         fig("attendances", "参与人次（打卡、堆肥、回收、志愿、挑战）", "人次", now_w["acts"], all_w["acts"]),
         fig("waste_reduced_kg", "垃圾减量合计", "kg", _kg(total_now), _kg(total_all)),
-        fig("points_issued", "发放积分", "分", now_w["issued"], all_w["issued"]),
-        fig("points_redeemed", "兑换积分", "分", now_w["redeemed"], all_w["redeemed"]),
+        fig("points_issued", "发放积分（含积分支票，发出时计）", "分", pts_now.issued, pts_all.issued),
+        fig("points_redeemed", "兑换消耗（兑付时计）", "分", pts_now.redeemed, pts_all.redeemed),
+        fig("points_held", "预约冻结积分（月末，未兑付）", "分", pts_now.held, pts_all.held),
+        fig("points_expired", "过期清零", "分", pts_now.expired, pts_all.expired),
         *_record_figures(session, scope, period.start, period.end, lo, hi),
     ]
     by_category = [

@@ -42,7 +42,7 @@ def csv_stream(session: Session, stmt) -> Iterator[bytes]:
 # underneath) takes whole rows from a generator and writes them in constant memory, about 3× faster
 # per cell including building the row dicts. Column formats carry the number formats.
 NOTES = (
-    "住户仅以楼栋、单元和门牌标识，不含姓名与电话。期末积分 = 期初积分 + 获得合计 − 兑换消耗 − 过期清零；冲正记录计入原来源。"
+    "住户仅以楼栋、单元和门牌标识，不含姓名与电话。期末积分（含预约冻结） = 期初积分 + 获得合计 − 兑换消耗 − 过期清零；兑换消耗按兑付（交付）时计，预约冻结的积分另列；冲正、取消、过期释放计入发生的月份和原来源，已结束月份的数字不再改变。"
 )
 
 
