@@ -242,6 +242,8 @@ class WeighIn(SQLModel, table=True):
     voucher_id: int | None = Field(default=None, sa_column=Column(BigId, nullable=True))
     recorded_by: int = Field(sa_column=fk("app_user.id", index=False))
     recorded_at: datetime = Field(default_factory=utcnow)
+    # A weigh-in entered after the event's late window (补录), on the committee's authority, and why.
+    backdate_reason: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
 
 
 class WeighInCreate(SQLModel):
@@ -273,8 +275,17 @@ class WeighInPublic(SQLModel):
     recorded_by: int
     recorded_at: datetime
     reversed: bool = False
+    backdated: bool = Field(default=False, description="补录：回收日结束 3 天后由居委会录入")
+    backdate_reason: str | None = None
     voucher_code: str | None = Field(default=None, description="走访居民的积分支票领取码（仅向签发人显示）")
     voucher_label_svg: str | None = Field(default=None, description="可打印的积分支票标签")
+
+
+class BackdatedWeighIns(SQLModel):
+    """Weigh-ins of a past recycling day entered after its late window (补录), with the committee's reason."""
+
+    reason: str = Field(min_length=4, max_length=200, description="补录原因（记入审计日志与每条记录）")
+    weigh_ins: list[WeighInCreate] = Field(min_length=1, max_length=500)
 
 
 # --- where it went (去向) ----------------------------------------------------------------------

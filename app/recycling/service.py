@@ -359,7 +359,10 @@ def _weigh_in_public(session: Session, rows: list[WeighIn], vouchers: dict[int, 
     """Weigh-ins as answered; a walk-in's points cheque (`vouchers`, by weigh-in) shows its code."""
     gone = rules.reversed_ids(session, "weigh_in", [r.id for r in rows])
     shown = {i: {"voucher_code": v.claim_code, "voucher_label_svg": v.label_svg} for i, v in (vouchers or {}).items()}
-    return [WeighInPublic.model_validate(r, update={"reversed": r.id in gone, **shown.get(r.id, {})}) for r in rows]
+    return [
+        WeighInPublic.model_validate(r, update={"reversed": r.id in gone, "backdated": r.backdate_reason is not None, **shown.get(r.id, {})})
+        for r in rows
+    ]
 
 
 def record_weigh_in(session: Session, principal: Principal, event_id: int, data: WeighInCreate) -> tuple[WeighInPublic, bool]:
@@ -368,7 +371,9 @@ def record_weigh_in(session: Session, principal: Principal, event_id: int, data:
     return record_weigh_ins(session, principal, event_id, [data])[0]
 
 
-def record_weigh_ins(session: Session, principal: Principal, event_id: int, batch: list[WeighInCreate]) -> list[tuple[WeighInPublic, bool]]:
+def record_weigh_ins(
+    session: Session, principal: Principal, event_id: int, batch: list[WeighInCreate], *, backdate_reason: str | None = None
+) -> list[tuple[WeighInPublic, bool]]:
     """A recycling day's weigh-ins — one at the scales (`record_weigh_in`), the clerk's tablet uploading
     its queue, the demo generator's day — set-based, one commit: the one implementation of their rules.
 
@@ -380,6 +385,10 @@ def record_weigh_ins(session: Session, principal: Principal, event_id: int, batc
     on a points cheque (积分支票) instead, its code shown to the issuing clerk, again on a replay. All or
     nothing: a refusal refuses the batch with its error (the answer of a single weigh-in). Each
     weigh-in's (weigh-in, created), in the order sent.
+
+    With a `backdate_reason` (补录, the committee's: `record_backdated_weigh_ins`) the late window does
+    not apply: the weigh-ins are marked back-dated and earn as on the event's day — points at the
+    event's start, the daily cap of that day under the rules in force then.
     """
     event = get_event(session, event_id)
     community_id = event.community_id
@@ -393,8 +402,8 @@ def record_weigh_ins(session: Session, principal: Principal, event_id: int, batc
         today = now.astimezone(_tz(session, community_id)).date()
         if today < event.occurs_on:
             raise Conflict("event_not_started", "回收日尚未开始", "This recycling day has not started yet")
-        if today > event.occurs_on + timedelta(days=LATE_DAYS):
-            raise Conflict("event_closed", "回收日已结束超过 3 天，不能补录", "This recycling day closed more than 3 days ago")
+        if today > event.occurs_on + timedelta(days=LATE_DAYS) and backdate_reason is None:
+            raise Conflict("event_closed", "回收日已结束超过 3 天，须由居委会补录", "This recycling day closed more than 3 days ago: the committee back-dates it")
         households = checkins.households_for_scans(session, principal, community_id, [d.payload for d in fresh if d.payload is not None])
         categories = _freeze(session, event)
         rows: list[dict[str, Any]] = []
@@ -411,7 +420,7 @@ def record_weigh_ins(session: Session, principal: Principal, event_id: int, batc
                 "household_id": households[d.payload] if d.payload is not None else None,
                 "category": category.code, "unit": category.unit, "weight_g": d.weight_g, "count": d.count,
                 "points": category.points * d.weight_g // 1000 if category.unit == "kg" else category.points * d.count,
-                "voucher_id": None, "recorded_by": principal.user_id, "recorded_at": now,
+                "voucher_id": None, "recorded_by": principal.user_id, "recorded_at": now, "backdate_reason": backdate_reason,
             })
         ids = {c: i for i, c in insert_new(session, WEIGH_IN, rows)}
         if len(ids) < len(rows):  # the same client ids, uploaded at once by another device: that one won
@@ -419,7 +428,10 @@ def record_weigh_ins(session: Session, principal: Principal, event_id: int, batc
             return record_weigh_ins(session, principal, event_id, batch)
         for r in rows:
             r["id"] = ids[r["client_id"]]
-        _credit_weigh_ins(session, community_id, today, now, categories, [r for r in rows if r["household_id"] is not None])
+        # Points as on the day of the act: a back-dated weigh-in earns at the event's start, that day's cap.
+        act_day, act_at = (event.occurs_on, event.starts_at) if backdate_reason is not None else (today, now)
+        _credit_weigh_ins(session, community_id, act_day, act_at, categories, [r for r in rows if r["household_id"] is not None],
+                          backdated=backdate_reason is not None)
         made = list(session.scalars(select(WeighIn).where(among(session, WeighIn.id, list(ids.values())))))
     weigh_ins = list(stored.values()) + made
     # A walk-in's cheque: issued for a new one, its code shown again to the issuing clerk on a replay.
@@ -434,11 +446,26 @@ def record_weigh_ins(session: Session, principal: Principal, event_id: int, batc
     return answered(batch, public, stored)
 
 
+def record_backdated_weigh_ins(session: Session, principal: Principal, event_id: int, reason: str, batch: list[WeighInCreate]) -> list[tuple[WeighInPublic, bool]]:
+    """Weigh-ins of a past recycling day entered after its late window (补录) by the committee, with
+    the reason written on each weigh-in and in the audit log."""
+    event = get_event(session, event_id)
+    reason = reason.strip()
+    done = record_weigh_ins(session, principal, event_id, batch, backdate_reason=reason)
+    created = [w.id for w, new in done if new]
+    if created:
+        audit.record_act(session, principal, "recycling_event.backdate_weigh_ins", event, event.community_id,
+                         reason=reason, weigh_ins=created)
+        session.commit()
+    return done
+
+
 def _credit_weigh_ins(
-    session: Session, community_id: int, today: date, now: datetime, categories: dict[str, EventCategoryPublic], rows: list[dict[str, Any]]
+    session: Session, community_id: int, today: date, now: datetime, categories: dict[str, EventCategoryPublic], rows: list[dict[str, Any]],
+    *, backdated: bool = False,
 ) -> None:
-    """Daily cap (rules.cap_rows, the rules in force now, today), then one ledger call for the
-    households' points, keyed by weigh-in."""
+    """Daily cap (rules.cap_rows, the rules in force at `now`, on local day `today`: the act's), then
+    one ledger call for the households' points, keyed by weigh-in."""
     from app.ledger import service as ledger
     from app.ledger.service import Credit
 
@@ -456,7 +483,7 @@ def _credit_weigh_ins(
                 points=r["points"],
                 source="recycling",
                 idempotency_key=f"weighin:{r['id']}",
-                memo=f"资源回收日 {categories[r['category']].name} "
+                memo=("补录 " if backdated else "") + f"资源回收日 {categories[r['category']].name} "
                 + (f"{r['weight_g'] / 1000:.1f} kg" if r["unit"] == "kg" else f"{r['count']} 件"),
                 occurred_at=now,
                 quantity_g=r["weight_g"],

@@ -51,6 +51,7 @@ class ActivityLine(SQLModel):
     volunteers: int = Field(description="志愿者人次")
     media_items: int
     media_reads: int
+    backdated: bool = Field(default=False, description="补录的活动（活动日期 3 天后才录入）")
 
 
 class ActivityGroup(SQLModel):
@@ -181,7 +182,7 @@ def _activity_groups(session: Session, scope: Scope, start: date, end: date) -> 
             id=a.id, title=a.title, kind=a.kind, held_on=a.held_on, place=a.place, participants=a.participants,
             unique_participants=a.unique_participants, direct_beneficiaries=a.direct_beneficiaries,
             indirect_beneficiaries=a.indirect_beneficiaries, volunteers=a.volunteers, media_items=a.media_items,
-            media_reads=a.media_reads,
+            media_reads=a.media_reads, backdated=a.backdated,
         ))
         g.totals["activities"] += 1
         for c in _ACTIVITY_TOTALS:
@@ -281,7 +282,8 @@ def _activities_sheet(wb, report: MonthlyReport, head, num, text) -> None:
     row = 1
     for g in report.activities:
         for a in g.activities:
-            ws.write_row(row, 0, (g.street, g.community, g.organisation, a.held_on.isoformat(), a.title, a.place), text)
+            title = f"{a.title}（补录）" if a.backdated else a.title
+            ws.write_row(row, 0, (g.street, g.community, g.organisation, a.held_on.isoformat(), title, a.place), text)
             for col, v in enumerate((a.participants, a.unique_participants, a.direct_beneficiaries, a.indirect_beneficiaries,
                                      a.volunteers, a.media_items, a.media_reads), 6):
                 ws.write(row, col, "" if v is None else v, num)
