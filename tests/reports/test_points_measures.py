@@ -66,6 +66,9 @@ def test_held_is_not_spent_a_closed_month_never_changes_and_cheques_count_when_i
                     json={"points": 55, "memo": "资源回收日 纸类", "idempotency_key": uuid.uuid4().hex})
     assert r.status_code == 201, r.text
     cheque = r.json()["claim_code"]
+    r = client.post(f"/api/v1/households/{world.households[1].id}/adjustments", headers=world.h("committee"),
+                    json={"points": 7, "reason": "活动奖励", "idempotency_key": uuid.uuid4().hex})
+    assert r.status_code == 201, r.text
 
     # 30 April: three reservations for the 2 May exchange day hold 90 points; they are not spendable.
     clock.set(_local("2026-04-30", 10))
@@ -84,7 +87,9 @@ def test_held_is_not_spent_a_closed_month_never_changes_and_cheques_count_when_i
     mine = _plate(april)
     assert (mine["期初积分"], mine["获得合计"], mine["兑换消耗"], mine["期末积分"], mine["其中预约冻结"]) == ("0", "100", "0", "100", "90")
     april_report = _monthly(world, "2026-04")
-    assert april_report["points_issued"] == (155, 155)  # 100 for acts + the 55-point cheque, issued in April
+    # 100 for acts, 7 by adjustment, and the 55-point cheque issued in April (claimed or not)
+    assert april_report["points_issued"] == (162, 162)
+    assert int(_total(april)["获得合计"]) + 55 == april_report["points_issued"][0]  # households got all but the cheque
     assert (april_report["points_redeemed"], april_report["points_held"]) == ((0, 0), (90, 90))
 
     # 2 May, the exchange day: one handed over, one cancelled, the cheque claimed; 3 May the third lapses.
@@ -109,7 +114,7 @@ def test_held_is_not_spent_a_closed_month_never_changes_and_cheques_count_when_i
     may = _plate(_export(world, "2026-05"))
     assert (may["期初积分"], may["获得·积分支票"], may["兑换消耗"], may["期末积分"], may["其中预约冻结"]) == ("100", "55", "30", "125", "0")
     may_report = _monthly(world, "2026-05")
-    assert may_report["points_issued"] == (0, 155)
+    assert may_report["points_issued"] == (0, 162)
     assert may_report["points_redeemed"] == (30, 30) and may_report["points_held"] == (0, 0)
     passbook = client.get(f"/api/v1/households/{h.id}/passbook", headers=world.h("resident")).json()
     assert (passbook["balance"], passbook["held_points"]) == (125, 0)
@@ -118,6 +123,7 @@ def test_held_is_not_spent_a_closed_month_never_changes_and_cheques_count_when_i
     april_totals = _passbook_totals(world, h, "2026-04-01", "2026-04-30")
     may_totals = _passbook_totals(world, h, "2026-05-01", "2026-05-31")
     assert (april_totals["redeemed"], april_totals["held"], april_totals["balance"]) == (0, 90, 10)
+    assert int(mine["期末积分"]) - int(mine["其中预约冻结"]) == april_totals["balance"]
     assert (may_totals["redeemed"], may_totals["held"], may_totals["balance"]) == (30, 0, 125)
     assert may_totals["points_by_source"] == {"voucher": 55, "redemption": -30}
     total_april, total_may = _total(april), _total(_export(world, "2026-05"))

@@ -5,8 +5,8 @@ all read these definitions, so they cannot disagree. Every measure sums ledger p
 of their own entry: a lapse, a cancellation or a reversal counts in the period it happens (under the
 source of the entry it corrects), so a closed period's figures never change afterwards.
 
-- issued (发放积分): what the community's `issued` account gave out — points credited for acts and
-  points cheques when they are issued (not when claimed) — less reversals.
+- issued (发放积分): what the community gave out — points credited for acts, points cheques when
+  they are issued (not when claimed) and manual adjustments (net) — less reversals.
 - redeemed (兑换消耗): points handed over (held → redeemed), in the period of the hand-over.
 - held (冻结): points reserved by open redemptions at the end of the period; not spent, not spendable.
 - expired (过期清零): households' points taken by the expiry run.
@@ -108,10 +108,14 @@ class PointsMeasures:
     balance: int
 
 
+# Where points come from: acts and cheques (`issued`) and the committee's manual adjustments (net).
+_ISSUING = (SystemAccount.issued.value, SystemAccount.adjustments.value)
+
+
 def _community_flows(community_ids, lo: datetime | None, hi: datetime):
     period = AT < hi if lo is None else and_(AT >= lo, AT < hi)
     return [
-        (-func.sum(P.c.amount).filter(and_(A.c.household_id.is_(None), A.c.kind == SystemAccount.issued.value, period))).label("issued"),
+        (-func.sum(P.c.amount).filter(and_(A.c.household_id.is_(None), A.c.kind.in_(_ISSUING), period))).label("issued"),
         func.sum(P.c.amount).filter(and_(_ON_REDEEMED, period)).label("redeemed"),
         func.sum(P.c.amount).filter(and_(A.c.household_id.is_(None), A.c.kind == SystemAccount.expired.value,
                                          E.c.household_id.is_not(None), period)).label("expired"),
