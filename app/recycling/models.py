@@ -164,6 +164,8 @@ class RecyclingEvent(SQLModel, table=True):
     status: str = Field(default=EventStatus.scheduled.value, sa_column=Column(String(10), nullable=False))
     note: str = Field(default="", max_length=200)
     created_at: datetime = Field(default_factory=utcnow)
+    # A past day entered after its late window (补录), on the committee's authority, and why.
+    backdate_reason: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
 
 
 class EventCategory(SQLModel, table=True):
@@ -200,6 +202,8 @@ class EventCreate(SQLModel):
     start_time: LocalTime
     end_time: LocalTime
     place: str = Field(min_length=1, max_length=100)
+    backdate_reason: str | None = Field(default=None, min_length=4, max_length=200,
+                                        description="补录原因（居委会）：3 天前已结束的回收日须填写")
 
     @model_validator(mode="after")
     def _times(self):
@@ -220,6 +224,8 @@ class EventPublic(SQLModel):
     name: str
     status: EventStatus
     note: str
+    backdated: bool = Field(default=False, description="补录的过去回收日")
+    backdate_reason: str | None = None
     categories: list[EventCategoryPublic] = []
 
 

@@ -27,7 +27,7 @@ from app.checkins import setup as field_setup
 from app.core.config import get_settings
 from app.core.db import utcnow
 from app.core.security import same_secret
-from app.identity.auth import Principal
+from app.identity.auth import BACKDATERS, Principal, authorize
 from app.kit.errors import BadRequest, Conflict, NotFound, not_found
 from app.kit.pagination import page_by_id
 from app.kit.sql import among, answered, fresh_and_stored, insert_new, own_replay
@@ -259,6 +259,14 @@ def add_exception(session: Session, principal: Principal, schedule_id: int, data
 
 def create_event(session: Session, principal: Principal, community_id: int, data: EventCreate) -> EventPublic:
     tz = _tz(session, community_id)
+    closed = data.occurs_on < utcnow().astimezone(tz).date() - timedelta(days=LATE_DAYS)
+    if closed and not data.backdate_reason:
+        raise BadRequest("backdate_reason_required", "该回收日已结束超过 3 天：须由居委会填写补录原因",
+                         "This day closed more than 3 days ago: the committee back-dates it with a reason", "backdate_reason")
+    if data.backdate_reason and not closed:
+        raise BadRequest("not_backdated", "回收日在 3 天内，无需补录原因", "Only a day closed more than 3 days ago is back-dated", "backdate_reason")
+    if closed:
+        authorize(session, principal, community_id, BACKDATERS)
     event = RecyclingEvent(
         community_id=community_id,
         occurs_on=data.occurs_on,
@@ -266,6 +274,7 @@ def create_event(session: Session, principal: Principal, community_id: int, data
         ends_at=_at(data.occurs_on, data.end_time, tz),
         place=data.place,
         name=data.name,
+        backdate_reason=data.backdate_reason,
     )
     session.add(event)
     try:
@@ -273,7 +282,8 @@ def create_event(session: Session, principal: Principal, community_id: int, data
     except IntegrityError:
         session.rollback()
         raise Conflict("duplicate", "当天该地点已有回收日", "There is already a recycling day at this place on that day") from None
-    audit.record_act(session, principal, "recycling_event.create", event, community_id, occurs_on=str(data.occurs_on))
+    audit.record_act(session, principal, "recycling_event.create", event, community_id, occurs_on=str(data.occurs_on),
+                     **({"backdate_reason": data.backdate_reason} if closed else {}))
     session.commit()
     return event_public(session, [event])[0]
 
@@ -305,7 +315,7 @@ def _categories(session: Session, events: list[RecyclingEvent]) -> dict[int, lis
 
 def event_public(session: Session, events: list[RecyclingEvent]) -> list[EventPublic]:
     cats = _categories(session, events)
-    return [EventPublic.model_validate(e, update={"categories": cats[e.id]}) for e in events]
+    return [EventPublic.model_validate(e, update={"categories": cats[e.id], "backdated": e.backdate_reason is not None}) for e in events]
 
 
 def list_events(session: Session, community_id: int, start: date | None, end: date | None, cursor: str | None, limit: int):

@@ -2,7 +2,7 @@
 the point-totals roll-up gains held and hand-over columns and is rebuilt (corrections now count
 in the month they happen).
 
-Back-dated records (补录): points_rule, weigh_in and activity carry the committee's reason
+Back-dated records (补录): points_rule, recycling_event, weigh_in and activity carry the committee's reason
 (backdate_reason); an activity recorded after its late window is marked backdated.
 
 Existing reservations are migrated: each household's held points are its share of the `held`
@@ -48,14 +48,14 @@ def upgrade() -> None:
     op.add_column('household_month_points', sa.Column('held_net', sa.BigInteger(), server_default='0', nullable=False))
     op.add_column('household_month_points', sa.Column('held', sa.BigInteger(), server_default='0', nullable=False))
     _rebuild_rollup()
-    for table in ('points_rule', 'weigh_in', 'activity'):
+    for table in ('points_rule', 'recycling_event', 'weigh_in', 'activity'):
         op.add_column(table, sa.Column('backdate_reason', sa.String(length=200), nullable=True))
     op.add_column('activity', sa.Column('backdated', sa.Boolean(), server_default=sa.false(), nullable=False))
 
 
 def downgrade() -> None:
     op.drop_column('activity', 'backdated')
-    for table in ('points_rule', 'weigh_in', 'activity'):
+    for table in ('points_rule', 'recycling_event', 'weigh_in', 'activity'):
         op.drop_column(table, 'backdate_reason')
     _rebuild_rollup()
     op.drop_column('household_month_points', 'held')

@@ -40,9 +40,13 @@ def test_a_past_month_is_back_dated_by_the_committee_and_earns_under_its_own_rul
     r = client.put(f"/api/v1/communities/{c}/recycling-rates/paper", json={"name": "废纸", "unit": "kg", "points": 5},
                    headers=world.h("committee"))
     assert r.status_code in (200, 201), r.text
-    r = client.post(f"/api/v1/communities/{c}/recycling-events", headers=world.h("committee"),
-                    json={"occurs_on": "2026-10-15", "start_time": "09:00", "end_time": "11:00", "place": "社区广场"})
-    assert r.status_code == 201, r.text
+    day = {"occurs_on": "2026-10-15", "start_time": "09:00", "end_time": "11:00", "place": "社区广场"}
+    events = f"/api/v1/communities/{c}/recycling-events"
+    r = client.post(events, headers=world.h("committee"), json=day)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "backdate_reason_required"
+    assert client.post(events, headers=world.h("org_admin"), json=day | {"backdate_reason": "十月回收日补录"}).status_code == 403
+    r = client.post(events, headers=world.h("committee"), json=day | {"backdate_reason": "十月回收日补录"})
+    assert r.status_code == 201 and r.json()["backdated"] and r.json()["backdate_reason"] == "十月回收日补录", r.text
     event = r.json()["id"]
 
     # The clerks' path is closed 3 days after the day; back-dating is the committee's, with a reason.
