@@ -320,3 +320,12 @@ def held(session: Session, community_ids: list[int] | tuple[int, ...], start: da
         select(Activity).where(Activity.community_id.in_(list(community_ids) or [-1]), Activity.held_on >= start,
                                Activity.held_on <= end).order_by(Activity.held_on, Activity.id)
     ))
+
+
+def backdated_count(session: Session, community_ids: list[int] | tuple[int, ...], start: date | None, end: date) -> int:
+    """Back-dated (补录) activities held on local days [start, end] (start None: since the start). For reports."""
+    t = Activity.__table__
+    cond = [t.c.community_id.in_(list(community_ids) or [-1]), t.c.held_on <= end, t.c.backdated.is_(True)]
+    if start is not None:
+        cond.append(t.c.held_on >= start)
+    return int(session.execute(select(func.count()).where(*cond)).scalar_one())

@@ -18,6 +18,7 @@ from app.activities import service as activities
 from app.compost import service as compost
 from app.core.db import utcnow
 from app.places.models import Community, Organisation, OrganisationCommunity, Street
+from app.recycling import service as recycling
 from app.reports.measures.points import points_measures
 from app.reports.models import MediaItem
 from app.reports.scope import Scope, ScopeKind, month_period, resolve
@@ -149,6 +150,9 @@ def _record_figures(session: Session, scope: Scope, start: date, end: date, lo: 
         fig("compost_produced_kg", "堆肥产出", "kg", _kg(compost_now), _kg(compost_all)),
         fig("media_items", "媒体传播（篇）", "篇", media_now[0], media_all[0]),
         fig("media_reads", "点击阅读量", "次", media_now[1], media_all[1]),
+        fig("backdated_records", "其中补录记录（过后录入的回收称重、活动）", "条",
+            recycling.backdated_weigh_ins(session, ids, start, end) + activities.backdated_count(session, ids, start, end),
+            recycling.backdated_weigh_ins(session, ids, None, end) + activities.backdated_count(session, ids, None, end)),
     ]
 
 

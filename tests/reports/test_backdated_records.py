@@ -92,7 +92,9 @@ def test_a_past_month_is_back_dated_by_the_committee_and_earns_under_its_own_rul
     assert [x.value for x in sheet[2]][header.index("获得·资源回收日")] == 20
     report = client.get(f"/api/v1/organisations/{world.organisation.id}/reports/monthly", params={"month": "2026-10"},
                         headers=world.h("org_admin")).json()
-    assert {f["key"]: f["this_month"] for f in report["figures"]}["points_issued"] == 20
+    figures = {f["key"]: f["this_month"] for f in report["figures"]}
+    assert figures["points_issued"] == 20
+    assert figures["backdated_records"] == 2 + 1  # two weigh-ins and one activity entered after the fact
     lines = [a for g in report["activities"] for a in g["activities"]]
     assert [(a["held_on"], a["backdated"]) for a in lines] == [("2026-10-20", True)]
     xlsx = client.get(f"/api/v1/organisations/{world.organisation.id}/reports/monthly",
