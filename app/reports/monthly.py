@@ -272,7 +272,7 @@ def write_xlsx(report: MonthlyReport, path: str) -> None:
 
 
 ACTIVITY_HEADERS = ("街道", "社区", "机构", "日期", "活动", "地点", "参与人次", "参与人数", "直接受益人次", "间接受益人次",
-                    "志愿者人次", "媒体报道", "阅读量")
+                    "志愿者人次", "媒体报道", "阅读量", "补录")
 
 
 def _activities_sheet(wb, report: MonthlyReport, head, num, text) -> None:
@@ -286,8 +286,9 @@ def _activities_sheet(wb, report: MonthlyReport, head, num, text) -> None:
     row = 1
     for g in report.activities:
         for a in g.activities:
-            title = f"{a.title}（补录）" if a.backdated else a.title
-            ws.write_row(row, 0, (g.street, g.community, g.organisation, a.held_on.isoformat(), title, a.place), text)
+            ws.write_row(row, 0, (g.street, g.community, g.organisation, a.held_on.isoformat(), a.title, a.place), text)
+            if a.backdated:
+                ws.write(row, len(ACTIVITY_HEADERS) - 1, "补录", text)
             for col, v in enumerate((a.participants, a.unique_participants, a.direct_beneficiaries, a.indirect_beneficiaries,
                                      a.volunteers, a.media_items, a.media_reads), 6):
                 ws.write(row, col, "" if v is None else v, num)

@@ -99,8 +99,9 @@ def test_a_past_month_is_back_dated_by_the_committee_and_earns_under_its_own_rul
     assert [(a["held_on"], a["backdated"]) for a in lines] == [("2026-10-20", True)]
     xlsx = client.get(f"/api/v1/organisations/{world.organisation.id}/reports/monthly",
                       params={"month": "2026-10", "format": "xlsx"}, headers=world.h("org_admin"))
-    titles = [row[4] for row in openpyxl.load_workbook(io.BytesIO(xlsx.content))["活动"].iter_rows(min_row=2, values_only=True)]
-    assert "垃圾分类大讲堂（补录）" in titles
+    sheet = openpyxl.load_workbook(io.BytesIO(xlsx.content))["活动"]
+    marked = [(row[4], row[-1]) for row in sheet.iter_rows(min_row=2, values_only=True) if row[3]]
+    assert marked == [("垃圾分类大讲堂", "补录")]
 
     audit = client.get(f"/api/v1/communities/{c}/audit", params={"limit": 200}, headers=world.h("committee")).json()["items"]
     backdated = [a for a in audit if a["action"] == "recycling_event.backdate_weigh_ins"]

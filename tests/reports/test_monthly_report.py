@@ -153,10 +153,11 @@ def test_street_report_as_xlsx_and_printable_page(client, world, engine):
     sheet = openpyxl.load_workbook(io.BytesIO(x.content))["活动"]
     lines = list(sheet.iter_rows(values_only=True))
     assert lines[0][:7] == ("街道", "社区", "机构", "日期", "活动", "地点", "参与人次")
-    # October's activities recorded in December: marked back-dated (补录).
     assert [(r[2], r[4], r[6]) for r in lines[1:]] == [
-        (world.organisation.name, "大讲堂（补录）", 40), (world.organisation.name, "小计（1场）", 40),
-        ("社区自办", "小课堂（补录）", 25), ("社区自办", "小计（1场）", 25)]
+        (world.organisation.name, "大讲堂", 40), (world.organisation.name, "小计（1场）", 40),
+        ("社区自办", "小课堂", 25), ("社区自办", "小计（1场）", 25)]
+    # October's activities recorded in December: marked back-dated (补录) in a column of their own.
+    assert lines[0][-1] == "补录" and [r[-1] for r in lines[1:]] == ["补录", None, "补录", None]
     page = client.get(url, params={"month": "2026-10", "format": "html"}, headers=world.h("street_viewer"))
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     html = page.text
