@@ -10,7 +10,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import model_validator
-from sqlalchemy import JSON, Column, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Column, ForeignKey, Index, String, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from app.core.db import utcnow
@@ -67,10 +67,19 @@ class Activity(ActivityBase, table=True):
     created_by: int = Field(sa_column=fk("app_user.id", index=False))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # 补录: recorded more than LATE_DAYS after the day it was held, with the committee's reason if given.
+    backdated: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
+    backdate_reason: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+
+
+# An activity recorded more than this many days after it was held is back-dated (补录), as weigh-ins are.
+LATE_DAYS = 3
 
 
 class ActivityCreate(ActivityBase):
     client_id: str = Field(min_length=8, max_length=64, schema_extra={"pattern": r"^[A-Za-z0-9_.:-]+$"}, description="重发时不变的唯一编号")
+    backdate_reason: str | None = Field(default=None, min_length=4, max_length=200,
+                                        description="补录原因（居委会）：活动日期早于 3 天前的记录标为补录")
 
 
 class ActivityUpdate(SQLModel):
@@ -94,6 +103,8 @@ class ActivityPublic(ActivityBase):
     id: int
     community_id: int
     created_by: int
+    backdated: bool = Field(default=False, description="补录：活动日期 3 天后才录入")
+    backdate_reason: str | None = None
 
 
 class ActivityTotals(SQLModel):

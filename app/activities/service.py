@@ -11,6 +11,7 @@ from sqlmodel import Session
 from sqlmodel import select as select_rows
 
 from app.activities.models import (
+    LATE_DAYS,
     Activity,
     ActivityAttendance,
     ActivityCreate,
@@ -28,7 +29,7 @@ from app.activities.models import (
 from app.audit import service as audit
 from app.checkins import setup as field_setup
 from app.core.db import utcnow
-from app.identity.auth import FIELD_STAFF, Principal, authorize, community_links
+from app.identity.auth import BACKDATERS, FIELD_STAFF, Principal, authorize, community_links
 from app.kit.errors import BadRequest, Conflict, NotFound, Unprocessable, not_found
 from app.kit.pagination import page_by_id
 from app.kit.sql import own_replay
@@ -64,14 +65,21 @@ def create_activity(session: Session, principal: Principal, community_id: int, d
     existing = own_replay(stored(), principal.user_id, "created_by")
     if existing is not None:
         return existing
-    row = Activity(community_id=community_id, created_by=principal.user_id, **data.model_dump())
+    backdated = data.held_on < _today(session, community_id) - timedelta(days=LATE_DAYS)
+    if data.backdate_reason is not None:
+        if not backdated:
+            raise BadRequest("not_backdated", "活动日期在 3 天内，无需补录原因", "Only an activity held more than 3 days ago is back-dated",
+                             "backdate_reason")
+        authorize(session, principal, community_id, BACKDATERS)
+    row = Activity(community_id=community_id, created_by=principal.user_id, backdated=backdated, **data.model_dump())
     session.add(row)
     try:
         session.flush()
     except IntegrityError:
         session.rollback()
         return stored()
-    audit.record_act(session, principal, "activity.create", row, community_id, title=row.title, held_on=str(row.held_on))
+    audit.record_act(session, principal, "activity.create", row, community_id, title=row.title, held_on=str(row.held_on),
+                     **({"backdated": True, "reason": row.backdate_reason} if backdated else {}))
     session.commit()
     return row
 
@@ -379,3 +387,12 @@ def held(session: Session, community_ids: list[int] | tuple[int, ...], start: da
         select(Activity).where(Activity.community_id.in_(list(community_ids) or [-1]), Activity.held_on >= start,
                                Activity.held_on <= end).order_by(Activity.held_on, Activity.id)
     ))
+
+
+def backdated_count(session: Session, community_ids: list[int] | tuple[int, ...], start: date | None, end: date) -> int:
+    """Back-dated (补录) activities held on local days [start, end] (start None: since the start). For reports."""
+    t = Activity.__table__
+    cond = [t.c.community_id.in_(list(community_ids) or [-1]), t.c.held_on <= end, t.c.backdated.is_(True)]
+    if start is not None:
+        cond.append(t.c.held_on >= start)
+    return int(session.execute(select(func.count()).where(*cond)).scalar_one())

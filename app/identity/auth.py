@@ -125,6 +125,8 @@ STAFF_READ = frozenset(
 )
 FIELD_STAFF = frozenset({Role.committee, Role.org_admin, Role.supervisor, Role.volunteer, Role.clerk, Role.compost_keeper})
 MANAGERS = frozenset({Role.committee, Role.org_admin})
+# Who may enter back-dated records (补录: past recycling days' weigh-ins, past rules versions): the committee.
+BACKDATERS = frozenset({Role.committee})
 REPORT_READERS = frozenset({Role.committee, Role.org_admin, Role.street_viewer})
 
 

@@ -70,21 +70,25 @@ def cutoff_at(policy: LedgerPolicy, tz: ZoneInfo, now: datetime) -> tuple[dateti
         # Earned in year-1 or before expire at the end of `when` (local day).
         return _local_midnight(date(year, 1, 1), tz), _local_midnight(when + timedelta(days=1), tz)
     if policy.expiry_mode == ExpiryMode.rolling:
-        # Earned before (today − N months) has expired; day granularity keeps reruns on one key.
-        t = _add_months(today, -policy.expiry_months)
-        return _local_midnight(t, tz), _local_midnight(today, tz)
+        # Day granularity keeps reruns on one key.
+        return _local_midnight(rolling_cutoff_day(policy, today), tz), _local_midnight(today, tz)
     return None, None
 
 
-def _remaining_before(session: Session, community_id: int, cutoff: datetime, household_id: int | None = None):
-    """Per household: (household_id, points earned before cutoff still unspent, balance).
+def rolling_cutoff_day(policy: LedgerPolicy, day: date) -> date:
+    """Rolling expiry: the run of local day `day` takes what is left of the points earned before this
+    local day (day − N months). The one rule behind both the run and the passbook's expiry date."""
+    return _add_months(day, -policy.expiry_months)
 
-    Reversed pairs cancel in the balance, so what is left of the old points is the balance minus the
-    (non-reversed) credits earned since the cutoff: only the recent window is read, however long the history.
-    """
+
+def _credits_since(community_id: int, cutoff: datetime, household_id: int | None = None, *columns):
+    """The households' (non-reversed) credits earned since the cutoff, summed per household and `columns`.
+
+    Reversed pairs cancel in the balance, so what is left of the points earned before a cutoff is the
+    balance minus these: only the recent window is read, however long the history."""
     reversed_ids = select(ENTRY.c.reverses_entry_id).where(ENTRY.c.reverses_entry_id.is_not(None))
-    recent = (
-        select(ENTRY.c.household_id, func.sum(POSTING.c.amount).label("recent"))
+    return (
+        select(ENTRY.c.household_id, *columns, func.sum(POSTING.c.amount).label("recent"))
         .select_from(ENTRY.join(POSTING, POSTING.c.entry_id == ENTRY.c.id).join(ACCOUNT, ACCOUNT.c.id == POSTING.c.account_id))
         .where(
             ENTRY.c.community_id == community_id,
@@ -95,9 +99,13 @@ def _remaining_before(session: Session, community_id: int, cutoff: datetime, hou
             POSTING.c.amount > 0,
             *([ENTRY.c.household_id == household_id] if household_id is not None else []),
         )
-        .group_by(ENTRY.c.household_id)
-        .subquery()
+        .group_by(ENTRY.c.household_id, *columns)
     )
+
+
+def _remaining_before(session: Session, community_id: int, cutoff: datetime, household_id: int | None = None):
+    """Per household: (household_id, points earned before cutoff still unspent, balance)."""
+    recent = _credits_since(community_id, cutoff, household_id).subquery()
     cond = [ACCOUNT.c.community_id == community_id, ACCOUNT.c.household_id.is_not(None), ACCOUNT.c.balance > 0]
     if household_id is not None:
         cond.append(ACCOUNT.c.household_id == household_id)
@@ -156,7 +164,9 @@ def run_expiry_everywhere(
 
 
 def expiring_soon(session: Session, community_id: int, household_id: int, tz: ZoneInfo, days: int = 30) -> tuple[int, datetime | None]:
-    """Points that will expire within `days`, and when."""
+    """Points that the expiry runs of the next `days` days will take, and when the first of them are
+    taken: the run's own rule (`cutoff_at`, `rolling_cutoff_day`), so the date shown is the date the
+    run takes them."""
     policy = get_policy(session, community_id)
     now = utcnow()
     future = now + timedelta(days=days)
@@ -169,6 +179,24 @@ def expiring_soon(session: Session, community_id: int, household_id: int, tz: Zo
         return 0, None
     _, remaining, balance = rows[0]
     amount = max(0, min(int(remaining), int(balance)))
+    if not amount:
+        return 0, None
     if policy.expiry_mode == ExpiryMode.rolling:
-        when = future
-    return amount, (when if amount else None)
+        when = _first_rolling_run(session, policy, community_id, household_id, tz, now, days, int(balance))
+    return amount, when
+
+
+def _first_rolling_run(session: Session, policy: LedgerPolicy, community_id: int, household_id: int, tz: ZoneInfo,
+                       now: datetime, days: int, balance: int) -> datetime | None:
+    """The first local day of the next `days` whose rolling run takes some of the household's points
+    (FIFO: what is left of the points earned before its cutoff), as the run's moment."""
+    today = now.astimezone(tz).date()
+    since = _local_midnight(rolling_cutoff_day(policy, today), tz)
+    local_day = func.date(func.timezone(tz.key, ENTRY.c.occurred_at))
+    earned = {d: int(n) for _, d, n in session.execute(_credits_since(community_id, since, household_id, local_day)).all()}
+    for offset in range(days + 1):
+        day = today + timedelta(days=offset)
+        cutoff = rolling_cutoff_day(policy, day)
+        if balance - sum(n for d, n in earned.items() if d >= cutoff) > 0:
+            return _local_midnight(day, tz)
+    return None

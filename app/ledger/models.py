@@ -3,7 +3,9 @@
 Sign convention: a posting's amount is what the account gains. A household credit is
 (+N household, −N issued); a redemption (−N household, +N redeemed). Every entry sums to zero.
 Balances live on rows only for household accounts (to refuse overdrafts in the database);
-system balances are derived from postings.
+system balances are derived from postings. A household row also carries `held`: its points reserved
+by open redemptions (the household's share of the `held` account, like a card hold or a pending
+transfer), so the database refuses settling or releasing more than is held.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class LedgerAccount(SQLModel, table=True):
     __tablename__ = "ledger_account"
     __table_args__ = (
         CheckConstraint("household_id IS NULL OR balance >= 0", name="ck_ledger_account_household_not_negative"),
+        CheckConstraint("held >= 0", name="ck_ledger_account_held_not_negative"),
         Index(
             "ux_ledger_account_system",
             "community_id",
@@ -62,7 +65,10 @@ class LedgerAccount(SQLModel, table=True):
         default=None, sa_column=Column(BigId, ForeignKey("household.id"), nullable=True, unique=True)
     )
     kind: str = Field(sa_column=Column(String(20), nullable=False))
+    # Household accounts: the points the household can spend (held points excluded).
     balance: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    # Household accounts: points held by open reservations, redeemed only when handed over.
+    held: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     # Number of postings applied: gives each household posting its place in the passbook.
     version: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
 
@@ -162,7 +168,8 @@ class Passbook(SQLModel):
     household_id: int
     door_plate: str
     building_name: str | None = None
-    balance: int = Field(description="积分余额（单位见 unit）")
+    balance: int = Field(description="可用积分（不含预约冻结的积分；单位见 unit）")
+    held_points: int = Field(default=0, description="预约冻结、尚未兑付的积分（兑付时才算兑换消耗）")
     expiring_points: int = Field(description="未来30天内将过期的积分")
     expiring_on: datetime | None = None
     unit: Literal["积分"] = Field(default="积分", description="积分的单位：所有积分数字都以“积分”计")
@@ -175,6 +182,10 @@ class StatementTotals(SQLModel):
     points_by_source: dict[str, int]
     grams_by_category: dict[str, int] = Field(description="减量（克），按品类代码：称重、堆肥投放、带重量的正确督导记录；冲正的不计")
     grams_by_group: dict[str, int] = Field(default_factory=dict, description="减量（克），按垃圾类别：kitchen、recyclable、hazardous、other")
+    redeemed: int = Field(default=0, description="兑换消耗：本期兑付（交付）的积分")
+    expired: int = Field(default=0, description="本期过期清零的积分")
+    held: int = Field(default=0, description="期末预约冻结、尚未兑付的积分")
+    balance: int = Field(default=0, description="期末可用积分（不含冻结）")
 
 
 class AdjustmentCreate(SQLModel):

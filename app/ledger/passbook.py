@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, select
 from sqlmodel import Session
 
 from app.kit.errors import BadRequest
@@ -111,38 +111,29 @@ def statement(
 
 
 def totals(session: Session, household_id: int, start: datetime | None, end: datetime | None) -> StatementTotals:
-    """Period totals. Points from the ledger: a reversed act and its reversal both drop out, so corrected
-    mistakes leave no trace in totals. Grams diverted from the records (the reports' waste measure:
-    every weigh-in, drop and weighed check-in of the household, cheques it claimed included)."""
+    """Period totals. Points are the measures of app.reports.measures.points (the point-totals export's):
+    a correction counts in the period it happens, a redemption when handed over, held points apart.
+    Grams diverted from the records (the reports' waste measure: every weigh-in, drop and weighed
+    check-in of the household, cheques it claimed included; reversed records out)."""
     from app.reports.measures import waste
+    from app.reports.measures.points import household_points
 
     by_category, by_group = waste.household_grams(session, household_id, start, end)
-    account_id, _ = _account(session, household_id)
-    result = StatementTotals(household_id=household_id, points_in=0, points_out=0, points_by_source={},
-                             grams_by_category=by_category, grams_by_group=by_group)
-    if account_id is None:
-        return result
-    reversed_ids = select(ENTRY.c.reverses_entry_id).where(
-        ENTRY.c.reverses_entry_id.is_not(None), ENTRY.c.household_id == household_id
+    measured = household_points(session, household_id, start, end)
+    by_source = dict(measured.earned_by_source)
+    if measured.redeemed:
+        by_source["redemption"] = -measured.redeemed
+    if measured.expired:
+        by_source["expiry"] = -measured.expired
+    return StatementTotals(
+        household_id=household_id,
+        points_in=sum(v for v in measured.earned_by_source.values() if v > 0),
+        points_out=measured.redeemed + measured.expired - sum(v for v in measured.earned_by_source.values() if v < 0),
+        points_by_source=by_source,
+        grams_by_category=by_category,
+        grams_by_group=by_group,
+        redeemed=measured.redeemed,
+        expired=measured.expired,
+        held=measured.held,
+        balance=measured.balance,
     )
-    cond = [POSTING.c.account_id == account_id, ENTRY.c.reverses_entry_id.is_(None), ENTRY.c.id.not_in(reversed_ids)]
-    if start is not None:
-        cond.append(ENTRY.c.occurred_at >= start)
-    if end is not None:
-        cond.append(ENTRY.c.occurred_at < end)
-    rows = session.execute(
-        select(
-            ENTRY.c.source,
-            func.sum(POSTING.c.amount),
-            func.sum(func.abs(POSTING.c.amount)),
-        )
-        .select_from(POSTING.join(ENTRY, ENTRY.c.id == POSTING.c.entry_id))
-        .where(*cond)
-        .group_by(ENTRY.c.source)
-    ).all()
-    for src, net, gross in rows:
-        net, gross = int(net or 0), int(gross or 0)
-        result.points_in += (gross + net) // 2
-        result.points_out += (gross - net) // 2
-        result.points_by_source[src] = result.points_by_source.get(src, 0) + net
-    return result

@@ -281,7 +281,35 @@ def post(
                 {"entry_id": entry_id, "account_id": system_account_id(session, community_id, ln.system), "amount": ln.amount, "seq": None, "balance_after": None}
             )
     session.execute(POSTING.insert(), postings)
+    _move_held(session, household_id, sum(ln.amount for ln in lines if ln.system == SystemAccount.held))
     return Posted(entry_id, False, balance_after)
+
+
+def _held_without_household() -> BadRequest:
+    return BadRequest("held_without_household", "冻结积分必须属于住户", "Held points must belong to a household")
+
+
+def _move_held(session: Session, household_id: int | None, delta: int) -> None:
+    """Add `delta` to the household's held points (a hold placed: +; handed over or released: −),
+    conditionally: the database never settles or releases more than is held."""
+    if delta == 0:
+        return
+    if household_id is None:
+        raise _held_without_household()
+    moved = session.execute(
+        update(ACCOUNT)
+        .where(ACCOUNT.c.household_id == household_id, ACCOUNT.c.held + delta >= 0)
+        .values(held=ACCOUNT.c.held + delta)
+        .returning(ACCOUNT.c.id)
+    ).first()
+    if moved is None:
+        raise Conflict("not_held", "没有可兑付或释放的冻结积分", "No held points to settle or release", "points")
+
+
+def held_of(session: Session, household_id: int) -> int:
+    """Points the household has reserved and not yet received or released."""
+    value = session.execute(select(ACCOUNT.c.held).where(ACCOUNT.c.household_id == household_id)).scalar()
+    return int(value or 0)
 
 
 @dataclass(frozen=True)
@@ -344,18 +372,27 @@ def _post_lines(session: Session, fresh: list[Entry], entry_ids: dict[str, int])
     """Postings of new entries: household balances moved once per household, each posting with its
     running balance. Returns key → balance after the entry of its own household."""
     community_of = {ln.household_id: e.community_id for e in fresh for ln in e.lines if ln.household_id is not None}
+    for e in fresh:
+        if any(ln.system == SystemAccount.held and ln.amount for ln in e.lines):
+            if e.household_id is None:
+                raise _held_without_household()
+            community_of.setdefault(e.household_id, e.community_id)
     households = sorted(community_of)
     accounts: dict[int, list[int]] = {}
+    held_now: dict[int, int] = {}
     if households:
         # Every household account exists (created empty where missing) and is locked, in household
         # order, so concurrent batches cannot deadlock and the running balances below stay true.
         empty = [{"community_id": community_of[h], "household_id": h, "kind": HOUSEHOLD, "balance": 0, "version": 0} for h in households]
         bulk_insert(session, ACCOUNT, empty, "ON CONFLICT (household_id) DO NOTHING")
-        locked = select(ACCOUNT.c.household_id, ACCOUNT.c.id, ACCOUNT.c.balance, ACCOUNT.c.version).where(
+        locked = select(ACCOUNT.c.household_id, ACCOUNT.c.id, ACCOUNT.c.balance, ACCOUNT.c.version, ACCOUNT.c.held).where(
             among(session, ACCOUNT.c.household_id, households)
         ).order_by(ACCOUNT.c.household_id).with_for_update(key_share=True)
-        accounts = {h: [a, b, v] for h, a, b, v in session.execute(locked).all()}
+        for h, a, b, v, x in session.execute(locked).all():
+            accounts[h] = [a, b, v]
+            held_now[h] = x
     start = {h: (b, v) for h, (_, b, v) in accounts.items()}
+    held_start = dict(held_now)
     postings: list[dict] = []
     balance_after: dict[str, int | None] = {}
     system_ids: dict[tuple[int, str], int] = {}
@@ -376,21 +413,27 @@ def _post_lines(session: Session, fresh: list[Entry], entry_ids: dict[str, int])
                 if ln.household_id == e.household_id:
                     balance_after[e.idempotency_key] = account[1]
             else:
+                if ln.system == SystemAccount.held:
+                    held_now[e.household_id] += ln.amount
+                    if held_now[e.household_id] < 0:
+                        raise Conflict("not_held", "没有可兑付或释放的冻结积分", "No held points to settle or release", "points")
                 key = (e.community_id, ln.system.value)
                 if key not in system_ids:
                     system_ids[key] = system_account_id(session, e.community_id, ln.system)
                 postings.append({"entry_id": eid, "account_id": system_ids[key], "amount": ln.amount, "seq": None, "balance_after": None})
     moved = [
-        {"id": a, "delta": b - start[h][0], "n": v - start[h][1]} for h, (a, b, v) in sorted(accounts.items()) if v != start[h][1]
+        {"id": a, "delta": b - start[h][0], "n": v - start[h][1], "held": held_now[h] - held_start[h]}
+        for h, (a, b, v) in sorted(accounts.items())
+        if v != start[h][1] or held_now[h] != held_start[h]
     ]
     if moved:
         # Increments, not absolute values, and conditional: under the row locks they equal what was
-        # computed above; the condition and the check constraint refuse an overdraft regardless.
+        # computed above; the condition and the check constraints refuse an overdraft regardless.
         changed = len(session.execute(
             text(
-                "UPDATE ledger_account AS a SET balance = a.balance + r.delta, version = a.version + r.n "
-                "FROM json_to_recordset(CAST(:rows AS json)) AS r(id bigint, delta bigint, n bigint) "
-                "WHERE a.id = r.id AND a.balance + r.delta >= 0 RETURNING a.id"
+                "UPDATE ledger_account AS a SET balance = a.balance + r.delta, version = a.version + r.n, held = a.held + r.held "
+                "FROM json_to_recordset(CAST(:rows AS json)) AS r(id bigint, delta bigint, n bigint, held bigint) "
+                "WHERE a.id = r.id AND a.balance + r.delta >= 0 AND a.held + r.held >= 0 RETURNING a.id"
             ),
             {"rows": json_document(moved)},
         ).all())

@@ -32,6 +32,22 @@ def verify(session: Session, community_id: int | None = None) -> VerifyReport:
             mismatches.append({"household_id": household_id, "balance": balance, "from_postings": total})
         if n != version or (n and last_seq != version):
             chain.append({"household_id": household_id, "version": version, "postings": n, "last_seq": last_seq})
+    # Held points on each household row must equal the household's share of the `held` account.
+    held_account = ACCOUNT.alias("held_account")
+    held_sums = (
+        select(ENTRY.c.household_id, func.sum(POSTING.c.amount).label("held"))
+        .select_from(POSTING.join(held_account, held_account.c.id == POSTING.c.account_id).join(ENTRY, ENTRY.c.id == POSTING.c.entry_id))
+        .where(held_account.c.kind == "held", held_account.c.household_id.is_(None), *entry_cond)
+        .group_by(ENTRY.c.household_id)
+        .subquery()
+    )
+    for household_id, held, from_postings in session.execute(
+        select(ACCOUNT.c.household_id, ACCOUNT.c.held, func.coalesce(held_sums.c.held, 0))
+        .select_from(ACCOUNT.outerjoin(held_sums, held_sums.c.household_id == ACCOUNT.c.household_id))
+        .where(*acct_cond)
+    ).all():
+        if int(held) != int(from_postings):
+            mismatches.append({"household_id": household_id, "held": int(held), "held_from_postings": int(from_postings)})
     # The running balance on the newest posting must equal the account balance.
     last = session.execute(
         select(ACCOUNT.c.household_id, ACCOUNT.c.balance, POSTING.c.balance_after)

@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from app.core.db import SessionDep
 from app.identity.auth import (
+    BACKDATERS,
     FIELD_STAFF,
     MANAGERS,
     STAFF_READ,
@@ -30,7 +31,7 @@ from app.places.auth import CommunityResidentOrStaff, HouseholdMemberOrStaff
 from app.recycling import service
 
 __all__ = [
-    "CommunityManager", "CommunityResidentOrStaff", "EventClerk", "EventFieldStaff", "EventManager",
+    "CommunityManager", "CommunityResidentOrStaff", "EventBackdater", "EventClerk", "EventFieldStaff", "EventManager",
     "EventResidentOrStaff", "EventStaff", "EventStaffOrParticipant", "HouseholdMemberOrStaff", "ScheduleManager",
     "WeighInCorrector",
 ]
@@ -66,5 +67,6 @@ EventStaff = Annotated[Principal, Depends(CommunityRole(STAFF_READ, at=EVENT))]
 EventResidentOrStaff = Annotated[Principal, Depends(CommunityRole(STAFF_READ, at=EVENT, residents=places.lives_in))]
 EventFieldStaff = Annotated[Principal, Depends(CommunityRole(FIELD_STAFF, at=EVENT))]  # they weigh in
 EventClerk = Annotated[Principal, Depends(CommunityRole(CLERKS, at=EVENT))]
+EventBackdater = Annotated[Principal, Depends(CommunityRole(BACKDATERS, at=EVENT))]  # 补录: the committee
 EventStaffOrParticipant = Annotated[Principal, Depends(StaffOrParticipant())]
 WeighInCorrector = Annotated[Principal, Depends(CommunityRole(CORRECTORS, at=WEIGH_IN))]

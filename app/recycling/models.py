@@ -172,6 +172,8 @@ class RecyclingEvent(SQLModel, table=True):
     status: str = Field(default=EventStatus.scheduled.value, sa_column=Column(String(10), nullable=False))
     note: str = Field(default="", max_length=200)
     created_at: datetime = Field(default_factory=utcnow)
+    # A past day entered after its late window (补录), on the committee's authority, and why.
+    backdate_reason: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
 
 
 class EventCategory(SQLModel, table=True):
@@ -208,6 +210,8 @@ class EventCreate(SQLModel):
     start_time: LocalTime
     end_time: LocalTime
     place: str = Field(min_length=1, max_length=100)
+    backdate_reason: str | None = Field(default=None, min_length=4, max_length=200,
+                                        description="补录原因（居委会）：3 天前已结束的回收日须填写")
 
     @model_validator(mode="after")
     def _times(self):
@@ -228,6 +232,8 @@ class EventPublic(SQLModel):
     name: str
     status: EventStatus
     note: str
+    backdated: bool = Field(default=False, description="补录的过去回收日")
+    backdate_reason: str | None = None
     categories: list[EventCategoryPublic] = []
 
 
@@ -251,6 +257,8 @@ class WeighIn(SQLModel, table=True):
     recorded_by: int = Field(sa_column=fk("app_user.id", index=False))
     recorded_at: datetime = Field(default_factory=utcnow)
     typed: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false")))  # hand-entry code typed, not scanned
+    # A weigh-in entered after the event's late window (补录), on the committee's authority, and why.
+    backdate_reason: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
 
 
 class WeighInCreate(SQLModel):
@@ -283,8 +291,17 @@ class WeighInPublic(SQLModel):
     recorded_at: datetime
     typed: bool = Field(default=False, description="手工输入码录入（非扫码）")
     reversed: bool = False
+    backdated: bool = Field(default=False, description="补录：回收日结束 3 天后由居委会录入")
+    backdate_reason: str | None = None
     voucher_code: str | None = Field(default=None, description="走访居民的积分支票领取码（仅向签发人显示）")
     voucher_label_svg: str | None = Field(default=None, description="可打印的积分支票标签")
+
+
+class BackdatedWeighIns(SQLModel):
+    """Weigh-ins of a past recycling day entered after its late window (补录), with the committee's reason."""
+
+    reason: str = Field(min_length=4, max_length=200, description="补录原因（记入审计日志与每条记录）")
+    weigh_ins: list[WeighInCreate] = Field(min_length=1, max_length=500)
 
 
 # --- where it went (去向) ----------------------------------------------------------------------

@@ -16,6 +16,7 @@ from app.recycling import service
 from app.recycling.auth import (
     CommunityManager,
     CommunityResidentOrStaff,
+    EventBackdater,
     EventClerk,
     EventFieldStaff,
     EventManager,
@@ -28,6 +29,7 @@ from app.recycling.auth import (
 )
 from app.recycling.groups import WasteGroup
 from app.recycling.models import (
+    BackdatedWeighIns,
     CalendarLink,
     DestinationCreate,
     DestinationPublic,
@@ -164,6 +166,17 @@ def record_weigh_in(session: SessionDep, principal: EventFieldStaff, event_id: i
     if not created:
         response.status_code = 200
     return row
+
+
+@api.post(
+    "/recycling-events/{event_id}/backdated-weigh-ins",
+    summary="Back-date weigh-ins of a past recycling day (补录, the committee, with a reason): they earn as on that day",
+    status_code=201,
+    response_model=list[WeighInPublic],
+    responses=WRITE,
+)
+def record_backdated_weigh_ins(session: SessionDep, principal: EventBackdater, event_id: int, data: BackdatedWeighIns):
+    return [w for w, _ in service.record_backdated_weigh_ins(session, principal, event_id, data.reason, data.weigh_ins)]
 
 
 @api.get("/recycling-events/{event_id}/weigh-ins", summary="Weigh-ins of a recycling day", response_model=Page[WeighInPublic], responses=READ)

@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrulestr
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -27,7 +27,7 @@ from app.checkins import setup as field_setup
 from app.core.config import get_settings
 from app.core.db import utcnow
 from app.core.security import same_secret
-from app.identity.auth import Principal
+from app.identity.auth import BACKDATERS, Principal, authorize
 from app.kit.errors import BadRequest, Conflict, NotFound, not_found
 from app.kit.pagination import page_by_id
 from app.kit.sql import among, answered, fresh_and_stored, insert_new, own_replay
@@ -289,6 +289,14 @@ def add_exception(session: Session, principal: Principal, schedule_id: int, data
 
 def create_event(session: Session, principal: Principal, community_id: int, data: EventCreate) -> EventPublic:
     tz = _tz(session, community_id)
+    closed = data.occurs_on < utcnow().astimezone(tz).date() - timedelta(days=LATE_DAYS)
+    if closed and not data.backdate_reason:
+        raise BadRequest("backdate_reason_required", "该回收日已结束超过 3 天：须由居委会填写补录原因",
+                         "This day closed more than 3 days ago: the committee back-dates it with a reason", "backdate_reason")
+    if data.backdate_reason and not closed:
+        raise BadRequest("not_backdated", "回收日在 3 天内，无需补录原因", "Only a day closed more than 3 days ago is back-dated", "backdate_reason")
+    if closed:
+        authorize(session, principal, community_id, BACKDATERS)
     event = RecyclingEvent(
         community_id=community_id,
         occurs_on=data.occurs_on,
@@ -296,6 +304,7 @@ def create_event(session: Session, principal: Principal, community_id: int, data
         ends_at=_at(data.occurs_on, data.end_time, tz),
         place=data.place,
         name=data.name,
+        backdate_reason=data.backdate_reason,
     )
     session.add(event)
     try:
@@ -303,7 +312,8 @@ def create_event(session: Session, principal: Principal, community_id: int, data
     except IntegrityError:
         session.rollback()
         raise Conflict("duplicate", "当天该地点已有回收日", "There is already a recycling day at this place on that day") from None
-    audit.record_act(session, principal, "recycling_event.create", event, community_id, occurs_on=str(data.occurs_on))
+    audit.record_act(session, principal, "recycling_event.create", event, community_id, occurs_on=str(data.occurs_on),
+                     **({"backdate_reason": data.backdate_reason} if closed else {}))
     session.commit()
     return event_public(session, [event])[0]
 
@@ -335,7 +345,7 @@ def _categories(session: Session, events: list[RecyclingEvent]) -> dict[int, lis
 
 def event_public(session: Session, events: list[RecyclingEvent]) -> list[EventPublic]:
     cats = _categories(session, events)
-    return [EventPublic.model_validate(e, update={"categories": cats[e.id]}) for e in events]
+    return [EventPublic.model_validate(e, update={"categories": cats[e.id], "backdated": e.backdate_reason is not None}) for e in events]
 
 
 def list_events(session: Session, community_id: int, start: date | None, end: date | None, cursor: str | None, limit: int):
@@ -389,7 +399,10 @@ def _weigh_in_public(session: Session, rows: list[WeighIn], vouchers: dict[int, 
     """Weigh-ins as answered; a walk-in's points cheque (`vouchers`, by weigh-in) shows its code."""
     gone = rules.reversed_ids(session, "weigh_in", [r.id for r in rows])
     shown = {i: {"voucher_code": v.claim_code, "voucher_label_svg": v.label_svg} for i, v in (vouchers or {}).items()}
-    return [WeighInPublic.model_validate(r, update={"reversed": r.id in gone, **shown.get(r.id, {})}) for r in rows]
+    return [
+        WeighInPublic.model_validate(r, update={"reversed": r.id in gone, "backdated": r.backdate_reason is not None, **shown.get(r.id, {})})
+        for r in rows
+    ]
 
 
 def record_weigh_in(session: Session, principal: Principal, event_id: int, data: WeighInCreate) -> tuple[WeighInPublic, bool]:
@@ -398,7 +411,9 @@ def record_weigh_in(session: Session, principal: Principal, event_id: int, data:
     return record_weigh_ins(session, principal, event_id, [data])[0]
 
 
-def record_weigh_ins(session: Session, principal: Principal, event_id: int, batch: list[WeighInCreate]) -> list[tuple[WeighInPublic, bool]]:
+def record_weigh_ins(
+    session: Session, principal: Principal, event_id: int, batch: list[WeighInCreate], *, backdate_reason: str | None = None
+) -> list[tuple[WeighInPublic, bool]]:
     """A recycling day's weigh-ins — one at the scales (`record_weigh_in`), the clerk's tablet uploading
     its queue, the demo generator's day — set-based, one commit: the one implementation of their rules.
 
@@ -410,6 +425,10 @@ def record_weigh_ins(session: Session, principal: Principal, event_id: int, batc
     on a points cheque (积分支票) instead, its code shown to the issuing clerk, again on a replay. All or
     nothing: a refusal refuses the batch with its error (the answer of a single weigh-in). Each
     weigh-in's (weigh-in, created), in the order sent.
+
+    With a `backdate_reason` (补录, the committee's: `record_backdated_weigh_ins`) the late window does
+    not apply: the weigh-ins are marked back-dated and earn as on the event's day — points at the
+    event's start, the daily cap of that day under the rules in force then.
     """
     event = get_event(session, event_id)
     community_id = event.community_id
@@ -423,8 +442,8 @@ def record_weigh_ins(session: Session, principal: Principal, event_id: int, batc
         today = now.astimezone(_tz(session, community_id)).date()
         if today < event.occurs_on:
             raise Conflict("event_not_started", "回收日尚未开始", "This recycling day has not started yet")
-        if today > event.occurs_on + timedelta(days=LATE_DAYS):
-            raise Conflict("event_closed", "回收日已结束超过 3 天，不能补录", "This recycling day closed more than 3 days ago")
+        if today > event.occurs_on + timedelta(days=LATE_DAYS) and backdate_reason is None:
+            raise Conflict("event_closed", "回收日已结束超过 3 天，须由居委会补录", "This recycling day closed more than 3 days ago: the committee back-dates it")
         households = checkins.households_for_scans(session, principal, community_id, [d.payload for d in fresh if d.payload is not None])
         categories = _freeze(session, event)
         rows: list[dict[str, Any]] = []
@@ -441,7 +460,7 @@ def record_weigh_ins(session: Session, principal: Principal, event_id: int, batc
                 "household_id": households[d.payload] if d.payload is not None else None,
                 "category": category.code, "unit": category.unit, "weight_g": d.weight_g, "count": d.count,
                 "points": category.points * d.weight_g // 1000 if category.unit == "kg" else category.points * d.count,
-                "voucher_id": None, "recorded_by": principal.user_id, "recorded_at": now,
+                "voucher_id": None, "recorded_by": principal.user_id, "recorded_at": now, "backdate_reason": backdate_reason,
                 "typed": d.payload is not None and checkins.typed(d.payload),
             })
         ids = {c: i for i, c in insert_new(session, WEIGH_IN, rows)}
@@ -450,7 +469,10 @@ def record_weigh_ins(session: Session, principal: Principal, event_id: int, batc
             return record_weigh_ins(session, principal, event_id, batch)
         for r in rows:
             r["id"] = ids[r["client_id"]]
-        _credit_weigh_ins(session, community_id, today, now, categories, [r for r in rows if r["household_id"] is not None])
+        # Points as on the day of the act: a back-dated weigh-in earns at the event's start, that day's cap.
+        act_day, act_at = (event.occurs_on, event.starts_at) if backdate_reason is not None else (today, now)
+        _credit_weigh_ins(session, community_id, act_day, act_at, categories, [r for r in rows if r["household_id"] is not None],
+                          backdated=backdate_reason is not None)
         made = list(session.scalars(select(WeighIn).where(among(session, WeighIn.id, list(ids.values())))))
     weigh_ins = list(stored.values()) + made
     # A walk-in's cheque: issued for a new one, its code shown again to the issuing clerk on a replay.
@@ -465,11 +487,26 @@ def record_weigh_ins(session: Session, principal: Principal, event_id: int, batc
     return answered(batch, public, stored)
 
 
+def record_backdated_weigh_ins(session: Session, principal: Principal, event_id: int, reason: str, batch: list[WeighInCreate]) -> list[tuple[WeighInPublic, bool]]:
+    """Weigh-ins of a past recycling day entered after its late window (补录) by the committee, with
+    the reason written on each weigh-in and in the audit log."""
+    event = get_event(session, event_id)
+    reason = reason.strip()
+    done = record_weigh_ins(session, principal, event_id, batch, backdate_reason=reason)
+    created = [w.id for w, new in done if new]
+    if created:
+        audit.record_act(session, principal, "recycling_event.backdate_weigh_ins", event, event.community_id,
+                         reason=reason, weigh_ins=created)
+        session.commit()
+    return done
+
+
 def _credit_weigh_ins(
-    session: Session, community_id: int, today: date, now: datetime, categories: dict[str, EventCategoryPublic], rows: list[dict[str, Any]]
+    session: Session, community_id: int, today: date, now: datetime, categories: dict[str, EventCategoryPublic], rows: list[dict[str, Any]],
+    *, backdated: bool = False,
 ) -> None:
-    """Daily cap (rules.cap_rows, the rules in force now, today), then one ledger call for the
-    households' points, keyed by weigh-in."""
+    """Daily cap (rules.cap_rows, the rules in force at `now`, on local day `today`: the act's), then
+    one ledger call for the households' points, keyed by weigh-in."""
     from app.ledger import service as ledger
     from app.ledger.service import Credit
 
@@ -487,7 +524,7 @@ def _credit_weigh_ins(
                 points=r["points"],
                 source="recycling",
                 idempotency_key=f"weighin:{r['id']}",
-                memo=f"资源回收日 {categories[r['category']].name} "
+                memo=("补录 " if backdated else "") + f"资源回收日 {categories[r['category']].name} "
                 + (f"{r['weight_g'] / 1000:.1f} kg" if r["unit"] == "kg" else f"{r['count']} 件"),
                 occurred_at=now,
                 quantity_g=r["weight_g"],
@@ -670,3 +707,14 @@ def scheduled_events_on(session: Session, day: date, community_ids: list[int]) -
             .order_by(RecyclingEvent.id)
         )
     )
+
+
+def backdated_weigh_ins(session: Session, community_ids: list[int] | tuple[int, ...], start: date | None, end: date) -> int:
+    """Back-dated (补录) weigh-ins of recycling days on local days [start, end] (start None: since the start). For reports."""
+    cond = [WEIGH_IN.c.community_id.in_(list(community_ids) or [-1]), WEIGH_IN.c.backdate_reason.is_not(None),
+            EVENT.c.occurs_on <= end]
+    if start is not None:
+        cond.append(EVENT.c.occurs_on >= start)
+    return int(session.execute(
+        select(func.count()).select_from(WEIGH_IN.join(EVENT, EVENT.c.id == WEIGH_IN.c.event_id)).where(*cond)
+    ).scalar_one())

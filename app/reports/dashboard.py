@@ -3,7 +3,8 @@
 Everything is grouped in SQL by local day or month (the community's time zone), so the page gets a
 few dozen numbers whatever the size of the community. Check-ins and accuracy come from the check-in
 records (correct / all accepted checks), compost produced from the compost harvests, kg from the
-reports' waste measure (app.reports.measures.waste), points from the ledger.
+reports' waste measure (app.reports.measures.waste), points issued and redeemed from the points
+measures (app.reports.measures.points).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlmodel import Field, Session, SQLModel
 
 from app.compost import service as compost
@@ -19,8 +20,9 @@ from app.core.db import utcnow
 from app.places.service import community_city, get_community
 from app.recycling.groups import GROUPS, group_names
 from app.reports.measures import waste
+from app.reports.measures.points import points_by
 from app.reports.rates import CK, accepted
-from app.reports.totals import ACC, ORIG, B, E, H, P
+from app.reports.totals import B, H
 
 
 class DayCheckins(SQLModel):
@@ -93,27 +95,16 @@ def build(session: Session, community_id: int, *, days: int = 30, months: int = 
     day_hi = datetime.combine(today + timedelta(days=1), time.min, tz)
     month_lo = datetime.combine(date.fromisoformat(month_keys[0] + "-01"), time.min, tz)
 
-    occurred = func.coalesce(ORIG.c.occurred_at, E.c.occurred_at)
-    source = func.coalesce(ORIG.c.source, E.c.source)
-    household_entries = (
-        P.join(ACC, ACC.c.id == P.c.account_id).join(E, E.c.id == P.c.entry_id).outerjoin(ORIG, ORIG.c.id == E.c.reverses_entry_id)
-    )
-    base = [ACC.c.community_id == community.id, ACC.c.household_id.is_not(None), E.c.occurred_at >= month_lo, occurred >= month_lo]
-
     # Waste diverted by group by month: the reports' waste measure, from the records.
     by_month = waste.grams_by_group(session, [community.id], month_lo, day_hi, key=lambda col: _local(session, col, tz, "month"))
     kg = {m: {g.value: round(by_month.get(m, {}).get(g.value, 0) / 1000, 3) for g in GROUPS} for m in month_keys}
-    month = _local(session, occurred, tz, "month")
 
-    # Points issued (earned, net of corrections) versus redeemed by month.
-    redeemed = case((source == "redemption", -P.c.amount), else_=0)
-    issued_src = case((source.in_(("redemption", "expiry")), 0), else_=P.c.amount)
+    # Points issued versus redeemed (handed over) by month: the measures of measures.points.
     points = {m: [0, 0] for m in month_keys}
-    for m, issued, spent in session.execute(
-        select(month, func.sum(issued_src), func.sum(redeemed)).select_from(household_entries).where(*base).group_by(month)
-    ).all():
+    for m, (issued, spent, _) in points_by(session, [community.id], month_lo, day_hi,
+                                           key=lambda col: _local(session, col, tz, "month")).items():
         if m in points:
-            points[m] = [int(issued or 0), int(spent or 0)]
+            points[m] = [issued, spent]
 
     # Check-ins by day from the check-in records: every accepted check, correct or not (accuracy = correct / all).
     day = _local(session, CK.c.scanned_at, tz, "day")

@@ -146,4 +146,6 @@ class HouseholdMonthPoints(SQLModel, table=True):
     adjustment: int = Field(default=0, sa_column=_figure())
     redemption: int = Field(default=0, sa_column=_figure())
     expiry: int = Field(default=0, sa_column=_figure())
+    held_net: int = Field(default=0, sa_column=_figure())  # the household's held points moved (every posting of the month)
+    held: int = Field(default=0, sa_column=_figure())  # the same, counted in the period's figures
     # No kilograms here: the export reads them from the records (app.reports.measures.waste).

@@ -3,18 +3,21 @@
 Every figure is computed from records. Waste (kg by group, and participating households) is the waste
 measures' (app.reports.measures.waste: what was weighed or dropped, never points), summed in integer
 grams per group, the total the sum of the groups, so they always add up; units are fixed (kg with three
-decimals, points, households, 人次, hours). Partner organisations, communities active, activities, 人次 and
+decimals, points, households, 人次, hours). Points issued, redeemed (at hand-over), held (open
+reservations at the month's end) and expired are the points measures' (app.reports.measures.points: a
+correction counts in the month it happens, so a closed month never changes). Partner organisations, communities active, activities, 人次 and
 人, leaflets, beneficiaries and media come from the people measures (app.reports.measures.people, which
 also defines them and lists the records behind them); volunteer attendances and hours from finished
 shifts, compost produced from harvests; the month's activities are listed by region (street, community)
-and organisation. The XLSX (app.reports.workbook) lists the records behind each measure on a 明细 sheet.
+and organisation, a back-dated one (补录) marked; 其中补录记录 counts the month's back-dated weigh-ins and
+activities. The XLSX (app.reports.workbook) lists the records behind each measure on a 明细 sheet.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 from sqlmodel import Field, Session, SQLModel
 
 from app.activities import service as activities
@@ -22,11 +25,11 @@ from app.compost import service as compost
 from app.core.db import utcnow
 from app.places.models import Community, Organisation, Street
 from app.places.service import community_cities
+from app.recycling import service as recycling
 from app.recycling.groups import GROUPS, group_label
 from app.reports import workbook
-from app.reports.measures import people, waste
+from app.reports.measures import people, points, waste
 from app.reports.scope import Period, Scope, ScopeKind, month_period, resolve
-from app.reports.totals import ACC, ORIG, E, P
 from app.reports.workbook import month_label  # noqa: F401 - the report's month as 2026年10月, for callers
 from app.volunteers import service as volunteers
 
@@ -58,6 +61,7 @@ class ActivityLine(SQLModel):
     leaflets: int = Field(description="发放宣传品（份）")
     media_items: int = Field(description="报道本活动的媒体记录（月末已登记的）")
     media_reads: int = Field(description="这些报道月末的阅读量")
+    backdated: bool = Field(default=False, description="补录的活动（活动日期 3 天后才录入）")
 
 
 class ActivityGroup(SQLModel):
@@ -87,27 +91,6 @@ class MonthlyReport(SQLModel):
     unavailable: dict[str, str] = Field(description="系统尚未记录、因此未填写的指标")
     activities: list[ActivityGroup] = Field(default_factory=list, description="本月活动，按地区（街道、社区）和机构分组")
     definitions: list[Definition] = Field(default_factory=list, description="说明：每个指标的定义")
-
-
-def _window(session: Session, scope: Scope, lo: datetime | None, hi: datetime) -> dict:
-    """Points issued and redeemed between lo (None: the start) and hi, from the ledger. Kilograms and
-    participating households (app.reports.measures.waste) and the people figures
-    (app.reports.measures.people) are measures of their own, from the records."""
-    occurred = func.coalesce(ORIG.c.occurred_at, E.c.occurred_at)
-    source = func.coalesce(ORIG.c.source, E.c.source)
-    cond = [ACC.c.community_id.in_(scope.community_ids), ACC.c.household_id.is_not(None), occurred < hi]
-    if lo is not None:
-        cond += [E.c.occurred_at >= lo, occurred >= lo]
-    joined = P.join(ACC, ACC.c.id == P.c.account_id).join(E, E.c.id == P.c.entry_id).outerjoin(
-        ORIG, ORIG.c.id == E.c.reverses_entry_id
-    )
-    issued, redeemed = session.execute(
-        select(
-            func.coalesce(func.sum(case((source.in_(("redemption", "expiry")), 0), else_=P.c.amount)), 0),
-            func.coalesce(func.sum(case((source == "redemption", -P.c.amount), else_=0)), 0),
-        ).select_from(joined).where(*cond)
-    ).one()
-    return {"issued": int(issued), "redeemed": int(redeemed)}
 
 
 def _kg(grams: int) -> float:
@@ -166,7 +149,8 @@ def _activity_groups(session: Session, scope: Scope, period: Period) -> list[Act
         line = ActivityLine(
             id=a.id, title=a.title, kind=a.kind, held_on=a.held_on, place=a.place, participants=a.participants,
             unique_participants=a.unique_participants, direct_beneficiaries=a.direct_beneficiaries,
-            indirect_beneficiaries=a.indirect_beneficiaries, volunteers=a.volunteers, leaflets=a.leaflets, **details[a.id],
+            indirect_beneficiaries=a.indirect_beneficiaries, volunteers=a.volunteers, leaflets=a.leaflets,
+            backdated=a.backdated, **details[a.id],
         )
         g.activities.append(line)
         g.totals["activities"] += 1
@@ -181,7 +165,7 @@ def build(session: Session, kind: ScopeKind, scope_id: int, month: str) -> Month
     scope = resolve(session, kind, scope_id)
     period = month_period(month)
     lo, hi = period.bounds(scope.tz)
-    now_w, all_w = _window(session, scope, lo, hi), _window(session, scope, None, hi)
+    pts_now, pts_all = points.points_measures(session, scope.community_ids, lo, hi), points.points_measures(session, scope.community_ids, None, hi)
     activity_figures, media_figures = people.programme_figures(session, scope, period)
 
     def fig(key, label, unit, a, b):
@@ -195,11 +179,16 @@ def build(session: Session, kind: ScopeKind, scope_id: int, month: str) -> Month
         *_people(people.head_figures(session, scope, period)),
         fig("participating_households", "参与家庭", "户", households_now, households_all),
         fig("waste_reduced_kg", "垃圾减量合计", "kg", _kg(total_now), _kg(total_all)),
-        fig("points_issued", "发放积分", "分", now_w["issued"], all_w["issued"]),
-        fig("points_redeemed", "兑换积分", "分", now_w["redeemed"], all_w["redeemed"]),
+        fig("points_issued", "发放积分（含积分支票，发出时计）", "分", pts_now.issued, pts_all.issued),
+        fig("points_redeemed", "兑换消耗（兑付时计）", "分", pts_now.redeemed, pts_all.redeemed),
+        fig("points_held", "预约冻结积分（月末，未兑付）", "分", pts_now.held, pts_all.held),
+        fig("points_expired", "过期清零", "分", pts_now.expired, pts_all.expired),
         *_people(activity_figures),
         *_record_figures(session, scope, lo, hi),
         *_people(media_figures),
+        fig("backdated_records", "其中补录记录（过后录入的回收称重、活动）", "条",
+            recycling.backdated_weigh_ins(session, ids, period.start, period.end) + activities.backdated_count(session, ids, period.start, period.end),
+            recycling.backdated_weigh_ins(session, ids, None, period.end) + activities.backdated_count(session, ids, None, period.end)),
     ]
     cities = set(community_cities(session, scope.community_ids).values())
     by_category = [
@@ -209,7 +198,8 @@ def build(session: Session, kind: ScopeKind, scope_id: int, month: str) -> Month
         scope=kind.value, scope_id=scope.id, name=scope.name, month=month, generated_at=utcnow(),
         figures=figures, waste_by_category=by_category, unavailable=dict(UNAVAILABLE),
         activities=_activity_groups(session, scope, period),
-        definitions=[Definition(key=d.key, term=d.term, text=d.text) for d in people.definitions()],
+        definitions=[*(Definition(key=d.key, term=d.term, text=d.text) for d in people.definitions()),
+                     *(Definition(key=k, term=t, text=x) for k, t, x in points.DEFINITIONS)],
     )
 
 

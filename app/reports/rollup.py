@@ -2,11 +2,11 @@
 watermark entry id.
 
 Exact by construction, whatever arrives late: the roll-up of a time zone holds the entries with
-id <= its watermark, each counted in the month of its effective time — its own occurred_at, or for a
-correction that of the entry it reverses (totals.EFFECTIVE_AT, the live statement's rule) — and the
+id <= its watermark, each counted in the month of its own occurred_at (a correction too: it lands
+when it happens, measures.points), per household (its own account and its share of held and
+redeemed points) — and the
 export reads in one snapshot the roll-up rows, the watermark and, live, the entries with id > the
-watermark whatever time they carry: a scan back-dated by 72 h, an adjustment dated last year, or the
-reversal of an entry summed long ago (which then lowers the rolled-up month it belongs to). Every
+watermark whatever time they carry: a scan back-dated by 72 h or an adjustment dated last year. Every
 household posting is counted once, from one side or the other. Entries are never updated or deleted
 (ledger.service), and an entry's postings commit with it.
 
@@ -31,9 +31,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from app.core.db import utcnow
+from app.reports.measures.points import AT, OWNED, OWNER, POSTINGS, A, E
 from app.reports.models import HouseholdMonthPoints, PointRollupState
 from app.reports.scope import Period
-from app.reports.totals import EFFECTIVE_AT, FLOWS, POSTINGS, A, E, Rollup, flow_columns
+from app.reports.totals import FLOWS, Rollup, flow_columns
 
 R = HouseholdMonthPoints.__table__
 S = PointRollupState.__table__
@@ -53,14 +54,14 @@ class Refreshed:
 def increment(tz: str, after_id: int, upto_id: int):
     """INSERT … SELECT of the sums of the household postings of entries after_id < id <= upto_id, by
     community, household and local month of their effective time, added to the rows already there."""
-    month = cast(func.date_trunc("month", func.timezone(tz, EFFECTIVE_AT)), Date)
-    sums = select(literal(tz).label("timezone"), month.label("month"), A.c.community_id, A.c.household_id,
+    month = cast(func.date_trunc("month", func.timezone(tz, AT)), Date)
+    sums = select(literal(tz).label("timezone"), month.label("month"), A.c.community_id, OWNER,
                   *(func.coalesce(col, 0) for col in flow_columns()))
     sums = (
         sums.select_from(POSTINGS)
         # The entry's own community, as the live statement requires of a scope's entries.
-        .where(A.c.household_id.is_not(None), E.c.id > after_id, E.c.id <= upto_id, E.c.community_id == A.c.community_id)
-        .group_by(A.c.community_id, A.c.household_id, month)
+        .where(OWNED, E.c.id > after_id, E.c.id <= upto_id, E.c.community_id == A.c.community_id)
+        .group_by(A.c.community_id, OWNER, month)
     )
     stmt = postgresql.insert(R).from_select([*KEYS, *COLUMNS], sums)
     return stmt.on_conflict_do_update(index_elements=list(KEYS), set_={c: R.c[c] + stmt.excluded[c] for c in COLUMNS})

@@ -42,7 +42,7 @@ def csv_stream(session: Session, stmt) -> Iterator[bytes]:
 # underneath) takes whole rows from a generator and writes them in constant memory, about 3× faster
 # per cell including building the row dicts. Column formats carry the number formats.
 NOTES = (
-    "住户仅以楼栋、单元和门牌标识，不含姓名与电话。期末积分 = 期初积分 + 获得合计 − 兑换消耗 − 过期清零；冲正记录计入原来源。"
+    "住户仅以楼栋、单元和门牌标识，不含姓名与电话。期末积分（含预约冻结） = 期初积分 + 获得合计 − 兑换消耗 − 过期清零；兑换消耗按兑付（交付）时计，预约冻结的积分另列；冲正、取消、过期释放计入发生的月份和原来源，已结束月份的数字不再改变。"
     "减量(kg)来自称重、堆肥投放和带重量的正确督导记录（与月报同一口径，冲正的不计）；走访居民领取积分支票后计入领取的住户，"
     "未领取的计入社区合计中的“走访居民（积分支票未领取）”行。"
 )

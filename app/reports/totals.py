@@ -1,11 +1,11 @@
 """Point totals per household for a period, with building and community subtotals: one statement over
 the ledger, read as a stream in listing order.
 
-Opening balance = the account's balance minus everything that occurred since the period began
-(reads only the recent journal, not the whole history); closing = opening + the period's net.
-A correction counts under the source and at the time of the entry it reverses, so a check-in
-scanned by mistake and reversed later leaves no trace in any period (as in the passbook's totals),
-and a reversed redemption lowers "redeemed".
+The points measures are those of app.reports.measures.points. Opening balance = the household's
+points (spendable and held) less everything that occurred since the period began (reads only the
+recent journal, not the whole history); closing = opening + earned − redeemed (hand-overs) − expired,
+and the points held by open reservations at the close are shown apart. A correction counts under the
+source of the entry it reverses but at its own time, so a closed period never changes.
 Households are identified by compound, building, unit and door plate only: never name or phone.
 On PostgreSQL a period of whole months reads the entries up to the roll-up's watermark from its monthly
 rows (reports.rollup) and only the later ones from the journal.
@@ -26,7 +26,6 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
-    and_,
     case,
     cast,
     func,
@@ -40,34 +39,32 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.functions import FunctionElement
 
 from app.kit.cells import neutral_sql
-from app.ledger.models import JournalEntry, LedgerAccount, Posting
+from app.ledger.models import LedgerAccount
 from app.places.models import Building, Community, Compound, Household
 from app.recycling.groups import GROUPS, STANDARD_NAMES
 from app.reports.measures import waste
+from app.reports.measures.points import (
+    AT,
+    EARN_SOURCES,
+    ORIG,  # noqa: F401 - other report modules import it from here
+    OWNED,
+    OWNER,
+    POINT_FLOWS,
+    POSTINGS,
+    UNBOUNDED_FLOWS,
+    A,
+    E,
+    P,  # noqa: F401 - other report modules import it from here
+    household_flows,
+)
 from app.reports.models import HouseholdMonthPoints
 
-E = JournalEntry.__table__
-ORIG = aliased(JournalEntry.__table__, name="orig")
-_CORRECTION = aliased(JournalEntry.__table__, name="correction")
-REVERSED = select(_CORRECTION.c.reverses_entry_id).where(_CORRECTION.c.reverses_entry_id.is_not(None))
-P = Posting.__table__
-A = LedgerAccount.__table__
 ACC = aliased(LedgerAccount.__table__, name="acc")
 H = Household.__table__
 B = Building.__table__
 CP = Compound.__table__
 C = Community.__table__
 
-# Earning sources, in column order, with their Chinese headers.
-EARN_SOURCES: tuple[tuple[str, str], ...] = (
-    ("checkin", "桶边打卡"),
-    ("compost", "堆肥"),
-    ("recycling", "资源回收日"),
-    ("volunteer", "志愿服务"),
-    ("challenge", "打卡挑战"),
-    ("voucher", "积分支票"),
-    ("adjustment", "人工调整"),
-)
 # Waste groups (GB/T 19095-2019, app.recycling.groups) in column order, with their short Chinese names.
 CATEGORIES: tuple[tuple[str, str], ...] = tuple(
     (g.value, {"kitchen": "厨余"}.get(g.value, STANDARD_NAMES[g])) for g in GROUPS
@@ -77,7 +74,7 @@ CATEGORIES: tuple[tuple[str, str], ...] = tuple(
 FIGURES: tuple[str, ...] = (
     ("opening",)
     + tuple(s for s, _ in EARN_SOURCES)
-    + ("earned", "redeemed", "expired", "closing")
+    + ("earned", "redeemed", "expired", "closing", "held")
     + tuple(f"g_{c}" for c, _ in CATEGORIES)
 )
 HEADERS_ZH: dict[str, str] = {
@@ -87,6 +84,7 @@ HEADERS_ZH: dict[str, str] = {
     "redeemed": "兑换消耗",
     "expired": "过期清零",
     "closing": "期末积分",
+    "held": "其中预约冻结",
     **{f"g_{c}": f"{zh}减量(kg)" for c, zh in CATEGORIES},
 }
 GRAM_FIGURES = frozenset(f"g_{c}" for c, _ in CATEGORIES)
@@ -97,45 +95,16 @@ def _natural(*columns) -> list:
     return [key for col in columns for key in (func.length(col), col)]
 
 
-# An entry counts under its source and time, a correction under those of the entry it reverses.
-_SOURCE = func.coalesce(ORIG.c.source, E.c.source)
-EFFECTIVE_AT = func.coalesce(ORIG.c.occurred_at, E.c.occurred_at)
-# Sources with a column of their own; unknown (future) sources count as adjustments so that
-# closing = opening + earned − redeemed − expired.
-_NAMED = tuple(s for s, _ in EARN_SOURCES if s != "adjustment") + ("redemption", "expiry")
-# The household postings with their entries (and the entry a correction reverses), summed by flow_columns.
-POSTINGS = (
-    A.join(P, P.c.account_id == A.c.id)
-    .join(E, E.c.id == P.c.entry_id)
-    # Only entries that were reversed can be an original: that small set (read through the index
-    # on reverses_entry_id) is what the join hashes, not the whole journal.
-    .outerjoin(ORIG, and_(ORIG.c.id == E.c.reverses_entry_id, ORIG.c.id.in_(REVERSED)))
-)
-# The flow columns after household_id, in order (the roll-up table has them too, `since_lo` as `net`).
-FLOWS = ("since_lo", *(s for s, _ in EARN_SOURCES), "redemption", "expiry")
+# The flow columns after the household, in order (the roll-up table has them too, `since_lo` as `net`):
+# the points flows (measures.points). Kilograms are not the ledger's: the export reads them from the
+# records (app.reports.measures.waste).
+FLOWS = POINT_FLOWS
 
 
 def flow_columns(in_period=None) -> list:
-    """The sums of a group of household postings, labelled as FLOWS: every posting (since_lo), then
-    points by source of those `in_period` (all of them when None). Kilograms are not the ledger's: the
-    export reads them from the records (app.reports.measures.waste).
-
-    FILTER clauses, one cheap test each, the one that usually fails first: a CASE per column
-    re-evaluated the source mapping sixteen times per posting."""
-
-    def within(picked):
-        return picked if in_period is None else and_(picked, in_period)
-
-    def points(src: str):
-        picked = _SOURCE.not_in(_NAMED) if src == "adjustment" else _SOURCE == src
-        return func.sum(P.c.amount).filter(within(picked))
-
-    return [
-        func.sum(P.c.amount).label("since_lo"),
-        *(points(s).label(s) for s, _ in EARN_SOURCES),
-        points("redemption").label("redemption"),
-        points("expiry").label("expiry"),
-    ]
+    """The sums of a group of OWNED postings, labelled as FLOWS: the points flows of
+    measures.points.household_flows (the one definition of each), those `in_period` (all when None)."""
+    return household_flows(in_period)
 
 
 @dataclass(frozen=True)
@@ -156,14 +125,12 @@ def household_totals(community_ids: tuple[int, ...], lo: datetime, hi: datetime,
     With a roll-up, the entries up to its watermark are read from its monthly rows and only those
     after it from the journal: the same sums (tests/reports/test_point_totals_rollup.py)."""
     live = (
-        select(A.c.household_id.label("household_id"), *flow_columns(EFFECTIVE_AT < hi))
+        select(OWNER.label("household_id"), *flow_columns(AT < hi))
         .select_from(POSTINGS)
-        # A correction is never earlier than what it reverses: the plain bound keeps the index usable.
         # An entry posts to accounts of its own community (as `ledger verify` per community assumes):
         # bounding the entries too spares a community's export the postings of every other community.
-        .where(A.c.community_id.in_(community_ids), A.c.household_id.is_not(None), E.c.occurred_at >= lo,
-               E.c.community_id.in_(community_ids), EFFECTIVE_AT >= lo)
-        .group_by(A.c.household_id)
+        .where(A.c.community_id.in_(community_ids), OWNED, AT >= lo, E.c.community_id.in_(community_ids))
+        .group_by(OWNER)
     )
     if rollup is None:
         flows = live.subquery("flows")
@@ -172,7 +139,8 @@ def household_totals(community_ids: tuple[int, ...], lo: datetime, hi: datetime,
         in_period = R.c.month < rollup.end_month
         rolled = (
             select(R.c.household_id, R.c.net.label("since_lo"),
-                   *(case((in_period, R.c[f]), else_=literal_column("0")).label(f) for f in FLOWS[1:]))
+                   *(R.c[f] if f in UNBOUNDED_FLOWS else case((in_period, R.c[f]), else_=literal_column("0")).label(f)
+                     for f in FLOWS[1:]))
             .where(R.c.timezone == rollup.timezone, R.c.community_id.in_(community_ids), R.c.month >= rollup.first_month)
         )
         # The live part's sums as bigint, like the roll-up's columns: summing them again stays in integers.
@@ -190,7 +158,9 @@ def household_totals(community_ids: tuple[int, ...], lo: datetime, hi: datetime,
     z = lambda col: cast(func.coalesce(col, 0), BigInteger)  # noqa: E731
     earned = sum((z(flows.c[s]) for s, _ in EARN_SOURCES), start=literal_column("0"))
     net = earned + z(flows.c.redemption) + z(flows.c.expiry)
-    opening = z(ACC.c.balance) - z(flows.c.since_lo)
+    # Opening and closing are the household's own points, held ones included; held shown apart.
+    opening_held = z(ACC.c.held) - z(flows.c.held_net)
+    opening = z(ACC.c.balance) - z(flows.c.since_lo) + opening_held
     # Each household's place in the listing, ranked over the few columns it needs: sorting the wide result
     # rows on ten keys instead cost PostgreSQL more than the rollup (every comparison unpacks both rows).
     place = (
@@ -216,6 +186,7 @@ def household_totals(community_ids: tuple[int, ...], lo: datetime, hi: datetime,
             (-z(flows.c.redemption)).label("redeemed"),
             (-z(flows.c.expiry)).label("expired"),
             (opening + net).label("closing"),
+            (opening_held + z(flows.c.held)).label("held"),
             *(z(weighed.c[f"g_{c}"]).label(f"g_{c}") for c, _ in CATEGORIES),
         )
         .select_from(

@@ -169,6 +169,9 @@ GROUP_COLUMNS = (
     DrilldownColumn(key="activities", label="活动场次", kind="int", total=True),
     *ACTIVITY_COLUMNS[6:],
 )
+# A back-dated activity (recorded after its late window, 补录) is marked in a column of its own, last on
+# the activity sheet: the title a person reads stays as entered.
+BACKDATED_COLUMN = DrilldownColumn(key="backdated", label="补录", kind="text")
 
 
 def _activities_sheets(wb, f: _Formats, report) -> None:
@@ -178,8 +181,8 @@ def _activities_sheets(wb, f: _Formats, report) -> None:
     for g in report.activities:
         place = {"street": g.street, "community": g.community, "organisation": g.organisation}
         groups.append(place | g.totals)
-        lines += [place | a.model_dump() for a in g.activities]
-    for name, columns, rows, what in (("活动", ACTIVITY_COLUMNS, lines, "本月活动"),
+        lines += [place | a.model_dump() | {"backdated": "补录" if a.backdated else None} for a in g.activities]
+    for name, columns, rows, what in (("活动", (*ACTIVITY_COLUMNS, BACKDATED_COLUMN), lines, "本月活动"),
                                       ("按社区机构汇总", GROUP_COLUMNS, groups, "按社区和机构汇总")):
         ws = wb.add_worksheet(name)
         _titles(ws, f, report, what)

@@ -1,6 +1,6 @@
 """The catalogue and redemptions (积分兑换): reserve like a card hold, fulfil, cancel, lapse.
 
-A reservation holds points (ledger: household −N, held +N) and stock (conditional UPDATE on the
+A reservation holds points (ledger: household −N, held +N; the household row counts them as held) and stock (conditional UPDATE on the
 item row) and counts against the household's period limit (conditional UPDATE on a counter row), all
 in the caller's transaction: any refusal rolls every part back. Fulfilling moves held → redeemed;
 cancelling or lapsing reverses the hold entry and gives the stock and the limit back.
@@ -270,7 +270,7 @@ def reserve(
         community_id=household.community_id,
         idempotency_key=f"redemption:{redemption_id}:hold",
         source=Source.redemption,
-        memo=f"兑换 {item.name} ×{quantity}"[:200],
+        memo=f"预约冻结 {item.name} ×{quantity}（兑付时扣除）"[:200],
         lines=[ledger.Line(-points, household_id=household.id), ledger.Line(points, system=SystemAccount.held)],
         household_id=household.id,
         occurred_at=now,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from pydantic import model_validator
 from sqlalchemy import Column, Date, PrimaryKeyConstraint, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -44,16 +45,29 @@ class PointsRule(PointsRuleBase, table=True):
     effective_from: datetime
     created_by: int | None = Field(default=None, sa_column=fk("app_user.id", nullable=True, index=False))
     created_at: datetime = Field(default_factory=utcnow)
+    # Set on a version that starts in the past (补录), entered on the committee's authority.
+    backdate_reason: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
 
 
 class PointsRuleCreate(PointsRuleBase):
-    effective_from: datetime | None = Field(default=None, description="生效时间（默认立即生效，不能早于当前时间）")
+    effective_from: datetime | None = Field(default=None, description="生效时间（默认立即生效；早于当前时间须居委会填写补录原因）")
+    backdate_reason: str | None = Field(
+        default=None, min_length=4, max_length=200,
+        description="补录原因：录入过去某段时间实行的规则（仅居委会），只用于补录的过去记录，不改变已记入的积分",
+    )
 
 
 class PointsRulePublic(PointsRuleBase):
     id: int | None = None
     community_id: int
     effective_from: datetime | None = None
+    backdated: bool = Field(default=False, description="补录的历史规则版本")
+    backdate_reason: str | None = None
+
+    @model_validator(mode="after")
+    def _backdated(self):
+        self.backdated = self.backdate_reason is not None
+        return self
 
 
 class HouseholdDayPoints(SQLModel, table=True):

@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from app.audit import service as audit
 from app.core.db import utcnow
-from app.identity.auth import Principal
+from app.identity.auth import BACKDATERS, Principal, authorize
 from app.kit import cache
 from app.kit.errors import BadRequest, Conflict
 from app.kit.sql import compact_sql, json_document
@@ -107,7 +107,7 @@ def create_rules(session: Session, principal: Principal, community_id: int, data
     now = utcnow()
     if data.effective_from is None:
         starts, versions = RULES.get(session, community_id, refresh=True)
-        if versions and starts[-1] <= now and versions[-1] == Rules(**data.model_dump(exclude={"effective_from"})):
+        if versions and starts[-1] <= now and versions[-1] == Rules(**data.model_dump(exclude={"effective_from", "backdate_reason"})):
             # The same rules again (a retried request): nothing new to apply.
             return session.scalars(
                 select(PointsRule).where(PointsRule.community_id == community_id).order_by(PointsRule.effective_from.desc()).limit(1)
@@ -115,10 +115,18 @@ def create_rules(session: Session, principal: Principal, community_id: int, data
     start = data.effective_from or now
     if start.tzinfo is None:
         raise BadRequest("naive_datetime", "时间须带时区", "The time needs a time zone offset", "effective_from")
-    if start < now - timedelta(minutes=1):
-        raise BadRequest(
-            "retroactive_rule", "积分规则不能追溯生效", "A rule cannot start in the past", "effective_from"
-        )
+    backdated = start < now - timedelta(minutes=1)
+    if backdated:
+        # The rules in force in a past period, for back-dated records (补录): the committee's
+        # authority and a reason. Acts already credited keep their points (the ledger is not edited).
+        if not data.backdate_reason:
+            raise BadRequest(
+                "retroactive_rule", "积分规则不能追溯生效；补录历史规则须由居委会填写补录原因",
+                "A rule cannot start in the past unless the committee back-dates it with a reason", "effective_from"
+            )
+        authorize(session, principal, community_id, BACKDATERS)
+    elif data.backdate_reason:
+        raise BadRequest("not_backdated", "生效时间不在过去，无需补录原因", "Only a version starting in the past is back-dated", "backdate_reason")
     row = PointsRule(
         community_id=community_id,
         effective_from=start,

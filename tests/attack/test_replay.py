@@ -506,6 +506,10 @@ REPLAYS.update({
     ("POST", "/api/v1/recycling-events/{event_id}/weigh-ins"): lambda client, w: Call(
         "POST", f"/api/v1/recycling-events/{_event_today(client, w)}/weigh-ins", "clerk", {"json": _weigh_in_body(w)},
     ),
+    ("POST", "/api/v1/recycling-events/{event_id}/backdated-weigh-ins"): lambda client, w: Call(
+        "POST", f"/api/v1/recycling-events/{_event_today(client, w)}/backdated-weigh-ins", "committee",
+        {"json": {"reason": "纸质登记表补录", "weigh_ins": [_weigh_in_body(w)]}},
+    ),
     ("POST", "/api/v1/weigh-ins/{weigh_in_id}/reverse"): lambda client, w: Call(
         "POST", f"/api/v1/weigh-ins/{_weigh_in(client, w)}/reverse", "clerk", {"json": {"reason": "称错了"}},
     ),

@@ -97,3 +97,40 @@ def test_expiry_run_endpoint_is_idempotent_and_audited(client, world, engine):
     assert lines[0]["source"] == "expiry" and lines[0]["points_out"] == 9 and lines[0]["balance_after"] == 0
     report = client.get(f"/api/v1/communities/{world.community.id}/ledger/verify", headers=world.h("committee")).json()
     assert report["balance_mismatches"] == [] and report["unbalanced_entries"] == [] and report["chain_breaks"] == []
+
+
+def test_rolling_expiry_date_is_the_day_the_run_takes_the_points(client, world, engine, clock):
+    """80 points earned 2026-06-14 with 6-month rolling expiry: the passbook and the printable statement
+    say 2026-12-15, and the run of 2026-12-15 (not before) takes them."""
+    _set_policy(client, world, expiry_mode="rolling", expiry_months=6)
+    h = world.households[5]
+    clock.set(_at(2026, 6, 14, 10))
+    r = client.post(f"/api/v1/households/{h.id}/adjustments", headers=world.h("committee"),
+                    json={"points": 80, "reason": "活动奖励", "idempotency_key": "rolling-80-points"})
+    assert r.status_code == 201, r.text
+    clock.set(_at(2026, 7, 20, 10))  # taken on 2027-01-21: beyond the 30 days
+    r = client.post(f"/api/v1/households/{h.id}/adjustments", headers=world.h("committee"),
+                    json={"points": 5, "reason": "活动奖励", "idempotency_key": "rolling-5-points"})
+    assert r.status_code == 201, r.text
+    url = f"/api/v1/communities/{world.community.id}/ledger/expiry-runs"
+
+    clock.set(_at(2026, 12, 4, 10))  # 30 days ahead reaches 2027-01-03: only the June points fall in it
+    pb = client.get(f"/api/v1/households/{h.id}/passbook", headers=world.h("committee")).json()
+    assert pb["expiring_points"] == 80
+    assert datetime.fromisoformat(pb["expiring_on"]).astimezone(SH).date().isoformat() == "2026-12-15"
+    page = client.get(f"/api/v1/households/{h.id}/statement.html", headers=world.h("committee"))
+    assert page.status_code == 200 and "80 积分将于 2026-12-15 前过期" in page.text, page.text
+
+    clock.set(_at(2026, 12, 14, 23))  # the run of the day before takes nothing
+    assert client.post(url, headers=world.h("committee")).json()["points_expired"] == 0
+    clock.set(_at(2026, 12, 15, 0) + timedelta(minutes=5))
+    assert client.post(url, headers=world.h("committee")).json()["points_expired"] == 80
+    lines = client.get(f"/api/v1/households/{h.id}/statement", headers=world.h("committee")).json()["items"]
+    assert (lines[0]["source"], lines[0]["points_out"], lines[0]["date"]) == ("expiry", 80, "2026-12-15")
+
+    # Year-end mode keeps its date: everything earned in 2026 is taken after 31 March 2027.
+    _set_policy(client, world, expiry_mode="year_end", expiry_month=3, expiry_day=31)
+    clock.set(_at(2027, 3, 10, 10))
+    pb = client.get(f"/api/v1/households/{h.id}/passbook", headers=world.h("committee")).json()
+    assert pb["expiring_points"] == 5
+    assert datetime.fromisoformat(pb["expiring_on"]).astimezone(SH) == datetime(2027, 4, 1, tzinfo=SH)

@@ -70,6 +70,8 @@ def _events_by_state(client, world) -> dict[str, int]:
     out = {"open": _today_event(client, world)["id"], "cancelled": first["id"]}
     for state, day in (("future", local_day(-1)), ("closed", local_day(5))):
         body = {"occurs_on": day.isoformat(), "start_time": "09:00", "end_time": "11:00", "place": "社区广场"}
+        if state == "closed":  # a day closed more than 3 days ago is back-dated by the committee (补录)
+            body["backdate_reason"] = "纸质登记补录"
         r = client.post(f"/api/v1/communities/{c}/recycling-events", json=body, headers=h)
         assert r.status_code == 201, r.text
         out[state] = r.json()["id"]

@@ -44,7 +44,7 @@ def _records(engine, world, client=None, clock=None) -> None:
     earn(engine, h[2], 2, when=OCT, source="recycling")
     earn(engine, h[3], 5, when=OCT)
     wrong = earn(engine, h[5], 5, when=OCT)
-    with Session(engine) as s:  # scanned the wrong household: reversed, it leaves no trace
+    with Session(engine) as s:  # scanned the wrong household: reversed now (December), counted when it happens
         ledger.reverse(s, wrong, reason="扫错了", actor_user_id=None, idempotency_key=f"rev:{wrong}")
         s.commit()
     earn(engine, h[0], 5, when=SEPT)
@@ -126,8 +126,12 @@ def test_every_figure_adds_up_from_the_records(client, world, engine, other_worl
     assert figures["partner_organisations"] == (1, 1)
     assert figures["communities"] == (1, 1)
     assert figures["participating_households"] == (4, 5)
-    assert figures["points_issued"] == (5 + 8 + 6 + 2 + 5, 26 + 5 + 3)
+    # The mistaken October scan was reversed now (December): October's points, closed, keep it.
+    assert figures["points_issued"] == (5 + 8 + 6 + 2 + 5 + 5, 31 + 5 + 3)
+    assert figures["points_held"] == (0, 0) and figures["points_expired"] == (0, 0)
     assert figures["points_redeemed"] == (10, 10)
+    # Every activity was entered in December, after its 3-day window: October's two, and September's in the cumulative.
+    assert figures["backdated_records"] == (2, 3)
     # Activities, volunteers, compost and media: every figure from its records (sums worked out above).
     assert figures["activities"] == (2, 3)
     assert figures["activity_participants"] == (40 + 25, 40 + 25 + 10)  # the report's one 参与人次
@@ -180,12 +184,15 @@ def test_street_report_as_xlsx_and_printable_page(client, world, engine, clock):
     assert [(r[0], r[2], r[4], r[6]) for r in lines[1:]] == [
         (world.street.name, world.organisation.name, "大讲堂", 40), (world.street.name, "社区自办", "小课堂", 25),
         ("合计（2场）", None, None, 65)]  # no subtotal rows among the activities: one total, under them
+    # October's activities recorded in December: marked back-dated (补录) in a column of their own.
+    assert lines[0][-1] == "补录" and [r[-1] for r in lines[1:]] == ["补录", "补录", None]
     page = client.get(url, params={"month": "2026-10", "format": "html"}, headers=world.h("street_viewer"))
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     html = page.text
     assert "2026年10月月报" in html and "本月" in html and "累计（项目开始至本月末）" in html
     assert "6.257" in html and "7.757" in html and "其中：有害垃圾减量" in html
     assert "大讲堂" in html and "社区自办" in html and "4.25" in html and "未记录" not in html
+    assert "大讲堂（补录）" in html and "预约冻结积分" in html  # the points slice's additions beside the people's
 
 
 def test_media_items_are_recorded_once_and_listed(client, world, other_world):

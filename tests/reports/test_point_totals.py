@@ -47,7 +47,7 @@ def _activity(engine, world, client=None, clock=None) -> None:
     earn(engine, h0, 7, when=DURING, source="recycling")
     earn(engine, h0, 3, when=DURING, source="recycling")
     wrong = earn(engine, h0, 4, when=DURING)
-    with Session(engine) as s:  # a mistaken check-in, reversed: check-ins drop back to 10
+    with Session(engine) as s:  # a mistaken check-in, reversed now (December): October keeps it, a closed month never changes
         source = ledger.get_entry(s, wrong).source
         ledger.reverse(s, wrong, reason="扫错了", actor_user_id=None, idempotency_key=f"rev:{wrong}")
         s.commit()
@@ -82,11 +82,11 @@ def test_csv_has_every_figure_per_household_and_subtotals(client, world, engine,
     assert (first[3], first[4], first[5]) == ("1号楼", "1", "101")
     fig = lambda row, name: float(row[col[name]])  # noqa: E731
     assert fig(first, "期初积分") == 50
-    assert fig(first, "获得·桶边打卡") == 10
+    assert fig(first, "获得·桶边打卡") == 14
     assert fig(first, "获得·资源回收日") == 10
-    assert fig(first, "获得合计") == 20
+    assert fig(first, "获得合计") == 24
     assert fig(first, "兑换消耗") == 0
-    assert fig(first, "期末积分") == 70
+    assert fig(first, "期末积分") == 74
     assert fig(first, "厨余减量(kg)") == 1.5
     assert fig(first, "可回收物减量(kg)") == 2.3
     assert fig(first, "有害垃圾减量(kg)") == 0.4
@@ -101,11 +101,11 @@ def test_csv_has_every_figure_per_household_and_subtotals(client, world, engine,
         assert fig(row, "期末积分") == fig(row, "期初积分") + fig(row, "获得合计") - fig(row, "兑换消耗") - fig(row, "过期清零")
     subtotals = [r for r in rows if r[0] == "楼栋小计"]
     assert [s[3] for s in subtotals] == ["1号楼", "2号楼"]
-    assert fig(subtotals[0], "期末积分") == 93 and subtotals[0][col["户数"]] == "4"
+    assert fig(subtotals[0], "期末积分") == 97 and subtotals[0][col["户数"]] == "4"
     assert fig(subtotals[1], "期末积分") == 8
     community = [r for r in rows if r[0] == "社区合计"]
-    assert len(community) == 1 and fig(community[0], "期末积分") == 101 and community[0][col["户数"]] == "8"
-    assert rows[-1][0] == "总计" and fig(rows[-1], "获得合计") == 20 + 5 + 8
+    assert len(community) == 1 and fig(community[0], "期末积分") == 105 and community[0][col["户数"]] == "8"
+    assert rows[-1][0] == "总计" and fig(rows[-1], "获得合计") == 24 + 5 + 8
     # Identified by door plate only: no phone, masked or not.
     text = r.content.decode("utf-8")
     for phone in world.phones.values():
@@ -147,11 +147,12 @@ def test_closing_of_the_current_period_is_the_balance(client, world, engine):
     _activity(engine, world)
     r = client.get(f"/api/v1/communities/{world.community.id}/reports/point-totals",
                    params={"start": "2026-01-01", "end": "2030-12-31"}, headers=world.h("committee"))
-    households = [r for r in _rows(r.content.decode()) if r[0] == "户"]
+    rows = _rows(r.content.decode())
+    households = [r for r in rows if r[0] == "户"]
     with Session(engine) as s:
         balance = ledger.balance_of(s, world.households[0].id)
     assert balance == 50 + 10 + 10 + 99 - 20
-    assert float(households[0][-5]) == balance  # 期末积分 precedes the four kg columns
+    assert float(households[0][rows[0].index("期末积分")]) == balance
 
 
 def test_xlsx_has_a_sheet_per_level_with_frozen_chinese_headers(client, world, engine, clock):
@@ -166,7 +167,8 @@ def test_xlsx_has_a_sheet_per_level_with_frozen_chinese_headers(client, world, e
     header = [c.value for c in ws[4]]  # under the title rows: one header row
     assert header[:5] == ["社区", "小区", "楼栋", "单元", "门牌"] and "期末积分" in header
     first = [c.value for c in ws[5]]
-    assert first[header.index("期末积分")] == 70 and first[header.index("厨余减量(kg)")] == 1.5
+    # October keeps the check-in reversed in December (a closed month never changes): 70 + 4
+    assert first[header.index("期末积分")] == 74 and first[header.index("其中预约冻结")] == 0 and first[header.index("厨余减量(kg)")] == 1.5
     assert ws.cell(5, header.index("期末积分") + 1).number_format == "#,##0"
     assert ws.cell(5, header.index("厨余减量(kg)") + 1).number_format == "#,##0.000"
     assert ws.max_row == 4 + len(world.households)

@@ -32,6 +32,18 @@ def _reverse(engine, entry_id: int) -> None:
         s.commit()
 
 
+def _hold(engine, household, points: int, *, when: datetime, settle: datetime) -> None:
+    """Points reserved at `when` (household → held) and handed over at `settle` (held → redeemed)."""
+    with Session(engine) as s:
+        for key, at, lines in (
+            ("hold", when, [ledger.Line(-points, household_id=household.id), ledger.Line(points, system=ledger.SystemAccount.held)]),
+            ("fulfil", settle, [ledger.Line(-points, system=ledger.SystemAccount.held), ledger.Line(points, system=ledger.SystemAccount.redeemed)]),
+        ):
+            ledger.post(s, community_id=household.community_id, idempotency_key=f"test-{key}:{household.id}", source="redemption",
+                        memo="兑换 测试", household_id=household.id, occurred_at=at, lines=lines)
+        s.commit()
+
+
 PERIODS = [month_period("2026-09"), month_period("2026-10"), month_period("2026-11"),
            Period(date(2026, 9, 1), date(2026, 10, 31)), month_period(utcnow().astimezone(ZoneInfo(TZ)).strftime("%Y-%m"))]
 
@@ -77,6 +89,8 @@ def test_rollup_export_equals_the_live_statement_with_late_entries_and_reversals
     expire(engine, h1, 12, OCT)
     earn(engine, h5, 8, when=OCT, source="adjustment")
     spend(engine, h0, 20)  # occurs now
+    earn(engine, h2, 40, when=SEP)
+    _hold(engine, h2, 15, when=OCT, settle=NOV)  # held at October's end, redeemed in November
     earn(engine, h2, 9, when=NOV, source="volunteer")
 
     first = rollup.refresh(engine, [TZ])
@@ -93,11 +107,14 @@ def test_rollup_export_equals_the_live_statement_with_late_entries_and_reversals
     earn(engine, h0, 1, when=utcnow())
     assert _same_figures(engine, ids) == len(PERIODS)
 
-    # The reversal lowered October (live), and the export through the API reads the same.
+    # The reversal lands in its own month: October, closed, keeps the check-in; the API reads the same.
     oct_lo, oct_hi = month_period("2026-10").bounds(ZoneInfo(TZ))
     with Session(engine) as s:
         rows = {r.door_plate: r for r in s.execute(totals_query(ids, oct_lo, oct_hi)).all() if r.building == "1号楼"}
-    assert rows["201"].checkin == 0 and rows["201"].g_kitchen == 0 and rows["201"].opening == 30  # h1: reversed, compost in Sept
+    assert rows["201"].checkin == 6 and rows["201"].opening == 30  # h1: compost in Sept
+    # Kilograms are the records' (app.reports.measures.waste), never the ledger's 800 g: no weigh-in here.
+    assert rows["201"].g_kitchen == 0
+    assert rows["301"].held == 15 and rows["301"].redeemed == 0  # h2: reserved in October, handed over in November
     r = client.get(f"/api/v1/communities/{world.community.id}/reports/point-totals", params={"month": "2026-10"},
                    headers=world.h("committee"))
     assert r.status_code == 200

@@ -33,13 +33,15 @@ class Weighed:
     # --- recycling days ---------------------------------------------------------------------------
 
     def recycling_day(self, when: datetime, categories: list[tuple[str, str, str, int]]) -> int:
-        """A one-off recycling day on `when`'s local day, taking (code, name, unit, points) categories."""
+        """A one-off recycling day on `when`'s local day, taking (code, name, unit, points) categories, set up
+        on that day (a day closed more than 3 days ago is the committee's to back-date, with a reason)."""
         day = when.astimezone(SHANGHAI).date().isoformat()
-        h = self.world.h("committee")
-        event = self._ok(self.client.post(f"/api/v1/communities/{self.world.community.id}/recycling-events", json={
-            "occurs_on": day, "start_time": "09:00", "end_time": "11:00", "place": f"广场{uuid.uuid4().hex[:6]}"}, headers=h), 201)
-        self._ok(self.client.put(f"/api/v1/recycling-events/{event['id']}/categories", json=[
-            {"code": c, "name": n, "unit": u, "points": p} for c, n, u, p in categories], headers=h))
+        with self.at(when):
+            h = self.world.h("committee")  # a token of that day
+            event = self._ok(self.client.post(f"/api/v1/communities/{self.world.community.id}/recycling-events", json={
+                "occurs_on": day, "start_time": "09:00", "end_time": "11:00", "place": f"广场{uuid.uuid4().hex[:6]}"}, headers=h), 201)
+            self._ok(self.client.put(f"/api/v1/recycling-events/{event['id']}/categories", json=[
+                {"code": c, "name": n, "unit": u, "points": p} for c, n, u, p in categories], headers=h))
         return event["id"]
 
     def weigh(self, event_id: int, when: datetime, who: int | None, category: str, grams: int | None = None,

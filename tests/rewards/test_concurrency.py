@@ -224,3 +224,47 @@ def test_a_reset_confirmed_twice_at_once_is_applied_once(world, pg_engine):
         audits = s.execute(text("SELECT count(*) FROM audit_log WHERE action = 'rewards.pin_reset_confirm' AND object_id = :h"),
                            {"h": str(h.id)}).scalar_one()
     assert audits == 1
+
+
+def test_holds_under_concurrency_never_overspend_and_settle_once(world, pg_engine):
+    """Held points are not spendable: 20 reservations at once against 100 points hold exactly 90; then
+    each hold raced by a hand-over and a cancellation (and a lapse job) ends exactly one way, and the
+    household's held points on its account row always equal its open holds."""
+    h = world.households[2]
+    earn(pg_engine, h, 100)
+    service_item = add_item(world, price_points=30, stock=None, hold_hours=1)
+    results = race(20, 20, lambda i: _reserve(pg_engine, h, service_item["id"]))
+    held = [r for r in results if not isinstance(r, Exception)]
+    refused = [r for r in results if isinstance(r, Exception)]
+    assert len(held) == 3 and all(getattr(e, "code", None) == "insufficient_points" for e in refused)
+    with Session(pg_engine) as s:
+        account = s.execute(text("SELECT balance, held FROM ledger_account WHERE household_id = :h"), {"h": h.id}).one()
+    assert tuple(account) == (10, 90)
+
+    clerk = Principal(user_id=world.users["clerk"], grants=(Grant(Role.clerk, world.community.id),))
+
+    def settle(i):
+        redemption_id = held[i // 3].id
+        with Session(pg_engine, expire_on_commit=False) as s:
+            try:
+                if i % 3 == 0:
+                    done = service.fulfil(s, service.get_redemption(s, redemption_id), actor_user_id=clerk.user_id, consent="code")
+                elif i % 3 == 1:
+                    done = service.release(s, redemption_id, service.RedemptionStatus.cancelled, actor_user_id=clerk.user_id, reason="取消")
+                else:
+                    done = service.release(s, redemption_id, service.RedemptionStatus.lapsed, actor_user_id=None, reason="超时",
+                                           now=utcnow() + timedelta(hours=2))
+                s.commit()
+            except Conflict:  # another of the three won
+                done = False
+            return redemption_id, done
+
+    outcomes = race(9, 9, settle)
+    for r in held:  # per redemption: exactly one of hand-over, cancellation, lapse won
+        assert [done for rid, done in outcomes if rid == r.id].count(True) == 1, outcomes
+    with Session(pg_engine) as s:
+        statuses = [s.get(Redemption, r.id).status for r in held]
+        balance_now, held_now = s.execute(text("SELECT balance, held FROM ledger_account WHERE household_id = :h"), {"h": h.id}).one()
+    fulfilled = statuses.count("fulfilled")
+    assert held_now == 0 and balance_now == 10 + 30 * (3 - fulfilled)
+    verify_clean(pg_engine, world.community.id)
