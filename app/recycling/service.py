@@ -466,7 +466,7 @@ def record_weigh_ins(
         ids = {c: i for i, c in insert_new(session, WEIGH_IN, rows)}
         if len(ids) < len(rows):  # the same client ids, uploaded at once by another device: that one won
             session.rollback()
-            return record_weigh_ins(session, principal, event_id, batch)
+            return record_weigh_ins(session, principal, event_id, batch, backdate_reason=backdate_reason)
         for r in rows:
             r["id"] = ids[r["client_id"]]
         # Points as on the day of the act: a back-dated weigh-in earns at the event's start, that day's cap.
