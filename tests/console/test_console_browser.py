@@ -112,6 +112,22 @@ def test_a_committees_first_day(client, world, engine, live_server, chromium, cl
     assert len(after) == households_before + 3
     assert {"501", "601"} <= {h["door_plate"] for h in after if h["building_name"] == "1号楼"}
 
+    # A household's page: its passbook, and the printable statement fetched with the token and shown.
+    first = world.households[0]
+    earn(engine, first, 12)
+    console.go("households")
+    page.fill("#household-search", "101")
+    page.press("#household-search", "Enter")
+    page.click(f".el-table__row:has-text('{first.public_code}')")
+    page.wait_for_selector("#balance:has-text('12')")
+    page.wait_for_selector(".el-table__row:has-text('桶边督导')")
+    console.shot("household")
+    page.click("#printable")
+    statement = page.frame_locator("#statement-frame")
+    assert "积分明细" in statement.locator("h1").inner_text()
+    assert "12" in statement.locator("body").inner_text()
+    page.keyboard.press("Escape")
+
     # Door-plate labels for a building: the PDF the API makes, fetched with the token and shown.
     console.go("labels")
     console.pick("#label-building", "1号楼")
