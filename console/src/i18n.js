@@ -4,7 +4,7 @@ import { createI18n } from 'vue-i18n'
 import { session } from './api'
 
 const zh = {
-  app: { name: '减废存折 · 管理后台', scope: '选择社区、街道或组织', signOut: '退出登录', nothing: '当前范围内没有您可以使用的功能', back: '返回',
+  app: { title: '减废存折 · 管理后台', scope: '选择社区、街道或组织', signOut: '退出登录', nothing: '当前范围内没有您可以使用的功能', back: '返回',
     from: '开始日期', to: '结束日期', close: '关闭', print: '打印', download: '下载', cancel: '取消', save: '保存', saved: '已保存', add: '添加',
     edit: '修改', actions: '操作', active: '启用', yes: '是', no: '否', all: '全部', required: '必填', name: '名称' },
   scope: { community: '社区', street: '街道', organisation: '社会组织' },
@@ -69,7 +69,7 @@ const zh = {
 }
 
 const en = {
-  app: { name: 'Passbook console', scope: 'Community, street or organisation', signOut: 'Sign out', nothing: 'Nothing here for your roles in this scope', back: 'Back',
+  app: { title: 'Passbook console', scope: 'Community, street or organisation', signOut: 'Sign out', nothing: 'Nothing here for your roles in this scope', back: 'Back',
     from: 'From', to: 'To', close: 'Close', print: 'Print', download: 'Download', cancel: 'Cancel', save: 'Save', saved: 'Saved', add: 'Add',
     edit: 'Edit', actions: 'Actions', active: 'Active', yes: 'Yes', no: 'No', all: 'All', required: 'Required', name: 'Name' },
   scope: { community: 'Communities', street: 'Streets', organisation: 'Organisations' },

@@ -37,7 +37,7 @@ export const router = createRouter({
       path: '/',
       component: () => import('./views/Layout.vue'),
       children: [
-        { path: '', name: 'home', redirect: () => firstPage() },
+        { path: '', name: 'home', component: () => import('./views/Nothing.vue') },
         { path: '/none', name: 'none', component: () => import('./views/Nothing.vue') },
         ...pages.map((p) => ({ path: p.path, name: p.name, component: p.component, meta: { page: p } })),
         { path: '/households/:id', name: 'household', component: () => import('./views/Household.vue'), meta: { page: pages[0] } },
@@ -52,6 +52,11 @@ router.beforeEach(async (to) => {
   if (!session.access) return { name: 'login', query: { next: to.fullPath } }
   if (!places.loaded) {
     try { await loadPlaces() } catch { return { name: 'login', query: { next: to.fullPath } } }
+  }
+  // The home page is the first page the scope's roles may use (decided once the grants are known).
+  if (to.name === 'home' || to.name === 'none') {
+    const first = firstPage()
+    return first === to.path ? true : first
   }
   const page = to.meta.page
   if (page && !allowed(page)) return firstPage()

@@ -45,7 +45,8 @@ class Console:
         self.page.fill("#username", username)
         self.page.fill("#password", PASSWORD)
         self.page.click("#sign-in")
-        self.page.wait_for_selector(".el-menu, #menu-toggle")
+        self.page.wait_for_url("**/console/households")  # every staff role's first page
+        self.page.wait_for_selector(".el-table__row")
 
     def go(self, name: str) -> None:
         """Through the menu, as a person would: the drawer first on a phone."""
@@ -204,8 +205,10 @@ def test_an_exchange_day_at_the_desk(client, world, engine, live_server, chromiu
     page = console.page
     console.sign_in(staff_with_password(engine, Role.clerk, c, "兑换员"))
 
-    # Find the household by its door plate.
+    # Find the household by its door plate. A clerk's menu has no committee pages.
     console.go("desk")
+    assert page.locator("[data-nav='cheques']").count() == 1
+    assert page.locator("[data-nav='roster'], [data-nav='rules'], [data-nav='rewards'], [data-nav='reports']").count() == 0
     page.fill("#desk-find", "101")
     page.click(".el-autocomplete-suggestion li:has-text('1号楼 1 101')")
     page.wait_for_selector("#desk-reserved td:has-text('环保袋')")
