@@ -54,13 +54,16 @@ def chromium():
         browser.close()
 
 
-def staff_with_password(engine, role: Role, community_id: int, name: str = "staff") -> str:
-    """A staff member holding `role` in the community, who signs in with PASSWORD; their username."""
+def staff_with_password(engine, role: Role, community_id: int | None, name: str = "staff", *more: dict) -> str:
+    """A staff member holding `role` in the community (none without one) and the further grants `more`
+    (each a RoleGrant's fields), who signs in with PASSWORD; their username."""
     username = f"{name}-{uuid.uuid4().hex[:8]}"
     with Session(engine) as s:
         user = User(username=username, display_name=name, password_hash=hash_password(PASSWORD))
         s.add(user)
         s.flush()
-        s.add(RoleGrant(user_id=user.id, role=role, community_id=community_id))
+        if community_id is not None:
+            s.add(RoleGrant(user_id=user.id, role=role, community_id=community_id))
+        s.add_all(RoleGrant(user_id=user.id, **grant) for grant in more)
         s.commit()
     return username
