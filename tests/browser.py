@@ -1,4 +1,5 @@
-"""What the browser tests share: a live server on a free port (the app in a thread, on the test's
+"""What the console's browser tests share (main's tests/conftest.py now has the same live_server: after
+the merge, drop it here and in tests/console/conftest.py): a live server on a free port (the app in a thread, on the test's
 database), Debian's Chromium through Playwright (no browser download), staff who sign in with a password."""
 
 from __future__ import annotations

@@ -6,17 +6,55 @@ Signs in with a password, opens the dashboard of a seeded community, reads back 
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import uvicorn
+from sqlmodel import Session
 
-from app.identity.models import Role
-from tests.browser import ARTIFACTS, CHROMIUM, PASSWORD, staff_with_password
+from app.core.security import hash_password
+from app.identity.models import Role, RoleGrant, User
 from tests.clock import NOON
 from tests.field import SHANGHAI
 from tests.ledger.helpers import earn, spend
 from tests.reports.records import at, codes, scan, setup_field, upload
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@pytest.fixture
+def live_server(engine):
+    from app.main import app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def _committee_with_password(engine, community_id: int) -> tuple[str, str]:
+    username, password = f"committee-{uuid.uuid4().hex[:8]}", "dash-pass-2026"
+    with Session(engine) as s:
+        user = User(username=username, display_name="居委会", password_hash=hash_password(password))
+        s.add(user)
+        s.flush()
+        s.add(RoleGrant(user_id=user.id, role=Role.committee, community_id=community_id))
+        s.commit()
+    return username, password
 
 
 def test_dashboard_draws_the_community_figures(client, world, engine, live_server, clock):
@@ -52,7 +90,7 @@ def test_dashboard_draws_the_community_figures(client, world, engine, live_serve
     for step in ("close", "ready"):
         assert client.post(f"/api/v1/compost-bins/{bin_id}/{step}", headers=keeper).status_code == 200
     assert client.post(f"/api/v1/compost-bins/{bin_id}/harvest", json={"compost_g": 2500}, headers=keeper).status_code == 201
-    username, password = staff_with_password(engine, Role.committee, world.community.id, "居委会"), PASSWORD
+    username, password = _committee_with_password(engine, world.community.id)
 
     with sync_playwright() as p:
         browser = p.chromium.launch(
