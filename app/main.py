@@ -19,6 +19,7 @@ from app.kit.contract import operation_id
 from app.kit.errors import install_error_handlers
 from app.kit.guard import InputGuard
 from app.kit.headers import page_policy
+from app.kit.idempotency import IdempotencyKeys
 from app.kit.observability import RequestContextMiddleware, configure_logging
 
 DESCRIPTION = """
@@ -66,7 +67,9 @@ def create_app() -> FastAPI:
         _serve_docs(app)
     for module in domain_modules("routes"):
         app.include_router(module.router)
-    # Innermost: the lean twin of the bin-side scan route (see its module), behind the guard.
+    # Innermost: one retry convention for the writes without a key of their own (app.kit.idempotency),
+    # then the lean twin of the bin-side scan route (see its module), behind the guard.
+    app.add_middleware(IdempotencyKeys)
     app.add_middleware(CheckinFastPath)
     app.add_middleware(InputGuard, max_body_bytes=settings.max_body_bytes, max_upload_bytes=settings.max_upload_bytes)
     app.add_middleware(RequestContextMiddleware)

@@ -3,7 +3,7 @@
 from sqlmodel import SQLModel
 
 from app.domains import domain_modules
-from app.kit import throttle  # noqa: F401 - its table (shared by every domain's throttles)
+from app.kit import idempotency, throttle  # noqa: F401 - their tables (shared by every domain)
 
 domain_modules("models")
 metadata = SQLModel.metadata

@@ -6,10 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 
-# The dashboard test drives Debian's Chromium through Playwright (no browser download); a CJK font
-# makes its screenshot legible.
+# The dashboard and console tests drive Debian's Chromium through Playwright (no browser download); a
+# CJK font makes their screenshots legible; npm rebuilds the console to compare it with the served bundle.
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update && apt-get install -y "${need[@]}"

@@ -193,14 +193,20 @@ PRODUCTION_WECHAT = {"WECHAT_APP_ID": "wx-production-test", "WECHAT_APP_SECRET":
                      "WECHAT_API_BASE": "https://api.weixin.qq.com"}
 
 
-def staff_with_password(engine: Engine, role: Role, community_id: int, password: str = "test-pass-2026") -> tuple[str, str]:
-    """A staff account that signs in with a password (a browser or a Node program signs in as it):
-    (username, password), holding `role` in the community."""
-    username = f"{role.value}-{uuid.uuid4().hex[:8]}"
+PASSWORD = "test-pass-2026"  # of the staff made by staff_with_password
+
+
+def staff_with_password(engine: Engine, role: Role, community_id: int | None, name: str = "staff", *more: dict) -> str:
+    """A staff member holding `role` in the community (none without one) and the further grants `more`
+    (each a RoleGrant's fields), who signs in with PASSWORD (a browser or a Node program signs in as it);
+    their username."""
+    username = f"{name}-{uuid.uuid4().hex[:8]}"
     with Session(engine) as s:
-        user = User(username=username, display_name=role.value, password_hash=hash_password(password))
+        user = User(username=username, display_name=name, password_hash=hash_password(PASSWORD))
         s.add(user)
         s.flush()
-        s.add(RoleGrant(user_id=user.id, role=role, community_id=community_id))
+        if community_id is not None:
+            s.add(RoleGrant(user_id=user.id, role=role, community_id=community_id))
+        s.add_all(RoleGrant(user_id=user.id, **grant) for grant in more)
         s.commit()
-    return username, password
+    return username

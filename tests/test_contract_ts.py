@@ -18,7 +18,7 @@ from app.core.db import utcnow
 from app.identity.models import Role
 from tests.clock import NOON
 from tests.field import payload, setup_field
-from tests.support import staff_with_password
+from tests.support import PASSWORD, staff_with_password
 
 CONTRACT = Path(__file__).resolve().parents[1] / "contract"
 
@@ -49,7 +49,7 @@ def test_the_generated_types_carry_the_volunteer_and_the_resident_through_their_
     client.patch(f"/api/v1/drop-windows/{f['evening']}", json={"active": False}, headers=h)
     r = client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"starts": "00:00", "ends": "23:59:59.999999"}, headers=h)
     assert r.status_code == 200, r.text
-    username, password = staff_with_password(engine, Role.volunteer, world.community.id)
+    username, password = staff_with_password(engine, Role.volunteer, world.community.id), PASSWORD
     household = world.households[0]
     inputs = {
         "wechatCode": f"code-{uuid.uuid4().hex[:8]}", "phoneCode": f"phone-{world.phones[household.id]}",

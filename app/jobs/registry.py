@@ -64,6 +64,13 @@ def roll_up_point_totals() -> dict[str, int]:
             "transactions": sum(r.transactions for r in done)}
 
 
+def forget_retry_answers() -> dict[str, int]:
+    from app.kit.idempotency import purge
+
+    with Session(get_engine()) as session:
+        return {"forgotten": purge(session)}
+
+
 JOBS: tuple[Job, ...] = (
     # Expiry moments are local midnights (year-end or rolling, app.ledger.expiry): just after one.
     Job("ledger-expiry", Daily(time(0, 5)), expire_points, "Expire points past their policy's date (积分过期)"),
@@ -75,6 +82,8 @@ JOBS: tuple[Job, ...] = (
     Job("reminders", Every(15), send_reminders, "Send due reminders (订阅消息)"),
     # After the night's expiry; the exports are exact whenever it last ran (app.reports.rollup).
     Job("reports-rollup", Daily(time(2, 30)), roll_up_point_totals, "Roll up point totals for the exports"),
+    # Answers kept for retries (Idempotency-Key) are kept a day (app.kit.idempotency).
+    Job("idempotency-purge", Every(60), forget_retry_answers, "Forget answers kept for retried writes after 24 h"),
 )
 
 

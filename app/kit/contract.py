@@ -33,6 +33,8 @@ EVERY_OPERATION = (
     "validation_error", "payload_too_large", "invalid_encoding", "invalid_text", "number_out_of_range",
     "invalid_value", "too_deep", "busy", "database_unavailable", "rate_limited",
 )
+# … and the retry convention's (app.kit.idempotency), on the writes that take an Idempotency-Key.
+RETRY_CODES = ("invalid_idempotency_key", "idempotency_key_reused", "request_in_progress")
 
 
 def operation_id(route: APIRoute) -> str:
@@ -241,7 +243,15 @@ def route_codes(route: APIRoute) -> list[str]:
     endpoint = route.endpoint
     ref = (endpoint.__module__, endpoint.__qualname__)
     found = set(base.codes_of(ref)) if ref[0] in base.modules and ref[1] in base.modules[ref[0]].defs else set()
-    return sorted(found | set(EVERY_OPERATION) | set(HTTP_CODES))
+    retry = set(RETRY_CODES) if _takes_header_key(route) else set()
+    return sorted(found | retry | set(EVERY_OPERATION) | set(HTTP_CODES))
+
+
+def _takes_header_key(route: APIRoute) -> bool:
+    """A write that follows the shared retry convention (app.kit.idempotency), not a key of its own."""
+    from app.kit.idempotency import WRITES, takes_own_key
+
+    return bool(route.methods & WRITES) and route.path.startswith("/api/v1/") and not takes_own_key(route)
 
 
 def all_codes() -> list[str]:
@@ -278,6 +288,12 @@ def install(app: FastAPI) -> None:
                 route = routes.get(operation.get("operationId", ""))
                 if route is not None:
                     operation["x-error-codes"] = route_codes(route)
+                    if _takes_header_key(route):
+                        operation.setdefault("parameters", []).append({
+                            "name": "Idempotency-Key", "in": "header", "required": False,
+                            "description": "重试键：同一操作重发时沿用，返回首次的结果（24 小时内）",
+                            "schema": {"type": "string", "minLength": 8, "maxLength": 80},
+                        })
                     operation["description"] = describe(route, operation)
         if "ErrorBody" in schemas:
             schemas["ErrorBody"]["properties"]["code"] = {"title": "Code", "type": "string", "enum": all_codes()}
@@ -326,10 +342,9 @@ def describe(route: APIRoute, operation: dict[str, Any]) -> str:
         parts.append("**Retry**: safe with the same `Idempotency-Key`: answered as the first time, never done twice.")
     elif route.methods & {"GET", "HEAD"}:
         parts.append("**Retry**: safe (a read).")
-    elif route.methods & {"PUT", "PATCH", "DELETE"}:
-        parts.append("**Retry**: safe: sent again, it sets the same state again.")
-    else:
-        parts.append("**Retry**: takes no retry key: after a lost answer, read the state before sending it again.")
+    elif _takes_header_key(route):
+        parts.append("**Retry**: safe with an `Idempotency-Key` header (8–80 characters, new for each action): sent again "
+                     "with the same key and body, it is answered as the first time (`Idempotent-Replayed: true`), never done twice.")
     parts.append("**Errors**: the shape `ErrorResponse`; the codes this operation can answer are in `x-error-codes`.")
     return "\n\n".join(p for p in parts if p)
 

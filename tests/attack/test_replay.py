@@ -612,6 +612,13 @@ def _mutating_routes() -> set[tuple[str, str]]:
     return {(m.upper(), p) for p, item in spec["paths"].items() for m in item if m != "get" and p.startswith("/api/")}
 
 
+def _header_key_routes() -> set[tuple[str, str]]:
+    """The writes whose retry key is the shared Idempotency-Key convention (app.kit.idempotency)."""
+    from app.kit.contract import _api_routes, _takes_header_key
+
+    return {(m, r.path) for r in _api_routes(app) if _takes_header_key(r) for m in r.methods}
+
+
 def test_every_mutating_route_is_replayed():
     missing = _mutating_routes() - set(REPLAYS) - set(NOT_REPLAYED)
     assert not missing, f"add these routes to tests/attack/test_replay.py (REPLAYS or NOT_REPLAYED): {sorted(missing)}"
@@ -636,11 +643,17 @@ def test_replaying_a_write_has_no_second_effect(shared, engine, route):
         pytest.fail(f"{route} is no longer a route: remove it from REPLAYS")
     call = REPLAYS[route](client, world)
     headers = world.h(call.role)
+    shared_key = route in _header_key_routes()  # the shared convention: the phone sends an Idempotency-Key
+    if shared_key:
+        headers = headers | {"Idempotency-Key": f"replay-{uuid.uuid4().hex}"}
     first = client.request(call.method, call.url, headers=headers, **call.kwargs)
     assert 200 <= first.status_code < 300, (route, first.status_code, first.text[:300])
     after_first = _snapshot(engine)
     second = client.request(call.method, call.url, headers=headers, **call.kwargs)
     assert second.status_code in (200, 201, 204, 404, 409), (route, second.status_code, second.text[:300])
+    if shared_key:  # answered as the first time, never a 409 the phone cannot act on
+        assert (second.status_code, second.content, second.headers.get("Idempotent-Replayed")) == (
+            first.status_code, first.content, "true"), route
     after_second = _snapshot(engine)
     if call.attempt_logged:
         after_first.pop("audit_log"), after_second.pop("audit_log")
@@ -649,7 +662,7 @@ def test_replaying_a_write_has_no_second_effect(shared, engine, route):
         body = first.json()
         if isinstance(body, dict) and "id" in body and second.status_code in (200, 201) and not call.attempt_logged:
             assert second.json()["id"] == body["id"], "a replay answers with the first result"
-            if "replayed" in body:
+            if "replayed" in body and not shared_key:  # (the shared convention says so in a header)
                 assert (body["replayed"], second.json()["replayed"]) == (False, True)
 
 

@@ -17,7 +17,7 @@ from tests.field import SHANGHAI
 from tests.ledger.helpers import earn, spend
 from tests.reports.records import at, codes, scan, setup_field, upload
 from tests.reports.weighed import Weighed
-from tests.support import staff_with_password
+from tests.support import PASSWORD, staff_with_password
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -61,7 +61,7 @@ def test_dashboard_draws_the_community_figures(client, world, engine, live_serve
     for step in ("close", "ready"):
         assert client.post(f"/api/v1/compost-bins/{bin_id}/{step}", headers=keeper).status_code == 200
     assert client.post(f"/api/v1/compost-bins/{bin_id}/harvest", json={"compost_g": 2500}, headers=keeper).status_code == 201
-    username, password = staff_with_password(engine, Role.committee, world.community.id)
+    username, password = staff_with_password(engine, Role.committee, world.community.id), PASSWORD
 
     with sync_playwright() as p:
         browser = p.chromium.launch(

@@ -1,0 +1,1 @@
+import{u as o,m as n,d as s,p as a,a as c,o as p}from"./vendor-t0QIsZTG.js";const r={class:"page"},u={__name:"Nothing",setup(_){const{t:e}=o();return(i,l)=>{const t=c("el-empty");return p(),n("div",r,[s(t,{description:a(e)("app.nothing")},null,8,["description"])])}}};export{u as default};

@@ -1,0 +1,1 @@
+function u(t){if(!t)return"";const e=new Date(t),n=r=>String(r).padStart(2,"0");return`${e.getFullYear()}-${n(e.getMonth()+1)}-${n(e.getDate())} ${n(e.getHours())}:${n(e.getMinutes())}`}function a(t){return t==null?"":(t/1e3).toFixed(2)}export{a as k,u as w};

@@ -1,0 +1,1 @@
+from tests.browser import chromium  # noqa: F401 (the console's browser tests)
