@@ -48,7 +48,7 @@ def fingerprints(conn) -> dict[str, tuple[int, str]]:
 
 
 class Street:
-    """A community with a month and more of every kind of record (the demo generator), and a
+    """A community with two months of every kind of record (the demo generator: two exchange days), and a
     volunteer's scans of today ready to send."""
 
     def __init__(self, client, engine, clock):
@@ -56,7 +56,7 @@ class Street:
         self.client, self.engine = client, engine
         seed = uuid.uuid4().int % 10**9
         r = CliRunner().invoke(app, ["generate-demo", "--seed", str(seed), "--communities", "1", "--households", "30",
-                                     "--days", "40", "--workers", "1"], env=ENV)
+                                     "--days", "62", "--workers", "1", "--residents", "0.6"], env=ENV)
         assert r.exit_code == 0, r.output
         self.committee = self.login(f"demo{seed}-c1-committee")
         self.volunteer = self.login(f"demo{seed}-c1-volunteer1")
