@@ -23,6 +23,8 @@ COMMANDS = {
     ("jobs", "run"): "jobs that are due",
     ("backup",): "pg_dump",
     ("restore",): "pg_restore",
+    ("handover", "export"): "complete record",
+    ("handover", "import"): "changes nothing",
 }
 
 
