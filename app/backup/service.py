@@ -163,7 +163,7 @@ def backup(url: str, target: Path | None = None, *, keep: int | None = None, sna
     conn = Connection.of(url)
     folder_given = target is None or target.is_dir() or not target.suffix  # "backups/" or "backups": a folder
     folder = (target or backup_dir(settings)) if folder_given else target.parent
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = folder / file_name(clock.now()) if folder_given else target
     if path.exists():
         raise BackupError(f"{path} exists: a backup is never written over")
@@ -175,6 +175,7 @@ def backup(url: str, target: Path | None = None, *, keep: int | None = None, sna
         command.append(f"--snapshot={snapshot}")
     try:
         _run(command, conn)
+        partial.chmod(0o600)  # the dump holds password and phone hashes: its owner's only
         check_archive(partial, major)
         digest = _sha256(partial)
         partial.replace(path)

@@ -113,7 +113,34 @@ class Street:
 
 
 @pytest.fixture
-def street(client, engine, clock):
+def own_database(fake_wechat):
+    """The app on a database of the test's own: a restore verifies the whole ledger, and the suite's
+    shared database holds other tests' records, some with a balance tampered with on purpose."""
+    from fastapi.testclient import TestClient
+
+    from app.core.db import set_engine
+    from app.core.migrate import upgrade
+    from app.kit import cache
+    from app.main import app as asgi
+
+    url = fresh_pg_database("own")
+    upgrade(url)
+    engine = make_engine(url)
+    set_engine(engine)
+    cache.invalidate_all()  # ids repeat across databases
+    try:
+        with TestClient(asgi) as client:
+            yield client, engine
+    finally:
+        set_engine(None)
+        cache.invalidate_all()
+        engine.dispose()
+        drop_pg_database(url)
+
+
+@pytest.fixture
+def street(own_database, clock):
+    client, engine = own_database
     return Street(client, engine, clock)
 
 
@@ -124,7 +151,8 @@ def empty_database():
     drop_pg_database(url)
 
 
-def test_a_backup_taken_while_scans_arrive_holds_exactly_its_snapshot(street, engine, empty_database, tmp_path):
+def test_a_backup_taken_while_scans_arrive_holds_exactly_its_snapshot(street, empty_database, tmp_path):
+    engine = street.engine
     street.start_scanning()
     with engine.connect().execution_options(isolation_level="REPEATABLE READ") as snap:
         snapshot = snap.execute(text("SELECT pg_export_snapshot()")).scalar_one()
@@ -153,7 +181,8 @@ def test_a_backup_taken_while_scans_arrive_holds_exactly_its_snapshot(street, en
         target.dispose()
 
 
-def test_the_commands_back_up_while_scanning_and_restore_a_consistent_prefix(street, engine, empty_database, tmp_path):
+def test_the_commands_back_up_while_scanning_and_restore_a_consistent_prefix(street, empty_database, tmp_path):
+    engine = street.engine
     runner = CliRunner()
     street.start_scanning()
     r = runner.invoke(app, ["backup", "-o", str(tmp_path), "--database-url", url_of(engine)], env=ENV)
@@ -161,6 +190,7 @@ def test_the_commands_back_up_while_scanning_and_restore_a_consistent_prefix(str
     assert r.exit_code == 0, r.output
     [dump] = tmp_path.glob("jianfei-*.dump")
     assert (tmp_path / f"{dump.name}.sha256").read_text().split()[1] == dump.name
+    assert dump.stat().st_mode & 0o077 == 0  # password and phone hashes inside: the owner's only
 
     r = runner.invoke(app, ["restore", str(dump), "--database-url", empty_database], env=ENV)
     assert r.exit_code == 0, r.output

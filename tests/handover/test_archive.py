@@ -17,12 +17,13 @@ from app.cli import app
 from app.core.db import get_engine, make_engine, set_engine
 from app.core.migrate import upgrade
 from app.handover.archive import KEYED, _conditions, _tables
-from tests.backup.test_backup import ENV, Street
+from tests.backup.test_backup import ENV, Street, own_database  # noqa: F401 - a fixture
 from tests.conftest import drop_pg_database, fresh_pg_database
 
 
 @pytest.fixture
-def street(client, engine, clock):
+def street(own_database, clock):  # noqa: F811 - the fixture imported above
+    client, engine = own_database
     return Street(client, engine, clock)
 
 
@@ -63,7 +64,8 @@ def totals(engine, community_id: int, month: str, path) -> bytes:
     return path.read_bytes()
 
 
-def test_a_community_moves_to_another_deployment_whole_and_once(street, engine, other_deployment, tmp_path, clock):
+def test_a_community_moves_to_another_deployment_whole_and_once(street, other_deployment, tmp_path, clock):
+    engine = street.engine
     target, street_id = other_deployment
     c = street.community
     archive = tmp_path / "community.zip"
