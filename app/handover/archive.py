@@ -60,6 +60,9 @@ LEFT_OUT = {
     "organisation": "organisations are the deployment's (a handover links them)",
     "organisation_community": "organisations are the deployment's (a handover links them)",
     "archive_import_map": "this deployment's imports",
+    "idempotent_request": "answers kept a day for retried writes",
+    "network": "networks of organisations are the deployment's",
+    "network_partner": "networks of organisations are the deployment's",
 }
 # Columns emptied on the way out: personal identifiers, and references to what stays behind.
 CLEARED = {

@@ -1,14 +1,14 @@
 """archive_import_map: which row each imported community archive row became (imports are idempotent)
 
 Revision ID: i21_1
-Revises: 0016
+Revises: k18_1
 Create Date: 2026-12-05
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = 'i21_1'
-down_revision = '0016'
+down_revision = 'k18_1'
 branch_labels = None
 depends_on = None
 
