@@ -93,6 +93,79 @@ def serve(
     uvicorn.run("app.main:app", host=host, port=port, workers=workers, log_level="warning", access_log=False)
 
 
+@app.command()
+def backup(
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="A folder (a new jianfei-<UTC time>.dump in it) or a file name with an extension. Default: BACKUP_DIR (data/backups)."
+    ),
+    keep: int | None = typer.Option(None, "--keep", min=1, help="Then keep only this many backups in the folder (default BACKUP_KEEP)."),
+    database_url: str | None = typer.Option(None, "--database-url", help="Back up this database instead of the service's."),
+) -> None:
+    """Back up the whole database with pg_dump (custom format, one consistent snapshot: the service may keep running).
+
+    The file is checked with pg_restore --list and its SHA-256 written beside it (.sha256). The service does this daily itself (job `backup`) for the embedded database.
+    """
+    from app.backup.service import BackupError
+    from app.backup.service import backup as run_backup
+    from app.core.config import get_settings
+
+    settings = get_settings()
+    try:
+        with console.status("Dumping the database…"):
+            done = run_backup(
+                database_url or settings.resolved_database_url(), output,
+                keep=keep if keep is not None else settings.backup_keep,
+            )
+    except BackupError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"[green]Backed up[/] to {done.path} ({done.bytes:,} bytes, sha256 {done.sha256[:16]}…).")
+    for old in done.removed:
+        console.print(f"Removed the older backup {old.name}.")
+
+
+@app.command()
+def restore(
+    path: Path = typer.Argument(..., dir_okay=False, help="The backup file (jianfei backup's, or any pg_dump -Fc archive of this service)."),
+    force: bool = typer.Option(False, "--force", help="Replace everything in a database that is not empty (its public schema is dropped first)."),
+    database_url: str | None = typer.Option(None, "--database-url", help="Restore into this database instead of the service's."),
+    migrate: bool = typer.Option(True, help="Migrate to head after the restore (a backup from an earlier version)."),
+) -> None:
+    """Restore a backup with pg_restore into an empty database, then migrate it and verify the ledger.
+
+    Checks the file first (its .sha256 if present, and pg_restore --list), refuses a database that holds tables unless --force, and restores in one transaction: nothing half-restored. Stop the service first when restoring into its own database. Exits with 1 when the restore fails or the ledger does not verify.
+    """
+    from sqlmodel import Session
+
+    from app.backup.service import BackupError
+    from app.backup.service import restore as run_restore
+    from app.core.config import _psycopg_url, get_settings
+    from app.core.db import make_engine
+    from app.ledger.verify import verify
+
+    url = _psycopg_url(database_url) if database_url else get_settings().resolved_database_url()
+    try:
+        with console.status("Restoring…"):
+            done = run_restore(path, url, force=force, migrate=migrate)
+    except BackupError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    checksum = {True: "checksum matches", None: "no .sha256 beside it"}[done.checksum]
+    console.print(f"Restored {done.entries} archive entries ({checksum}){' after clearing the database' if done.cleared else ''}; "
+                  f"schema {done.revision_before} → {done.revision_after}.")
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            report = verify(session)
+    finally:
+        engine.dispose()
+    console.print(f"ledger verify: accounts checked: {report.accounts_checked}, entries checked: {report.entries_checked}")
+    if not report.clean:
+        console.print(f"[red]The ledger does not verify[/]: {report.balance_mismatches[:5]} {report.unbalanced_entries[:5]} {report.chain_breaks[:5]}")
+        raise typer.Exit(1)
+    console.print("[green]Ledger is consistent: every balance equals the sum of its postings.[/]")
+
+
 @app.command("create-admin")
 def create_admin(
     username: str = typer.Argument(..., help="Login name of the platform admin."),

@@ -66,7 +66,7 @@ def cpu_model() -> str:
 # bench/RESULTS.md: the latest run of each benchmark (a section each, in the order of bench/run.sh), then
 # the history table, one line a run.
 LATEST, HISTORY = "## Latest run of each benchmark", "## History"
-ORDER = ("ingest", "batch", "passbook", "roster", "rates", "redemption", "export", "generate")
+ORDER = ("ingest", "batch", "passbook", "roster", "rates", "redemption", "export", "generate", "backup")
 
 
 def record(name: str, title: str, lines: list[str], headline: str) -> None:

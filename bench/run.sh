@@ -3,10 +3,10 @@
 # bench/RESULTS.md (the latest run of each benchmark, and a line in the history table).
 #
 #   bench/run.sh                  # all of them (the export one builds a 60,000-household street first)
-#   bench/run.sh ingest batch     # some of them: ingest batch passbook roster rates redemption export generate
+#   bench/run.sh ingest batch     # some of them: ingest batch passbook roster rates redemption export generate backup
 #   PROFILE=1 bench/run.sh ingest # also sample the ingest path with py-spy into bench/profiles/ (not in git)
 #
-# The export benchmark builds a 60,000-household street (minutes); EXPORT_BENCH_URL=<url of a street kept with
+# The export and backup benchmarks build a 60,000-household street (minutes); EXPORT_BENCH_URL=<url of a street kept with
 # `bench/bench_export.py --keep`> measures on it again instead.
 # PostgreSQL at $BENCH_DATABASE_URL (else $TEST_DATABASE_URL, else postgresql://postgres@127.0.0.1:5432/postgres).
 # The ingest benchmark needs wrk and pgbench (Debian packages), and py-spy (pip) with PROFILE=1; installed here when missing.
@@ -22,7 +22,7 @@ fi
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
 export PYTHONPATH="$PWD"
 
-for name in ${*:-ingest batch passbook roster rates redemption export generate}; do
+for name in ${*:-ingest batch passbook roster rates redemption export generate backup}; do
   echo "=== $name"
   case "$name" in
     ingest) .venv/bin/python -m bench.checkin ;;
@@ -33,6 +33,7 @@ for name in ${*:-ingest batch passbook roster rates redemption export generate};
     redemption) .venv/bin/python bench/bench_redemption.py ;;
     export) .venv/bin/python bench/bench_export.py ;;
     generate) .venv/bin/python bench/bench_generate_street.py ;;
+    backup) .venv/bin/python bench/bench_backup.py ;;
     *) echo "unknown benchmark: $name" >&2; exit 2 ;;
   esac
 done

@@ -29,6 +29,8 @@ UNSCOPED = {
     ("POST", "/api/v1/auth/refresh"): "token rotation",
     ("POST", "/api/v1/auth/logout"): "token revocation",
     ("GET", "/api/v1/me"): "the caller's own profile",
+    ("GET", "/api/v1/me/data"): "the caller's own personal data",
+    ("POST", "/api/v1/me/close"): "closes the caller's own account (staff accounts are refused)",
     ("GET", "/api/v1/me/subscriptions"): "the caller's own reminder subscriptions",
     ("POST", "/api/v1/me/subscriptions"): "records the caller's own subscribe-message answers",
     ("POST", "/api/v1/staff"): "creates a bare account; roles are granted per community",

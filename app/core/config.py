@@ -91,6 +91,16 @@ class Settings(BaseSettings):
     # benchmark (bench/RESULTS.md); more lets a scan start while another statement is still running.
     checkin_statements: int = Field(1, ge=1, le=8)
 
+    # Backups (app.backup): the `backup` job dumps the database daily with pg_dump into BACKUP_DIR
+    # (default DATA_DIR/backups) and keeps the newest BACKUP_KEEP. BACKUP_ENABLED unset: on for the
+    # embedded database (a committee's one machine has no other copy), off with DATABASE_URL (a managed
+    # server has base backups and WAL archiving, docs/operations.md); true or false to decide.
+    # PG_BIN_DIR: where pg_dump and pg_restore are, when the embedded wheel's and PATH's do not fit.
+    backup_enabled: bool | None = None
+    backup_dir: str = ""
+    backup_keep: int = Field(7, ge=1)
+    pg_bin_dir: str = ""
+
     timezone: str = "Asia/Shanghai"
     seed_demo: bool = True
 
@@ -108,6 +118,10 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def backups_on(self) -> bool:
+        return self.backup_enabled if self.backup_enabled is not None else not self.database_url
 
     @property
     def docs_enabled(self) -> bool:

@@ -164,3 +164,44 @@ class PhoneBindResult(SQLModel):
     household_ids: list[int]
     matched: bool
     tokens: TokenPair = Field(description="新的令牌（访问令牌含绑定后的住户）：请用它们替换手上的令牌")
+
+
+# --- a resident's own data (个人信息, PIPL) --------------------------------------------------------
+
+class HeldHousehold(SQLModel):
+    """A household the resident belongs to, and how much the service holds about it. The history is
+    the household's (family members share one passbook) and stays when a member closes their account."""
+
+    id: int
+    community: str
+    door_plate: str = Field(description="楼栋 单元 门牌")
+    members: int
+    status: str
+    phone_masked: str | None = Field(description="花名册联系电话（脱敏）")
+    balance: int
+    records: dict[str, int] = Field(description="各类记录条数：checkins, compost_drops, weigh_ins, redemptions, journal_entries")
+
+
+class HeldSubscription(SQLModel):
+    kind: str
+    template_id: str
+
+
+class PersonalData(SQLModel):
+    """Everything the service holds about the signed-in person (《个人信息保护法》 查阅权)."""
+
+    user_id: int
+    display_name: str
+    wechat_bound: bool = Field(description="是否绑定微信（openid）")
+    phone_masked: str | None = Field(description="绑定的手机号（脱敏；只保存其密钥哈希）")
+    created_at: datetime
+    households: list[HeldHousehold]
+    subscriptions: list[HeldSubscription]
+    active_sessions: int = Field(description="未过期的登录会话数")
+    audit_entries: int = Field(description="本人操作留下的审计记录条数")
+
+
+class AccountClosed(SQLModel):
+    user_id: int
+    households_left: list[int] = Field(description="退出的住户；住户的积分与记录保留")
+    subscriptions_removed: int

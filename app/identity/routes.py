@@ -7,12 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from app.core.db import SessionDep
-from app.identity import service
+from app.identity import personal, service
 from app.identity.auth import CurrentPrincipal, GrantIssuer, StaffAccountCreator
 from app.identity.models import (
+    AccountClosed,
     GrantCreate,
     GrantPublic,
     PasswordLogin,
+    PersonalData,
     PhoneBind,
     PhoneBindResult,
     RefreshRequest,
@@ -73,6 +75,21 @@ def logout(session: SessionDep, data: RefreshRequest):
 @router.get("/me", summary="Who am I: roles and households", response_model=UserPublic, responses=error_responses(401))
 def me(session: SessionDep, principal: CurrentPrincipal):
     return service.me(session, principal)
+
+
+@router.get("/me/data", summary="Everything held about me (个人信息查阅)", response_model=PersonalData, responses=error_responses(401))
+def my_data(session: SessionDep, principal: CurrentPrincipal):
+    return personal.personal_data(session, principal)
+
+
+@router.post(
+    "/me/close",
+    summary="Close my account (注销): WeChat binding, phone, name, memberships and sessions removed; the household's passbook stays",
+    response_model=AccountClosed,
+    responses=error_responses(401, 409),
+)
+def close_my_account(session: SessionDep, principal: CurrentPrincipal):
+    return personal.close_account(session, principal)
 
 
 @router.post("/staff", summary="Create a staff account (password sign-in)", status_code=201, response_model=UserPublic, responses=error_responses(401, 403, 409, 422))

@@ -71,6 +71,17 @@ def forget_retry_answers() -> dict[str, int]:
         return {"forgotten": purge(session)}
 
 
+def back_up() -> dict[str, int]:
+    from app.backup.service import backup
+    from app.core.config import get_settings
+
+    settings = get_settings()
+    if not settings.backups_on:
+        return {"off": 1}
+    done = backup(settings.resolved_database_url(), keep=settings.backup_keep)
+    return {"bytes": done.bytes, "removed": len(done.removed)}
+
+
 JOBS: tuple[Job, ...] = (
     # Expiry moments are local midnights (year-end or rolling, app.ledger.expiry): just after one.
     Job("ledger-expiry", Daily(time(0, 5)), expire_points, "Expire points past their policy's date (积分过期)"),
@@ -84,6 +95,8 @@ JOBS: tuple[Job, ...] = (
     Job("reports-rollup", Daily(time(2, 30)), roll_up_point_totals, "Roll up point totals for the exports"),
     # Answers kept for retries (Idempotency-Key) are kept a day (app.kit.idempotency).
     Job("idempotency-purge", Every(60), forget_retry_answers, "Forget answers kept for retried writes after 24 h"),
+    # The quiet hour, after the night's expiry and roll-up; on by default for the embedded database.
+    Job("backup", Daily(time(3, 30)), back_up, "Back up the database (pg_dump) into BACKUP_DIR, keep BACKUP_KEEP"),
 )
 
 

@@ -9,14 +9,14 @@ Existing reservations are migrated: each household's held points are its share o
 account (its open reservations' holds, less what was handed over or released).
 
 Revision ID: m16points_1
-Revises: k18_1
+Revises: i21_1
 Create Date: 2026-12-05
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = 'm16points_1'
-down_revision = 'k18_1'
+down_revision = 'i21_1'
 branch_labels = None
 depends_on = None
 

@@ -597,6 +597,10 @@ NOT_REPLAYED = {
     ("POST", "/api/v1/communities"): "platform console action without a natural key; not retried by phones",
     ("POST", "/api/v1/communities/{community_id}/rewards"): "catalogue console action without a natural key; not retried by phones",
     ("POST", "/api/v1/households/{household_id}/consent-codes"): "each call issues a fresh single-use code by design; moves nothing",
+    ("POST", "/api/v1/me/close"): "sent again, the closed account's token is refused (401) and nothing changes; "
+    "covered in tests/identity/test_personal_data.py",
+    ("POST", "/api/v1/organisations/{organisation_id}/handover"): "sent again, nothing is left to hand over and nothing is "
+    "written (it would take the shared world's community away here); covered in tests/handover",
 }
 
 

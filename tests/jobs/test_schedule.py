@@ -68,7 +68,8 @@ def test_a_schedule_divides_the_day():
 
 def test_every_declared_job_has_a_name_schedule_and_body():
     names = [j.name for j in JOBS]
-    assert names == ["ledger-expiry", "rewards-lapse", "vouchers-expire", "reminders", "reports-rollup", "idempotency-purge"]
+    assert names == ["ledger-expiry", "rewards-lapse", "vouchers-expire", "reminders", "reports-rollup", "idempotency-purge",
+                     "backup"]
     assert all(callable(j.run) and j.about for j in JOBS)
     now = at(SH, 2026, 3, 1, 12, 7)
     for job in JOBS:

@@ -21,6 +21,10 @@ COMMANDS = {
     ("fake-wechat",): "fake WeChat server",
     ("jobs", "list"): "next run",
     ("jobs", "run"): "jobs that are due",
+    ("backup",): "pg_dump",
+    ("restore",): "pg_restore",
+    ("handover", "export"): "complete record",
+    ("handover", "import"): "changes nothing",
 }
 
 
