@@ -5,6 +5,7 @@ The benchmark itself is run by `bench/run.sh`, never by the suite; this only che
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -104,7 +105,8 @@ def test_a_run_replaces_its_benchmarks_latest_section_and_adds_a_history_line():
     block = "### Offline batch of 1000 scans — 2027-01-01 00:00 UTC\n\nMachine: m\n\nnew figures\n"
     after = recorded(text, "batch", block, "| 2027-01-01 00:00 | batch | median 1 ms | m, load 0.0 |")
     latest, history = after.split("## Latest run of each benchmark\n", 1)[1].split("## History\n", 1)
-    assert latest.count("<!-- bench:") == text.count("<!-- bench:") == 8  # one section per benchmark, still
+    benchmarks = re.search(r"for name in \$\{\*:-([a-z ]+)\}", (ROOT / "bench" / "run.sh").read_text()).group(1).split()
+    assert latest.count("<!-- bench:") == text.count("<!-- bench:") == len(benchmarks)  # one section per benchmark, still
     assert "new figures" in latest and "2026-12-03 23:13 UTC" not in latest.split("<!-- bench:batch -->", 1)[1].split("<!-- bench:")[0]
     assert latest.index("<!-- bench:ingest -->") < latest.index("<!-- bench:batch -->") < latest.index("<!-- bench:passbook -->")
     assert history.count("\n| 20") == before + 1 and history.rstrip().endswith("| m, load 0.0 |")
