@@ -174,6 +174,9 @@ class CommunityReplay:
             if chance:
                 self.habits.append(Habit(h.id, qr_payload(h), chance, int(rng.random() * self.days * 0.4), rng.choice((0.85, 0.6, 0.2)), rng.uniform(0.70, 0.90)))
         self.feeders = [(h.household_id, h.payload) for h in self.habits if rng.random() < COMPOST_SHARE / 0.8]
+        if not self.feeders and self.habits:  # a small community still has its compost site's regulars
+            h = rng.choice(self.habits)
+            self.feeders = [(h.household_id, h.payload)]
         self.fed = dict.fromkeys(self.bins, 0)
         self.ready_on: dict[int, date | None] = dict.fromkeys(self.bins)  # set while a bin cures
         # Feeders come three days a week with about 1.15 kg: a bin is full after FILL_DAYS of them.
