@@ -199,8 +199,17 @@ def build(session: Session, kind: ScopeKind, scope_id: int, month: str) -> Month
         figures=figures, waste_by_category=by_category, unavailable=dict(UNAVAILABLE),
         activities=_activity_groups(session, scope, period),
         definitions=[*(Definition(key=d.key, term=d.term, text=d.text) for d in people.definitions()),
+                     *(Definition(key=m.value, term=_term(m, cities), text=waste.DEFINITIONS[m]) for m in waste.WASTE_MEASURES),
                      *(Definition(key=k, term=t, text=x) for k, t, x in points.DEFINITIONS)],
     )
+
+
+def _term(measure: waste.WasteMeasure, cities: set[str]) -> str:
+    """A waste measure's name in the report (the city's own group names)."""
+    if measure == waste.WasteMeasure.participating_households:
+        return "参与家庭"
+    group = waste.measure_group(measure)
+    return "垃圾减量合计" if group is None else f"{group_label(group, cities)}减量"
 
 
 def detail_sheets(session: Session, report: MonthlyReport):

@@ -58,8 +58,6 @@ DEFINITIONS: tuple[Definition, ...] = (
                "只记录了人数、未登记参与者的活动不加总进人数，见“未登记参与者的活动”。"),
     Definition("activities_unnamed", "未登记参与者的活动",
                "参与人次多于已登记参与者的活动场次（只记录了人数，或只登记了一部分）；“其中未登记参与者的人次”为两者之差的合计。"),
-    Definition("participating_households", "参与家庭",
-               "统计期内本户有参与记录（打卡、堆肥、回收、志愿、挑战）的住户数，每户只计一次；冲正的记录不计。"),
     Definition("direct_beneficiaries", "直接受益人次", "每场活动记录的直接受益人次之和。"),
     Definition("indirect_beneficiaries", "间接受益人次（影响/触达）",
                "每场活动记录的间接受益人次之和（活动影响、触达的人次，估计值，由活动记录填写）。"),
