@@ -78,9 +78,21 @@ class Network:
         assert r.status_code == 200, r.text
         return r if fmt != "json" else r.json()
 
-    def records(self, month: str, measure: str) -> dict:
-        return _ok(self.client.get(f"/api/v1/networks/{self.id}/reports/monthly/records/{measure}", params={"month": month},
-                                   headers=self.world.h("org_admin")), 200)
+    def records(self, month: str, measure: str, **params) -> dict:
+        """Every page of a drill-down, its rows joined."""
+        out, cursor = None, None
+        while True:
+            page = _ok(self.client.get(f"/api/v1/networks/{self.id}/reports/monthly/records/{measure}",
+                                       params={"month": month, **params, **({"cursor": cursor} if cursor else {})},
+                                       headers=self.world.h("org_admin")), 200)
+            if out is None:
+                out = page
+            else:
+                assert page["figures"] == out["figures"]
+                out["rows"] += page["rows"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return out
 
 
 def _figures(report: dict) -> dict[str, tuple]:
@@ -228,6 +240,16 @@ def test_drill_downs_list_exactly_the_records_counted(client, world, clock):
     media = net.records("2026-10", "media")
     assert sum(r["reads_this_month"] for r in media["rows"]) == figures["media_reads"][0] == 500
     assert sum(r["new_this_month"] for r in media["rows"]) == figures["media_items"][0] == 3
+    # Cumulative: from the start to October's end, as the report's cumulative column.
+    every = net.records("2026-10", "activities", cumulative="true", limit=7)
+    assert every["figures"]["activity_participants"] == figures["activity_participants"][1]
+    assert len(every["rows"]) == figures["activities"][1] > len(acts["rows"])
+    assert len({r["household_id"] for r in net.records("2026-10", "people", cumulative="true")["rows"]}) == figures["activity_people"][1]
+    # The waste figures have theirs at the same address, in the same shape.
+    kg = net.records("2026-10", "waste_reduced_kg")
+    assert kg["figures"]["waste_reduced_kg"] == figures["waste_reduced_kg"][0]
+    assert round(sum(r["grams"] for r in kg["rows"]) / 1000, 3) == figures["waste_reduced_kg"][0]
+    assert len(net.records("2026-10", "participating_households")["rows"]) == figures["participating_households"][0]
     # Nothing of November's or September's in October's records.
     assert net.records("2026-11", "activities")["figures"]["activities"] == 1
     assert client.get(f"/api/v1/networks/{net.id}/reports/monthly/records/nonsense", headers=world.h("org_admin")).status_code == 422

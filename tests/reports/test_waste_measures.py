@@ -177,37 +177,42 @@ def test_every_place_shows_the_same_kilograms(client, world, engine, clock):
     assert b["fed_g"] == 1200 + 2000 + 1000 + 999
 
 
-def _all(client, world, url: str, **params) -> list[dict]:
-    items, cursor = [], None
+def _all(client, world, measure: str, **params) -> list[dict]:
+    """Every row of a street's drill-down, two to a page; each page carries the figure of them all."""
+    rows, cursor, figure = [], None, None
     while True:
-        r = client.get(url, params=params | {"limit": 2} | ({"cursor": cursor} if cursor else {}), headers=world.h("street_viewer"))
+        r = client.get(f"/api/v1/streets/{world.street.id}/reports/monthly/records/{measure}",
+                       params=params | {"limit": 2} | ({"cursor": cursor} if cursor else {}), headers=world.h("street_viewer"))
         assert r.status_code == 200, r.text
-        items += r.json()["items"]
-        cursor = r.json()["next_cursor"]
+        page = r.json()
+        assert figure in (None, page["figures"]) and page["measure"] == measure
+        figure = page["figures"]
+        rows += page["rows"]
+        cursor = page["next_cursor"]
         if not cursor:
-            return items
+            return rows
 
 
 def test_each_figure_lists_exactly_the_records_it_counts(client, world, engine, clock):
     ids = _month(client, world, clock)
     base = f"/api/v1/streets/{world.street.id}/reports/monthly"
-    hazardous = _all(client, world, f"{base}/waste-records", month="2026-10", measure="waste_hazardous_kg")
+    hazardous = _all(client, world, "waste_hazardous_kg", month="2026-10")
     assert {r["record_id"] for r in hazardous} == ids["hazardous"] and ids["wrong_weigh_in"] not in {r["record_id"] for r in hazardous}
     assert sum(r["grams"] for r in hazardous) == OCT_KG["hazardous"]
     assert {(r["door_plate"], r["building"], r["category_name"], r["waste_group_name"]) for r in hazardous} == {
         ("301", "1号楼", "电池", "有害垃圾"), ("301", "1号楼", "废油漆", "有害垃圾"), ("101", "2号楼", "废油漆", "有害垃圾")}
-    recyclable = _all(client, world, f"{base}/waste-records", month="2026-10", measure="waste_recyclable_kg")
+    recyclable = _all(client, world, "waste_recyclable_kg", month="2026-10")
     assert {r["record_id"] for r in recyclable} == ids["recyclable"]
     assert {(r["door_plate"], r["walk_in"]) for r in recyclable if r["walk_in"]} == {(None, True), ("401", True)}
-    kitchen = _all(client, world, f"{base}/waste-records", month="2026-10", measure="waste_kitchen_kg")
+    kitchen = _all(client, world, "waste_kitchen_kg", month="2026-10")
     assert {(r["kind"], r["record_id"]) for r in kitchen} == (
         {("compost_drop", i) for i in ids["drops"]} | {("checkin", min(ids["checkins"]))})
-    every = _all(client, world, f"{base}/waste-records", month="2026-10", measure="waste_reduced_kg")
+    every = _all(client, world, "waste_reduced_kg", month="2026-10")
     assert len(every) == 4 + 3 + 3 + 1 and sum(r["grams"] for r in every) == sum(OCT_KG.values())
     assert [r["at"] for r in every] == sorted(r["at"] for r in every)  # in the order they happened, across pages
-    cumulative = _all(client, world, f"{base}/waste-records", month="2026-10", measure="waste_kitchen_kg", cumulative="true")
+    cumulative = _all(client, world, "waste_kitchen_kg", month="2026-10", cumulative="true")
     assert {r["record_id"] for r in cumulative if r["kind"] == "compost_drop"} == ids["drops"] | {ids["sept_drop"]}
-    people = _all(client, world, f"{base}/participating-households", month="2026-10")
+    people = _all(client, world, "participating_households", month="2026-10")
     assert len(people) == 8
     by_plate = {(p["building"], p["door_plate"]): p for p in people}
     assert by_plate[("1号楼", "401")]["weigh_ins"] == 1  # the cheque it claimed
@@ -234,12 +239,13 @@ def test_each_figure_lists_exactly_the_records_it_counts(client, world, engine, 
     assert len(households) == 8
 
     # Same readers as the report; the first page is audited.
-    org = f"/api/v1/organisations/{world.organisation.id}/reports/monthly/waste-records"
-    assert client.get(org, params={"measure": "waste_other_kg", "month": "2026-10"}, headers=world.h("committee")).status_code == 403
-    assert client.get(org, params={"measure": "waste_other_kg", "month": "2026-10"}, headers=world.h("org_admin")).json()["items"][0]["grams"] == 250
-    assert client.get(org, params={"measure": "participating_households"}, headers=world.h("org_admin")).status_code == 422
-    assert client.get(f"{base}/waste-records", params={"measure": "waste_other_kg", "cursor": "nonsense!"},
-                      headers=world.h("street_viewer")).status_code == 400
+    org = f"/api/v1/organisations/{world.organisation.id}/reports/monthly/records"
+    assert client.get(f"{org}/waste_other_kg", params={"month": "2026-10"}, headers=world.h("committee")).status_code == 403
+    other = client.get(f"{org}/waste_other_kg", params={"month": "2026-10"}, headers=world.h("org_admin")).json()
+    assert other["rows"][0]["grams"] == 250 and other["figures"] == {"waste_other_kg": 0.25}
+    assert client.get(f"{org}/waste_kg", headers=world.h("org_admin")).status_code == 422
+    assert client.get(f"{base}/records/waste_other_kg", params={"cursor": "nonsense!"}, headers=world.h("street_viewer")).status_code == 400
+    assert client.get(f"{base}/records/activities", params={"cursor": "eyJvIjotMX0"}, headers=world.h("street_viewer")).status_code == 400
     with Session(engine) as s:
         assert s.exec(select(AuditLog).where(AuditLog.action == "reports.monthly_records", AuditLog.object_id == world.street.id)).first()
 
@@ -268,8 +274,7 @@ def test_a_later_correction_counts_in_its_own_month_and_october_never_changes(cl
         if key.startswith("waste_"):
             assert cumulative == round(_figures(october)[key][1] + now, 3), key
     # Its drill-down lists the correction, at the time it was made, weight and points negated.
-    rows = _all(client, world, f"/api/v1/streets/{world.street.id}/reports/monthly/waste-records", month="2026-11",
-                measure="waste_hazardous_kg")
+    rows = _all(client, world, "waste_hazardous_kg", month="2026-11")
     assert [(r["record_id"], r["grams"], r["points"], r["reversal"], r["kind_name"], r["local_date"]) for r in rows] == [
         (capped, -11000, -50, True, "冲正·回收日称重", "2026-11-04")]
     # The dashboard's months and the household's passbook read the same; the day's running totals leave it out.

@@ -28,7 +28,21 @@ from datetime import datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, and_, case, cast, false, func, literal, null, or_, select, true, tuple_, union_all
+from sqlalchemy import (
+    Integer,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    true,
+    tuple_,
+    union_all,
+)
 from sqlmodel import Field, Session, SQLModel
 
 from app.activities.models import Challenge, ChallengeDay, Enrolment
@@ -39,6 +53,7 @@ from app.kit.pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from app.places.models import Building, Community, Compound, Household
 from app.recycling.groups import DEFAULT_GROUPS, GROUPS, STANDARD_NAMES, WasteGroup
 from app.recycling.models import RecyclingEvent, RecyclingRate, WeighIn
+from app.reports.measures.detail import Drilldown, col
 from app.rules.models import ActReversal
 from app.rules.service import not_reversed
 from app.vouchers.models import Voucher
@@ -441,6 +456,37 @@ def detail_page(session: Session, measure: WasteMeasure, community_ids, lo, hi, 
         last = rows[-1] if rows else None
         next_cursor = encode_cursor({"at": last["at"].isoformat(), "k": last["kind"], "id": last["record_id"]}) if more else None
     return items, next_cursor
+
+
+_TITLES = {WasteMeasure.waste_reduced_kg: "垃圾减量合计", WasteMeasure.participating_households: "参与家庭"}
+_RECORD_COLUMNS = (
+    col("local_date", "日期", "date"), col("kind_name", "记录类型"), col("record_id", "记录编号", "int"), col("community", "社区"),
+    col("compound", "小区"), col("building", "楼栋"), col("unit", "单元"), col("door_plate", "门牌"), col("walk_in", "走访居民", "bool"),
+    col("category_name", "品类"), col("waste_group_name", "类别"), col("grams", "重量", "grams", True), col("points", "积分", "int", True),
+)
+_HOUSEHOLD_TABLE = (
+    col("community", "社区"), col("compound", "小区"), col("building", "楼栋"), col("unit", "单元"), col("door_plate", "门牌"),
+    col("acts", "参与次数", "int", True), col("weigh_ins", "回收日称重", "int", True), col("compost_drops", "堆肥投放", "int", True),
+    col("checkins", "桶边督导", "int", True), col("challenge_days", "打卡挑战", "int", True),
+)
+
+
+def drilldown(session: Session, measure: WasteMeasure, community_ids, lo: datetime | None, hi: datetime, tz: ZoneInfo,
+              cursor: str | None, limit: int) -> Drilldown:
+    """A page of the records behind a waste figure, with the figure they add up to (over every page)."""
+    items, next_cursor = detail_page(session, measure, community_ids, lo, hi, tz, cursor, limit)
+    if measure == WasteMeasure.participating_households:
+        value: int | float = participating_households(session, community_ids, lo, hi)
+        columns = _HOUSEHOLD_TABLE
+    else:
+        grams = grams_by_group(session, community_ids, lo, hi)
+        group = measure_group(measure)
+        value = round((sum(grams.values()) if group is None else grams[group.value]) / 1000, 3)
+        columns = _RECORD_COLUMNS
+    group = measure_group(measure)
+    title = _TITLES.get(measure) or f"{group_names_for(session, community_ids)[group]}减量"
+    return Drilldown(measure=measure.value, title=title, figures={measure.value: value}, columns=list(columns),
+                     rows=[item.model_dump() for item in items], next_cursor=next_cursor)
 
 
 def detail_rows(session: Session, measure: WasteMeasure, community_ids, lo, hi, tz: ZoneInfo,
