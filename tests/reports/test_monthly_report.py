@@ -14,6 +14,7 @@ from tests.field import SHANGHAI
 from tests.ledger.helpers import earn
 from tests.reports.records import harvest, shift
 from tests.reports.weighed import Weighed
+from tests.support import backdating
 
 SEPT = datetime(2026, 9, 20, 2, tzinfo=UTC)
 OCT = datetime(2026, 10, 12, 2, tzinfo=UTC)
@@ -64,7 +65,7 @@ def _local(day: str, hour: int, minute: int = 0) -> datetime:
 
 def _activity(client, world, held_on: str, title: str, **figures) -> None:
     body = {"client_id": f"act-{uuid.uuid4().hex}", "kind": "lecture", "title": title, "held_on": held_on,
-            "place": "社区活动室"} | figures
+            "place": "社区活动室"} | backdating(held_on) | figures
     r = client.post(f"/api/v1/communities/{world.community.id}/activities", json=body, headers=world.h("committee"))
     assert r.status_code == 201, r.text
 
