@@ -17,7 +17,7 @@ from app.core.db import get_reports_engine, utcnow
 from app.identity.auth import Principal
 from app.kit.sql import stream_tuples
 from app.reports import rollup, sheets
-from app.reports.measures import people
+from app.reports.measures import people, points
 from app.reports.measures.detail import Drilldown, page_of
 from app.reports.scope import SCOPE_ZH, Period, Scope, ScopeKind, month_period, period_of, resolve
 from app.reports.totals import Rollup, report_query
@@ -162,7 +162,9 @@ def monthly_report(session: Session, principal: Principal | None, kind: ScopeKin
     if fmt == MonthlyFormat.html:
         return _render_monthly(report)
     scope = resolve(session, kind, scope_id)
-    details = people.drilldowns(session, scope, month_period(month))
+    lo, hi = month_period(month).bounds(scope.tz)
+    details = [*people.drilldowns(session, scope, month_period(month)),
+               *(points.drilldown(session, m, scope.community_ids, lo, hi, scope.tz, None, None) for m in points.POINTS_RECORDS)]
     fd, path = tempfile.mkstemp(suffix=".xlsx")
     os.close(fd)
     try:
@@ -189,8 +191,10 @@ def monthly_drilldown(session: Session, principal: Principal | None, kind: Scope
                      object_type=kind.value, object_id=scope_id, request_id=request_id,
                      detail={"month": month, "measure": measure, "cumulative": cumulative})
         session.commit()
+    lo, hi = period.bounds(scope.tz)
+    if measure in points.POINTS_RECORDS:
+        return points.drilldown(session, measure, scope.community_ids, None if cumulative else lo, hi, scope.tz, cursor, limit)
     if measure in waste.WasteMeasure.__members__:
-        lo, hi = period.bounds(scope.tz)
         return waste.drilldown(session, waste.WasteMeasure(measure), scope.community_ids, None if cumulative else lo, hi, scope.tz,
                                cursor, limit)
     return page_of(people.drilldown(session, scope, period, people.Measure(measure), cumulative=cumulative), cursor, limit)
