@@ -288,7 +288,7 @@ def test_unscoped_lists_show_nothing_foreign(client, world, other_world):
     for role in FOREIGN_ROLES:
         communities = client.get("/api/v1/communities", headers=other_world.h(role)).json()["items"]
         assert world.community.id not in {c["id"] for c in communities}, role
-        streets = client.get("/api/v1/streets", headers=other_world.h(role)).json()
+        streets = client.get("/api/v1/streets", headers=other_world.h(role)).json()["items"]
         assert world.street.id not in {s["id"] for s in streets}, role
 
 

@@ -41,7 +41,7 @@ from app.checkins.scan import Row
 from app.core.db import get_engine, utcnow
 from app.identity.auth import FIELD_STAFF, Principal, may_act_in
 from app.kit.errors import BadRequest, Conflict, DomainError, Forbidden, NotFound, Unprocessable, not_found
-from app.kit.pagination import page_by_id
+from app.kit.pagination import page_by_id, page_by_keys
 from app.kit.throttle import TooManyAttempts
 from app.places import service as places
 from app.places.models import HouseholdPublic
@@ -86,8 +86,8 @@ def create_station(session: Session, principal: Principal, community_id: int, da
     return station
 
 
-def list_stations(session: Session, community_id: int) -> list[Station]:
-    return list(session.scalars(select(Station).where(Station.community_id == community_id).order_by(Station.id)))
+def list_stations(session: Session, community_id: int, cursor: str | None, limit: int):
+    return page_by_id(session, select_rows(Station).where(Station.community_id == community_id), Station.id, cursor, limit)
 
 
 def update_station(session: Session, principal: Principal, station_id: int, data: StationUpdate) -> Station:
@@ -144,10 +144,10 @@ def create_window(session: Session, principal: Principal, community_id: int, dat
     return window
 
 
-def list_windows(session: Session, community_id: int) -> list[DropWindow]:
-    return list(
-        session.scalars(select(DropWindow).where(DropWindow.community_id == community_id).order_by(DropWindow.starts))
-    )
+def list_windows(session: Session, community_id: int, cursor: str | None, limit: int):
+    """In the order of the day (by start time)."""
+    stmt = select_rows(DropWindow).where(DropWindow.community_id == community_id)
+    return page_by_keys(session, stmt, [DropWindow.starts, DropWindow.id], cursor, limit)
 
 
 def update_window(session: Session, principal: Principal, window_id: int, data: DropWindowUpdate) -> DropWindow:

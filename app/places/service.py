@@ -90,13 +90,11 @@ def create_street(session: Session, principal: Principal, data: StreetCreate) ->
     return street
 
 
-def list_streets(session: Session, principal: Principal) -> list[Street]:
-    if principal.is_platform_admin:
-        return list(session.exec(select(Street).order_by(Street.id)).all())
-    ids = {g.street_id for g in principal.grants if g.street_id is not None}
-    if not ids:
-        return []
-    return list(session.exec(select(Street).where(Street.id.in_(ids)).order_by(Street.id)).all())
+def list_streets(session: Session, principal: Principal, cursor: str | None, limit: int):
+    stmt = select(Street)
+    if not principal.is_platform_admin:
+        stmt = stmt.where(Street.id.in_([g.street_id for g in principal.grants if g.street_id is not None]))
+    return page_by_id(session, stmt, Street.id, cursor, limit)
 
 
 def create_organisation(session: Session, principal: Principal, data: OrganisationCreate) -> Organisation:

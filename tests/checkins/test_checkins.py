@@ -203,7 +203,7 @@ def test_points_follow_the_rule_version_in_force_and_the_daily_cap(client, world
     assert r.status_code == 200, r.text
     now = _post(client, world, scan(f["station_id"], payload(world, 7), utcnow()))
     assert now.json()["points"] == 7
-    assert [v["checkin_correct"] for v in client.get(f"/api/v1/communities/{c}/points-rules", headers=h).json()] == [7]
+    assert [v["checkin_correct"] for v in client.get(f"/api/v1/communities/{c}/points-rules", headers=h).json()["items"]] == [7]
     assert balance(client, world, 6) == 20 and balance(client, world, 7) == 7
 
 
@@ -240,7 +240,7 @@ def test_station_and_window_rules(client, world):
     dup = client.post(f"/api/v1/communities/{c}/stations", json={"name": "A"}, headers=h)
     assert dup.status_code == 409
     assert client.post(f"/api/v1/communities/{c}/stations", json={"name": "B"}, headers=world.h("volunteer")).status_code == 403
-    stations = client.get(f"/api/v1/communities/{c}/stations", headers=world.h("volunteer")).json()
+    stations = client.get(f"/api/v1/communities/{c}/stations", headers=world.h("volunteer")).json()["items"]
     assert [s["name"] for s in stations] == ["A"]
 
 

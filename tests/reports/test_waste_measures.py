@@ -105,7 +105,7 @@ def test_every_place_shows_the_same_kilograms(client, world, engine, clock):
     total = sum(OCT_KG.values())
 
     # The recycling day's own totals: 10.0 kg of recyclables, 18.0 kg of hazardous waste.
-    day = client.get(f"/api/v1/recycling-events/{ids['event']}/totals", headers=world.h("clerk")).json()
+    day = client.get(f"/api/v1/recycling-events/{ids['event']}/totals", headers=world.h("clerk")).json()["items"]
     by_code = {t["category"]: t for t in day}
     assert {c: (t["waste_group"], t["weight_g"]) for c, t in by_code.items()} == {
         "battery": ("hazardous", 3000), "paint": ("hazardous", 15000), "paper": ("recyclable", 10000)}
@@ -265,7 +265,7 @@ def test_waste_groups_are_data_the_committee_sets(client, world, other_world, en
     assert r.status_code == 200 and (r.json()["waste_group"], r.json()["waste_group_name"]) == ("other", "其他垃圾")
     report = _figures(_report(client, world, "2026-10").json())
     assert (report["waste_recyclable_kg"][0], report["waste_other_kg"][0], report["waste_reduced_kg"][0]) == (0, 2.5, 3.2)
-    day_totals = {t["category"]: t["waste_group"] for t in client.get(f"/api/v1/recycling-events/{day}/totals", headers=committee).json()}
+    day_totals = {t["category"]: t["waste_group"] for t in client.get(f"/api/v1/recycling-events/{day}/totals", headers=committee).json()["items"]}
     assert day_totals == {"clothes": "other", "cooking_oil": "kitchen"}
     # Validated, scoped, audited with what it was.
     assert client.put(url, json={"waste_group": "compostable"}, headers=committee).status_code == 422
