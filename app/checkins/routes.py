@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -38,6 +37,7 @@ from app.core.db import SessionDep
 from app.kit.errors import error_responses
 from app.kit.fields import Day
 from app.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
+from app.kit.period import End, Start
 from app.places.auth import CommunityResidentOrStaff
 from app.rules.models import ReversalCreate
 
@@ -110,8 +110,8 @@ def list_checkins(
     community_id: int,
     household_id: int | None = None,
     status: ScanStatus | None = None,
-    start: Annotated[datetime | None, Query(description="扫码时间起（含）")] = None,
-    end: Annotated[datetime | None, Query(description="扫码时间止（不含）")] = None,
+    start: Start = None,
+    end: End = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
 ):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 from sqlmodel import Field, SQLModel
 
 from app.checkins import service as checkins
 from app.core.db import SessionDep
 from app.identity.auth import CurrentPrincipal
 from app.kit.errors import error_responses
+from app.kit.formats import content, file_response, formats
 from app.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.places import service
 from app.places.auth import (
@@ -218,15 +219,17 @@ def update_household(session: SessionDep, principal: HouseholdManager, household
     return service.update_household(session, principal, household_id, data)
 
 
+QrFormat = formats("QrFormat", "svg", "png")
+
+
 @router.get(
-    "/households/{household_id}/qr.{kind}",
-    summary="Door-plate QR code of a household (SVG or PNG)",
+    "/households/{household_id}/qr",
+    summary="Door-plate QR code of a household (`format`: svg or png)",
     response_class=Response,
-    responses={200: {"content": {"image/svg+xml": {}, "image/png": {}}, "description": "QR code"}, **READ_ERRORS},
+    responses={**content("QR code", "svg", "png"), **READ_ERRORS},
 )
-def household_qr(session: SessionDep, principal: HouseholdMemberOrManager, household_id: int, kind: Annotated[str, Path(pattern="^(svg|png)$")]):
-    body, media_type = service.household_qr(session, household_id, kind)
-    return Response(content=body, media_type=media_type)
+def household_qr(session: SessionDep, principal: HouseholdMemberOrManager, household_id: int, format: QrFormat = "svg"):
+    return file_response(service.household_qr(session, household_id, format), format)
 
 
 @router.post(

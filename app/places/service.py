@@ -572,7 +572,8 @@ def household_by_code(session: Session, code: str) -> Household | None:
     return session.exec(select(Household).where(Household.public_code == code)).first()
 
 
-def household_qr(session: Session, household_id: int, kind: str) -> tuple[bytes, str]:
+def household_qr(session: Session, household_id: int, kind: str) -> bytes:
+    """The door plate's QR code as svg or png."""
     import io
 
     import segno
@@ -582,9 +583,9 @@ def household_qr(session: Session, household_id: int, kind: str) -> tuple[bytes,
     buf = io.BytesIO()
     if kind == "svg":
         qr.save(buf, kind="svg", scale=8, border=2)
-        return buf.getvalue(), "image/svg+xml"
-    qr.save(buf, kind="png", scale=8, border=2)
-    return buf.getvalue(), "image/png"
+    else:
+        qr.save(buf, kind="png", scale=8, border=2)
+    return buf.getvalue()
 
 
 

@@ -347,8 +347,18 @@ def _categories(session: Session, events: list[RecyclingEvent]) -> dict[int, lis
 
 
 def event_public(session: Session, events: list[RecyclingEvent]) -> list[EventPublic]:
+    """With its day and times as they are entered (occurs_on, start_time, end_time: local) beside the
+    instants they make (starts_at, ends_at)."""
     cats = _categories(session, events)
-    return [EventPublic.model_validate(e, update={"categories": cats[e.id], "backdated": e.backdate_reason is not None}) for e in events]
+    zones = {c: _tz(session, c) for c in {e.community_id for e in events}}
+    return [
+        EventPublic.model_validate(e, update={
+            "categories": cats[e.id], "backdated": e.backdate_reason is not None,
+            "start_time": e.starts_at.astimezone(zones[e.community_id]).time(),
+            "end_time": e.ends_at.astimezone(zones[e.community_id]).time(),
+        })
+        for e in events
+    ]
 
 
 def list_events(session: Session, community_id: int, start: date | None, end: date | None, cursor: str | None, limit: int):

@@ -13,7 +13,7 @@ def test_a_resident_sees_when_and_where_to_drop_and_what_earns_what(client, worl
     assert community.status_code == 200 and community.json()["name"] == world.community.name
     windows = client.get(f"/api/v1/communities/{c}/drop-windows", headers=h)
     assert windows.status_code == 200
-    assert sorted((w["name"], w["starts"][:5], w["ends"][:5]) for w in windows.json()["items"]) == [("早间", "07:00", "09:00"), ("晚间", "18:00", "21:00")]
+    assert sorted((w["name"], w["start_time"][:5], w["end_time"][:5]) for w in windows.json()["items"]) == [("早间", "07:00", "09:00"), ("晚间", "18:00", "21:00")]
     stations = client.get(f"/api/v1/communities/{c}/stations", headers=h)
     assert stations.status_code == 200 and [s["id"] for s in stations.json()["items"]] == [f["station_id"]]
     rules = client.get(f"/api/v1/communities/{c}/points-rules/current", headers=h)

@@ -158,7 +158,7 @@ def test_every_place_shows_the_same_kilograms(client, world, engine, clock):
     # Every household's passbook totals, plus the unclaimed walk-in, add up to the report.
     summed = dict.fromkeys(OCT_KG, 0)
     for h in world.households:
-        t = client.get(f"/api/v1/households/{h.id}/statement/totals", params={"from": "2026-10-01", "to": "2026-10-31"},
+        t = client.get(f"/api/v1/households/{h.id}/statement/totals", params={"start": "2026-10-01", "end": "2026-10-31"},
                        headers=world.h("committee")).json()
         for g, grams in t["grams_by_group"].items():
             summed[g] += grams
@@ -300,6 +300,6 @@ def test_a_shanghai_community_reads_its_own_group_names(client, engine, clock):
     assert labels["waste_hazardous_kg"] == "有害垃圾减量"
     dash = client.get(f"/api/v1/communities/{c}/reports/dashboard", headers=world.h("committee")).json()
     assert dash["waste_group_names"] == {"kitchen": "湿垃圾", "recyclable": "可回收物", "hazardous": "有害垃圾", "other": "干垃圾"}
-    html = client.get(f"/api/v1/households/{world.households[0].id}/statement.html", params={"from": "2026-10-01"},
+    html = client.get(f"/api/v1/households/{world.households[0].id}/statement", params={"start": "2026-10-01", "format": "html"},
                       headers=world.h("committee")).text
     assert "湿垃圾 1.5 公斤" in html
