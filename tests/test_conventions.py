@@ -78,7 +78,7 @@ def _query(op) -> dict:
 
 def test_every_list_is_a_page_with_one_page_size(spec):
     wrong = []
-    for method, path, op in _operations(spec):
+    for method, _path, op in _operations(spec):
         schema = _json_answer(op)
         if method != "get" or schema is None:
             continue
