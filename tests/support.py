@@ -210,3 +210,15 @@ def staff_with_password(engine: Engine, role: Role, community_id: int | None, na
         s.add_all(RoleGrant(user_id=user.id, **grant) for grant in more)
         s.commit()
     return username
+
+
+def backdating(held_on: str, reason: str = "补录活动签到表") -> dict[str, str]:
+    """What an activity held on local day `held_on` needs to be recorded today: nothing within 3 days, the
+    committee's reason (补录) before that (app.activities.service.LATE_DAYS)."""
+    from zoneinfo import ZoneInfo
+
+    from app.activities.models import LATE_DAYS
+
+    today = utcnow().astimezone(ZoneInfo("Asia/Shanghai")).date()
+    late = datetime.fromisoformat(held_on).date() < today - timedelta(days=LATE_DAYS)
+    return {"backdate_reason": reason} if late else {}

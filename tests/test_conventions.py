@@ -12,10 +12,7 @@ from app.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from tests.field import cid, local_day, payload, setup_field
 
 # The monthly report's drill-downs keep their own page size (100) while they are being reworked.
-OWN_PAGE_SIZE = {
-    "organisation_waste_records", "street_waste_records",
-    "organisation_participating_households", "street_participating_households",
-}
+OWN_PAGE_SIZE = {"network_drilldown", "organisation_drilldown", "street_drilldown"}
 # Objects with a list inside that are not lists of the resource: a search's best matches (capped, no
 # further page), an activity's attendees with their counts.
 NOT_LISTS = {"search", "list_attendees", "add_attendees", "remove_attendee"}

@@ -97,6 +97,8 @@ class ActivityUpdate(SQLModel):
     media_reads: int | None = Field(default=None, ge=0, le=1_000_000_000)
     photo_refs: list[str] | None = Field(default=None, max_length=30)
     story: str | None = Field(default=None, max_length=4000)
+    backdate_reason: str | None = Field(default=None, min_length=4, max_length=200,
+                                        description="补录原因（居委会）：修改活动日期早于 3 天前的活动，或把日期改到 3 天前，须填写")
 
 
 class ActivityPublic(ActivityBase):

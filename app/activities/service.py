@@ -66,6 +66,9 @@ def create_activity(session: Session, principal: Principal, community_id: int, d
     if existing is not None:
         return existing
     backdated = data.held_on < _today(session, community_id) - timedelta(days=LATE_DAYS)
+    if backdated and data.backdate_reason is None:
+        raise BadRequest("backdate_reason_required", "活动日期已过去 3 天以上：须由居委会填写补录原因",
+                         "This activity was held more than 3 days ago: the committee back-dates it with a reason", "backdate_reason")
     if data.backdate_reason is not None:
         if not backdated:
             raise BadRequest("not_backdated", "活动日期在 3 天内，无需补录原因", "Only an activity held more than 3 days ago is back-dated",
@@ -98,6 +101,19 @@ def read_activity(session: Session, activity_id: int) -> Activity:
 def update_activity(session: Session, principal: Principal, activity_id: int, data: ActivityUpdate) -> Activity:
     row = get_activity(session, activity_id)
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    reason = changes.pop("backdate_reason", None)
+    # A closed month's figures change only on the committee's word: editing an activity held more than
+    # LATE_DAYS ago, or moving one there, is back-dating it.
+    oldest = min(row.held_on, changes.get("held_on", row.held_on))
+    if oldest < _today(session, row.community_id) - timedelta(days=LATE_DAYS):
+        if reason is None:
+            raise BadRequest("backdate_reason_required", "活动日期已过去 3 天以上：须由居委会填写补录原因",
+                             "This activity was held more than 3 days ago: the committee back-dates it with a reason", "backdate_reason")
+        authorize(session, principal, row.community_id, BACKDATERS)
+        changes |= {"backdated": True, "backdate_reason": reason}
+    elif reason is not None:
+        raise BadRequest("not_backdated", "活动日期在 3 天内，无需补录原因", "Only an activity held more than 3 days ago is back-dated",
+                         "backdate_reason")
     if "participants" in changes:
         _lock(session, activity_id)
     if "participants" in changes and changes["participants"] < _named(session, activity_id):

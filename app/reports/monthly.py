@@ -29,6 +29,7 @@ from app.recycling import service as recycling
 from app.recycling.groups import GROUPS, group_label
 from app.reports import workbook
 from app.reports.measures import people, points, waste
+from app.reports.measures.detail import Drilldown
 from app.reports.scope import Period, Scope, ScopeKind, month_period, resolve
 from app.reports.workbook import month_label  # noqa: F401 - the report's month as 2026年10月, for callers
 from app.volunteers import service as volunteers
@@ -43,7 +44,7 @@ class Figure(SQLModel):
     unit: str
     this_month: float | int | None = Field(description="本月")
     cumulative: float | int | None = Field(description="累计（项目开始至本月末）")
-    records: str | None = Field(default=None, description="明细：GET …/reports/monthly/records/{records} 列出本月数字背后的记录")
+    records: str | None = Field(default=None, description="明细：GET …/reports/monthly/records/{records} 列出本月（或 cumulative=true 累计）数字背后的记录")
 
 
 class ActivityLine(SQLModel):
@@ -168,8 +169,8 @@ def build(session: Session, kind: ScopeKind, scope_id: int, month: str) -> Month
     pts_now, pts_all = points.points_measures(session, scope.community_ids, lo, hi), points.points_measures(session, scope.community_ids, None, hi)
     activity_figures, media_figures = people.programme_figures(session, scope, period)
 
-    def fig(key, label, unit, a, b):
-        return Figure(key=key, label=label, unit=unit, this_month=a, cumulative=b)
+    def fig(key, label, unit, a, b, records=None):
+        return Figure(key=key, label=label, unit=unit, this_month=a, cumulative=b, records=records)
 
     ids = scope.community_ids
     grams_now, grams_all = waste.grams_by_group(session, ids, lo, hi), waste.grams_by_group(session, ids, None, hi)
@@ -177,12 +178,12 @@ def build(session: Session, kind: ScopeKind, scope_id: int, month: str) -> Month
     total_now, total_all = sum(grams_now.values()), sum(grams_all.values())
     figures = [
         *_people(people.head_figures(session, scope, period)),
-        fig("participating_households", "参与家庭", "户", households_now, households_all),
-        fig("waste_reduced_kg", "垃圾减量合计", "kg", _kg(total_now), _kg(total_all)),
-        fig("points_issued", "发放积分（含积分支票，发出时计）", "分", pts_now.issued, pts_all.issued),
-        fig("points_redeemed", "兑换消耗（兑付时计）", "分", pts_now.redeemed, pts_all.redeemed),
-        fig("points_held", "预约冻结积分（月末，未兑付）", "分", pts_now.held, pts_all.held),
-        fig("points_expired", "过期清零", "分", pts_now.expired, pts_all.expired),
+        fig("participating_households", "参与家庭", "户", households_now, households_all, records="participating_households"),
+        fig("waste_reduced_kg", "垃圾减量合计", "kg", _kg(total_now), _kg(total_all), records="waste_reduced_kg"),
+        fig("points_issued", "发放积分（含积分支票，发出时计）", "分", pts_now.issued, pts_all.issued, records="points_issued"),
+        fig("points_redeemed", "兑换消耗（兑付时计）", "分", pts_now.redeemed, pts_all.redeemed, records="points_redeemed"),
+        fig("points_held", "预约冻结积分（月末，未兑付）", "分", pts_now.held, pts_all.held, records="points_held"),
+        fig("points_expired", "过期清零", "分", pts_now.expired, pts_all.expired, records="points_expired"),
         *_people(activity_figures),
         *_record_figures(session, scope, lo, hi),
         *_people(media_figures),
@@ -192,15 +193,25 @@ def build(session: Session, kind: ScopeKind, scope_id: int, month: str) -> Month
     ]
     cities = set(community_cities(session, scope.community_ids).values())
     by_category = [
-        fig(f"waste_{g.value}_kg", f"{group_label(g, cities)}减量", "kg", _kg(grams_now[g]), _kg(grams_all[g])) for g in GROUPS
+        fig(f"waste_{g.value}_kg", f"{group_label(g, cities)}减量", "kg", _kg(grams_now[g]), _kg(grams_all[g]), records=f"waste_{g.value}_kg")
+        for g in GROUPS
     ]
     return MonthlyReport(
         scope=kind.value, scope_id=scope.id, name=scope.name, month=month, generated_at=utcnow(),
         figures=figures, waste_by_category=by_category, unavailable=dict(UNAVAILABLE),
         activities=_activity_groups(session, scope, period),
         definitions=[*(Definition(key=d.key, term=d.term, text=d.text) for d in people.definitions()),
+                     *(Definition(key=m.value, term=_term(m, cities), text=waste.DEFINITIONS[m]) for m in waste.WASTE_MEASURES),
                      *(Definition(key=k, term=t, text=x) for k, t, x in points.DEFINITIONS)],
     )
+
+
+def _term(measure: waste.WasteMeasure, cities: set[str]) -> str:
+    """A waste measure's name in the report (the city's own group names)."""
+    if measure == waste.WasteMeasure.participating_households:
+        return "参与家庭"
+    group = waste.measure_group(measure)
+    return "垃圾减量合计" if group is None else f"{group_label(group, cities)}减量"
 
 
 def detail_sheets(session: Session, report: MonthlyReport):
@@ -210,6 +221,6 @@ def detail_sheets(session: Session, report: MonthlyReport):
     return waste.detail_sheets(session, scope.community_ids, lo, hi, scope.tz)
 
 
-def write_xlsx(report: MonthlyReport, path: str, details: list[people.Drilldown] | None = None, waste_details=()) -> None:
+def write_xlsx(report: MonthlyReport, path: str, details: list[Drilldown] | None = None, waste_details=()) -> None:
     """The workbook (app.reports.workbook): figures, activities, 说明, and a 明细 sheet per measure."""
     workbook.write(report, path, details or [], waste_details)

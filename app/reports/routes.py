@@ -25,8 +25,10 @@ from app.reports.auth import (
     StreetReportReader,
 )
 from app.reports.dashboard import Dashboard
-from app.reports.measures.people import Drilldown, Measure
-from app.reports.measures.waste import WASTE_MEASURES, ParticipatingHousehold, WasteMeasure, WasteRecord
+from app.reports.measures.detail import Drilldown
+from app.reports.measures.people import Measure
+from app.reports.measures.points import POINTS_RECORDS
+from app.reports.measures.waste import WASTE_MEASURES
 from app.reports.models import (
     MediaItemCreate,
     MediaItemPublic,
@@ -133,8 +135,8 @@ _MONTHLY_DESCRIPTION = (
     "compost produced, media items and reads — \"this month\" and \"cumulative\" as separate columns — then the "
     "month's activities grouped by region (street, community) and organisation. Kilograms and participating households "
     "come from the records (weigh-ins, walk-ins included; compost drops; weighed check-ins graded correct; less "
-    "reversals), never from points; `.../monthly/waste-records` and `.../monthly/participating-households` list the "
-    "records behind them, `.../monthly/records/{measure}` those of the people measures. `format`: json, xlsx (the "
+    "reversals), never from points. Each figure's `records` names its drill-down, `.../monthly/records/{records}`, which "
+    "lists the records behind it. `format`: json, xlsx (the "
     "figures, the activities, a 说明 sheet with every definition and a 明细 sheet per measure) or html (printable). Audited."
 )
 MonthlyFmt = Annotated[service.MonthlyFormat, Query(description="json、xlsx 或 html（可打印）")]
@@ -176,61 +178,6 @@ def street_monthly(request: Request, session: SessionDep, principal: StreetRepor
     return _monthly(request, session, principal, ScopeKind.street, street_id, month, format)
 
 
-# --- drill-down: the records behind a figure of the monthly report --------------------------------
-
-KgMeasure = StrEnum("KgMeasure", {m.value: m.value for m in WASTE_MEASURES if m != WasteMeasure.participating_households})
-Cumulative = Annotated[bool, Query(description="true：累计（项目开始至本月末）；默认本月")]
-Cursor = Annotated[str | None, Query(max_length=300, description="上一页返回的 next_cursor")]
-Limit = Annotated[int, Query(ge=1, le=200)]
-_RECORDS = ("The records counted in one kilogram figure of the monthly report (`measure`: its key, e.g. waste_hazardous_kg; "
-            "waste_reduced_kg lists every group): each weigh-in, compost drop and check-in with its time, community, door plate "
-            "(empty for a walk-in whose cheque nobody claimed), category, group, grams and points, in the order they happened. "
-            "Their grams add up to the figure. Same scope and readers as the report; audited.")
-_HOUSEHOLDS = ("The households counted in 参与家庭 of the monthly report, by door plate, with their acts in the period "
-               "(weigh-ins, their own or a cheque they claimed; compost drops; accepted check-ins; challenge days). Audited.")
-
-
-def _records(request: Request, session, principal, kind: ScopeKind, scope_id: int, month, measure, cumulative, cursor, limit):
-    items, next_cursor = service.monthly_records(session, principal, kind, scope_id, month, WasteMeasure(measure),
-                                                 cumulative=cumulative, cursor=cursor, limit=limit,
-                                                 request_id=getattr(request.state, "request_id", None))
-    return Page(items=items, next_cursor=next_cursor)
-
-
-@api.get("/organisations/{organisation_id}/reports/monthly/waste-records", summary="The records behind a kg figure of an organisation's monthly report",
-         description=_RECORDS, response_model=Page[WasteRecord], responses=_READ_DETAIL)
-def organisation_waste_records(request: Request, session: SessionDep, principal: OrganisationReportReader, organisation_id: int,
-                               measure: Annotated[KgMeasure, Query(description="指标键")], month: Month = None,
-                               cumulative: Cumulative = False, cursor: Cursor = None, limit: Limit = 100):
-    return _records(request, session, principal, ScopeKind.organisation, organisation_id, month, measure, cumulative, cursor, limit)
-
-
-@api.get("/streets/{street_id}/reports/monthly/waste-records", summary="The records behind a kg figure of a street's monthly report",
-         description=_RECORDS, response_model=Page[WasteRecord], responses=_READ_DETAIL)
-def street_waste_records(request: Request, session: SessionDep, principal: StreetReportReader, street_id: int,
-                         measure: Annotated[KgMeasure, Query(description="指标键")], month: Month = None,
-                         cumulative: Cumulative = False, cursor: Cursor = None, limit: Limit = 100):
-    return _records(request, session, principal, ScopeKind.street, street_id, month, measure, cumulative, cursor, limit)
-
-
-@api.get("/organisations/{organisation_id}/reports/monthly/participating-households",
-         summary="The households behind 参与家庭 of an organisation's monthly report", description=_HOUSEHOLDS,
-         response_model=Page[ParticipatingHousehold], responses=_READ_DETAIL)
-def organisation_participating_households(request: Request, session: SessionDep, principal: OrganisationReportReader, organisation_id: int,
-                                          month: Month = None, cumulative: Cumulative = False, cursor: Cursor = None, limit: Limit = 100):
-    return _records(request, session, principal, ScopeKind.organisation, organisation_id, month,
-                    WasteMeasure.participating_households, cumulative, cursor, limit)
-
-
-@api.get("/streets/{street_id}/reports/monthly/participating-households",
-         summary="The households behind 参与家庭 of a street's monthly report", description=_HOUSEHOLDS,
-         response_model=Page[ParticipatingHousehold], responses=_READ_DETAIL)
-def street_participating_households(request: Request, session: SessionDep, principal: StreetReportReader, street_id: int,
-                                    month: Month = None, cumulative: Cumulative = False, cursor: Cursor = None, limit: Limit = 100):
-    return _records(request, session, principal, ScopeKind.street, street_id, month,
-                    WasteMeasure.participating_households, cumulative, cursor, limit)
-
-
 @api.get(
     "/networks/{network_id}/reports/monthly",
     summary="The monthly report (月报) of a network of partner organisations: this month and cumulative",
@@ -244,41 +191,56 @@ def network_monthly(request: Request, session: SessionDep, principal: NetworkRep
     return _monthly(request, session, principal, ScopeKind.network, network_id, month, format)
 
 
-_MONTHLY_READ = error_responses(400, 401, 403, 404, 422)
+# --- drill-down: the records behind each figure of the monthly report -----------------------------
+
+RecordsMeasure = StrEnum("RecordsMeasure", {m: m for m in (*(m.value for m in Measure), *(m.value for m in WASTE_MEASURES),
+                                                             *POINTS_RECORDS)})
+Cumulative = Annotated[bool, Query(description="true：累计（项目开始至本月末）；默认本月")]
+Cursor = Annotated[str | None, Query(max_length=300, description="上一页返回的 next_cursor")]
+Limit = Annotated[int, Query(ge=1, le=200)]
 _DRILLDOWN_DESCRIPTION = (
-    "The records behind a measure of the monthly report (明细), computed as the report computes it: `partner_organisations` "
-    "(the organisations counted), `communities` (each community active in the month and its records by kind), `activities` "
-    "(each activity held: 人次, attendees named, leaflets, beneficiaries, media), `people` (each named attendance, by door plate; "
-    "人 is the number of distinct households), `media` (items counted this month and the reads each added). `figures` holds "
-    "the month's values the rows give. Audited."
+    "The records behind a figure of the monthly report (明细), computed as the report computes it; `measure` is the "
+    "figure's `records` key. Kilograms (`waste_reduced_kg`, `waste_kitchen_kg`, `waste_recyclable_kg`, `waste_hazardous_kg`, "
+    "`waste_other_kg`): each weigh-in, compost drop and check-in counted, with its day, door plate (empty for a walk-in whose "
+    "cheque nobody claimed), category, group, grams and points, in the order they happened, a correction of an earlier "
+    "month's record as a negative 冲正 row at its own time; their grams add up to the figure. `participating_households`: "
+    "each household by door plate with its acts. Points (`points_issued`, `points_redeemed`, `points_expired`): each ledger "
+    "entry counted, with its day, source, memo, door plate and points (a correction at its own time); `points_held`: each "
+    "household's points held by open reservations at the month's end. `partner_organisations` (the organisations counted), `communities` (each "
+    "community active and its records by kind), `activities` (each activity held: 人次, attendees named, leaflets, "
+    "beneficiaries, media), `people` (each named attendance, by door plate; 人 is the number of distinct households), `media` "
+    "(items counted and the reads each added). One shape for all: `columns` (which to total), `rows`, `figures` (the "
+    "figure's value over every page), `next_cursor`. `cumulative=true`: from the start to the month's end. Same scope and "
+    "readers as the report; the first page is audited."
 )
 
 
-def _drilldown(request: Request, session, principal, kind: ScopeKind, scope_id: int, month, measure: Measure):
-    return service.monthly_drilldown(session, principal, kind, scope_id, month, measure,
-                                     request_id=getattr(request.state, "request_id", None))
+def _drilldown(request: Request, session, principal, kind: ScopeKind, scope_id: int, month, measure, cumulative, cursor, limit):
+    return service.monthly_drilldown(session, principal, kind, scope_id, month, measure.value, cumulative=cumulative,
+                                     cursor=cursor, limit=limit, request_id=getattr(request.state, "request_id", None))
 
 
-@api.get("/networks/{network_id}/reports/monthly/records/{measure}", summary="The records behind a measure of a network's monthly report",
-         description=_DRILLDOWN_DESCRIPTION, response_model=Drilldown, responses=_MONTHLY_READ)
-def network_drilldown(request: Request, session: SessionDep, principal: NetworkReportReader, network_id: int, measure: Measure,
-                      month: Month = None):
-    return _drilldown(request, session, principal, ScopeKind.network, network_id, month, measure)
+@api.get("/networks/{network_id}/reports/monthly/records/{measure}", summary="The records behind a figure of a network's monthly report",
+         description=_DRILLDOWN_DESCRIPTION, response_model=Drilldown, responses=_READ_DETAIL)
+def network_drilldown(request: Request, session: SessionDep, principal: NetworkReportReader, network_id: int, measure: RecordsMeasure,
+                      month: Month = None, cumulative: Cumulative = False, cursor: Cursor = None, limit: Limit = 100):
+    return _drilldown(request, session, principal, ScopeKind.network, network_id, month, measure, cumulative, cursor, limit)
 
 
 @api.get("/organisations/{organisation_id}/reports/monthly/records/{measure}",
-         summary="The records behind a measure of an organisation's monthly report", description=_DRILLDOWN_DESCRIPTION,
-         response_model=Drilldown, responses=_MONTHLY_READ)
+         summary="The records behind a figure of an organisation's monthly report", description=_DRILLDOWN_DESCRIPTION,
+         response_model=Drilldown, responses=_READ_DETAIL)
 def organisation_drilldown(request: Request, session: SessionDep, principal: OrganisationReportReader, organisation_id: int,
-                           measure: Measure, month: Month = None):
-    return _drilldown(request, session, principal, ScopeKind.organisation, organisation_id, month, measure)
+                           measure: RecordsMeasure, month: Month = None, cumulative: Cumulative = False, cursor: Cursor = None,
+                           limit: Limit = 100):
+    return _drilldown(request, session, principal, ScopeKind.organisation, organisation_id, month, measure, cumulative, cursor, limit)
 
 
-@api.get("/streets/{street_id}/reports/monthly/records/{measure}", summary="The records behind a measure of a street's monthly report",
-         description=_DRILLDOWN_DESCRIPTION, response_model=Drilldown, responses=_MONTHLY_READ)
-def street_drilldown(request: Request, session: SessionDep, principal: StreetReportReader, street_id: int, measure: Measure,
-                     month: Month = None):
-    return _drilldown(request, session, principal, ScopeKind.street, street_id, month, measure)
+@api.get("/streets/{street_id}/reports/monthly/records/{measure}", summary="The records behind a figure of a street's monthly report",
+         description=_DRILLDOWN_DESCRIPTION, response_model=Drilldown, responses=_READ_DETAIL)
+def street_drilldown(request: Request, session: SessionDep, principal: StreetReportReader, street_id: int, measure: RecordsMeasure,
+                     month: Month = None, cumulative: Cumulative = False, cursor: Cursor = None, limit: Limit = 100):
+    return _drilldown(request, session, principal, ScopeKind.street, street_id, month, measure, cumulative, cursor, limit)
 
 
 # --- rates and the red and black list (红黑榜) -----------------------------------------------------

@@ -17,7 +17,8 @@ from app.core.db import get_reports_engine, utcnow
 from app.identity.auth import Principal
 from app.kit.sql import stream_tuples
 from app.reports import rollup, sheets
-from app.reports.measures import people
+from app.reports.measures import people, points
+from app.reports.measures.detail import Drilldown, page_of
 from app.reports.scope import SCOPE_ZH, Period, Scope, ScopeKind, month_period, period_of, resolve
 from app.reports.totals import Rollup, report_query
 
@@ -161,7 +162,9 @@ def monthly_report(session: Session, principal: Principal | None, kind: ScopeKin
     if fmt == MonthlyFormat.html:
         return _render_monthly(report)
     scope = resolve(session, kind, scope_id)
-    details = people.drilldowns(session, scope, month_period(month))
+    lo, hi = month_period(month).bounds(scope.tz)
+    details = [*people.drilldowns(session, scope, month_period(month)),
+               *(points.drilldown(session, m, scope.community_ids, lo, hi, scope.tz, None, None) for m in points.POINTS_RECORDS)]
     fd, path = tempfile.mkstemp(suffix=".xlsx")
     os.close(fd)
     try:
@@ -172,33 +175,26 @@ def monthly_report(session: Session, principal: Principal | None, kind: ScopeKin
         os.unlink(path)
 
 
-def monthly_records(session: Session, principal: Principal | None, kind: ScopeKind, scope_id: int, month: str | None,
-                    measure, *, cumulative: bool, cursor: str | None, limit: int, request_id: str | None = None):
-    """The records behind one figure of the monthly report (this month, or cumulative up to its end):
-    a page of them. Door plates, never phones; the first page is audited like the report."""
+def monthly_drilldown(session: Session, principal: Principal | None, kind: ScopeKind, scope_id: int, month: str | None,
+                      measure: str, *, cumulative: bool, cursor: str | None, limit: int,
+                      request_id: str | None = None) -> Drilldown:
+    """A page of the records behind one figure of the monthly report (明细), this month or cumulative to its
+    end, computed as the report computes it, with the figure they give. Door plates, never phones; the
+    first page is audited like the report."""
     from app.reports.measures import waste
-    from app.reports.scope import month_period
 
     scope = resolve(session, kind, scope_id)
     month = month or utcnow().astimezone(scope.tz).strftime("%Y-%m")
-    lo, hi = month_period(month).bounds(scope.tz)
+    period = month_period(month)
     if cursor is None:
         audit.record(session, actor_user_id=principal.user_id if principal else None, action="reports.monthly_records",
                      object_type=kind.value, object_id=scope_id, request_id=request_id,
-                     detail={"month": month, "measure": measure.value, "cumulative": cumulative})
+                     detail={"month": month, "measure": measure, "cumulative": cumulative})
         session.commit()
-    return waste.detail_page(session, measure, scope.community_ids, None if cumulative else lo, hi, scope.tz, cursor, limit)
-
-
-def monthly_drilldown(session: Session, principal: Principal | None, kind: ScopeKind, scope_id: int, month: str | None,
-                      measure: people.Measure, request_id: str | None = None) -> people.Drilldown:
-    """The records behind one measure of the monthly report (明细); audited like the report."""
-    scope = resolve(session, kind, scope_id)
-    if month is None:
-        month = utcnow().astimezone(scope.tz).strftime("%Y-%m")
-    result = people.drilldown(session, scope, month_period(month), measure)
-    audit.record(session, actor_user_id=principal.user_id if principal else None, action="reports.monthly_drilldown",
-                 object_type=kind.value, object_id=scope_id, request_id=request_id,
-                 detail={"month": month, "measure": measure.value, "rows": len(result.rows)})
-    session.commit()
-    return result
+    lo, hi = period.bounds(scope.tz)
+    if measure in points.POINTS_RECORDS:
+        return points.drilldown(session, measure, scope.community_ids, None if cumulative else lo, hi, scope.tz, cursor, limit)
+    if measure in waste.WasteMeasure.__members__:
+        return waste.drilldown(session, waste.WasteMeasure(measure), scope.community_ids, None if cumulative else lo, hi, scope.tz,
+                               cursor, limit)
+    return page_of(people.drilldown(session, scope, period, people.Measure(measure), cumulative=cumulative), cursor, limit)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from app.reports.measures.people import Drilldown, DrilldownColumn
+from app.reports.measures.detail import Drilldown, DrilldownColumn
 from app.reports.scope import SCOPE_ZH, ScopeKind, month_period
 
 A4 = 9  # XlsxWriter's paper code

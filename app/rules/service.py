@@ -315,11 +315,15 @@ def reverse_act(
     return row
 
 
-def not_reversed(act: str, act_id):
+def not_reversed(act: str, act_id, *, when=None):
     """SQL: the act `act` whose id is the column `act_id` has not been corrected (ActReversal): the one
-    test every figure that sums acts applies (report measures, a compost bin's fed weight, a harvest's shares)."""
+    test every figure that sums acts applies (report measures, a compost bin's fed weight, a harvest's shares).
+
+    `when(reversal_at)`, an SQL condition on the correction's time, limits the test to corrections made
+    then: a period's figures leave out what was corrected within the period, and keep what was corrected
+    later (that correction counts in its own period, so a closed month never changes)."""
     t = ActReversal.__table__
-    return ~exists().where(t.c.act == act, t.c.act_id == act_id)
+    return ~exists().where(t.c.act == act, t.c.act_id == act_id, *(() if when is None else (when(t.c.at),)))
 
 
 def reversed_ids(session: Session, act: str, ids: list[int]) -> set[int]:

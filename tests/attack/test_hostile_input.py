@@ -14,6 +14,7 @@ from app.audit.models import AuditLog
 from app.ledger.models import JournalEntry
 from app.places.models import Building, Compound, Household, Street
 from app.places.service import qr_payload
+from tests.support import backdating
 
 JSON = {"content-type": "application/json"}
 INT64_MAX = 2**63 - 1
@@ -369,7 +370,7 @@ def test_text_that_a_spreadsheet_would_evaluate_stays_text_in_every_export(clien
     assert not any(c[:1] in "=+-@" for c in cells if c)
 
     body = {"client_id": "act-formula-" + "x" * 8, "kind": "lecture", "title": FORMULAS[0], "held_on": "2026-10-05",
-            "place": FORMULAS[1], "participants": 3}
+            "place": FORMULAS[1], "participants": 3, **backdating("2026-10-05")}
     assert client.post(f"/api/v1/communities/{world.community.id}/activities", json=body, headers=world.h("committee")).status_code == 201
     x = client.get(f"/api/v1/streets/{world.street.id}/reports/monthly", params={"month": "2026-10", "format": "xlsx"},
                    headers=world.h("street_viewer"))

@@ -83,6 +83,26 @@ def test_a_past_month_is_back_dated_by_the_committee_and_earns_under_its_own_rul
     assert r.status_code == 400 and r.json()["error"]["code"] == "not_backdated"
     r = client.post(activities, headers=world.h("committee"), json=base | {"client_id": f"a-{uuid.uuid4().hex}", "held_on": "2026-12-04"})
     assert r.status_code == 201 and not r.json()["backdated"]
+    recent = r.json()["id"]
+    # Held long ago and sent without a reason: refused, nothing recorded, the answer says what is missing.
+    r = client.post(activities, headers=world.h("org_admin", **{"Accept-Language": "en"}),
+                    json=base | {"client_id": f"a-{uuid.uuid4().hex}", "held_on": "2026-10-22"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "backdate_reason_required" and "reason" in r.json()["error"]["message"]
+    listed = client.get(activities, params={"start": "2026-10-22", "end": "2026-10-22"}, headers=world.h("committee")).json()["items"]
+    assert listed == []
+    # Editing a closed month's activity, or moving one into it, is back-dating it too.
+    october = client.get(activities, params={"start": "2026-10-20", "end": "2026-10-20"}, headers=world.h("committee")).json()["items"][0]
+    edit = f"/api/v1/activities/{october['id']}"
+    r = client.patch(edit, json={"participants": 300}, headers=world.h("committee"))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "backdate_reason_required"
+    assert client.patch(edit, json={"participants": 300, "backdate_reason": "签到表重新核对"}, headers=world.h("org_admin")).status_code == 403
+    r = client.patch(edit, json={"participants": 31, "backdate_reason": "签到表重新核对"}, headers=world.h("committee"))
+    assert r.status_code == 200 and (r.json()["participants"], r.json()["backdate_reason"]) == (31, "签到表重新核对"), r.text
+    r = client.patch(f"/api/v1/activities/{recent}", json={"held_on": "2026-10-02"}, headers=world.h("committee"))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "backdate_reason_required"
+    r = client.patch(f"/api/v1/activities/{recent}", json={"title": "改个名字", "backdate_reason": "无需补录"}, headers=world.h("committee"))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "not_backdated"
+    assert client.patch(f"/api/v1/activities/{recent}", json={"title": "改个名字"}, headers=world.h("committee")).status_code == 200
 
     # The reports: October's points are those of the act's day; the activity says it was back-dated.
     totals = client.get(f"/api/v1/communities/{c}/reports/point-totals", params={"month": "2026-10", "format": "xlsx"},

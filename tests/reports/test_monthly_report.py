@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import openpyxl
 from sqlmodel import Session
@@ -14,6 +14,7 @@ from tests.field import SHANGHAI
 from tests.ledger.helpers import earn
 from tests.reports.records import harvest, shift
 from tests.reports.weighed import Weighed
+from tests.support import backdating
 
 SEPT = datetime(2026, 9, 20, 2, tzinfo=UTC)
 OCT = datetime(2026, 10, 12, 2, tzinfo=UTC)
@@ -28,7 +29,8 @@ def _weighed(client, world, clock) -> None:
     oct_, sept, nov = (w.recycling_day(when, rates) for when in (OCT, SEPT, NOV))
     for who, code, grams in ((0, "kitchen", 1234), (1, "kitchen", 2000), (2, "paper", 3001), (2, "battery", 17), (3, "other", 5)):
         w.weigh(oct_, OCT, who, code, grams)
-    w.reverse_weigh_in(w.weigh(oct_, OCT, 5, "kitchen", 700)["id"])  # the wrong household: reversed, it leaves no trace
+    # The wrong household, corrected the same month: it leaves no trace.
+    w.reverse_weigh_in(w.weigh(oct_, OCT, 5, "kitchen", 700)["id"], when=OCT + timedelta(hours=3))
     w.weigh(sept, SEPT, 0, "kitchen", 1000)
     w.weigh(sept, SEPT, 4, "paper", 500)
     w.weigh(nov, NOV, 6, "kitchen", 9999)  # after the month: in neither column
@@ -63,7 +65,7 @@ def _local(day: str, hour: int, minute: int = 0) -> datetime:
 
 def _activity(client, world, held_on: str, title: str, **figures) -> None:
     body = {"client_id": f"act-{uuid.uuid4().hex}", "kind": "lecture", "title": title, "held_on": held_on,
-            "place": "社区活动室"} | figures
+            "place": "社区活动室"} | backdating(held_on) | figures
     r = client.post(f"/api/v1/communities/{world.community.id}/activities", json=body, headers=world.h("committee"))
     assert r.status_code == 201, r.text
 

@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 
 from app.audit.models import AuditLog
 from tests.field import SHANGHAI
+from tests.support import backdating
 
 ADMIN = "platform_admin"
 
@@ -62,7 +63,7 @@ class Network:
 
     def activity(self, community: int, held_on: str, participants: int, named: list[int] = (), **figures) -> dict:
         body = {"client_id": f"net-{uuid.uuid4().hex}", "kind": "lecture", "title": f"活动{len(self.activities)}", "held_on": held_on,
-                "place": "活动室", "participants": participants} | figures
+                "place": "活动室", "participants": participants} | backdating(held_on, "网络补录活动签到表") | figures
         row = _ok(self.client.post(f"/api/v1/communities/{community}/activities", json=body, headers=self.h))
         if named:
             listed = _ok(self.client.post(f"/api/v1/activities/{row['id']}/attendees", json={"household_ids": list(named)},
@@ -78,9 +79,21 @@ class Network:
         assert r.status_code == 200, r.text
         return r if fmt != "json" else r.json()
 
-    def records(self, month: str, measure: str) -> dict:
-        return _ok(self.client.get(f"/api/v1/networks/{self.id}/reports/monthly/records/{measure}", params={"month": month},
-                                   headers=self.world.h("org_admin")), 200)
+    def records(self, month: str, measure: str, **params) -> dict:
+        """Every page of a drill-down, its rows joined."""
+        out, cursor = None, None
+        while True:
+            page = _ok(self.client.get(f"/api/v1/networks/{self.id}/reports/monthly/records/{measure}",
+                                       params={"month": month, **params, **({"cursor": cursor} if cursor else {})},
+                                       headers=self.world.h("org_admin")), 200)
+            if out is None:
+                out = page
+            else:
+                assert page["figures"] == out["figures"]
+                out["rows"] += page["rows"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return out
 
 
 def _figures(report: dict) -> dict[str, tuple]:
@@ -106,7 +119,7 @@ def _build(client, world, clock) -> Network:
     net.activity(c[0], "2026-11-02", 99, leaflets=50)
     # Outside the network: the coordinator's own community.
     outside = {"client_id": f"out-{uuid.uuid4().hex}", "kind": "lecture", "title": "秘书处活动", "held_on": "2026-10-08", "participants": 500,
-               "leaflets": 1000}
+               "leaflets": 1000, **backdating("2026-10-08")}
     _ok(client.post(f"/api/v1/communities/{world.community.id}/activities", json=outside, headers=world.h("committee")))
     # Community 20 holds no activity but a volunteer shift on 20 October: it is active all the same.
     back = clock.now()
@@ -228,6 +241,16 @@ def test_drill_downs_list_exactly_the_records_counted(client, world, clock):
     media = net.records("2026-10", "media")
     assert sum(r["reads_this_month"] for r in media["rows"]) == figures["media_reads"][0] == 500
     assert sum(r["new_this_month"] for r in media["rows"]) == figures["media_items"][0] == 3
+    # Cumulative: from the start to October's end, as the report's cumulative column.
+    every = net.records("2026-10", "activities", cumulative="true", limit=7)
+    assert every["figures"]["activity_participants"] == figures["activity_participants"][1]
+    assert len(every["rows"]) == figures["activities"][1] > len(acts["rows"])
+    assert len({r["household_id"] for r in net.records("2026-10", "people", cumulative="true")["rows"]}) == figures["activity_people"][1]
+    # The waste figures have theirs at the same address, in the same shape.
+    kg = net.records("2026-10", "waste_reduced_kg")
+    assert kg["figures"]["waste_reduced_kg"] == figures["waste_reduced_kg"][0]
+    assert round(sum(r["grams"] for r in kg["rows"]) / 1000, 3) == figures["waste_reduced_kg"][0]
+    assert len(net.records("2026-10", "participating_households")["rows"]) == figures["participating_households"][0]
     # Nothing of November's or September's in October's records.
     assert net.records("2026-11", "activities")["figures"]["activities"] == 1
     assert client.get(f"/api/v1/networks/{net.id}/reports/monthly/records/nonsense", headers=world.h("org_admin")).status_code == 422
@@ -310,7 +333,8 @@ def test_network_api_partners_and_audit(client, world, other_world):
 
 def test_attendees_are_named_once_within_the_attendances(client, world, other_world):
     h = world.h("committee")
-    body = {"client_id": f"att-{uuid.uuid4().hex}", "kind": "class", "title": "小课堂", "held_on": "2026-10-09", "participants": 3}
+    body = {"client_id": f"att-{uuid.uuid4().hex}", "kind": "class", "title": "小课堂", "held_on": "2026-10-09", "participants": 3,
+            **backdating("2026-10-09")}
     activity = _ok(client.post(f"/api/v1/communities/{world.community.id}/activities", json=body, headers=h))
     url = f"/api/v1/activities/{activity['id']}/attendees"
     mine = [x.id for x in world.households]
@@ -324,7 +348,7 @@ def test_attendees_are_named_once_within_the_attendances(client, world, other_wo
     assert foreign.status_code == 404
     assert client.post(url, json={"household_ids": [mine[2]]}, headers=other_world.h("committee")).status_code == 403
     assert client.post(url, json={"household_ids": [mine[2]]}, headers=world.h("volunteer")).status_code == 403
-    fewer = client.patch(f"/api/v1/activities/{activity['id']}", json={"participants": 1}, headers=h)
+    fewer = client.patch(f"/api/v1/activities/{activity['id']}", json={"participants": 1, **backdating("2026-10-09")}, headers=h)
     assert fewer.status_code == 422 and fewer.json()["error"]["code"] == "fewer_than_named"
     left = _ok(client.delete(f"{url}/{mine[0]}", headers=h), 200)
     assert [a["household_id"] for a in left["items"]] == [mine[1]] and "phone" not in str(left)
@@ -340,7 +364,8 @@ def test_names_sent_at_once_never_outnumber_the_attendances(client, world):
     from tests.support import race
 
     h = world.h("committee")
-    body = {"client_id": f"race-{uuid.uuid4().hex}", "kind": "game", "title": "游戏", "held_on": "2026-10-10", "participants": 2}
+    body = {"client_id": f"race-{uuid.uuid4().hex}", "kind": "game", "title": "游戏", "held_on": "2026-10-10", "participants": 2,
+            **backdating("2026-10-10")}
     activity = _ok(client.post(f"/api/v1/communities/{world.community.id}/activities", json=body, headers=h))
     url = f"/api/v1/activities/{activity['id']}/attendees"
     ids = [x.id for x in world.households]

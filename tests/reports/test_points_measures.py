@@ -9,6 +9,8 @@ import io
 import uuid
 from datetime import datetime
 
+import openpyxl
+
 from tests.field import SHANGHAI
 from tests.ledger.helpers import earn, verify_clean
 from tests.rewards.helpers import add_item, consent_code, reserve
@@ -24,6 +26,19 @@ def _export(world, month: str) -> list[dict[str, str]]:
     assert r.status_code == 200, r.text
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8").lstrip("\ufeff"))))
     return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+
+
+def _records(world, month: str, measure: str) -> tuple[float, list[dict]]:
+    """A points figure's drill-down, every page (two rows a page): (the figure it gives, its rows)."""
+    rows, cursor = [], None
+    while True:
+        r = world.client.get(f"/api/v1/organisations/{world.organisation.id}/reports/monthly/records/{measure}",
+                             params={"month": month, "limit": 2, **({"cursor": cursor} if cursor else {})}, headers=world.h("org_admin"))
+        assert r.status_code == 200, r.text
+        rows += r.json()["rows"]
+        cursor = r.json()["next_cursor"]
+        if not cursor:
+            return r.json()["figures"][measure], rows
 
 
 def _monthly(world, month: str) -> dict[str, tuple]:
@@ -109,6 +124,22 @@ def test_held_is_not_spent_a_closed_month_never_changes_and_cheques_count_when_i
     clock.set(_local("2026-06-01", 9))
     assert _export(world, "2026-04") == april
     assert _monthly(world, "2026-04") == april_report
+    # Each points figure lists the entries behind it, which add up to it: 100 for the act, 7 adjusted, the 55-point
+    # cheque under no household (not yet claimed when issued); the 90 held by one household at April's end.
+    issued, rows = _records(world, "2026-04", "points_issued")
+    assert issued == 162 == sum(r["points"] for r in rows)
+    assert sorted((r["source"], r["points"], r["door_plate"]) for r in rows) == [
+        ("adjustment", 7, "201"), ("checkin", 100, "101"), ("voucher", 55, None)]
+    held, rows = _records(world, "2026-04", "points_held")
+    assert held == 90 and [(r["door_plate"], r["points"], r["entries"]) for r in rows] == [("101", 90, 3)]
+    assert _records(world, "2026-05", "points_held") == (0, [])
+    book = openpyxl.load_workbook(io.BytesIO(world.client.get(
+        f"/api/v1/organisations/{world.organisation.id}/reports/monthly", params={"month": "2026-04", "format": "xlsx"},
+        headers=world.h("org_admin")).content))
+    sheet = [row for row in book["明细-发放积分"].iter_rows(values_only=True) if row[0] is not None]
+    assert sheet[-1][0].startswith("合计") and sheet[-1][-1] == 162 and len(sheet) == 2 + 1 + 3 + 1  # titles, header, 3 entries, total
+    redeemed, rows = _records(world, "2026-05", "points_redeemed")
+    assert redeemed == 30 and [(r["door_plate"], r["points"], r["local_date"]) for r in rows] == [("101", 30, "2026-05-02")]
 
     # May: the hand-over is redeemed in May, the released holds came back, the claim is no new issue.
     may = _plate(_export(world, "2026-05"))
@@ -151,3 +182,7 @@ def test_a_reversal_lands_in_the_month_it_happens(client, world, engine, clock):
     may = _plate(_export(world, "2026-05"), plate="201")
     assert (may["期初积分"], may["获得·堆肥"], may["期末积分"]) == ("8", "-8", "0")
     assert _monthly(world, "2026-05")["points_issued"] == (-8, 0)
+    issued, rows = _records(world, "2026-05", "points_issued")
+    assert issued == -8 and [(r["points"], r["source"], r["source_name"], r["local_date"]) for r in rows] == [
+        (-8, "compost", "冲正·堆肥", "2026-05-06")]
+    assert _records(world, "2026-04", "points_issued")[0] == 8

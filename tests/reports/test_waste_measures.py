@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import openpyxl
 from sqlmodel import Session, select
@@ -59,7 +59,7 @@ def _month(client, world, clock) -> dict:
     over_cap = w.weigh(day, DAY, 2, "paint", 4000)
     capped = w.weigh(day, DAY, 4, "paint", 11000)
     wrong = w.weigh(day, DAY, None, "battery", 1000)
-    w.reverse_weigh_in(wrong["id"])
+    w.reverse_weigh_in(wrong["id"], when=DAY + timedelta(hours=3))  # corrected within the month
     assert (zero["points"], battery["points"], over_cap["points"], capped["points"]) == (0, 50, 0, 50)
     assert claimed["voucher_code"] and unclaimed["voucher_code"]
     w.claim(claimed["voucher_code"], 3)
@@ -70,7 +70,7 @@ def _month(client, world, clock) -> dict:
     ids["sept_drop"] = w.drop(SEPT, 1, 1200)["id"]
     ids["drops"] = {w.drop(_local("2026-10-12", 10), 5, 2000)["id"], w.drop(_local("2026-10-20", 10), 6, 1000)["id"]}
     ids["wrong_drop"] = w.drop(_local("2026-10-12", 11), 5, 1500)["id"]
-    w.reverse_drop(ids["wrong_drop"])
+    w.reverse_drop(ids["wrong_drop"], when=_local("2026-10-13", 9))
     w.drop(NOV, 7, 999)
     # Check-ins with a weight: 0.8 kg kitchen (correct), 0.25 kg other (correct); 0.5 kg sorted wrongly
     # (household 0 took part, its bag is not sorted waste); 0.3 kg reversed.
@@ -80,7 +80,7 @@ def _month(client, world, clock) -> dict:
     }
     ids["incorrect"] = w.checkin(_local("2026-10-11", 7, 50), 0, 500, result="incorrect")["checkin_id"]
     ids["wrong_checkin"] = w.checkin(_local("2026-10-11", 8, 0), 1, 300)["checkin_id"]
-    w.reverse_checkin(ids["wrong_checkin"])
+    w.reverse_checkin(ids["wrong_checkin"], when=_local("2026-10-11", 9))
     ids["bin"] = w.bin()
     return ids
 
@@ -177,37 +177,42 @@ def test_every_place_shows_the_same_kilograms(client, world, engine, clock):
     assert b["fed_g"] == 1200 + 2000 + 1000 + 999
 
 
-def _all(client, world, url: str, **params) -> list[dict]:
-    items, cursor = [], None
+def _all(client, world, measure: str, **params) -> list[dict]:
+    """Every row of a street's drill-down, two to a page; each page carries the figure of them all."""
+    rows, cursor, figure = [], None, None
     while True:
-        r = client.get(url, params=params | {"limit": 2} | ({"cursor": cursor} if cursor else {}), headers=world.h("street_viewer"))
+        r = client.get(f"/api/v1/streets/{world.street.id}/reports/monthly/records/{measure}",
+                       params=params | {"limit": 2} | ({"cursor": cursor} if cursor else {}), headers=world.h("street_viewer"))
         assert r.status_code == 200, r.text
-        items += r.json()["items"]
-        cursor = r.json()["next_cursor"]
+        page = r.json()
+        assert figure in (None, page["figures"]) and page["measure"] == measure
+        figure = page["figures"]
+        rows += page["rows"]
+        cursor = page["next_cursor"]
         if not cursor:
-            return items
+            return rows
 
 
 def test_each_figure_lists_exactly_the_records_it_counts(client, world, engine, clock):
     ids = _month(client, world, clock)
     base = f"/api/v1/streets/{world.street.id}/reports/monthly"
-    hazardous = _all(client, world, f"{base}/waste-records", month="2026-10", measure="waste_hazardous_kg")
+    hazardous = _all(client, world, "waste_hazardous_kg", month="2026-10")
     assert {r["record_id"] for r in hazardous} == ids["hazardous"] and ids["wrong_weigh_in"] not in {r["record_id"] for r in hazardous}
     assert sum(r["grams"] for r in hazardous) == OCT_KG["hazardous"]
     assert {(r["door_plate"], r["building"], r["category_name"], r["waste_group_name"]) for r in hazardous} == {
         ("301", "1号楼", "电池", "有害垃圾"), ("301", "1号楼", "废油漆", "有害垃圾"), ("101", "2号楼", "废油漆", "有害垃圾")}
-    recyclable = _all(client, world, f"{base}/waste-records", month="2026-10", measure="waste_recyclable_kg")
+    recyclable = _all(client, world, "waste_recyclable_kg", month="2026-10")
     assert {r["record_id"] for r in recyclable} == ids["recyclable"]
     assert {(r["door_plate"], r["walk_in"]) for r in recyclable if r["walk_in"]} == {(None, True), ("401", True)}
-    kitchen = _all(client, world, f"{base}/waste-records", month="2026-10", measure="waste_kitchen_kg")
+    kitchen = _all(client, world, "waste_kitchen_kg", month="2026-10")
     assert {(r["kind"], r["record_id"]) for r in kitchen} == (
         {("compost_drop", i) for i in ids["drops"]} | {("checkin", min(ids["checkins"]))})
-    every = _all(client, world, f"{base}/waste-records", month="2026-10", measure="waste_reduced_kg")
+    every = _all(client, world, "waste_reduced_kg", month="2026-10")
     assert len(every) == 4 + 3 + 3 + 1 and sum(r["grams"] for r in every) == sum(OCT_KG.values())
     assert [r["at"] for r in every] == sorted(r["at"] for r in every)  # in the order they happened, across pages
-    cumulative = _all(client, world, f"{base}/waste-records", month="2026-10", measure="waste_kitchen_kg", cumulative="true")
+    cumulative = _all(client, world, "waste_kitchen_kg", month="2026-10", cumulative="true")
     assert {r["record_id"] for r in cumulative if r["kind"] == "compost_drop"} == ids["drops"] | {ids["sept_drop"]}
-    people = _all(client, world, f"{base}/participating-households", month="2026-10")
+    people = _all(client, world, "participating_households", month="2026-10")
     assert len(people) == 8
     by_plate = {(p["building"], p["door_plate"]): p for p in people}
     assert by_plate[("1号楼", "401")]["weigh_ins"] == 1  # the cheque it claimed
@@ -234,14 +239,54 @@ def test_each_figure_lists_exactly_the_records_it_counts(client, world, engine, 
     assert len(households) == 8
 
     # Same readers as the report; the first page is audited.
-    org = f"/api/v1/organisations/{world.organisation.id}/reports/monthly/waste-records"
-    assert client.get(org, params={"measure": "waste_other_kg", "month": "2026-10"}, headers=world.h("committee")).status_code == 403
-    assert client.get(org, params={"measure": "waste_other_kg", "month": "2026-10"}, headers=world.h("org_admin")).json()["items"][0]["grams"] == 250
-    assert client.get(org, params={"measure": "participating_households"}, headers=world.h("org_admin")).status_code == 422
-    assert client.get(f"{base}/waste-records", params={"measure": "waste_other_kg", "cursor": "nonsense!"},
-                      headers=world.h("street_viewer")).status_code == 400
+    org = f"/api/v1/organisations/{world.organisation.id}/reports/monthly/records"
+    assert client.get(f"{org}/waste_other_kg", params={"month": "2026-10"}, headers=world.h("committee")).status_code == 403
+    other = client.get(f"{org}/waste_other_kg", params={"month": "2026-10"}, headers=world.h("org_admin")).json()
+    assert other["rows"][0]["grams"] == 250 and other["figures"] == {"waste_other_kg": 0.25}
+    assert client.get(f"{org}/waste_kg", headers=world.h("org_admin")).status_code == 422
+    assert client.get(f"{base}/records/waste_other_kg", params={"cursor": "nonsense!"}, headers=world.h("street_viewer")).status_code == 400
+    assert client.get(f"{base}/records/activities", params={"cursor": "eyJvIjotMX0"}, headers=world.h("street_viewer")).status_code == 400
     with Session(engine) as s:
         assert s.exec(select(AuditLog).where(AuditLog.action == "reports.monthly_records", AuditLog.object_id == world.street.id)).first()
+
+
+def test_a_later_correction_counts_in_its_own_month_and_october_never_changes(client, world, engine, clock):
+    ids = _month(client, world, clock)
+    capped = max(ids["hazardous"])  # 11.0 kg of paint, household 4 (the last hazardous weigh-in)
+    october = _report(client, world, "2026-10").json()
+    h4 = world.households[4].id
+    totals = lambda **p: client.get(f"/api/v1/households/{h4}/statement/totals", params=p,  # noqa: E731
+                                    headers=world.h("committee")).json()
+    assert totals(**{"from": "2026-10-01", "to": "2026-10-31"})["grams_by_group"]["hazardous"] == 11000
+
+    # Corrected on 4 November: a wrong household, found a month later.
+    w = Weighed(client, world, clock)
+    w.reverse_weigh_in(capped, when=_local("2026-11-04", 10))
+
+    # October, closed, says what it said: kilograms, households, points, definitions.
+    again = _report(client, world, "2026-10").json()
+    assert _figures(again) == _figures(october) and again["definitions"] == october["definitions"]
+    # November carries the correction: −11.0 kg of hazardous waste this month, cumulative = October's + November's.
+    november = _figures(_report(client, world, "2026-11").json())
+    assert november["waste_hazardous_kg"] == (-11.0, 7.0)
+    assert november["waste_kitchen_kg"] == (0.999, _kg(OCT_KG["kitchen"] + SEPT_KG["kitchen"] + 999))
+    for key, (now, cumulative) in november.items():
+        if key.startswith("waste_"):
+            assert cumulative == round(_figures(october)[key][1] + now, 3), key
+    # Its drill-down lists the correction, at the time it was made, weight and points negated.
+    rows = _all(client, world, "waste_hazardous_kg", month="2026-11")
+    assert [(r["record_id"], r["grams"], r["points"], r["reversal"], r["kind_name"], r["local_date"]) for r in rows] == [
+        (capped, -11000, -50, True, "冲正·回收日称重", "2026-11-04")]
+    # The dashboard's months and the household's passbook read the same; the day's running totals leave it out.
+    months = {m["month"]: m["kg"] for m in client.get(f"/api/v1/communities/{world.community.id}/reports/dashboard",
+                                                       headers=world.h("committee")).json()["kg_by_month"]}
+    assert (months["2026-10"]["hazardous"], months["2026-11"]["hazardous"]) == (18.0, -11.0)
+    assert totals(**{"from": "2026-10-01", "to": "2026-10-31"})["grams_by_group"]["hazardous"] == 11000
+    assert totals(**{"from": "2026-11-01", "to": "2026-11-30"})["grams_by_group"]["hazardous"] == -11000
+    assert totals()["grams_by_group"]["hazardous"] == 0
+    day = {t["category"]: t["weight_g"] for t in client.get(f"/api/v1/recycling-events/{ids['event']}/totals",
+                                                           headers=world.h("clerk")).json()}
+    assert day["paint"] == 4000
 
 
 def test_waste_groups_are_data_the_committee_sets(client, world, other_world, engine, clock):

@@ -5,7 +5,7 @@ claimed into a household included), compost drops, check-ins with a weight, and 
 from __future__ import annotations
 
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 
 from tests.field import SHANGHAI, payload, setup_field
@@ -59,9 +59,11 @@ class Weighed:
         return self._ok(self.client.post(f"/api/v1/households/{hid}/voucher-claims", json={"code": code},
                                          headers=self.world.h("committee")))
 
-    def reverse_weigh_in(self, weigh_in_id: int) -> dict:
-        return self._ok(self.client.post(f"/api/v1/weigh-ins/{weigh_in_id}/reverse", json={"reason": "称错了"},
-                                         headers=self.world.h("committee")))
+    def reverse_weigh_in(self, weigh_in_id: int, when: datetime | None = None) -> dict:
+        """Corrected by the committee now, or at `when` (a correction counts in its own month)."""
+        with self.at(when) if when is not None else nullcontext():
+            return self._ok(self.client.post(f"/api/v1/weigh-ins/{weigh_in_id}/reverse", json={"reason": "称错了"},
+                                             headers=self.world.h("committee")))
 
     # --- compost ----------------------------------------------------------------------------------
 
@@ -81,9 +83,11 @@ class Weighed:
             return self._ok(self.client.post(f"/api/v1/compost-bins/{self.bin()}/drops", json=body,
                                              headers=self.world.h("volunteer")), 201)
 
-    def reverse_drop(self, drop_id: int) -> dict:
-        return self._ok(self.client.post(f"/api/v1/compost-drops/{drop_id}/reverse", json={"reason": "重复录入"},
-                                         headers=self.world.h("committee")))
+    def reverse_drop(self, drop_id: int, when: datetime | None = None) -> dict:
+        """Corrected by the committee now, or at `when` (a correction counts in its own month)."""
+        with self.at(when) if when is not None else nullcontext():
+            return self._ok(self.client.post(f"/api/v1/compost-drops/{drop_id}/reverse", json={"reason": "重复录入"},
+                                             headers=self.world.h("committee")))
 
     # --- check-ins with a weight ------------------------------------------------------------------
 
@@ -102,6 +106,8 @@ class Weighed:
                                           headers=self.world.h("volunteer")), 201)
         return r
 
-    def reverse_checkin(self, checkin_id: int) -> dict:
-        return self._ok(self.client.post(f"/api/v1/checkins/{checkin_id}/reverse", json={"reason": "扫错了"},
-                                         headers=self.world.h("committee")))
+    def reverse_checkin(self, checkin_id: int, when: datetime | None = None) -> dict:
+        """Corrected by the committee now, or at `when` (a correction counts in its own month)."""
+        with self.at(when) if when is not None else nullcontext():
+            return self._ok(self.client.post(f"/api/v1/checkins/{checkin_id}/reverse", json={"reason": "扫错了"},
+                                             headers=self.world.h("committee")))

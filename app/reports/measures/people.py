@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import distinct, func, literal, select, union_all
-from sqlmodel import Field, Session, SQLModel
+from sqlmodel import Session
 
 from app.activities.models import Activity, ActivityAttendance, ChallengeDay, Enrolment
 from app.activities.models import Challenge as ChallengeRow
@@ -24,6 +24,7 @@ from app.checkins.models import CheckIn
 from app.compost.models import CompostDrop
 from app.places.models import Building, Community, Household, Organisation, OrganisationCommunity, Street
 from app.recycling.models import WeighIn
+from app.reports.measures.detail import Drilldown, DrilldownColumn, col
 from app.reports.models import MediaItem, MediaReading
 from app.reports.scope import Period, Scope, ScopeKind
 from app.rewards.models import Redemption
@@ -58,8 +59,6 @@ DEFINITIONS: tuple[Definition, ...] = (
                "只记录了人数、未登记参与者的活动不加总进人数，见“未登记参与者的活动”。"),
     Definition("activities_unnamed", "未登记参与者的活动",
                "参与人次多于已登记参与者的活动场次（只记录了人数，或只登记了一部分）；“其中未登记参与者的人次”为两者之差的合计。"),
-    Definition("participating_households", "参与家庭",
-               "统计期内本户有参与记录（打卡、堆肥、回收、志愿、挑战）的住户数，每户只计一次；冲正的记录不计。"),
     Definition("direct_beneficiaries", "直接受益人次", "每场活动记录的直接受益人次之和。"),
     Definition("indirect_beneficiaries", "间接受益人次（影响/触达）",
                "每场活动记录的间接受益人次之和（活动影响、触达的人次，估计值，由活动记录填写）。"),
@@ -292,28 +291,6 @@ class Measure(StrEnum):
     media = "media"
 
 
-class DrilldownColumn(SQLModel):
-    key: str
-    label: str
-    kind: str = Field(description="text、int 或 date")
-    total: bool = Field(default=False, description="合计行对此列求和")
-
-
-Cell = str | int | date | bool | None
-
-
-class Drilldown(SQLModel):
-    measure: Measure
-    title: str = Field(description="明细名称")
-    figures: dict[str, int] = Field(description="本月的指标值：与月报同一计算，由下列记录得出")
-    columns: list[DrilldownColumn]
-    rows: list[dict[str, Cell]]
-
-
-def _col(key: str, label: str, kind: str = "text", total: bool = False) -> DrilldownColumn:
-    return DrilldownColumn(key=key, label=label, kind=kind, total=total)
-
-
 def _places(session: Session, community_ids) -> dict[int, tuple[str, str]]:
     return {cid: (name, street) for cid, name, street in session.execute(
         select(Community.id, Community.name, Street.name).join(Street, Street.id == Community.street_id)
@@ -321,7 +298,7 @@ def _places(session: Session, community_ids) -> dict[int, tuple[str, str]]:
     ).all()}
 
 
-def _partners_drilldown(session: Session, scope: Scope, period: Period) -> Drilldown:
+def _partners_drilldown(session: Session, scope: Scope, period: Period, cumulative: bool) -> Drilldown:
     partners = partner_organisations(session, scope)
     ran = dict(session.execute(
         select(OrganisationCommunity.organisation_id, func.count())
@@ -331,13 +308,13 @@ def _partners_drilldown(session: Session, scope: Scope, period: Period) -> Drill
     ).all())
     return Drilldown(
         measure=Measure.partner_organisations, title="伙伴机构", figures={"partner_organisations": len(partners)},
-        columns=[_col("organisation_id", "机构编号", "int"), _col("organisation", "机构"), _col("communities", "开展项目的社区", "int", True)],
+        columns=[col("organisation_id", "机构编号", "int"), col("organisation", "机构"), col("communities", "开展项目的社区", "int", True)],
         rows=[{"organisation_id": i, "organisation": n, "communities": int(ran.get(i, 0))} for i, n in partners],
     )
 
 
-def _communities_drilldown(session: Session, scope: Scope, period: Period) -> Drilldown:
-    found = records_by_community(session, scope, period, period.end)
+def _communities_drilldown(session: Session, scope: Scope, period: Period, cumulative: bool) -> Drilldown:
+    found = records_by_community(session, scope, None if cumulative else period, period.end)
     places = _places(session, found)
     rows = []
     for cid in sorted(found, key=lambda c: (places[c][1], places[c][0], c)):
@@ -346,18 +323,19 @@ def _communities_drilldown(session: Session, scope: Scope, period: Period) -> Dr
                      **{k: found[cid].get(k, 0) for k in RECORD_KINDS}})
     return Drilldown(
         measure=Measure.communities, title="开展社区", figures={"communities": len(found)},
-        columns=[_col("community_id", "社区编号", "int"), _col("street", "街道"), _col("community", "社区"),
-                 *[_col(k, zh, "int", True) for k, zh in RECORD_KINDS.items()]],
+        columns=[col("community_id", "社区编号", "int"), col("street", "街道"), col("community", "社区"),
+                 *[col(k, zh, "int", True) for k, zh in RECORD_KINDS.items()]],
         rows=rows,
     )
 
 
-def _activities_drilldown(session: Session, scope: Scope, period: Period) -> Drilldown:
+def _activities_drilldown(session: Session, scope: Scope, period: Period, cumulative: bool) -> Drilldown:
+    start = None if cumulative else period.start
     rows = session.execute(
         select(ACTIVITY.c.id, ACTIVITY.c.held_on, ACTIVITY.c.community_id, ACTIVITY.c.organisation_id, ACTIVITY.c.title,
                ACTIVITY.c.kind, ACTIVITY.c.participants, ACTIVITY.c.direct_beneficiaries, ACTIVITY.c.indirect_beneficiaries,
                ACTIVITY.c.volunteers, ACTIVITY.c.leaflets)
-        .where(*_held(scope, period.start, period.end)).order_by(ACTIVITY.c.held_on, ACTIVITY.c.id)
+        .where(*_held(scope, start, period.end)).order_by(ACTIVITY.c.held_on, ACTIVITY.c.id)
     ).all()
     details = activity_details(session, scope, period, [r.id for r in rows])
     places = _places(session, {r.community_id for r in rows})
@@ -373,29 +351,30 @@ def _activities_drilldown(session: Session, scope: Scope, period: Period) -> Dri
             "direct_beneficiaries": r.direct_beneficiaries, "indirect_beneficiaries": r.indirect_beneficiaries,
             "volunteers": r.volunteers, "leaflets": r.leaflets, "media_items": d["media_items"], "media_reads": d["media_reads"],
         })
-    figures = activity_figures(session, scope, period.start, period.end)
+    figures = activity_figures(session, scope, start, period.end)
     return Drilldown(
         measure=Measure.activities, title="活动", figures={k: figures[k] for k in ACTIVITY_KEYS if k != "activity_people"},
-        columns=[_col("activity_id", "活动编号", "int"), _col("held_on", "日期", "date"), _col("street", "街道"), _col("community", "社区"),
-                 _col("organisation", "机构"), _col("title", "活动"), _col("kind", "类型"),
-                 _col("participants", "参与人次", "int", True), _col("named", "已登记参与者", "int", True),
-                 _col("unnamed", "未登记人次", "int", True), _col("direct_beneficiaries", "直接受益人次", "int", True),
-                 _col("indirect_beneficiaries", "间接受益人次", "int", True), _col("volunteers", "志愿者人次", "int", True),
-                 _col("leaflets", "宣传品", "int", True), _col("media_items", "媒体报道", "int", True),
-                 _col("media_reads", "阅读量（月末）", "int", True)],
+        columns=[col("activity_id", "活动编号", "int"), col("held_on", "日期", "date"), col("street", "街道"), col("community", "社区"),
+                 col("organisation", "机构"), col("title", "活动"), col("kind", "类型"),
+                 col("participants", "参与人次", "int", True), col("named", "已登记参与者", "int", True),
+                 col("unnamed", "未登记人次", "int", True), col("direct_beneficiaries", "直接受益人次", "int", True),
+                 col("indirect_beneficiaries", "间接受益人次", "int", True), col("volunteers", "志愿者人次", "int", True),
+                 col("leaflets", "宣传品", "int", True), col("media_items", "媒体报道", "int", True),
+                 col("media_reads", "阅读量（月末）", "int", True)],
         rows=out,
     )
 
 
-def _people_drilldown(session: Session, scope: Scope, period: Period) -> Drilldown:
+def _people_drilldown(session: Session, scope: Scope, period: Period, cumulative: bool) -> Drilldown:
     """Every attendance named in the period's activities: who (by door plate, never a name or phone)
     at which activity. 人 is the number of distinct households among them."""
+    start = None if cumulative else period.start
     rows = session.execute(
         select(ATTENDANCE.c.activity_id, ACTIVITY.c.held_on, ACTIVITY.c.title, ACTIVITY.c.community_id, Household.id,
                Building.name, Household.unit, Household.door_plate)
         .select_from(ATTENDANCE.join(ACTIVITY, ACTIVITY.c.id == ATTENDANCE.c.activity_id)
                      .join(Household, Household.id == ATTENDANCE.c.household_id).join(Building, Building.id == Household.building_id))
-        .where(*_held(scope, period.start, period.end))
+        .where(*_held(scope, start, period.end))
         .order_by(ACTIVITY.c.held_on, ATTENDANCE.c.activity_id, Building.name, Household.unit, Household.door_plate)
     ).all()
     places = _places(session, {r[3] for r in rows})
@@ -408,18 +387,19 @@ def _people_drilldown(session: Session, scope: Scope, period: Period) -> Drilldo
         first.add(household_id)
     return Drilldown(
         measure=Measure.people, title="参与者", figures={"activity_people": len(first), "named_attendances": len(out)},
-        columns=[_col("activity_id", "活动编号", "int"), _col("held_on", "日期", "date"), _col("title", "活动"), _col("community", "社区"),
-                 _col("household_id", "住户编号", "int"), _col("building", "楼栋"), _col("unit", "单元"), _col("door_plate", "门牌"),
-                 _col("first_time", "本月首次（计入人数）", "bool")],
+        columns=[col("activity_id", "活动编号", "int"), col("held_on", "日期", "date"), col("title", "活动"), col("community", "社区"),
+                 col("household_id", "住户编号", "int"), col("building", "楼栋"), col("unit", "单元"), col("door_plate", "门牌"),
+                 col("first_time", "首次（计入人数）", "bool")],
         rows=out,
     )
 
 
-def _media_drilldown(session: Session, scope: Scope, period: Period) -> Drilldown:
+def _media_drilldown(session: Session, scope: Scope, period: Period, cumulative: bool) -> Drilldown:
     """The media items counted at the month's close with their reads then and at the close before:
-    items new this month and the reads each added."""
+    items new this month and the reads each added (cumulative: every item counted by the close)."""
     (end, hi), (prev_end, prev_hi) = _closes(scope, period)
-    now, before = media_as_of(session, scope, end, hi), media_as_of(session, scope, prev_end, prev_hi)
+    now = media_as_of(session, scope, end, hi)
+    before = {} if cumulative else media_as_of(session, scope, prev_end, prev_hi)
     places = _places(session, {m["community_id"] for m in now.values()})
     rows = []
     for mid, m in now.items():
@@ -433,11 +413,11 @@ def _media_drilldown(session: Session, scope: Scope, period: Period) -> Drilldow
                      "reads_before": earlier["reads"] if earlier else 0, "reads_this_month": added})
     figures = media_figures(session, scope, period)
     return Drilldown(
-        measure=Measure.media, title="媒体传播", figures={k: v[0] for k, v in figures.items()},
-        columns=[_col("media_item_id", "编号", "int"), _col("published_on", "发布日期", "date"), _col("community", "社区"),
-                 _col("title", "标题"), _col("channel", "渠道"), _col("activity_id", "活动编号", "int"),
-                 _col("new_this_month", "本月计入篇数", "int", True), _col("reads_at_close", "月末阅读量", "int"),
-                 _col("reads_before", "上月末阅读量", "int"), _col("reads_this_month", "本月阅读量", "int", True)],
+        measure=Measure.media, title="媒体传播", figures={k: v[1 if cumulative else 0] for k, v in figures.items()},
+        columns=[col("media_item_id", "编号", "int"), col("published_on", "发布日期", "date"), col("community", "社区"),
+                 col("title", "标题"), col("channel", "渠道"), col("activity_id", "活动编号", "int"),
+                 col("new_this_month", "本月计入篇数", "int", True), col("reads_at_close", "月末阅读量", "int"),
+                 col("reads_before", "上月末阅读量", "int"), col("reads_this_month", "本月阅读量", "int", True)],
         rows=rows,
     )
 
@@ -451,13 +431,13 @@ _DRILLDOWNS = {
 }
 
 
-def drilldown(session: Session, scope: Scope, period: Period, measure: Measure) -> Drilldown:
-    """The records behind a measure's figures for the period (明细)."""
-    return _DRILLDOWNS[measure](session, scope, period)
+def drilldown(session: Session, scope: Scope, period: Period, measure: Measure, *, cumulative: bool = False) -> Drilldown:
+    """The records behind a measure's figures for the period (明细); cumulative: from the start to its end."""
+    return _DRILLDOWNS[measure](session, scope, period, cumulative)
 
 
 def drilldowns(session: Session, scope: Scope, period: Period) -> list[Drilldown]:
-    return [f(session, scope, period) for f in _DRILLDOWNS.values()]
+    return [f(session, scope, period, False) for f in _DRILLDOWNS.values()]
 
 
 __all__ = [

@@ -18,11 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, and_, cast, func, or_, select
+from sqlalchemy import BigInteger, and_, cast, func, or_, select, tuple_
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
+from app.kit.errors import BadRequest
+from app.kit.pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from app.ledger.models import JournalEntry, LedgerAccount, Posting, SystemAccount
+from app.places.models import Building, Household
+from app.reports.measures.detail import Drilldown, col
 
 E = JournalEntry.__table__
 P = Posting.__table__
@@ -125,14 +129,45 @@ class PointsMeasures:
 _ISSUING = (SystemAccount.issued.value, SystemAccount.adjustments.value)
 
 
+# The postings each flow measure sums, and the sign that makes them the figure: issued is what left the
+# issuing accounts, redeemed what reached `redeemed`, expired what the expiry run took from households.
+FLOWS: dict[str, tuple] = {
+    "issued": (and_(A.c.household_id.is_(None), A.c.kind.in_(_ISSUING)), -1),
+    "redeemed": (_ON_REDEEMED, 1),
+    "expired": (and_(A.c.household_id.is_(None), A.c.kind == SystemAccount.expired.value, E.c.household_id.is_not(None)), 1),
+}
+
+
 def _community_flows(community_ids, lo: datetime | None, hi: datetime):
     period = AT < hi if lo is None else and_(AT >= lo, AT < hi)
-    return [
-        (-func.sum(P.c.amount).filter(and_(A.c.household_id.is_(None), A.c.kind.in_(_ISSUING), period))).label("issued"),
-        func.sum(P.c.amount).filter(and_(_ON_REDEEMED, period)).label("redeemed"),
-        func.sum(P.c.amount).filter(and_(A.c.household_id.is_(None), A.c.kind == SystemAccount.expired.value,
-                                         E.c.household_id.is_not(None), period)).label("expired"),
-    ]
+    return [(sign * func.sum(P.c.amount).filter(and_(picked, period))).label(name) for name, (picked, sign) in FLOWS.items()]
+
+
+def flow_postings(community_ids, measure: str, lo: datetime | None, hi: datetime):
+    """The postings a flow measure (issued, redeemed, expired) sums over [lo, hi), one row each: the entry
+    (id, time, source it counts under, memo, household), and its points as the figure counts them. They add
+    up to the figure (the drill-down of points_issued, points_redeemed, points_expired)."""
+    picked, sign = FLOWS[measure]
+    ids = tuple(community_ids) or (-1,)
+    return (
+        select(E.c.id.label("entry_id"), AT.label("at"), SOURCE.label("source"), E.c.memo, E.c.household_id,
+               (sign * P.c.amount).label("points"), E.c.reverses_entry_id)
+        .select_from(POSTINGS)
+        .where(A.c.community_id.in_(ids), E.c.community_id.in_(ids), picked, AT < hi, *([] if lo is None else [AT >= lo]))
+    )
+
+
+def held_by_household(community_ids, hi: datetime):
+    """Each household's points held by open reservations at hi (the drill-down of points_held): they add
+    up to the figure."""
+    ids = tuple(community_ids) or (-1,)
+    return (
+        select(E.c.household_id, func.sum(P.c.amount).label("points"), func.count(func.distinct(E.c.id)).label("entries"))
+        .select_from(A.join(P, P.c.account_id == A.c.id).join(E, E.c.id == P.c.entry_id))
+        .where(A.c.community_id.in_(ids), _ON_HELD, AT < hi)
+        .group_by(E.c.household_id)
+        .having(func.sum(P.c.amount) != 0)
+    )
 
 
 def points_measures(session: Session, community_ids, lo: datetime | None, hi: datetime) -> PointsMeasures:
@@ -201,3 +236,57 @@ def household_points(session: Session, household_id: int, lo: datetime | None, h
         earned_by_source=by_source, earned=sum(by_source.values()), redeemed=-flows["redemption"],
         expired=-flows["expiry"], held=held - after_held, balance=balance - after_balance,
     )
+
+
+# --- drill-down: the entries behind a points figure ------------------------------------------------
+
+POINTS_RECORDS = ("points_issued", "points_redeemed", "points_held", "points_expired")
+_TITLES = {"points_issued": "发放积分", "points_redeemed": "兑换消耗", "points_held": "预约冻结积分", "points_expired": "过期清零"}
+H, B = Household.__table__, Building.__table__
+_SOURCE_ZH = dict(EARN_SOURCES) | {"redemption": "积分兑换", "expiry": "过期清零"}
+
+
+def drilldown(session: Session, measure: str, community_ids, lo: datetime | None, hi: datetime, tz,
+              cursor: str | None, limit: int | None):
+    """A page of the ledger entries behind a points figure of the monthly report (by door plate), with the
+    figure they add up to: issued, redeemed and expired list their postings in time order (a correction
+    at its own time, under the source it corrects); held lists each household's held points at the end.
+    limit None: every row (the report's 明细 sheet)."""
+    limit = None if limit is None else max(1, min(limit, MAX_LIMIT))
+    upto = None if limit is None else limit + 1
+    after = decode_cursor(cursor)
+    figure = getattr(points_measures(session, community_ids, lo, hi), measure.removeprefix("points_"))
+    place = (B.c.name.label("building"), H.c.unit, H.c.door_plate)
+    try:
+        if measure == "points_held":
+            q = held_by_household(community_ids, hi).subquery()
+            stmt = (select(q.c.household_id, *place, q.c.points, q.c.entries)
+                    .select_from(q.outerjoin(H, H.c.id == q.c.household_id).outerjoin(B, B.c.id == H.c.building_id)))
+            if after is not None:
+                stmt = stmt.where(q.c.household_id > int(after["h"]))
+            found = session.execute(stmt.order_by(q.c.household_id).limit(upto)).all()
+            rows = [{"household_id": r.household_id, "building": r.building, "unit": r.unit, "door_plate": r.door_plate,
+                     "points": int(r.points), "entries": int(r.entries)} for r in found[:limit]]
+            more = {"h": found[limit - 1].household_id} if upto and len(found) > limit else None
+            columns = [col("building", "楼栋"), col("unit", "单元"), col("door_plate", "门牌"), col("points", "冻结积分", "int", True),
+                       col("entries", "预约记录", "int", True)]
+        else:
+            q = flow_postings(community_ids, measure.removeprefix("points_"), lo, hi).subquery()
+            stmt = (select(q, *place)
+                    .select_from(q.outerjoin(H, H.c.id == q.c.household_id).outerjoin(B, B.c.id == H.c.building_id)))
+            if after is not None:
+                stmt = stmt.where(tuple_(q.c.at, q.c.entry_id) > tuple_(datetime.fromisoformat(after["at"]), int(after["id"])))
+            found = session.execute(stmt.order_by(q.c.at, q.c.entry_id).limit(upto)).all()
+            rows = [{"entry_id": r.entry_id, "local_date": r.at.astimezone(tz).date(), "source": r.source,
+                     "source_name": ("冲正·" if r.reverses_entry_id else "") + _SOURCE_ZH.get(r.source, r.source), "memo": r.memo,
+                     "building": r.building, "unit": r.unit, "door_plate": r.door_plate, "points": int(r.points)}
+                    for r in found[:limit]]
+            last = found[limit - 1] if upto and len(found) > limit else None
+            more = {"at": last.at.isoformat(), "id": last.entry_id} if last is not None else None
+            columns = [col("local_date", "日期", "date"), col("entry_id", "记账编号", "int"), col("source_name", "来源"),
+                       col("memo", "说明"), col("building", "楼栋"), col("unit", "单元"), col("door_plate", "门牌"),
+                       col("points", "积分", "int", True)]
+    except (KeyError, TypeError, ValueError):
+        raise BadRequest("invalid_cursor", "分页游标无效", "Invalid cursor", "cursor") from None
+    return Drilldown(measure=measure, title=_TITLES[measure], figures={measure: figure}, columns=columns, rows=rows,
+                     next_cursor=encode_cursor(more) if more else None)

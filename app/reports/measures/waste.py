@@ -5,7 +5,8 @@ day's totals), and the records behind each figure (drill-down).
 Kilograms diverted (垃圾减量) are what was weighed or dropped, never points: recycling-day weigh-ins
 (a walk-in's included; a weigh-in earning 0 points, or cut by the daily cap, weighs what it weighs),
 compost drops, and check-ins graded correct that carry a weight (an incorrectly sorted bag is not
-sorted waste), each less its reversals (rules.not_reversed). A walk-in's weigh-in paid with a points
+sorted waste), each less its reversals (rules.not_reversed), a reversal counting when it is made (a
+closed month never changes: see `records`). A walk-in's weigh-in paid with a points
 cheque belongs to the household that claimed the cheque, and counts once: the weigh-in is the record,
 the cheque only moves points. A weigh-in counts at its recycling day's start (one day, one month,
 whenever its upload arrived), a drop at its drop time, a check-in at its scan.
@@ -27,7 +28,21 @@ from datetime import datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, and_, case, cast, false, func, literal, null, or_, select, tuple_, union_all
+from sqlalchemy import (
+    Integer,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    true,
+    tuple_,
+    union_all,
+)
 from sqlmodel import Field, Session, SQLModel
 
 from app.activities.models import Challenge, ChallengeDay, Enrolment
@@ -38,6 +53,8 @@ from app.kit.pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from app.places.models import Building, Community, Compound, Household
 from app.recycling.groups import DEFAULT_GROUPS, GROUPS, STANDARD_NAMES, WasteGroup
 from app.recycling.models import RecyclingEvent, RecyclingRate, WeighIn
+from app.reports.measures.detail import Drilldown, col
+from app.rules.models import ActReversal
 from app.rules.service import not_reversed
 from app.vouchers.models import Voucher
 
@@ -54,6 +71,7 @@ H = Household.__table__
 B = Building.__table__
 CP = Compound.__table__
 C = Community.__table__
+RV = ActReversal.__table__
 
 KIND_ZH = {"weigh_in": "回收日称重", "compost_drop": "堆肥投放", "checkin": "桶边督导", "challenge_day": "打卡挑战"}
 
@@ -73,7 +91,7 @@ WASTE_MEASURES: tuple[WasteMeasure, ...] = tuple(WasteMeasure)
 
 # Each measure's definition as the report states it (说明).
 _KG = ("来自回收日称重（含走访居民以积分支票计分的称重、0 分和超出每日积分上限的称重）、堆肥投放和带重量且分类正确的桶边督导记录，"
-       "冲正的记录不计；不由积分推算。走访居民的积分支票被住户领取后计入该住户，只计一次。称重计入回收日当天，投放和督导计入其发生时间。")
+       "不由积分推算。冲正计于冲正之时：当月冲正的记录不计；此前月份的记录在本月冲正，从本月减去（已出的月报不变）。走访居民的积分支票被住户领取后计入该住户，只计一次。称重计入回收日当天，投放和督导计入其发生时间。")
 DEFINITIONS: dict[WasteMeasure, str] = {
     WasteMeasure.waste_reduced_kg: "垃圾减量合计：各类别减量之和（以克累加）。" + _KG,
     WasteMeasure.waste_kitchen_kg: "厨余垃圾减量：类别为厨余垃圾（上海称湿垃圾）的记录，堆肥投放均属此类。" + _KG,
@@ -81,7 +99,7 @@ DEFINITIONS: dict[WasteMeasure, str] = {
     WasteMeasure.waste_hazardous_kg: "有害垃圾减量：品类属于有害垃圾的记录（如电池、灯管、药品、废油漆）。" + _KG,
     WasteMeasure.waste_other_kg: "其他垃圾减量：类别为其他垃圾（上海称干垃圾）的记录。" + _KG,
     WasteMeasure.participating_households: ("参与家庭：期间内至少有一次有效记录的住户数（每户只计一次）：桶边督导（无论分类是否正确）、"
-                                            "堆肥投放、回收日称重（含领取的积分支票）、打卡挑战；冲正的记录不计。"),
+                                            "堆肥投放、回收日称重（含领取的积分支票）、打卡挑战；统计期内已冲正的记录不计（期末之后的冲正不改变已出的数字）。"),
 }
 
 
@@ -123,49 +141,80 @@ def _bounds(col, lo: datetime | None, hi: datetime | None) -> list:
     return [c for c in (col >= lo if lo is not None else None, col < hi if hi is not None else None) if c is not None]
 
 
-def records(among: Among, lo: datetime | None, hi: datetime | None, *, weighed: bool):
+def records(among: Among, lo: datetime | None, hi: datetime | None, *, weighed: bool, bucket: Callable | None = None):
     """The acts counted, one row each (kind, record_id, community_id, household_id, walk_in, at, category,
-    category_name, waste_group, grams, count, points), between the instants [lo, hi) (None: open).
+    category_name, waste_group, grams, count, points, reversal), between the instants [lo, hi) (None: open).
 
-    weighed: only those counted in kilograms (a weight, not reversed; check-ins graded correct);
-    otherwise every act a household took part in (grams NULL where its weight does not count)."""
+    weighed: only those counted in kilograms (a weight; check-ins graded correct); otherwise every act a
+    household took part in (grams NULL where its weight does not count).
+
+    A correction counts when it is made, as in the ledger: a record corrected within its period is left
+    out; one corrected in a later period still counts in its own, and the correction, a row of that later
+    period (`reversal`, at the correction's time, weight and points negated; weighed figures only), takes
+    it out there. So a closed month's kilograms never change and the months add up to the cumulative.
+    The periods are [lo, hi) itself, or with `bucket` (an SQL function of a time: its local month, say)
+    the buckets within it, for figures grouped by them."""
     ids = list(among.communities or ()) or [-1]
+    if bucket is not None:
+        def same_period(record_at):
+            return lambda at: bucket(at) == bucket(record_at)
+    else:
+        def same_period(record_at):
+            return (lambda at: at < hi) if hi is not None else None
+    # Corrections made within [lo, hi) of records of an earlier period (none when every correction so far
+    # falls in its record's period: no lower bound and no buckets).
+    corrections = weighed and (lo is not None or bucket is not None)
+
+    def kept(act: str, id_col, at_col):
+        return not_reversed(act, id_col, when=same_period(at_col))
+
+    def undone(query, act: str, id_col, at_col):
+        """The corrections of the records `query` selects: same columns, at the correction, negated."""
+        later = ~same_period(at_col)(RV.c.at) if bucket is not None else at_col < lo
+        negated = [
+            RV.c.at.label("at") if c.name == "at" else (-c.element).label(c.name) if c.name in ("grams", "points") else
+            true().label("reversal") if c.name == "reversal" else c
+            for c in query.selected_columns
+        ]
+        return query.with_only_columns(*negated).join(RV, and_(RV.c.act == act, RV.c.act_id == id_col)) \
+            .where(later, *_bounds(RV.c.at, lo, hi))
+
     weigh_ins = (
         select(
             literal("weigh_in").label("kind"), W.c.id.label("record_id"), W.c.community_id.label("community_id"),
             WEIGH_IN_HOUSEHOLD.label("household_id"), W.c.household_id.is_(None).label("walk_in"), EV.c.starts_at.label("at"),
             W.c.category.label("category"), func.coalesce(RATE.c.name, W.c.category).label("category_name"),
             WEIGH_IN_GROUP.label("waste_group"), W.c.weight_g.label("grams"), W.c.count.label("count"), W.c.points.label("points"),
+            false().label("reversal"),
         )
         .select_from(
             W.join(EV, EV.c.id == W.c.event_id)
             .outerjoin(V, V.c.id == W.c.voucher_id)
             .outerjoin(RATE, and_(RATE.c.community_id == W.c.community_id, RATE.c.code == W.c.category))
         )
-        .where(not_reversed("weigh_in", W.c.id), *_bounds(EV.c.starts_at, lo, hi))
     )
-    drops = (
-        select(
-            literal("compost_drop"), D.c.id, D.c.community_id, D.c.household_id, false(), D.c.dropped_at,
-            literal("compost"), literal("堆肥投放（厨余）"), literal(WasteGroup.kitchen.value), D.c.weight_g,
-            cast(null(), Integer), D.c.points,
-        )
-        .where(not_reversed("compost_drop", D.c.id), *_bounds(D.c.dropped_at, lo, hi))
-    )
+    drops = select(
+        literal("compost_drop").label("kind"), D.c.id.label("record_id"), D.c.community_id.label("community_id"),
+        D.c.household_id.label("household_id"), false().label("walk_in"), D.c.dropped_at.label("at"),
+        literal("compost").label("category"), literal("堆肥投放（厨余）").label("category_name"),
+        literal(WasteGroup.kitchen.value).label("waste_group"), D.c.weight_g.label("grams"), cast(null(), Integer).label("count"),
+        D.c.points.label("points"), false().label("reversal"),
+    ).select_from(D)
     correct = CK.c.result == "correct"
-    checkins = (
-        select(
-            literal("checkin"), CK.c.id, CK.c.community_id, CK.c.household_id, false(), CK.c.scanned_at,
-            CK.c.category, _CHECKIN_NAME, CK.c.category, case((correct, CK.c.weight_g)), cast(null(), Integer), CK.c.points,
-        )
-        .where(CK.c.status == "accepted", not_reversed("checkin", CK.c.id), *_bounds(CK.c.scanned_at, lo, hi))
-    )
+    checkins = select(
+        literal("checkin").label("kind"), CK.c.id.label("record_id"), CK.c.community_id.label("community_id"),
+        CK.c.household_id.label("household_id"), false().label("walk_in"), CK.c.scanned_at.label("at"),
+        CK.c.category.label("category"), _CHECKIN_NAME.label("category_name"), CK.c.category.label("waste_group"),
+        case((correct, CK.c.weight_g)).label("grams"), cast(null(), Integer).label("count"), CK.c.points.label("points"),
+        false().label("reversal"),
+    ).select_from(CK).where(CK.c.status == "accepted")
     if weighed:
         weigh_ins = weigh_ins.where(W.c.weight_g.is_not(None))
         checkins = checkins.where(correct, CK.c.weight_g.is_not(None))
     if among.event_id is not None:
-        return weigh_ins.where(W.c.event_id == among.event_id).subquery("waste_records")
-    if among.household_id is not None:
+        weigh_ins = weigh_ins.where(W.c.event_id == among.event_id)
+        drops, checkins = drops.where(false()), checkins.where(false())
+    elif among.household_id is not None:
         hid = among.household_id
         # Within the household's community (an index range), its own weigh-ins and the cheques it claimed.
         community = select(H.c.community_id).where(H.c.id == hid).scalar_subquery()
@@ -175,12 +224,18 @@ def records(among: Among, lo: datetime | None, hi: datetime | None, *, weighed: 
     else:
         weigh_ins = weigh_ins.where(W.c.community_id.in_(ids))
         drops, checkins = drops.where(D.c.community_id.in_(ids)), checkins.where(CK.c.community_id.in_(ids))
-    parts = [weigh_ins, drops, checkins]
-    if not weighed:
+    acts = (("weigh_in", weigh_ins, W.c.id, EV.c.starts_at), ("compost_drop", drops, D.c.id, D.c.dropped_at),
+            ("checkin", checkins, CK.c.id, CK.c.scanned_at))
+    if among.event_id is not None:
+        acts = acts[:1]
+    parts = [query.where(kept(act, id_col, at_col), *_bounds(at_col, lo, hi)) for act, query, id_col, at_col in acts]
+    if corrections:
+        parts += [undone(query, act, id_col, at_col) for act, query, id_col, at_col in acts]
+    if not weighed and among.event_id is None:
         days = (
             select(
                 literal("challenge_day"), CD.c.id, CH.c.community_id, EN.c.household_id, false(), CD.c.at,
-                null(), null(), null(), cast(null(), Integer), cast(null(), Integer), cast(null(), Integer),
+                null(), null(), null(), cast(null(), Integer), cast(null(), Integer), cast(null(), Integer), false(),
             )
             .select_from(CD.join(EN, EN.c.id == CD.c.enrolment_id).join(CH, CH.c.id == EN.c.challenge_id))
             .where(*_bounds(CD.c.at, lo, hi))
@@ -204,7 +259,7 @@ def grams_by_group(session: Session, community_ids, lo: datetime | None, hi: dat
     """Grams diverted by waste group in the communities between [lo, hi) (lo None: since the start):
     {group: grams} with every group present; with `key` (an SQL expression of the record's time, e.g.
     its local month), {key value: {group: grams}}."""
-    r = records(Among(communities=tuple(community_ids)), lo, hi, weighed=True)
+    r = records(Among(communities=tuple(community_ids)), lo, hi, weighed=True, bucket=key)
     if key is None:
         return _by_group(session.execute(select(r.c.waste_group, func.sum(r.c.grams)).group_by(r.c.waste_group)).all())
     k = key(r.c.at)
@@ -279,7 +334,7 @@ class WasteRecord(SQLModel):
     kind: str = Field(description="weigh_in 回收日称重、compost_drop 堆肥投放、checkin 桶边督导")
     kind_name: str
     record_id: int
-    at: datetime = Field(description="计入时间：称重为回收日开始时间，投放与督导为其发生时间")
+    at: datetime = Field(description="计入时间：称重为回收日开始时间，投放与督导为其发生时间，冲正行为冲正时间")
     local_date: str
     community: str
     compound: str | None
@@ -291,8 +346,9 @@ class WasteRecord(SQLModel):
     category_name: str
     waste_group: WasteGroup
     waste_group_name: str
-    grams: int
+    grams: int = Field(description="克；冲正行为负数")
     points: int
+    reversal: bool = Field(default=False, description="冲正：本期对此前月份记录的更正，计于更正之时，重量与积分为负")
 
 
 class ParticipatingHousehold(SQLModel):
@@ -315,7 +371,8 @@ def _waste_detail(community_ids, lo, hi, group: WasteGroup | None):
     r = records(Among(communities=tuple(community_ids)), lo, hi, weighed=True)
     stmt = (
         select(r.c.kind, r.c.record_id, r.c.at, C.c.name.label("community"), CP.c.name.label("compound"), B.c.name.label("building"),
-               H.c.unit, H.c.door_plate, r.c.walk_in, r.c.category, r.c.category_name, r.c.waste_group, r.c.grams, r.c.points)
+               H.c.unit, H.c.door_plate, r.c.walk_in, r.c.category, r.c.category_name, r.c.waste_group, r.c.grams, r.c.points,
+               r.c.reversal)
         .select_from(
             r.join(C, C.c.id == r.c.community_id)
             .outerjoin(H, H.c.id == r.c.household_id).outerjoin(B, B.c.id == H.c.building_id).outerjoin(CP, CP.c.id == B.c.compound_id)
@@ -345,11 +402,11 @@ def _households_detail(community_ids, lo, hi):
 def _waste_row(m, tz: ZoneInfo, names: dict[WasteGroup, str]) -> WasteRecord:
     group = WasteGroup(m["waste_group"])
     return WasteRecord(
-        kind=m["kind"], kind_name=KIND_ZH[m["kind"]], record_id=m["record_id"], at=m["at"],
+        kind=m["kind"], kind_name=("冲正·" if m["reversal"] else "") + KIND_ZH[m["kind"]], record_id=m["record_id"], at=m["at"],
         local_date=m["at"].astimezone(tz).date().isoformat(), community=m["community"], compound=m["compound"],
         building=m["building"], unit=m["unit"], door_plate=m["door_plate"], walk_in=bool(m["walk_in"]),
         category=m["category"], category_name=m["category_name"], waste_group=group, waste_group_name=names.get(group, STANDARD_NAMES[group]),
-        grams=int(m["grams"]), points=int(m["points"] or 0),
+        grams=int(m["grams"]), points=int(m["points"] or 0), reversal=bool(m["reversal"]),
     )
 
 
@@ -399,6 +456,37 @@ def detail_page(session: Session, measure: WasteMeasure, community_ids, lo, hi, 
         last = rows[-1] if rows else None
         next_cursor = encode_cursor({"at": last["at"].isoformat(), "k": last["kind"], "id": last["record_id"]}) if more else None
     return items, next_cursor
+
+
+_TITLES = {WasteMeasure.waste_reduced_kg: "垃圾减量合计", WasteMeasure.participating_households: "参与家庭"}
+_RECORD_COLUMNS = (
+    col("local_date", "日期", "date"), col("kind_name", "记录类型"), col("record_id", "记录编号", "int"), col("community", "社区"),
+    col("compound", "小区"), col("building", "楼栋"), col("unit", "单元"), col("door_plate", "门牌"), col("walk_in", "走访居民", "bool"),
+    col("category_name", "品类"), col("waste_group_name", "类别"), col("grams", "重量", "grams", True), col("points", "积分", "int", True),
+)
+_HOUSEHOLD_TABLE = (
+    col("community", "社区"), col("compound", "小区"), col("building", "楼栋"), col("unit", "单元"), col("door_plate", "门牌"),
+    col("acts", "参与次数", "int", True), col("weigh_ins", "回收日称重", "int", True), col("compost_drops", "堆肥投放", "int", True),
+    col("checkins", "桶边督导", "int", True), col("challenge_days", "打卡挑战", "int", True),
+)
+
+
+def drilldown(session: Session, measure: WasteMeasure, community_ids, lo: datetime | None, hi: datetime, tz: ZoneInfo,
+              cursor: str | None, limit: int) -> Drilldown:
+    """A page of the records behind a waste figure, with the figure they add up to (over every page)."""
+    items, next_cursor = detail_page(session, measure, community_ids, lo, hi, tz, cursor, limit)
+    if measure == WasteMeasure.participating_households:
+        value: int | float = participating_households(session, community_ids, lo, hi)
+        columns = _HOUSEHOLD_TABLE
+    else:
+        grams = grams_by_group(session, community_ids, lo, hi)
+        group = measure_group(measure)
+        value = round((sum(grams.values()) if group is None else grams[group.value]) / 1000, 3)
+        columns = _RECORD_COLUMNS
+    group = measure_group(measure)
+    title = _TITLES.get(measure) or f"{group_names_for(session, community_ids)[group]}减量"
+    return Drilldown(measure=measure.value, title=title, figures={measure.value: value}, columns=list(columns),
+                     rows=[item.model_dump() for item in items], next_cursor=next_cursor)
 
 
 def detail_rows(session: Session, measure: WasteMeasure, community_ids, lo, hi, tz: ZoneInfo,
