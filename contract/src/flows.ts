@@ -27,8 +27,9 @@ function must<T>(result: { data?: T; error?: unknown; response: Response }, what
   return result.data;
 }
 
+// The JSON answers: an operation may also answer another format when asked (?format=html), not here.
 function signedIn(base: string, token: string) {
-  return createClient<paths>({ baseUrl: base, headers: { Authorization: `Bearer ${token}` } });
+  return createClient<paths, "application/json">({ baseUrl: base, headers: { Authorization: `Bearer ${token}` } });
 }
 
 async function resident(base: string, input: Inputs) {
