@@ -410,8 +410,13 @@ def held(session: Session, community_ids: list[int] | tuple[int, ...], start: da
 
 def backdated_count(session: Session, community_ids: list[int] | tuple[int, ...], start: date | None, end: date) -> int:
     """Back-dated (补录) activities held on local days [start, end] (start None: since the start). For reports."""
+    return int(session.execute(select(func.count()).where(*backdated(community_ids, start, end))).scalar_one())
+
+
+def backdated(community_ids: list[int] | tuple[int, ...], start: date | None, end: date) -> list:
+    """SQL conditions: the back-dated activities held on days [start, end] (start None: since the start)."""
     t = Activity.__table__
     cond = [t.c.community_id.in_(list(community_ids) or [-1]), t.c.held_on <= end, t.c.backdated.is_(True)]
     if start is not None:
         cond.append(t.c.held_on >= start)
-    return int(session.execute(select(func.count()).where(*cond)).scalar_one())
+    return cond

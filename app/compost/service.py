@@ -498,15 +498,23 @@ def household_claims(session: Session, household_id: int, cursor: str | None, li
 
 # --- for reports ---------------------------------------------------------------------------------
 
+def harvested(community_ids: list[int] | tuple[int, ...], lo, hi) -> list:
+    """SQL conditions: the harvests between instants [lo, hi) (lo None: since the start), the ones compost
+    produced counts (`produced_g`, and the reports' drill-down)."""
+    t = CompostHarvest.__table__
+    cond = [t.c.community_id.in_(list(community_ids) or [-1]), t.c.harvested_at < hi]
+    if lo is not None:
+        cond.append(t.c.harvested_at >= lo)
+    return cond
+
+
 def produced_g(session: Session, community_ids: list[int] | tuple[int, ...], lo, hi, key=None) -> dict[Any, int]:
     """Compost harvested (grams) in communities between instants [lo, hi) (lo None: since the start);
     grouped by `key(harvested_at column)` (an SQL expression, e.g. the local month), else under None.
     Called by reports after they have checked who is asking."""
     t = CompostHarvest.__table__
     group = key(t.c.harvested_at) if key is not None else None
-    cond = [t.c.community_id.in_(list(community_ids) or [-1]), t.c.harvested_at < hi]
-    if lo is not None:
-        cond.append(t.c.harvested_at >= lo)
+    cond = harvested(community_ids, lo, hi)
     if group is None:
         return {None: int(session.execute(select(func.coalesce(func.sum(t.c.compost_g), 0)).where(*cond)).scalar())}
     return {k: int(g) for k, g in session.execute(select(group, func.sum(t.c.compost_g)).where(*cond).group_by(group)).all()}

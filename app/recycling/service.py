@@ -722,12 +722,18 @@ def scheduled_events_on(session: Session, day: date, community_ids: list[int]) -
     )
 
 
-def backdated_weigh_ins(session: Session, community_ids: list[int] | tuple[int, ...], start: date | None, end: date) -> int:
-    """Back-dated (补录) weigh-ins of recycling days on local days [start, end] (start None: since the start). For reports."""
+def backdated(community_ids: list[int] | tuple[int, ...], start: date | None, end: date) -> list:
+    """SQL conditions (weigh_in joined to recycling_event): the back-dated weigh-ins of days [start, end]."""
     cond = [WEIGH_IN.c.community_id.in_(list(community_ids) or [-1]), WEIGH_IN.c.backdate_reason.is_not(None),
             EVENT.c.occurs_on <= end]
     if start is not None:
         cond.append(EVENT.c.occurs_on >= start)
+    return cond
+
+
+def backdated_weigh_ins(session: Session, community_ids: list[int] | tuple[int, ...], start: date | None, end: date) -> int:
+    """Back-dated (补录) weigh-ins of recycling days on local days [start, end] (start None: since the start). For reports."""
+    cond = backdated(community_ids, start, end)
     return int(session.execute(
         select(func.count()).select_from(WEIGH_IN.join(EVENT, EVENT.c.id == WEIGH_IN.c.event_id)).where(*cond)
     ).scalar_one())

@@ -105,7 +105,8 @@ def _record_figures(session: Session, scope: Scope, lo: datetime, hi: datetime) 
     compost_now, compost_all = compost.produced_g(session, ids, lo, hi)[None], compost.produced_g(session, ids, None, hi)[None]
 
     def fig(key, label, unit, a, b):
-        return Figure(key=key, label=label, unit=unit, this_month=a, cumulative=b)
+        records = "compost_harvests" if key.startswith("compost") else "volunteer_shifts"
+        return Figure(key=key, label=label, unit=unit, this_month=a, cumulative=b, records=records)
 
     return [
         fig("volunteer_attendances", "志愿者值守人次（签到签退记录）", "人次", vol_now[0], vol_all[0]),
@@ -189,7 +190,8 @@ def build(session: Session, kind: ScopeKind, scope_id: int, month: str) -> Month
         *_people(media_figures),
         fig("backdated_records", "其中补录记录（过后录入的回收称重、活动）", "条",
             recycling.backdated_weigh_ins(session, ids, period.start, period.end) + activities.backdated_count(session, ids, period.start, period.end),
-            recycling.backdated_weigh_ins(session, ids, None, period.end) + activities.backdated_count(session, ids, None, period.end)),
+            recycling.backdated_weigh_ins(session, ids, None, period.end) + activities.backdated_count(session, ids, None, period.end),
+            records="backdated_records"),
     ]
     cities = set(community_cities(session, scope.community_ids).values())
     by_category = [

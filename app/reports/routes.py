@@ -28,6 +28,7 @@ from app.reports.dashboard import Dashboard
 from app.reports.measures.detail import Drilldown
 from app.reports.measures.people import Measure
 from app.reports.measures.points import POINTS_RECORDS
+from app.reports.measures.programme import PROGRAMME_RECORDS
 from app.reports.measures.waste import WASTE_MEASURES
 from app.reports.models import (
     MediaItemCreate,
@@ -194,7 +195,7 @@ def network_monthly(request: Request, session: SessionDep, principal: NetworkRep
 # --- drill-down: the records behind each figure of the monthly report -----------------------------
 
 RecordsMeasure = StrEnum("RecordsMeasure", {m: m for m in (*(m.value for m in Measure), *(m.value for m in WASTE_MEASURES),
-                                                             *POINTS_RECORDS)})
+                                                             *POINTS_RECORDS, *PROGRAMME_RECORDS)})
 Cumulative = Annotated[bool, Query(description="true：累计（项目开始至本月末）；默认本月")]
 Cursor = Annotated[str | None, Query(max_length=300, description="上一页返回的 next_cursor")]
 Limit = Annotated[int, Query(ge=1, le=200)]
@@ -206,7 +207,9 @@ _DRILLDOWN_DESCRIPTION = (
     "month's record as a negative 冲正 row at its own time; their grams add up to the figure. `participating_households`: "
     "each household by door plate with its acts. Points (`points_issued`, `points_redeemed`, `points_expired`): each ledger "
     "entry counted, with its day, source, memo, door plate and points (a correction at its own time); `points_held`: each "
-    "household's points held by open reservations at the month's end. `partner_organisations` (the organisations counted), `communities` (each "
+    "household's points held by open reservations at the month's end. `volunteer_shifts` (the finished shifts behind "
+    "volunteer attendances and hours), `compost_harvests` (compost produced), `backdated_records` (the back-dated weigh-ins "
+    "and activities, with their reasons). `partner_organisations` (the organisations counted), `communities` (each "
     "community active and its records by kind), `activities` (each activity held: 人次, attendees named, leaflets, "
     "beneficiaries, media), `people` (each named attendance, by door plate; 人 is the number of distinct households), `media` "
     "(items counted and the reads each added). One shape for all: `columns` (which to total), `rows`, `figures` (the "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import date
 from enum import StrEnum
 from urllib.parse import quote
@@ -17,7 +17,7 @@ from app.core.db import get_reports_engine, utcnow
 from app.identity.auth import Principal
 from app.kit.sql import stream_tuples
 from app.reports import rollup, sheets
-from app.reports.measures import people, points
+from app.reports.measures import people, points, programme
 from app.reports.measures.detail import Drilldown, page_of
 from app.reports.scope import SCOPE_ZH, Period, Scope, ScopeKind, month_period, period_of, resolve
 from app.reports.totals import Rollup, report_query
@@ -164,7 +164,9 @@ def monthly_report(session: Session, principal: Principal | None, kind: ScopeKin
     scope = resolve(session, kind, scope_id)
     lo, hi = month_period(month).bounds(scope.tz)
     details = [*people.drilldowns(session, scope, month_period(month)),
-               *(points.drilldown(session, m, scope.community_ids, lo, hi, scope.tz, None, None) for m in points.POINTS_RECORDS)]
+               *(points.drilldown(session, m, scope.community_ids, lo, hi, scope.tz, None, None) for m in points.POINTS_RECORDS),
+               *(programme.drilldown(session, m, scope.community_ids, lo, hi, scope.tz, *astuple(month_period(month)))
+                 for m in programme.PROGRAMME_RECORDS)]
     fd, path = tempfile.mkstemp(suffix=".xlsx")
     os.close(fd)
     try:
@@ -192,6 +194,10 @@ def monthly_drilldown(session: Session, principal: Principal | None, kind: Scope
                      detail={"month": month, "measure": measure, "cumulative": cumulative})
         session.commit()
     lo, hi = period.bounds(scope.tz)
+    if measure in programme.PROGRAMME_RECORDS:
+        table = programme.drilldown(session, measure, scope.community_ids, None if cumulative else lo, hi, scope.tz,
+                                    None if cumulative else period.start, period.end)
+        return page_of(table, cursor, limit)
     if measure in points.POINTS_RECORDS:
         return points.drilldown(session, measure, scope.community_ids, None if cumulative else lo, hi, scope.tz, cursor, limit)
     if measure in waste.WasteMeasure.__members__:

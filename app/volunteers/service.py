@@ -254,11 +254,18 @@ def hours(
 
 # --- for reports ---------------------------------------------------------------------------------
 
-def served(session: Session, community_ids: list[int] | tuple[int, ...], lo: datetime | None, hi: datetime) -> tuple[int, int]:
-    """(attendances 人次, minutes) of finished shifts signed in between instants [lo, hi) (lo None: since
-    the start), as in `hours`. Called by reports after they have checked who is asking."""
+def served_shifts(community_ids: list[int] | tuple[int, ...], lo: datetime | None, hi: datetime) -> list:
+    """SQL conditions: the finished shifts signed in between instants [lo, hi) (lo None: since the start),
+    the ones volunteer attendances and hours count (`served`, and the reports' drill-down)."""
     cond = [SHIFT.c.community_id.in_(list(community_ids) or [-1]), SHIFT.c.signed_in_at < hi, SHIFT.c.minutes.is_not(None)]
     if lo is not None:
         cond.append(SHIFT.c.signed_in_at >= lo)
-    n, minutes = session.execute(select(func.count(), func.coalesce(func.sum(SHIFT.c.minutes), 0)).where(*cond)).one()
+    return cond
+
+
+def served(session: Session, community_ids: list[int] | tuple[int, ...], lo: datetime | None, hi: datetime) -> tuple[int, int]:
+    """(attendances 人次, minutes) of finished shifts signed in between instants [lo, hi) (lo None: since
+    the start), as in `hours`. Called by reports after they have checked who is asking."""
+    n, minutes = session.execute(select(func.count(), func.coalesce(func.sum(SHIFT.c.minutes), 0))
+                                 .where(*served_shifts(community_ids, lo, hi))).one()
     return int(n), int(minutes)

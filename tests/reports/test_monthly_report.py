@@ -164,6 +164,41 @@ def test_every_figure_adds_up_from_the_records(client, world, engine, other_worl
     assert sum(g["totals"]["participants"] for g in groups) == figures["activity_participants"][0]
 
 
+def test_every_figure_names_the_records_that_give_it(client, world, engine, clock):
+    """Each figure of the report, this month and cumulative, is given again by its drill-down (every page
+    of it), the rows' totals where the drill-down totals a column of them."""
+    _records(engine, world, client, clock)
+    _program_records(client, world, clock)
+    org = f"/api/v1/organisations/{world.organisation.id}/reports"
+    report = client.get(f"{org}/monthly", params={"month": "2026-10"}, headers=world.h("org_admin")).json()
+    figures = [*report["figures"], *report["waste_by_category"]]
+    assert all(f["records"] for f in figures), [f["key"] for f in figures if not f["records"]]
+    for cumulative, column in ((False, "this_month"), (True, "cumulative")):
+        tables: dict[str, dict] = {}
+        for f in figures:
+            if f["records"] not in tables:
+                rows, cursor = [], None
+                while True:
+                    r = client.get(f"{org}/monthly/records/{f['records']}", headers=world.h("org_admin"), params={
+                        "month": "2026-10", "cumulative": str(cumulative).lower(), "limit": 3, **({"cursor": cursor} if cursor else {})})
+                    assert r.status_code == 200, (f["records"], r.text)
+                    rows += r.json()["rows"]
+                    cursor = r.json()["next_cursor"]
+                    if not cursor:
+                        break
+                tables[f["records"]] = r.json() | {"rows": rows}
+            table = tables[f["records"]]
+            if f["key"] in table["figures"]:
+                assert table["figures"][f["key"]] == f[column], (f["key"], column)
+            summed = [c["key"] for c in table["columns"] if c["total"]]
+            if f["key"] == f["records"] and len(summed) == 1:  # a figure that is its records' one total
+                total = sum(row[summed[0]] for row in table["rows"])
+                assert (round(total / 1000, 3) if f["unit"] == "kg" else total) == f[column], (f["key"], column)
+    assert len(tables["backdated_records"]["rows"]) == next(f["cumulative"] for f in figures if f["key"] == "backdated_records")
+    assert sum(r["minutes"] for r in tables["volunteer_shifts"]["rows"]) > 0
+    assert sum(r["compost_g"] for r in tables["compost_harvests"]["rows"]) > 0
+
+
 def test_street_report_as_xlsx_and_printable_page(client, world, engine, clock):
     _records(engine, world, client, clock)
     _program_records(client, world, clock)
