@@ -52,8 +52,8 @@ def seed_demo(session: Session) -> Community | None:
     session.flush()
     # A bin-side station and the usual drop-off windows (定时定点, local time): a scan can be tried at once.
     session.add(Station(community_id=community.id, compound_id=compound.id, name="1号楼东侧", location="1号楼东侧垃圾房"))
-    session.add(DropWindow(community_id=community.id, name="早间", starts=time(7), ends=time(9)))
-    session.add(DropWindow(community_id=community.id, name="晚间", starts=time(18), ends=time(21)))
+    session.add(DropWindow(community_id=community.id, name="早间", start_time=time(7), end_time=time(9)))
+    session.add(DropWindow(community_id=community.id, name="晚间", start_time=time(18), end_time=time(21)))
     for b in range(1, 4):
         building = Building(name=f"{b}号楼", compound_id=compound.id, community_id=community.id)
         session.add(building)

@@ -26,7 +26,9 @@ DESCRIPTION = """
 减废存折 — the backend of the household waste-reduction passbook mini-program.
 
 Errors share one shape: `{"error": {"code", "message", "field", "request_id"}}`; messages are in
-Chinese unless the request sends `Accept-Language: en`.
+Chinese unless the request sends `Accept-Language: en`. Lists, periods, names and formats follow one
+convention each (docs/api.md): pages of `{items, next_cursor}`, `start`/`end` local dates, the same
+field name in and out, `?format=` for another representation.
 """
 
 

@@ -99,7 +99,7 @@ def seed(engine):
         s.add(station)
         for hour in range(24):
             end = dtime(hour + 1) if hour < 23 else dtime(23, 59, 59, 999999)
-            s.add(DropWindow(community_id=community.id, name=f"{hour}时", starts=dtime(hour), ends=end))
+            s.add(DropWindow(community_id=community.id, name=f"{hour}时", start_time=dtime(hour), end_time=end))
         volunteer = User(username="bench-volunteer", display_name="bench")
         s.add(volunteer)
         s.flush()

@@ -74,7 +74,7 @@ def main() -> None:
         with Session(engine) as s:
             user = User(username="bench-admin", display_name="bench")
             station = Station(community_id=community_id, name="bench station")
-            window = DropWindow(community_id=community_id, name="bench", starts="07:00", ends="09:00")
+            window = DropWindow(community_id=community_id, name="bench", start_time="07:00", end_time="09:00")
             s.add_all([user, station, window])
             s.commit()
             ids = {"user": user.id, "station": station.id, "window": window.id}

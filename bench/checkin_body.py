@@ -12,7 +12,7 @@ def prepare(client, world: dict) -> dict[str, Any]:
     r = client.post(f"/api/v1/communities/{c}/stations", json={"name": "压测投放点"}, headers=headers)
     assert r.status_code == 201, r.text
     station_id = r.json()["id"]
-    window = {"name": "全天", "starts": "00:00", "ends": "23:59"}
+    window = {"name": "全天", "start_time": "00:00", "end_time": "23:59"}
     r = client.post(f"/api/v1/communities/{c}/drop-windows", json=window, headers=headers)
     assert r.status_code == 201, r.text
     return {"station_id": station_id}

@@ -49,11 +49,11 @@ def setup_field(client, world) -> dict:
     station = client.post(f"/api/v1/communities/{c}/stations", json={"name": "3号楼东侧"}, headers=h)
     assert station.status_code == 201, station.text
     morning = client.post(
-        f"/api/v1/communities/{c}/drop-windows", json={"name": "早间", "starts": "07:00", "ends": "09:00"}, headers=h
+        f"/api/v1/communities/{c}/drop-windows", json={"name": "早间", "start_time": "07:00", "end_time": "09:00"}, headers=h
     )
     assert morning.status_code == 201, morning.text
     evening = client.post(
-        f"/api/v1/communities/{c}/drop-windows", json={"name": "晚间", "starts": "18:00", "ends": "21:00"}, headers=h
+        f"/api/v1/communities/{c}/drop-windows", json={"name": "晚间", "start_time": "18:00", "end_time": "21:00"}, headers=h
     )
     assert evening.status_code == 201, evening.text
     return {"station_id": station.json()["id"], "morning": morning.json()["id"], "evening": evening.json()["id"]}

@@ -47,7 +47,7 @@ def test_the_generated_types_carry_the_volunteer_and_the_resident_through_their_
     f = setup_field(client, world)
     h = world.h("committee")
     client.patch(f"/api/v1/drop-windows/{f['evening']}", json={"active": False}, headers=h)
-    r = client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"starts": "00:00", "ends": "23:59:59.999999"}, headers=h)
+    r = client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"start_time": "00:00", "end_time": "23:59:59.999999"}, headers=h)
     assert r.status_code == 200, r.text
     username, password = staff_with_password(engine, Role.volunteer, world.community.id), PASSWORD
     household = world.households[0]

@@ -50,7 +50,7 @@ REFUSED_BY_THE_DATA = {
 BODY_EXTRAS = {
     ("POST", "/api/v1/grants"): lambda ids: {"community_id": ids["community_id"]},
     ("POST", "/api/v1/grants/revoke"): lambda ids: {"community_id": ids["community_id"]},
-    ("POST", "/api/v1/communities/{community_id}/drop-windows"): lambda ids: {"ends": "09:00:00"},
+    ("POST", "/api/v1/communities/{community_id}/drop-windows"): lambda ids: {"end_time": "09:00:00"},
     ("POST", "/api/v1/communities/{community_id}/recycling-schedules"): lambda ids: {"rrule": "FREQ=WEEKLY", "end_time": "11:00:00"},
     ("POST", "/api/v1/communities/{community_id}/recycling-events"): lambda ids: {"end_time": "11:00:00"},
     ("POST", "/api/v1/recycling-events/{event_id}/weigh-ins"): lambda ids: {"walk_in": True, "weight_g": 100},
@@ -183,7 +183,7 @@ def _objects(client, world) -> dict[str, int | str]:
     challenge = {"title": "减塑打卡", "days_required": 3, "starts_on": (today - timedelta(days=5)).isoformat(),
                  "ends_on": (today + timedelta(days=30)).isoformat()}
     station_id = made(f"/communities/{c}/stations", "committee", json={"name": "矩阵投放点"})
-    made(f"/communities/{c}/drop-windows", "committee", json={"name": "全天", "starts": "00:00", "ends": "23:59:59"})
+    made(f"/communities/{c}/drop-windows", "committee", json={"name": "全天", "start_time": "00:00", "end_time": "23:59:59"})
     scanned = client.post(f"/api/v1/communities/{c}/checkins", headers=world.h("volunteer"),
                           json={"client_id": key(), "payload": _payload(world), "station_id": station_id, "result": "correct"})
     assert scanned.status_code == 201, scanned.text
@@ -225,7 +225,7 @@ def _objects(client, world) -> dict[str, int | str]:
         "event_id": event_id,
         "weigh_in_id": weigh_in_id,
         "station_id": station_id,
-        "window_id": made(f"/communities/{c}/drop-windows", "committee", json={"name": "夜", "starts": "00:00", "ends": "00:01", "weekdays": "7", "active": False}),
+        "window_id": made(f"/communities/{c}/drop-windows", "committee", json={"name": "夜", "start_time": "00:00", "end_time": "00:01", "weekdays": "7", "active": False}),
         "checkin_id": scanned.json()["checkin_id"],
         "activity_id": made(f"/communities/{c}/activities", "committee",
                             json={"client_id": key(), "kind": "lecture", "title": "大讲堂", "held_on": today.isoformat(), "participants": 30}),
@@ -288,7 +288,7 @@ def test_unscoped_lists_show_nothing_foreign(client, world, other_world):
     for role in FOREIGN_ROLES:
         communities = client.get("/api/v1/communities", headers=other_world.h(role)).json()["items"]
         assert world.community.id not in {c["id"] for c in communities}, role
-        streets = client.get("/api/v1/streets", headers=other_world.h(role)).json()
+        streets = client.get("/api/v1/streets", headers=other_world.h(role)).json()["items"]
         assert world.street.id not in {s["id"] for s in streets}, role
 
 

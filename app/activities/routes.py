@@ -36,11 +36,9 @@ from app.activities.models import (
 from app.core.db import SessionDep
 from app.kit.errors import error_responses
 from app.kit.fields import Day
-from app.kit.pagination import Page
+from app.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 
 router = APIRouter(prefix="/api/v1", tags=["activities and challenges"])
-Cursor = Annotated[str | None, Query(max_length=200, description="上一页返回的 next_cursor")]
-Limit = Annotated[int, Query(ge=1, le=200)]
 READ = error_responses(400, 401, 403, 404, 422)
 WRITE = error_responses(400, 401, 403, 404, 409, 422)
 
@@ -63,7 +61,7 @@ def list_activities(
     start: date | None = None,
     end: date | None = None,
     cursor: Cursor = None,
-    limit: Limit = 50,
+    limit: Limit = DEFAULT_LIMIT,
 ):
     items, next_cursor = service.list_activities(session, community_id, start, end, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
@@ -113,9 +111,10 @@ def create_challenge(session: SessionDep, principal: CommunityManager, community
     return service.create_challenge(session, principal, community_id, data)
 
 
-@router.get("/communities/{community_id}/challenges", summary="Challenges of a community (residents and staff)", response_model=list[ChallengePublic], responses=READ)
-def list_challenges(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int):
-    return service.list_challenges(session, community_id)
+@router.get("/communities/{community_id}/challenges", summary="Challenges of a community (residents and staff)", response_model=Page[ChallengePublic], responses=READ)
+def list_challenges(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
+    items, next_cursor = service.list_challenges(session, community_id, cursor, limit)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.post(
@@ -142,6 +141,7 @@ def challenge_stats(session: SessionDep, principal: ChallengeStaff, challenge_id
     return service.stats(session, challenge_id)
 
 
-@router.get("/households/{household_id}/challenges", summary="A household's challenges and streaks", response_model=list[EnrolmentPublic], responses=READ)
-def household_challenges(session: SessionDep, principal: HouseholdMemberOrStaff, household_id: int):
-    return service.household_enrolments(session, household_id)
+@router.get("/households/{household_id}/challenges", summary="A household's challenges and streaks", response_model=Page[EnrolmentPublic], responses=READ)
+def household_challenges(session: SessionDep, principal: HouseholdMemberOrStaff, household_id: int, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
+    items, next_cursor = service.household_enrolments(session, household_id, cursor, limit)
+    return Page(items=items, next_cursor=next_cursor)

@@ -31,7 +31,7 @@ from app.checkins import setup as field_setup
 from app.core.db import utcnow
 from app.identity.auth import BACKDATERS, FIELD_STAFF, Principal, authorize, community_links
 from app.kit.errors import BadRequest, Conflict, NotFound, Unprocessable, not_found
-from app.kit.pagination import page_by_id
+from app.kit.pagination import page_by_id, page_by_keys
 from app.kit.sql import own_replay
 from app.places import service as places
 from app.rules import service as rules
@@ -263,8 +263,10 @@ def get_challenge(session: Session, challenge_id: int) -> Challenge:
     return row
 
 
-def list_challenges(session: Session, community_id: int) -> list[Challenge]:
-    return list(session.scalars(select(Challenge).where(Challenge.community_id == community_id).order_by(Challenge.starts_on.desc(), Challenge.id)))
+def list_challenges(session: Session, community_id: int, cursor: str | None, limit: int):
+    """The latest first."""
+    stmt = select_rows(Challenge).where(Challenge.community_id == community_id)
+    return page_by_keys(session, stmt, [Challenge.starts_on, Challenge.id], cursor, limit, descending=True)
 
 
 def _acting_for(session: Session, principal: Principal, challenge: Challenge, household_id: int) -> None:
@@ -374,10 +376,11 @@ def check_in(session: Session, principal: Principal, challenge_id: int, househol
     return _public(enrolment, today)
 
 
-def household_enrolments(session: Session, household_id: int) -> list[EnrolmentPublic]:
+def household_enrolments(session: Session, household_id: int, cursor: str | None, limit: int) -> tuple[list[EnrolmentPublic], str | None]:
     household = places.get_household(session, household_id)
     today = _today(session, household.community_id)
-    return [_public(e, today) for e in session.scalars(select(Enrolment).where(Enrolment.household_id == household_id).order_by(Enrolment.id))]
+    rows, next_cursor = page_by_id(session, select_rows(Enrolment).where(Enrolment.household_id == household_id), Enrolment.id, cursor, limit)
+    return [_public(e, today) for e in rows], next_cursor
 
 
 def stats(session: Session, challenge_id: int) -> ChallengeStats:

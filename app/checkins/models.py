@@ -6,12 +6,12 @@ re-sent scan (same client id) gets the same answer and accuracy counts what was 
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, model_validator
 from pydantic import Field as PydanticField
-from sqlalchemy import JSON, Boolean, Column, Index, String, UniqueConstraint, text
+from sqlalchemy import JSON, Boolean, Column, Index, String, Time, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from app.core.db import utcnow
@@ -97,8 +97,8 @@ class StationPublic(StationBase):
 
 class DropWindowBase(SQLModel):
     name: str = Field(min_length=1, max_length=20, description="如 早间、晚间")
-    starts: LocalTime = Field(description="开始时间（社区当地时间）")
-    ends: LocalTime = Field(description="结束时间（社区当地时间，须晚于开始时间）")
+    start_time: LocalTime = Field(description="开始时间（社区当地时间）")
+    end_time: LocalTime = Field(description="结束时间（社区当地时间，须晚于开始时间）")
     weekdays: str = Field(
         default="1234567", min_length=1, max_length=7, schema_extra={"pattern": r"^[1-7]+$"}, description="适用的星期，1=周一 … 7=周日"
     )
@@ -110,21 +110,24 @@ class DropWindow(DropWindowBase, table=True):
     __table_args__ = (UniqueConstraint("community_id", "name"),)
     id: int | None = Field(default=None, sa_column=pk())
     community_id: int = Field(sa_column=fk("community.id"))
+    # The columns keep their first names; the API's are the house's for a time of day (start_time/end_time).
+    start_time: time = Field(sa_column=Column("starts", Time, nullable=False))
+    end_time: time = Field(sa_column=Column("ends", Time, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
 
 
 class DropWindowCreate(DropWindowBase):
     @model_validator(mode="after")
     def _order(self):
-        if self.ends <= self.starts:
-            raise ValueError("ends must be after starts")
+        if self.end_time <= self.start_time:
+            raise ValueError("end_time must be after start_time")
         return self
 
 
 class DropWindowUpdate(SQLModel):
     name: str | None = Field(default=None, min_length=1, max_length=20)
-    starts: LocalTime | None = None
-    ends: LocalTime | None = None
+    start_time: LocalTime | None = None
+    end_time: LocalTime | None = None
     weekdays: str | None = Field(default=None, min_length=1, max_length=7, schema_extra={"pattern": r"^[1-7]+$"})
     active: bool | None = None
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -37,13 +36,12 @@ from app.checkins.models import (
 from app.core.db import SessionDep
 from app.kit.errors import error_responses
 from app.kit.fields import Day
-from app.kit.pagination import Page
+from app.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
+from app.kit.period import End, Start
 from app.places.auth import CommunityResidentOrStaff
 from app.rules.models import ReversalCreate
 
 router = APIRouter(prefix="/api/v1", tags=["check-ins"])
-Cursor = Annotated[str | None, Query(max_length=200, description="上一页返回的 next_cursor")]
-Limit = Annotated[int, Query(ge=1, le=200)]
 READ = error_responses(400, 401, 403, 404, 422)
 WRITE = error_responses(400, 401, 403, 404, 409, 422)
 
@@ -53,9 +51,10 @@ def create_station(session: SessionDep, principal: CommunityManager, community_i
     return service.create_station(session, principal, community_id, data)
 
 
-@router.get("/communities/{community_id}/stations", summary="List the drop-off stations of a community (where to put rubbish out: staff and residents)", response_model=list[StationPublic], responses=READ)
-def list_stations(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int):
-    return service.list_stations(session, community_id)
+@router.get("/communities/{community_id}/stations", summary="List the drop-off stations of a community (where to put rubbish out: staff and residents)", response_model=Page[StationPublic], responses=READ)
+def list_stations(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
+    items, next_cursor = service.list_stations(session, community_id, cursor, limit)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.patch("/stations/{station_id}", summary="Rename, move or deactivate a station", response_model=StationPublic, responses=WRITE)
@@ -68,9 +67,10 @@ def create_window(session: SessionDep, principal: CommunityManager, community_id
     return service.create_window(session, principal, community_id, data)
 
 
-@router.get("/communities/{community_id}/drop-windows", summary="List the drop-off windows of a community (when to put rubbish out: staff and residents)", response_model=list[DropWindowPublic], responses=READ)
-def list_windows(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int):
-    return service.list_windows(session, community_id)
+@router.get("/communities/{community_id}/drop-windows", summary="List the drop-off windows of a community (when to put rubbish out: staff and residents)", response_model=Page[DropWindowPublic], responses=READ)
+def list_windows(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
+    items, next_cursor = service.list_windows(session, community_id, cursor, limit)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.patch("/drop-windows/{window_id}", summary="Change or deactivate a drop-off window", response_model=DropWindowPublic, responses=WRITE)
@@ -110,10 +110,10 @@ def list_checkins(
     community_id: int,
     household_id: int | None = None,
     status: ScanStatus | None = None,
-    start: Annotated[datetime | None, Query(description="扫码时间起（含）")] = None,
-    end: Annotated[datetime | None, Query(description="扫码时间止（不含）")] = None,
+    start: Start = None,
+    end: End = None,
     cursor: Cursor = None,
-    limit: Limit = 50,
+    limit: Limit = DEFAULT_LIMIT,
 ):
     items, next_cursor = service.list_checkins(
         session, community_id, household_id=household_id, status=status, start=start, end=end, cursor=cursor, limit=limit
@@ -133,7 +133,7 @@ def checkin_stats(
 
 
 @router.get("/households/{household_id}/checkins", summary="Check-ins of a household (members and staff)", response_model=Page[CheckInPublic], responses=READ)
-def household_checkins(session: SessionDep, principal: HouseholdMemberOrStaff, household_id: int, cursor: Cursor = None, limit: Limit = 50):
+def household_checkins(session: SessionDep, principal: HouseholdMemberOrStaff, household_id: int, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
     items, next_cursor = service.household_checkins(session, household_id, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 

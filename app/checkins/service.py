@@ -41,7 +41,8 @@ from app.checkins.scan import Row
 from app.core.db import get_engine, utcnow
 from app.identity.auth import FIELD_STAFF, Principal, may_act_in
 from app.kit.errors import BadRequest, Conflict, DomainError, Forbidden, NotFound, Unprocessable, not_found
-from app.kit.pagination import page_by_id
+from app.kit.pagination import page_by_id, page_by_keys
+from app.kit.period import local_bounds
 from app.kit.throttle import TooManyAttempts
 from app.places import service as places
 from app.places.models import HouseholdPublic
@@ -86,8 +87,8 @@ def create_station(session: Session, principal: Principal, community_id: int, da
     return station
 
 
-def list_stations(session: Session, community_id: int) -> list[Station]:
-    return list(session.scalars(select(Station).where(Station.community_id == community_id).order_by(Station.id)))
+def list_stations(session: Session, community_id: int, cursor: str | None, limit: int):
+    return page_by_id(session, select_rows(Station).where(Station.community_id == community_id), Station.id, cursor, limit)
 
 
 def update_station(session: Session, principal: Principal, station_id: int, data: StationUpdate) -> Station:
@@ -118,12 +119,12 @@ def _check_overlap(session: Session, community_id: int, window: DropWindow) -> N
         if other.id == window.id or not window.active:
             continue
         shared_days = set(other.weekdays) & set(window.weekdays)
-        if shared_days and other.starts < window.ends and window.starts < other.ends:
+        if shared_days and other.start_time < window.end_time and window.start_time < other.end_time:
             raise Conflict(
                 "window_overlap",
                 f"与时段“{other.name}”重叠",
                 f"Overlaps the window '{other.name}'",
-                "starts",
+                "start_time",
             )
 
 
@@ -138,16 +139,16 @@ def create_window(session: Session, principal: Principal, community_id: int, dat
         session.rollback()
         raise Conflict("duplicate", "同名的投放时段已存在", "A window with this name already exists") from None
     audit.record_act(session, principal, "drop_window.create", window, community_id, name=window.name,
-           starts=str(window.starts), ends=str(window.ends), weekdays=window.weekdays)
+           start_time=str(window.start_time), end_time=str(window.end_time), weekdays=window.weekdays)
     session.commit()
     setup.SETUPS.invalidate(community_id)
     return window
 
 
-def list_windows(session: Session, community_id: int) -> list[DropWindow]:
-    return list(
-        session.scalars(select(DropWindow).where(DropWindow.community_id == community_id).order_by(DropWindow.starts))
-    )
+def list_windows(session: Session, community_id: int, cursor: str | None, limit: int):
+    """In the order of the day (by start time)."""
+    stmt = select_rows(DropWindow).where(DropWindow.community_id == community_id)
+    return page_by_keys(session, stmt, [DropWindow.start_time, DropWindow.id], cursor, limit)
 
 
 def update_window(session: Session, principal: Principal, window_id: int, data: DropWindowUpdate) -> DropWindow:
@@ -155,8 +156,8 @@ def update_window(session: Session, principal: Principal, window_id: int, data: 
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     for k, v in changes.items():
         setattr(window, k, v)
-    if window.ends <= window.starts:
-        raise BadRequest("invalid_window", "结束时间须晚于开始时间", "The window must end after it starts", "ends")
+    if window.end_time <= window.start_time:
+        raise BadRequest("invalid_window", "结束时间须晚于开始时间", "The window must end after it starts", "end_time")
     window.weekdays = "".join(sorted(set(window.weekdays)))
     _check_overlap(session, window.community_id, window)
     session.add(window)
@@ -304,20 +305,22 @@ def list_checkins(
     *,
     household_id: int | None,
     status: ScanStatus | None,
-    start: datetime | None,
-    end: datetime | None,
+    start: date | None,
+    end: date | None,
     cursor: str | None,
     limit: int,
 ) -> tuple[list[CheckInPublic], str | None]:
+    """Scanned on local days [start, end]."""
+    lo, hi = local_bounds(setup.load_setup(session, community_id).tz, start, end)
     stmt = select_rows(CheckIn).where(CheckIn.community_id == community_id)
     if household_id is not None:
         stmt = stmt.where(CheckIn.household_id == household_id)
     if status is not None:
         stmt = stmt.where(CheckIn.status == status.value)
-    if start is not None:
-        stmt = stmt.where(CheckIn.scanned_at >= start)
-    if end is not None:
-        stmt = stmt.where(CheckIn.scanned_at < end)
+    if lo is not None:
+        stmt = stmt.where(CheckIn.scanned_at >= lo)
+    if hi is not None:
+        stmt = stmt.where(CheckIn.scanned_at < hi)
     rows, next_cursor = page_by_id(session, stmt, CheckIn.id, cursor, limit)
     return _public(rows, rules.reversed_ids(session, "checkin", [r.id for r in rows])), next_cursor
 

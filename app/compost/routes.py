@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from app.compost import service
 from app.compost.auth import (
@@ -34,12 +32,10 @@ from app.compost.models import (
 )
 from app.core.db import SessionDep
 from app.kit.errors import error_responses
-from app.kit.pagination import Page
+from app.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.rules.models import ReversalCreate
 
 router = APIRouter(prefix="/api/v1", tags=["compost"])
-Cursor = Annotated[str | None, Query(max_length=200, description="上一页返回的 next_cursor")]
-Limit = Annotated[int, Query(ge=1, le=200)]
 READ = error_responses(400, 401, 403, 404, 422)
 WRITE = error_responses(400, 401, 403, 404, 409, 422)
 
@@ -49,9 +45,10 @@ def create_site(session: SessionDep, principal: CommunityKeeper, community_id: i
     return service.create_site(session, principal, community_id, data)
 
 
-@router.get("/communities/{community_id}/compost-sites", summary="List compost sites", response_model=list[CompostSitePublic], responses=READ)
-def list_sites(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int):
-    return service.list_sites(session, community_id)
+@router.get("/communities/{community_id}/compost-sites", summary="List compost sites", response_model=Page[CompostSitePublic], responses=READ)
+def list_sites(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
+    items, next_cursor = service.list_sites(session, community_id, cursor, limit)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.post("/compost-sites/{site_id}/bins", summary="Add a compost bin (堆肥箱) to a site", status_code=201, response_model=CompostBinPublic, responses=WRITE)
@@ -59,9 +56,10 @@ def create_bin(session: SessionDep, principal: SiteKeeper, site_id: int, data: C
     return service.create_bin(session, principal, site_id, data)
 
 
-@router.get("/communities/{community_id}/compost-bins", summary="List compost bins with their state", response_model=list[CompostBinPublic], responses=READ)
-def list_bins(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int):
-    return service.list_bins(session, community_id)
+@router.get("/communities/{community_id}/compost-bins", summary="List compost bins with their state", response_model=Page[CompostBinPublic], responses=READ)
+def list_bins(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
+    items, next_cursor = service.list_bins(session, community_id, cursor, limit)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/compost-bins/{bin_id}", summary="Read a compost bin", response_model=CompostBinPublic, responses=READ)
@@ -84,9 +82,10 @@ def harvest(session: SessionDep, principal: BinKeeper, bin_id: int, data: Harves
     return service.harvest(session, principal, bin_id, data.compost_g)
 
 
-@router.get("/compost-bins/{bin_id}/harvests", summary="Harvests of a bin with their claims", response_model=list[HarvestPublic], responses=READ)
-def list_harvests(session: SessionDep, principal: BinStaff, bin_id: int):
-    return service.list_harvests(session, bin_id)
+@router.get("/compost-bins/{bin_id}/harvests", summary="Harvests of a bin with their claims", response_model=Page[HarvestPublic], responses=READ)
+def list_harvests(session: SessionDep, principal: BinStaff, bin_id: int, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
+    items, next_cursor = service.list_harvests(session, bin_id, cursor, limit)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.post("/compost-bins/{bin_id}/reopen", summary="Start a new cycle in a harvested bin", response_model=CompostBinPublic, responses=WRITE)
@@ -109,7 +108,7 @@ def record_drop(session: SessionDep, principal: BinFieldStaff, bin_id: int, data
 
 
 @router.get("/compost-bins/{bin_id}/drops", summary="Drops into a bin", response_model=Page[CompostDropPublic], responses=READ)
-def list_drops(session: SessionDep, principal: BinStaff, bin_id: int, cursor: Cursor = None, limit: Limit = 50):
+def list_drops(session: SessionDep, principal: BinStaff, bin_id: int, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
     items, next_cursor = service.list_drops(session, bin_id, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 
@@ -125,7 +124,7 @@ def add_reading(session: SessionDep, principal: BinKeeper, bin_id: int, data: Co
 
 
 @router.get("/compost-bins/{bin_id}/readings", summary="Readings of a bin", response_model=Page[CompostReadingPublic], responses=READ)
-def list_readings(session: SessionDep, principal: BinStaff, bin_id: int, cursor: Cursor = None, limit: Limit = 50):
+def list_readings(session: SessionDep, principal: BinStaff, bin_id: int, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
     items, next_cursor = service.list_readings(session, bin_id, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 
@@ -135,6 +134,7 @@ def collect_claim(session: SessionDep, principal: ClaimFieldStaff, claim_id: int
     return service.collect_claim(session, principal, claim_id)
 
 
-@router.get("/households/{household_id}/compost-claims", summary="Compost a household may collect or has collected", response_model=list[CompostClaimPublic], responses=READ)
-def household_claims(session: SessionDep, principal: HouseholdMemberOrStaff, household_id: int):
-    return service.household_claims(session, household_id)
+@router.get("/households/{household_id}/compost-claims", summary="Compost a household may collect or has collected", response_model=Page[CompostClaimPublic], responses=READ)
+def household_claims(session: SessionDep, principal: HouseholdMemberOrStaff, household_id: int, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
+    items, next_cursor = service.household_claims(session, household_id, cursor, limit)
+    return Page(items=items, next_cursor=next_cursor)

@@ -41,7 +41,7 @@ from app.compost.models import (
 from app.core.db import utcnow
 from app.identity.auth import Principal
 from app.kit.errors import BadRequest, Conflict, Unprocessable, not_found
-from app.kit.pagination import page_by_id
+from app.kit.pagination import page_by_id, page_by_keys
 from app.kit.sql import among, answered, fresh_and_stored, insert_new, own_replay
 from app.rules import service as rules
 
@@ -78,8 +78,8 @@ def create_site(session: Session, principal: Principal, community_id: int, data:
     return site
 
 
-def list_sites(session: Session, community_id: int) -> list[CompostSite]:
-    return list(session.scalars(select(CompostSite).where(CompostSite.community_id == community_id).order_by(CompostSite.id)))
+def list_sites(session: Session, community_id: int, cursor: str | None, limit: int):
+    return page_by_id(session, select_rows(CompostSite).where(CompostSite.community_id == community_id), CompostSite.id, cursor, limit)
 
 
 def get_bin(session: Session, bin_id: int) -> CompostBin:
@@ -123,9 +123,9 @@ def create_bin(session: Session, principal: Principal, site_id: int, data: Compo
     return bin_public(session, [row])[0]
 
 
-def list_bins(session: Session, community_id: int) -> list[CompostBinPublic]:
-    bins = list(session.scalars(select(CompostBin).where(CompostBin.community_id == community_id).order_by(CompostBin.id)))
-    return bin_public(session, bins)
+def list_bins(session: Session, community_id: int, cursor: str | None, limit: int) -> tuple[list[CompostBinPublic], str | None]:
+    bins, next_cursor = page_by_id(session, select_rows(CompostBin).where(CompostBin.community_id == community_id), CompostBin.id, cursor, limit)
+    return bin_public(session, list(bins)), next_cursor
 
 
 def read_bin(session: Session, bin_id: int) -> CompostBinPublic:
@@ -398,8 +398,9 @@ def harvest(session: Session, principal: Principal, bin_id: int, compost_g: int)
     )
 
 
-def list_harvests(session: Session, bin_id: int) -> list[HarvestPublic]:
-    harvests = list(session.scalars(select(CompostHarvest).where(CompostHarvest.bin_id == bin_id).order_by(CompostHarvest.id)))
+def list_harvests(session: Session, bin_id: int, cursor: str | None, limit: int) -> tuple[list[HarvestPublic], str | None]:
+    page, next_cursor = page_by_id(session, select_rows(CompostHarvest).where(CompostHarvest.bin_id == bin_id), CompostHarvest.id, cursor, limit)
+    harvests = list(page)
     claims: dict[int, list[CompostClaimPublic]] = defaultdict(list)
     if harvests:
         for c in session.scalars(
@@ -409,7 +410,7 @@ def list_harvests(session: Session, bin_id: int) -> list[HarvestPublic]:
     return [
         HarvestPublic(id=h.id, bin_id=bin_id, cycle=h.cycle, compost_g=h.compost_g, harvested_at=h.harvested_at, claims=claims[h.id])
         for h in harvests
-    ]
+    ], next_cursor
 
 
 def get_harvest(session: Session, harvest_id: int) -> CompostHarvest:
@@ -479,20 +480,20 @@ def collect_claims(session: Session, principal: Principal, harvest_id: int, clai
     return [CompostClaimPublic.model_validate(c, update={"bin_id": harvest_row.bin_id}) for c in rows]
 
 
-def household_claims(session: Session, household_id: int) -> list[CompostClaimPublic]:
+def household_claims(session: Session, household_id: int, cursor: str | None, limit: int) -> tuple[list[CompostClaimPublic], str | None]:
     """A household's compost shares, each with where to collect it: the bin and its site (name, address)."""
-    rows = session.execute(
-        select(CompostClaim, CompostHarvest.bin_id, CompostBin.name, CompostSite.id, CompostSite.name, CompostSite.address)
+    stmt = (
+        select_rows(CompostClaim, CompostHarvest.bin_id, CompostBin.name, CompostSite.id, CompostSite.name, CompostSite.address)
         .join(CompostHarvest, CompostHarvest.id == CompostClaim.harvest_id)
         .join(CompostBin, CompostBin.id == CompostHarvest.bin_id)
         .join(CompostSite, CompostSite.id == CompostBin.site_id)
         .where(CompostClaim.household_id == household_id)
-        .order_by(CompostClaim.id)
-    ).all()
+    )
+    rows, next_cursor = page_by_keys(session, stmt, [CompostClaim.id], cursor, limit, key=lambda row: [row[0].id])
     return [
         CompostClaimPublic.model_validate(c, update={"bin_id": b, "bin_name": bn, "site_id": sid, "site_name": sn, "site_address": sa})
         for c, b, bn, sid, sn, sa in rows
-    ]
+    ], next_cursor
 
 
 # --- for reports ---------------------------------------------------------------------------------

@@ -144,7 +144,7 @@ class CommunityReplay:
                 for c in compounds
             ]
             for name, starts, ends in WINDOWS:
-                checkins.create_window(s, self.committee, self.community_id, DropWindowCreate(name=name, starts=starts, ends=ends))
+                checkins.create_window(s, self.committee, self.community_id, DropWindowCreate(name=name, start_time=starts, end_time=ends))
             site = compost.create_site(s, self.keeper, self.community_id, CompostSiteCreate(name=f"{self.name}堆肥点"))
             self.bins = [
                 compost.create_bin(s, self.keeper, site.id, CompostBinCreate(name=f"{i}号箱", method=CompostMethod.box, capacity_l=200)).id

@@ -12,6 +12,7 @@ from app.guide import service
 from app.guide.models import GuideEntry, GuideEntryIn, GuideMissPublic, GuideSearchResult, ReasonGuide
 from app.identity.auth import CommunityManager
 from app.kit.errors import error_responses
+from app.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.places.auth import CommunityResidentOrStaff
 
 router = APIRouter(prefix="/api/v1", tags=["sorting guide"])
@@ -61,26 +62,29 @@ def delete_entry(session: SessionDep, principal: CommunityManager, community_id:
     return Response(status_code=204)
 
 
-@router.get("/communities/{community_id}/guide/own-items", summary="The community's own guide entries", response_model=list[GuideEntry], responses=READ)
-def community_entries(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int):
-    return service.community_entries(session, community_id)
+@router.get("/communities/{community_id}/guide/own-items", summary="The community's own guide entries", response_model=Page[GuideEntry], responses=READ)
+def community_entries(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
+    items, next_cursor = service.community_entries(session, community_id, cursor, limit)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get(
     "/communities/{community_id}/guide/misses",
     summary="What residents searched the guide for and did not find, most asked first",
-    response_model=list[GuideMissPublic],
+    response_model=Page[GuideMissPublic],
     responses=READ,
 )
-def misses(session: SessionDep, principal: CommunityManager, community_id: int, limit: Annotated[int, Query(ge=1, le=200)] = 50):
-    return service.misses(session, community_id, limit)
+def misses(session: SessionDep, principal: CommunityManager, community_id: int, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
+    items, next_cursor = service.misses(session, community_id, cursor, limit)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get(
     "/communities/{community_id}/guide/reasons",
     summary="Wrong-sorting reasons volunteers record, each with its tip and guide entries, most common here first",
-    response_model=list[ReasonGuide],
+    description="The reasons are a short fixed list: one page, `next_cursor` always null.",
+    response_model=Page[ReasonGuide],
     responses=READ,
 )
 def reasons(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int):
-    return service.reasons(session, community_id)
+    return Page(items=service.reasons(session, community_id))

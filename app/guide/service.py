@@ -27,6 +27,7 @@ from app.core.db import utcnow
 from app.guide.models import GuideEntry, GuideEntryIn, GuideMiss, GuideMissPublic, GuideOverride, ReasonGuide
 from app.identity.auth import Principal
 from app.kit.errors import NotFound
+from app.kit.pagination import page_by_keys, page_in_memory
 from app.places.models import Community, Street
 from app.recycling.groups import STANDARD_NAMES, group_names
 
@@ -200,12 +201,11 @@ def _count_miss(session: Session, community_id: int, query: str) -> None:
         session.commit()
 
 
-def misses(session: Session, community_id: int, limit: int) -> list[GuideMissPublic]:
-    """What residents searched for and did not find, most asked first."""
-    rows = session.exec(
-        select(GuideMiss).where(GuideMiss.community_id == community_id).order_by(GuideMiss.count.desc(), GuideMiss.last_at.desc()).limit(limit)
-    ).all()
-    return [GuideMissPublic(query=r.query, count=r.count, first_at=r.first_at, last_at=r.last_at) for r in rows]
+def misses(session: Session, community_id: int, cursor: str | None, limit: int) -> tuple[list[GuideMissPublic], str | None]:
+    """What residents searched for and did not find, most asked first (then the latest asked)."""
+    stmt = select(GuideMiss).where(GuideMiss.community_id == community_id)
+    rows, next_cursor = page_by_keys(session, stmt, [GuideMiss.count, GuideMiss.last_at, GuideMiss.id], cursor, limit, descending=True)
+    return [GuideMissPublic(query=r.query, count=r.count, first_at=r.first_at, last_at=r.last_at) for r in rows], next_cursor
 
 
 def _not_in_guide() -> NotFound:
@@ -219,9 +219,11 @@ def read_entry(session: Session, community_id: int, name: str) -> GuideEntry:
     return _entry(item, _city(session, community_id))
 
 
-def community_entries(session: Session, community_id: int) -> list[GuideEntry]:
+def community_entries(session: Session, community_id: int, cursor: str | None, limit: int) -> tuple[list[GuideEntry], str | None]:
+    """By name (the community's own entries are held in memory, a few dozen at most)."""
     city = _city(session, community_id)
-    return [_entry(item, city) for item in sorted(_overrides(session, community_id).values(), key=lambda i: i.name)]
+    items, next_cursor = page_in_memory(list(_overrides(session, community_id).values()), lambda i: i.name, cursor, limit)
+    return [_entry(item, city) for item in items], next_cursor
 
 
 def put_entry(session: Session, principal: Principal, community_id: int, name: str, data: GuideEntryIn) -> GuideEntry:

@@ -10,13 +10,15 @@ from sqlmodel import Field, SQLModel
 from app.core.db import SessionDep
 from app.identity.auth import CommunityManager
 from app.kit.errors import error_responses
+from app.kit.formats import content, file_response, formats
 from app.labels import service
 from app.labels.service import MAX_LABELS, LabelLayout
 from app.places.auth import BuildingManager
 
 router = APIRouter(prefix="/api/v1", tags=["labels"])
 
-PDF_RESPONSE = {200: {"content": {"application/pdf": {}}, "description": "A4 PDF of door-plate labels"}}
+PDF_RESPONSE = content("A4 PDF of door-plate labels", "pdf")
+LabelFormat = formats("LabelFormat", "pdf")
 LayoutQuery = Annotated[LabelLayout, Query(description="sheet: 3×4 labels of 60 mm per A4 page; single: one label per page")]
 
 
@@ -26,16 +28,18 @@ class LabelRequest(SQLModel):
 
 
 def _pdf(body: bytes, filename: str) -> Response:
-    return Response(content=body, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{filename}"'})
+    return file_response(body, "pdf", filename, attachment=False)
 
 
 @router.get(
-    "/buildings/{building_id}/labels.pdf",
+    "/buildings/{building_id}/labels",
     summary="Door-plate QR labels of every household in a building (A4 PDF)",
     response_class=Response,
     responses={**PDF_RESPONSE, **error_responses(401, 403, 404, 422)},
 )
-def building_labels(session: SessionDep, principal: BuildingManager, building_id: int, layout: LayoutQuery = LabelLayout.sheet):
+def building_labels(
+    session: SessionDep, principal: BuildingManager, building_id: int, layout: LayoutQuery = LabelLayout.sheet, format: LabelFormat = "pdf"
+):
     return _pdf(*service.building_labels(session, principal, building_id, layout))
 
 

@@ -13,6 +13,7 @@ from app.audit import service as audit
 from app.core.db import utcnow
 from app.identity.auth import Principal
 from app.kit.errors import BadRequest
+from app.kit.period import local_bounds
 from app.ledger import expiry, passbook
 from app.ledger import service as ledger
 from app.ledger.models import (
@@ -56,7 +57,7 @@ def passbook_summary(session: Session, household_id: int) -> Passbook:
 
 def printable_statement(session: Session, household_id: int, start: date | None, end: date | None) -> str:
     household, tz = passbook.open_passbook(session, household_id)
-    lo, hi = passbook.local_period(tz, start, end)
+    lo, hi = local_bounds(tz, start, end)
     limit = 200
     balance, lines, more = passbook.statement(session, household.id, tz, start=lo, end=hi, limit=limit)
     amount, when = expiry.expiring_soon(session, household.community_id, household.id, tz)

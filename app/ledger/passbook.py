@@ -6,7 +6,7 @@ scan), so the first page costs the same for 10 entries or 100,000.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, select
@@ -24,15 +24,6 @@ def open_passbook(session: Session, household_id: int) -> tuple[Household, ZoneI
     """The household and its community's time zone."""
     household = get_household(session, household_id)
     return household, ZoneInfo(get_community(session, household.community_id).timezone)
-
-
-def local_period(tz: ZoneInfo, start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
-    """Local calendar days [start, end] as UTC instants [from, to)."""
-    if start and end and end < start:
-        raise BadRequest("invalid_period", "结束日期早于开始日期", "End date is before start date", "to")
-    lo = datetime.combine(start, time.min, tz) if start else None
-    hi = datetime.combine(end + timedelta(days=1), time.min, tz) if end else None
-    return lo, hi
 
 
 def _account(session: Session, household_id: int) -> tuple[int | None, int]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated
-
-from fastapi import APIRouter, Query
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
 
 from app.core.db import SessionDep
 from app.kit.errors import error_responses
+from app.kit.formats import content, formats
+from app.kit.pagination import DEFAULT_LIMIT, Cursor, Limit
+from app.kit.period import End, Start, local_bounds
 from app.ledger import flows, passbook
 from app.ledger.auth import CommunityManager, EntryManager, HouseholdManager, PassbookReader
 from app.ledger.models import (
@@ -28,8 +28,7 @@ from app.ledger.models import (
 router = APIRouter(prefix="/api/v1", tags=["ledger"])
 READ = error_responses(400, 401, 403, 404, 422)
 WRITE = error_responses(400, 401, 403, 404, 409, 422)
-From = Annotated[date | None, Query(alias="from", description="起始日期（含）")]
-To = Annotated[date | None, Query(alias="to", description="截止日期（含）")]
+StatementFormat = formats("StatementFormat", "json", "html")
 
 
 @router.get("/households/{household_id}/passbook", summary="Passbook: balance and points expiring within 30 days", response_model=Passbook, responses=READ)
@@ -37,19 +36,30 @@ def read_passbook(session: SessionDep, principal: PassbookReader, household_id: 
     return flows.passbook_summary(session, household_id)
 
 
-@router.get("/households/{household_id}/statement", summary="Passbook statement, newest first, with running balance", response_model=StatementPage, responses=READ)
+@router.get(
+    "/households/{household_id}/statement",
+    summary="Passbook statement, newest first, with running balance (`format=html`: printable, in Chinese)",
+    description="`format=json` (the default) answers a page of lines; `format=html` the whole period as one printable "
+    "page for residents without a smartphone (`source`, `cursor` and `limit` apply to json only).",
+    response_model=StatementPage,
+    # Errors stay JSON whatever the format.
+    responses={**content("A page of the statement (json), or the printable statement (html)", "html"), **READ},
+)
 def read_statement(
     session: SessionDep,
     principal: PassbookReader,
     household_id: int,
-    start: From = None,
-    end: To = None,
+    start: Start = None,
+    end: End = None,
     source: Source | None = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+    format: StatementFormat = "json",
 ):
+    if format == "html":
+        return HTMLResponse(flows.printable_statement(session, household_id, start, end))
     household, tz = passbook.open_passbook(session, household_id)
-    lo, hi = passbook.local_period(tz, start, end)
+    lo, hi = local_bounds(tz, start, end)
     balance, items, next_cursor = passbook.statement(
         session, household.id, tz, start=lo, end=hi, source=source, cursor=cursor, limit=limit
     )
@@ -57,21 +67,10 @@ def read_statement(
 
 
 @router.get("/households/{household_id}/statement/totals", summary="Totals for a period: points by source, grams diverted by category", response_model=StatementTotals, responses=READ)
-def read_totals(session: SessionDep, principal: PassbookReader, household_id: int, start: From = None, end: To = None):
+def read_totals(session: SessionDep, principal: PassbookReader, household_id: int, start: Start = None, end: End = None):
     household, tz = passbook.open_passbook(session, household_id)
-    lo, hi = passbook.local_period(tz, start, end)
+    lo, hi = local_bounds(tz, start, end)
     return passbook.totals(session, household.id, lo, hi)
-
-
-@router.get(
-    "/households/{household_id}/statement.html",
-    summary="Printable passbook statement (Chinese) for residents without a smartphone",
-    # Errors stay JSON: the 200 is declared as HTML here rather than through response_class.
-    response_class=Response,
-    responses={200: {"content": {"text/html": {}}, "description": "Printable statement"}, **READ},
-)
-def printable_statement(session: SessionDep, principal: PassbookReader, household_id: int, start: From = None, end: To = None):
-    return HTMLResponse(flows.printable_statement(session, household_id, start, end))
 
 
 @router.post("/households/{household_id}/adjustments", summary="Manual adjustment with a required reason (committee)", status_code=201, response_model=EntryPublic, responses=WRITE)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
@@ -17,7 +15,7 @@ from app.core.security import same_secret
 from app.identity.auth import CommunityManager
 from app.kit.errors import NotFound, Unauthorized, error_responses
 from app.kit.observability import metrics_payload
-from app.kit.pagination import Page
+from app.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 
 router = APIRouter(tags=["ops"])
 
@@ -67,8 +65,8 @@ def community_audit(
     session: SessionDep,
     principal: CommunityManager,
     community_id: int,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
 ):
     items, next_cursor = audit.list_for_community(session, community_id, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)

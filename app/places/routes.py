@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 from sqlmodel import Field, SQLModel
 
 from app.checkins import service as checkins
 from app.core.db import SessionDep
 from app.identity.auth import CurrentPrincipal
 from app.kit.errors import error_responses
-from app.kit.pagination import Page
+from app.kit.formats import content, file_response, formats
+from app.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.places import service
 from app.places.auth import (
     BuildingManager,
@@ -53,8 +54,6 @@ from app.places.models import (
 
 router = APIRouter(prefix="/api/v1", tags=["places"])
 
-Cursor = Annotated[str | None, Query(max_length=200, description="上一页返回的 next_cursor")]
-Limit = Annotated[int, Query(ge=1, le=200)]
 READ_ERRORS = error_responses(400, 401, 403, 404, 422)  # 400: an invalid cursor
 WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 422)
 
@@ -72,9 +71,10 @@ def create_street(session: SessionDep, principal: PlatformAdmin, data: StreetCre
     return service.create_street(session, principal, data)
 
 
-@router.get("/streets", summary="List streets visible to me", response_model=list[StreetPublic], responses=READ_ERRORS)
-def list_streets(session: SessionDep, principal: CurrentPrincipal):
-    return service.list_streets(session, principal)
+@router.get("/streets", summary="List streets visible to me", response_model=Page[StreetPublic], responses=READ_ERRORS)
+def list_streets(session: SessionDep, principal: CurrentPrincipal, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
+    items, next_cursor = service.list_streets(session, principal, cursor, limit)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.post("/organisations", summary="Create an organisation (社会组织)", status_code=201, response_model=OrganisationPublic, responses=WRITE_ERRORS)
@@ -117,7 +117,7 @@ def create_community(session: SessionDep, principal: PlatformAdmin, data: Commun
 
 
 @router.get("/communities", summary="List communities visible to me", response_model=Page[CommunityPublic], responses=READ_ERRORS)
-def list_communities(session: SessionDep, principal: CurrentPrincipal, cursor: Cursor = None, limit: Limit = 50):
+def list_communities(session: SessionDep, principal: CurrentPrincipal, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
     items, next_cursor = service.visible_communities(session, principal, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 
@@ -138,7 +138,7 @@ def create_compound(session: SessionDep, principal: CommunityManager, community_
 
 
 @router.get("/communities/{community_id}/compounds", summary="List compounds of a community", response_model=Page[CompoundPublic], responses=READ_ERRORS)
-def list_compounds(session: SessionDep, principal: CommunityStaff, community_id: int, cursor: Cursor = None, limit: Limit = 50):
+def list_compounds(session: SessionDep, principal: CommunityStaff, community_id: int, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
     items, next_cursor = service.list_compounds(session, community_id, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 
@@ -165,7 +165,7 @@ def create_building(session: SessionDep, principal: CompoundManager, compound_id
 
 
 @router.get("/compounds/{compound_id}/buildings", summary="List buildings of a compound", response_model=Page[BuildingPublic], responses=READ_ERRORS)
-def list_buildings(session: SessionDep, principal: CompoundStaff, compound_id: int, cursor: Cursor = None, limit: Limit = 50):
+def list_buildings(session: SessionDep, principal: CompoundStaff, compound_id: int, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
     items, next_cursor = service.list_buildings(session, compound_id, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 
@@ -201,7 +201,7 @@ def list_households(
     building_id: int | None = None,
     status: HouseholdStatus | None = None,
     cursor: Cursor = None,
-    limit: Limit = 50,
+    limit: Limit = DEFAULT_LIMIT,
 ):
     items, next_cursor = service.list_households(
         session, community_id, q=q, building_id=building_id, status=status, cursor=cursor, limit=limit
@@ -219,15 +219,17 @@ def update_household(session: SessionDep, principal: HouseholdManager, household
     return service.update_household(session, principal, household_id, data)
 
 
+QrFormat = formats("QrFormat", "svg", "png")
+
+
 @router.get(
-    "/households/{household_id}/qr.{kind}",
-    summary="Door-plate QR code of a household (SVG or PNG)",
+    "/households/{household_id}/qr",
+    summary="Door-plate QR code of a household (`format`: svg or png)",
     response_class=Response,
-    responses={200: {"content": {"image/svg+xml": {}, "image/png": {}}, "description": "QR code"}, **READ_ERRORS},
+    responses={**content("QR code", "svg", "png"), **READ_ERRORS},
 )
-def household_qr(session: SessionDep, principal: HouseholdMemberOrManager, household_id: int, kind: Annotated[str, Path(pattern="^(svg|png)$")]):
-    body, media_type = service.household_qr(session, household_id, kind)
-    return Response(content=body, media_type=media_type)
+def household_qr(session: SessionDep, principal: HouseholdMemberOrManager, household_id: int, format: QrFormat = "svg"):
+    return file_response(service.household_qr(session, household_id, format), format)
 
 
 @router.post(

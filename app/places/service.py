@@ -90,13 +90,11 @@ def create_street(session: Session, principal: Principal, data: StreetCreate) ->
     return street
 
 
-def list_streets(session: Session, principal: Principal) -> list[Street]:
-    if principal.is_platform_admin:
-        return list(session.exec(select(Street).order_by(Street.id)).all())
-    ids = {g.street_id for g in principal.grants if g.street_id is not None}
-    if not ids:
-        return []
-    return list(session.exec(select(Street).where(Street.id.in_(ids)).order_by(Street.id)).all())
+def list_streets(session: Session, principal: Principal, cursor: str | None, limit: int):
+    stmt = select(Street)
+    if not principal.is_platform_admin:
+        stmt = stmt.where(Street.id.in_([g.street_id for g in principal.grants if g.street_id is not None]))
+    return page_by_id(session, stmt, Street.id, cursor, limit)
 
 
 def create_organisation(session: Session, principal: Principal, data: OrganisationCreate) -> Organisation:
@@ -574,7 +572,8 @@ def household_by_code(session: Session, code: str) -> Household | None:
     return session.exec(select(Household).where(Household.public_code == code)).first()
 
 
-def household_qr(session: Session, household_id: int, kind: str) -> tuple[bytes, str]:
+def household_qr(session: Session, household_id: int, kind: str) -> bytes:
+    """The door plate's QR code as svg or png."""
     import io
 
     import segno
@@ -584,9 +583,9 @@ def household_qr(session: Session, household_id: int, kind: str) -> tuple[bytes,
     buf = io.BytesIO()
     if kind == "svg":
         qr.save(buf, kind="svg", scale=8, border=2)
-        return buf.getvalue(), "image/svg+xml"
-    qr.save(buf, kind="png", scale=8, border=2)
-    return buf.getvalue(), "image/png"
+    else:
+        qr.save(buf, kind="png", scale=8, border=2)
+    return buf.getvalue()
 
 
 

@@ -225,9 +225,11 @@ class EventPublic(SQLModel):
     community_id: int
     schedule_id: int | None
     original_date: date | None
-    occurs_on: date
-    starts_at: datetime
-    ends_at: datetime
+    occurs_on: date = Field(description="日期（社区当地日期）")
+    start_time: time = Field(description="开始时间（社区当地时间，同创建时所填）")
+    end_time: time = Field(description="结束时间（社区当地时间）")
+    starts_at: datetime = Field(description="开始时刻（UTC）：由 occurs_on 与 start_time 得出")
+    ends_at: datetime = Field(description="结束时刻（UTC）")
     place: str
     name: str
     status: EventStatus

@@ -11,7 +11,7 @@ from sqlmodel import Field, SQLModel
 from app.core.db import SessionDep
 from app.kit.errors import error_responses
 from app.kit.fields import Day
-from app.kit.pagination import Page
+from app.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.recycling import service
 from app.recycling.auth import (
     CommunityManager,
@@ -49,8 +49,6 @@ from app.rules.models import ReversalCreate
 
 api = APIRouter(prefix="/api/v1", tags=["recycling days"])
 feed = APIRouter(tags=["recycling days"])
-Cursor = Annotated[str | None, Query(max_length=200, description="上一页返回的 next_cursor")]
-Limit = Annotated[int, Query(ge=1, le=200)]
 READ = error_responses(400, 401, 403, 404, 422)
 WRITE = error_responses(400, 401, 403, 404, 409, 422)
 
@@ -100,9 +98,10 @@ def set_waste_group(session: SessionDep, principal: CommunityManager, community_
     return service.set_waste_group(session, principal, community_id, code, data.waste_group)
 
 
-@api.get("/communities/{community_id}/recycling-rates", summary="The community's recycling categories and rates", response_model=list[RecyclingRatePublic], responses=READ)
-def list_rates(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int):
-    return service.list_rates(session, community_id)
+@api.get("/communities/{community_id}/recycling-rates", summary="The community's recycling categories and rates", response_model=Page[RecyclingRatePublic], responses=READ)
+def list_rates(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
+    items, next_cursor = service.list_rates(session, community_id, cursor, limit)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @api.post("/communities/{community_id}/recycling-schedules", summary="Create a recurring recycling day (RRULE) and its events", status_code=201, response_model=SchedulePublic, responses=WRITE)
@@ -110,9 +109,10 @@ def create_schedule(session: SessionDep, principal: CommunityManager, community_
     return service.create_schedule(session, principal, community_id, data)
 
 
-@api.get("/communities/{community_id}/recycling-schedules", summary="Recurring recycling days of a community", response_model=list[SchedulePublic], responses=READ)
-def list_schedules(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int):
-    return service.list_schedules(session, community_id)
+@api.get("/communities/{community_id}/recycling-schedules", summary="Recurring recycling days of a community", response_model=Page[SchedulePublic], responses=READ)
+def list_schedules(session: SessionDep, principal: CommunityResidentOrStaff, community_id: int, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
+    items, next_cursor = service.list_schedules(session, community_id, cursor, limit)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @api.post("/recycling-schedules/{schedule_id}/extend", summary="Generate the schedule's events further ahead", response_model=Generated, responses=WRITE)
@@ -138,7 +138,7 @@ def list_events(
     start: date | None = None,
     end: date | None = None,
     cursor: Cursor = None,
-    limit: Limit = 50,
+    limit: Limit = DEFAULT_LIMIT,
 ):
     items, next_cursor = service.list_events(session, community_id, start, end, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
@@ -180,14 +180,16 @@ def record_backdated_weigh_ins(session: SessionDep, principal: EventBackdater, e
 
 
 @api.get("/recycling-events/{event_id}/weigh-ins", summary="Weigh-ins of a recycling day", response_model=Page[WeighInPublic], responses=READ)
-def list_weigh_ins(session: SessionDep, principal: EventStaff, event_id: int, cursor: Cursor = None, limit: Limit = 50):
+def list_weigh_ins(session: SessionDep, principal: EventStaff, event_id: int, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
     items, next_cursor = service.list_weigh_ins(session, event_id, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 
 
-@api.get("/recycling-events/{event_id}/totals", summary="Totals of a recycling day by category (the report's waste measures)", response_model=list[CategoryTotal], responses=READ)
+@api.get("/recycling-events/{event_id}/totals", summary="Totals of a recycling day by category (the report's waste measures)",
+          description="One row per category the day weighed (a short fixed list): one page, `next_cursor` always null.",
+          response_model=Page[CategoryTotal], responses=READ)
 def event_totals(session: SessionDep, principal: EventStaff, event_id: int):
-    return waste.event_totals(session, event_id)
+    return Page(items=waste.event_totals(session, event_id))
 
 
 @api.post("/weigh-ins/{weigh_in_id}/reverse", summary="Correct a weigh-in by reversal (never by editing)", response_model=WeighInPublic, responses=WRITE)
@@ -200,14 +202,16 @@ def add_destination(session: SessionDep, principal: EventClerk, event_id: int, d
     return service.add_destination(session, principal, event_id, data)
 
 
-@api.get("/recycling-events/{event_id}/destinations", summary="Where a recycling day's batches went (staff, and residents who took part)", response_model=list[DestinationPublic], responses=READ)
-def list_destinations(session: SessionDep, principal: EventStaffOrParticipant, event_id: int):
-    return service.list_destinations(session, event_id)
+@api.get("/recycling-events/{event_id}/destinations", summary="Where a recycling day's batches went (staff, and residents who took part)", response_model=Page[DestinationPublic], responses=READ)
+def list_destinations(session: SessionDep, principal: EventStaffOrParticipant, event_id: int, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
+    items, next_cursor = service.list_destinations(session, event_id, cursor, limit)
+    return Page(items=items, next_cursor=next_cursor)
 
 
-@api.get("/households/{household_id}/recycling-destinations", summary="Where the things went, for the recycling days a household took part in", response_model=list[DestinationPublic], responses=READ)
-def household_destinations(session: SessionDep, principal: HouseholdMemberOrStaff, household_id: int):
-    return service.household_destinations(session, household_id)
+@api.get("/households/{household_id}/recycling-destinations", summary="Where the things went, for the recycling days a household took part in", response_model=Page[DestinationPublic], responses=READ)
+def household_destinations(session: SessionDep, principal: HouseholdMemberOrStaff, household_id: int, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
+    items, next_cursor = service.household_destinations(session, household_id, cursor, limit)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @api.get("/communities/{community_id}/recycling-calendar-link", summary="Subscription link of the community's recycling-day calendar", response_model=CalendarLink, responses=READ)

@@ -29,7 +29,7 @@ from app.core.db import utcnow
 from app.core.security import same_secret
 from app.identity.auth import BACKDATERS, Principal, authorize
 from app.kit.errors import BadRequest, Conflict, NotFound, not_found
-from app.kit.pagination import page_by_id
+from app.kit.pagination import page_by_id, page_by_keys
 from app.kit.sql import among, answered, fresh_and_stored, insert_new, own_replay
 from app.places import service as places
 from app.recycling.groups import WasteGroup, default_group, group_names
@@ -125,9 +125,11 @@ def rate_public(session: Session, community_id: int, rates: list[RecyclingRate])
     return [RecyclingRatePublic.model_validate(r, update={"waste_group_name": names[WasteGroup(r.waste_group)]}) for r in rates]
 
 
-def list_rates(session: Session, community_id: int) -> list[RecyclingRatePublic]:
-    rates = list(session.scalars(select(RecyclingRate).where(RecyclingRate.community_id == community_id).order_by(RecyclingRate.code)))
-    return rate_public(session, community_id, rates)
+def list_rates(session: Session, community_id: int, cursor: str | None, limit: int) -> tuple[list[RecyclingRatePublic], str | None]:
+    """By category code."""
+    stmt = select_rows(RecyclingRate).where(RecyclingRate.community_id == community_id)
+    rates, next_cursor = page_by_keys(session, stmt, [RecyclingRate.code, RecyclingRate.id], cursor, limit)
+    return rate_public(session, community_id, list(rates)), next_cursor
 
 
 # --- schedules and events ----------------------------------------------------------------------
@@ -240,8 +242,9 @@ def get_schedule(session: Session, schedule_id: int) -> RecyclingSchedule:
     return schedule
 
 
-def list_schedules(session: Session, community_id: int) -> list[RecyclingSchedule]:
-    return list(session.scalars(select(RecyclingSchedule).where(RecyclingSchedule.community_id == community_id).order_by(RecyclingSchedule.id)))
+def list_schedules(session: Session, community_id: int, cursor: str | None, limit: int):
+    stmt = select_rows(RecyclingSchedule).where(RecyclingSchedule.community_id == community_id)
+    return page_by_id(session, stmt, RecyclingSchedule.id, cursor, limit)
 
 
 def extend_schedule(session: Session, schedule_id: int, through: date) -> int:
@@ -344,8 +347,18 @@ def _categories(session: Session, events: list[RecyclingEvent]) -> dict[int, lis
 
 
 def event_public(session: Session, events: list[RecyclingEvent]) -> list[EventPublic]:
+    """With its day and times as they are entered (occurs_on, start_time, end_time: local) beside the
+    instants they make (starts_at, ends_at)."""
     cats = _categories(session, events)
-    return [EventPublic.model_validate(e, update={"categories": cats[e.id], "backdated": e.backdate_reason is not None}) for e in events]
+    zones = {c: _tz(session, c) for c in {e.community_id for e in events}}
+    return [
+        EventPublic.model_validate(e, update={
+            "categories": cats[e.id], "backdated": e.backdate_reason is not None,
+            "start_time": e.starts_at.astimezone(zones[e.community_id]).time(),
+            "end_time": e.ends_at.astimezone(zones[e.community_id]).time(),
+        })
+        for e in events
+    ]
 
 
 def list_events(session: Session, community_id: int, start: date | None, end: date | None, cursor: str | None, limit: int):
@@ -618,8 +631,9 @@ def add_destination(session: Session, principal: Principal, event_id: int, data:
     return row
 
 
-def list_destinations(session: Session, event_id: int) -> list[RecyclingDestination]:
-    return list(session.scalars(select(RecyclingDestination).where(RecyclingDestination.event_id == event_id).order_by(RecyclingDestination.id)))
+def list_destinations(session: Session, event_id: int, cursor: str | None, limit: int):
+    stmt = select_rows(RecyclingDestination).where(RecyclingDestination.event_id == event_id)
+    return page_by_id(session, stmt, RecyclingDestination.id, cursor, limit)
 
 
 def took_part(session: Session, principal: Principal, event_id: int) -> bool:
@@ -631,12 +645,11 @@ def took_part(session: Session, principal: Principal, event_id: int) -> bool:
     ).first() is not None
 
 
-def household_destinations(session: Session, household_id: int) -> list[RecyclingDestination]:
+def household_destinations(session: Session, household_id: int, cursor: str | None, limit: int):
     """Where the things went, for the recycling days this household took part in."""
     events = select(WEIGH_IN.c.event_id).where(WEIGH_IN.c.household_id == household_id).distinct()
-    return list(
-        session.scalars(select(RecyclingDestination).where(RecyclingDestination.event_id.in_(events)).order_by(RecyclingDestination.id))
-    )
+    stmt = select_rows(RecyclingDestination).where(RecyclingDestination.event_id.in_(events))
+    return page_by_id(session, stmt, RecyclingDestination.id, cursor, limit)
 
 
 # --- the iCalendar feed ------------------------------------------------------------------------

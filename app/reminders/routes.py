@@ -2,35 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from app.core.db import SessionDep
 from app.identity.auth import CommunityReportReader, CurrentPrincipal
 from app.kit.errors import error_responses
+from app.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.reminders import service
 from app.reminders.models import OutboxPublic, OutboxStatus, SubscriptionPublic, SubscriptionReportIn
 
 router = APIRouter(prefix="/api/v1", tags=["reminders"])
-Cursor = Annotated[str | None, Query(max_length=200, description="上一页返回的 next_cursor")]
-Limit = Annotated[int, Query(ge=1, le=200)]
 
 
 @router.get(
     "/me/subscriptions", summary="My reminder subscriptions: template ids to request and messages left",
-    response_model=list[SubscriptionPublic], responses=error_responses(401),
+    description="One row per reminder kind (a short fixed list): one page, `next_cursor` always null.",
+    response_model=Page[SubscriptionPublic], responses=error_responses(401),
 )
 def my_subscriptions(session: SessionDep, principal: CurrentPrincipal):
-    return service.my_subscriptions(session, principal)
+    return Page(items=service.my_subscriptions(session, principal))
 
 
 @router.post(
     "/me/subscriptions", summary="Report what wx.requestSubscribeMessage answered (each accept allows one reminder)",
-    response_model=list[SubscriptionPublic], responses=error_responses(400, 401, 422),
+    description="Answers my subscriptions after the report, as `GET /me/subscriptions` does.",
+    response_model=Page[SubscriptionPublic], responses=error_responses(400, 401, 422),
 )
 def report_subscriptions(session: SessionDep, principal: CurrentPrincipal, data: SubscriptionReportIn):
-    return service.record_subscriptions(session, principal, data)
+    return Page(items=service.record_subscriptions(session, principal, data))
 
 
 @router.get(
@@ -39,6 +38,6 @@ def report_subscriptions(session: SessionDep, principal: CurrentPrincipal, data:
 )
 def list_outbox(
     session: SessionDep, principal: CommunityReportReader, community_id: int,
-    status: OutboxStatus | None = None, cursor: Cursor = None, limit: Limit = 50,
+    status: OutboxStatus | None = None, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT,
 ):
     return service.outbox(session, community_id, status, cursor, limit)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from app.core.db import SessionDep
 from app.kit.errors import error_responses
-from app.kit.pagination import Page
+from app.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.rewards import flows, service
 from app.rewards.auth import (
     CatalogueReader,
@@ -42,8 +40,6 @@ from app.rewards.models import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["rewards"])
-Cursor = Annotated[str | None, Query(max_length=200, description="上一页返回的 next_cursor")]
-Limit = Annotated[int, Query(ge=1, le=200)]
 READ = error_responses(400, 401, 403, 404, 422)
 WRITE = error_responses(400, 401, 403, 404, 409, 422)
 CONSENTED = error_responses(400, 401, 403, 404, 409, 422, 429)
@@ -63,7 +59,7 @@ def list_items(
     community_id: int,
     include_unavailable: bool = False,
     cursor: Cursor = None,
-    limit: Limit = 50,
+    limit: Limit = DEFAULT_LIMIT,
 ):
     items, next_cursor = service.list_items(session, principal, community_id, include_unavailable, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
@@ -99,7 +95,7 @@ def household_redemptions(
     household_id: int,
     status: RedemptionStatus | None = None,
     cursor: Cursor = None,
-    limit: Limit = 50,
+    limit: Limit = DEFAULT_LIMIT,
 ):
     items, next_cursor = flows.household_redemptions(session, household_id, status, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
@@ -136,7 +132,7 @@ def community_redemptions(
     status: RedemptionStatus | None = None,
     household_id: int | None = None,
     cursor: Cursor = None,
-    limit: Limit = 50,
+    limit: Limit = DEFAULT_LIMIT,
 ):
     items, next_cursor = flows.community_redemptions(session, community_id, status, household_id, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Header, Request, Response, UploadFile
 
 from app.core.db import SessionDep
 from app.kit.errors import error_responses, wants_english
-from app.kit.pagination import Page
+from app.kit.formats import content, file_response, formats
+from app.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.roster import service
 from app.roster.auth import CommunityManager, ImportManager
 from app.roster.models import ImportMode, RosterImportPublic, RosterImportSummary
@@ -69,19 +70,19 @@ def read_import(request: Request, session: SessionDep, principal: ImportManager,
     return service.to_public(service.get_import(session, import_id), wants_english(request))
 
 
+ErrorsFormat = formats("ImportErrorsFormat", "csv")
+RosterFormat = formats("RosterFormat", "xlsx")
+
+
 @router.get(
-    "/roster-imports/{import_id}/errors.csv",
+    "/roster-imports/{import_id}/errors",
     summary="Download the problems of a roster import (CSV for Excel: row, column, problem)",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}}, "description": "UTF-8 CSV with BOM"}, **error_responses(401, 403, 404, 422)},
+    responses={**content("UTF-8 CSV with BOM", "csv"), **error_responses(401, 403, 404, 422)},
 )
-def import_errors(request: Request, session: SessionDep, principal: ImportManager, import_id: int):
+def import_errors(request: Request, session: SessionDep, principal: ImportManager, import_id: int, format: ErrorsFormat = "csv"):
     record = service.get_import(session, import_id)
-    return Response(
-        content=service.errors_csv(record, wants_english(request)),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="roster-import-{record.id}-errors.csv"'},
-    )
+    return file_response(service.errors_csv(record, wants_english(request)), format, f"roster-import-{record.id}-errors.csv")
 
 
 @router.get(
@@ -94,25 +95,18 @@ def list_imports(
     session: SessionDep,
     principal: CommunityManager,
     community_id: int,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
 ):
     items, next_cursor = service.list_imports(session, community_id, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get(
-    "/communities/{community_id}/roster.xlsx",
+    "/communities/{community_id}/roster",
     summary="Download the community's roster as XLSX, in the import format (edit it and import it back)",
     response_class=Response,
-    responses={
-        200: {"content": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}, "description": "XLSX"},
-        **error_responses(401, 403, 404, 422),
-    },
+    responses={**content("XLSX", "xlsx"), **error_responses(401, 403, 404, 422)},
 )
-def export_roster(session: SessionDep, principal: CommunityManager, community_id: int):
-    return Response(
-        content=service.export_roster(session, principal, community_id),
-        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        headers={"Content-Disposition": f'attachment; filename="roster-{community_id}.xlsx"'},
-    )
+def export_roster(session: SessionDep, principal: CommunityManager, community_id: int, format: RosterFormat = "xlsx"):
+    return file_response(service.export_roster(session, principal, community_id), format, f"roster-{community_id}.xlsx")

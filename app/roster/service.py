@@ -428,7 +428,7 @@ def to_public(record: RosterImport, english: bool, replayed: bool = False) -> Ro
             ProblemPublic(row=e["row"], column=e["column"], code=e["code"], message=e["en"] if english else e["zh"])
             for e in record.errors[:SHOWN_ERRORS]
         ],
-        errors_url=f"/api/v1/roster-imports/{record.id}/errors.csv" if record.errors else None,
+        errors_url=f"/api/v1/roster-imports/{record.id}/errors?format=csv" if record.errors else None,
         created_at=record.created_at,
     )
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from app.core.db import SessionDep
 from app.identity.auth import CommunityManager, CommunityStaff
 from app.kit.errors import error_responses
+from app.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.places.auth import CommunityResidentOrStaff
 from app.rules import service
 from app.rules.models import PointsRuleCreate, PointsRulePublic
@@ -21,9 +22,10 @@ def create_rules(session: SessionDep, principal: CommunityManager, community_id:
     return service.create_rules(session, principal, community_id, data)
 
 
-@router.get("/communities/{community_id}/points-rules", summary="All versions of the points rules, oldest first", response_model=list[PointsRulePublic], responses=READ)
-def list_rules(session: SessionDep, principal: CommunityStaff, community_id: int):
-    return service.list_rules(session, community_id)
+@router.get("/communities/{community_id}/points-rules", summary="All versions of the points rules, oldest first", response_model=Page[PointsRulePublic], responses=READ)
+def list_rules(session: SessionDep, principal: CommunityStaff, community_id: int, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
+    items, next_cursor = service.list_rules(session, community_id, cursor, limit)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/communities/{community_id}/points-rules/current", summary="The points rules in force now (what earns what: staff and the community's residents)", response_model=PointsRulePublic, responses=READ)

@@ -16,12 +16,14 @@ from typing import Any
 from sqlalchemy import Table, bindparam, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
+from sqlmodel import select as select_rows
 
 from app.audit import service as audit
 from app.core.db import utcnow
 from app.identity.auth import BACKDATERS, Principal, authorize
 from app.kit import cache
 from app.kit.errors import BadRequest, Conflict
+from app.kit.pagination import page_by_keys
 from app.kit.sql import compact_sql, json_document
 from app.rules.models import (
     DEFAULTS,
@@ -154,12 +156,10 @@ def create_rules(session: Session, principal: Principal, community_id: int, data
     return row
 
 
-def list_rules(session: Session, community_id: int) -> list[PointsRule]:
-    return list(
-        session.scalars(
-            select(PointsRule).where(PointsRule.community_id == community_id).order_by(PointsRule.effective_from)
-        ).all()
-    )
+def list_rules(session: Session, community_id: int, cursor: str | None, limit: int):
+    """Oldest version first."""
+    stmt = select_rows(PointsRule).where(PointsRule.community_id == community_id)
+    return page_by_keys(session, stmt, [PointsRule.effective_from, PointsRule.id], cursor, limit)
 
 
 def current_rules(session: Session, community_id: int) -> PointsRulePublic:

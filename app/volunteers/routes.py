@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from app.core.db import SessionDep
 from app.kit.errors import error_responses
 from app.kit.fields import Day
-from app.kit.pagination import Page
+from app.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.volunteers import service
 from app.volunteers.auth import (
     CommunityFieldStaff,
@@ -30,8 +30,6 @@ from app.volunteers.models import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["volunteers"])
-Cursor = Annotated[str | None, Query(max_length=200, description="上一页返回的 next_cursor")]
-Limit = Annotated[int, Query(ge=1, le=200)]
 READ = error_responses(400, 401, 403, 404, 422)
 WRITE = error_responses(400, 401, 403, 404, 409, 422)
 
@@ -41,9 +39,10 @@ def create_team(session: SessionDep, principal: CommunityManager, community_id: 
     return service.create_team(session, principal, community_id, data)
 
 
-@router.get("/communities/{community_id}/volunteer-teams", summary="Volunteer teams of a community", response_model=list[VolunteerTeamPublic], responses=READ)
-def list_teams(session: SessionDep, principal: CommunityStaff, community_id: int):
-    return service.list_teams(session, community_id)
+@router.get("/communities/{community_id}/volunteer-teams", summary="Volunteer teams of a community", response_model=Page[VolunteerTeamPublic], responses=READ)
+def list_teams(session: SessionDep, principal: CommunityStaff, community_id: int, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
+    items, next_cursor = service.list_teams(session, community_id, cursor, limit)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.post("/volunteer-teams/{team_id}/members", summary="Add a member to a team", response_model=VolunteerTeamPublic, responses=WRITE)
@@ -78,18 +77,21 @@ def list_shifts(
     user_id: int | None = None,
     open_only: bool = False,
     cursor: Cursor = None,
-    limit: Limit = 50,
+    limit: Limit = DEFAULT_LIMIT,
 ):
     items, next_cursor = service.list_shifts(session, community_id, user_id=user_id, open_only=open_only, cursor=cursor, limit=limit)
     return Page(items=items, next_cursor=next_cursor)
 
 
-@router.get("/communities/{community_id}/volunteer-hours", summary="Volunteer hours (志愿时长) per volunteer over a period", response_model=list[VolunteerHours], responses=READ)
+@router.get("/communities/{community_id}/volunteer-hours", summary="Volunteer hours (志愿时长) per volunteer over a period", response_model=Page[VolunteerHours], responses=READ)
 def hours(
     session: SessionDep,
     principal: HoursReader,
     community_id: int,
     start: Annotated[Day | None, Query(description="起始日期（含，默认本月一日）")] = None,
     end: Annotated[Day | None, Query(description="截止日期（含，默认今天）")] = None,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
 ):
-    return service.hours(session, community_id, start, end)
+    items, next_cursor = service.hours(session, community_id, start, end, cursor, limit)
+    return Page(items=items, next_cursor=next_cursor)

@@ -18,7 +18,7 @@ from app.identity import service as identity
 from app.identity.auth import MANAGERS, Principal, authorize
 from app.identity.models import Role, User
 from app.kit.errors import Conflict, Unprocessable, not_found
-from app.kit.pagination import page_by_id
+from app.kit.pagination import page_by_id, page_by_keys
 from app.kit.sql import own_replay
 from app.places import service as places
 from app.rules import service as rules
@@ -85,9 +85,10 @@ def get_team(session: Session, team_id: int) -> VolunteerTeam:
     return team
 
 
-def list_teams(session: Session, community_id: int) -> list[VolunteerTeamPublic]:
-    teams = list(session.scalars(select(VolunteerTeam).where(VolunteerTeam.community_id == community_id).order_by(VolunteerTeam.id)))
-    return _team_public(session, teams)
+def list_teams(session: Session, community_id: int, cursor: str | None, limit: int) -> tuple[list[VolunteerTeamPublic], str | None]:
+    stmt = select_rows(VolunteerTeam).where(VolunteerTeam.community_id == community_id)
+    teams, next_cursor = page_by_id(session, stmt, VolunteerTeam.id, cursor, limit)
+    return _team_public(session, list(teams)), next_cursor
 
 
 def add_member(session: Session, principal: Principal, team_id: int, user_id: int) -> VolunteerTeamPublic:
@@ -229,24 +230,26 @@ def list_shifts(
     return [ShiftPublic.model_validate(r) for r in rows], next_cursor
 
 
-def hours(session: Session, community_id: int, start: date | None, end: date | None) -> list[VolunteerHours]:
-    """志愿时长 per volunteer over local days [start, end] (shifts counted on their sign-in day)."""
+def hours(
+    session: Session, community_id: int, start: date | None, end: date | None, cursor: str | None, limit: int
+) -> tuple[list[VolunteerHours], str | None]:
+    """志愿时长 per volunteer over local days [start, end] (shifts counted on their sign-in day), by volunteer."""
     tz = field_setup.load_setup(session, community_id).tz
     end = end or utcnow().astimezone(tz).date()
     start = start or end.replace(day=1)
     lo = datetime.combine(start, time.min, tz)
     hi = datetime.combine(end + timedelta(days=1), time.min, tz)
-    rows = session.execute(
+    stmt = (
         select(SHIFT.c.user_id, func.count(), func.coalesce(func.sum(SHIFT.c.minutes), 0))
         .where(SHIFT.c.community_id == community_id, SHIFT.c.signed_in_at >= lo, SHIFT.c.signed_in_at < hi, SHIFT.c.minutes.is_not(None))
         .group_by(SHIFT.c.user_id)
-        .order_by(SHIFT.c.user_id)
-    ).all()
+    )
+    rows, next_cursor = page_by_keys(session, stmt, [SHIFT.c.user_id], cursor, limit, key=lambda row: [row[0]])
     names = dict(session.execute(select(User.id, User.display_name).where(User.id.in_([r[0] for r in rows] or [-1]))).all())
     return [
         VolunteerHours(user_id=u, display_name=names.get(u, ""), shifts=n, minutes=int(m), hours=round(int(m) / 60, 2))
         for u, n, m in rows
-    ]
+    ], next_cursor
 
 
 # --- for reports ---------------------------------------------------------------------------------

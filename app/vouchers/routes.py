@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from app.core.db import SessionDep
 from app.kit.errors import error_responses
-from app.kit.pagination import Page
+from app.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.vouchers import flows
 from app.vouchers.auth import (
     CommunityManager,
@@ -43,8 +41,8 @@ def list_vouchers(
     principal: CommunityVoucherReader,
     community_id: int,
     status: VoucherStatus | None = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
 ):
     items, next_cursor = flows.list_vouchers(session, community_id, status, cursor, limit)
     return Page(items=items, next_cursor=next_cursor)

@@ -21,7 +21,7 @@ export const places = reactive({ communities: [], streets: [], loaded: false })
 export async function loadPlaces() {
   const grants = session.user?.grants || []
   places.communities = await all('/communities')
-  places.streets = grants.some((g) => g.role === 'street_viewer' || g.role === 'platform_admin') ? await api('/streets') : []
+  places.streets = grants.some((g) => g.role === 'street_viewer' || g.role === 'platform_admin') ? await all('/streets') : []
   places.loaded = true
   if (!session.scope || !scopeOptions.value.some((o) => o.kind === session.scope.kind && o.id === session.scope.id)) {
     const first = scopeOptions.value[0]

@@ -27,8 +27,9 @@ function must<T>(result: { data?: T; error?: unknown; response: Response }, what
   return result.data;
 }
 
+// The JSON answers: an operation may also answer another format when asked (?format=html), not here.
 function signedIn(base: string, token: string) {
-  return createClient<paths>({ baseUrl: base, headers: { Authorization: `Bearer ${token}` } });
+  return createClient<paths, "application/json">({ baseUrl: base, headers: { Authorization: `Bearer ${token}` } });
 }
 
 async function resident(base: string, input: Inputs) {
@@ -68,8 +69,8 @@ async function resident(base: string, input: Inputs) {
   return {
     household,
     me: me.household_ids,
-    windows: windows.length,
-    stations: stations.length,
+    windows: windows.items.length,
+    stations: stations.items.length,
     rulesCorrect: rules.checkin_correct,
     lookups,
     refreshKept: renewed.refresh_token === again.refresh_token,
@@ -77,7 +78,7 @@ async function resident(base: string, input: Inputs) {
     unit: passbook.unit,
     statementLines: statement.items.length,
     statementBalance: statement.balance,
-    claims: claims.length,
+    claims: claims.items.length,
     communities: communities.items.map((c) => c.id),
   };
 }
@@ -91,7 +92,7 @@ async function volunteer(base: string, input: Inputs) {
   const api = signedIn(base, tokens.access_token);
   const community = { community_id: input.communityId };
   const stations = must(await api.GET("/api/v1/communities/{community_id}/stations", { params: { path: community } }), "stations");
-  const station = stations.find((s) => s.active !== false);
+  const station = stations.items.find((s) => s.active !== false);
   if (station === undefined) throw new Error("no active station");
   const household = must(await api.POST("/api/v1/scan/resolve", { body: { payload: input.payload } }), "resolve");
   const scan: ScanIn = { client_id: `ts-${Date.now()}`, payload: input.payload, station_id: station.id, result: "correct" };

@@ -55,7 +55,7 @@ def test_challenge_streaks_complete_once_and_earn_points(client, world):
     ch = _challenge(client, world)
     url = f"/api/v1/challenges/{ch['id']}"
     mine = world.households[0].id  # the resident's household
-    assert [x["title"] for x in client.get(f"/api/v1/communities/{world.community.id}/challenges", headers=world.h("resident")).json()] == ["21天减塑打卡"]
+    assert [x["title"] for x in client.get(f"/api/v1/communities/{world.community.id}/challenges", headers=world.h("resident")).json()["items"]] == ["21天减塑打卡"]
     joined = client.post(f"{url}/enrolments", json={"household_id": mine}, headers=world.h("resident"))
     assert joined.status_code == 201
     assert client.post(f"{url}/enrolments", json={"household_id": mine}, headers=world.h("resident")).status_code == 200
@@ -90,7 +90,7 @@ def test_a_missed_day_ends_the_streak(client, world):
     # yesterday missed
     r = client.post(f"{url}/checkins", json={"household_id": h, "day": local_day().isoformat()}, headers=world.h("volunteer")).json()
     assert r["streak"] == 1 and r["best_streak"] == 2 and r["completed_at"] is None
-    listed = client.get(f"/api/v1/households/{h}/challenges", headers=world.h("committee")).json()
+    listed = client.get(f"/api/v1/households/{h}/challenges", headers=world.h("committee")).json()["items"]
     assert listed[0]["days_checked"] == 3
     stats = client.get(f"{url}/stats", headers=world.h("committee")).json()
     assert stats == {"enrolled": 1, "active": 1, "completed": 0}

@@ -269,7 +269,7 @@ def _field(client, w: World) -> dict:
         station = client.post(f"/api/v1/communities/{w.community.id}/stations", json={"name": f"投放点{_key()[-6:]}"}, headers=h)
         assert station.status_code == 201, station.text
         for name, starts, ends in (("上午全段", "00:00", "12:00"), ("下午全段", "12:00", "23:59:59.999999")):
-            r = client.post(f"/api/v1/communities/{w.community.id}/drop-windows", json={"name": name, "starts": starts, "ends": ends}, headers=h)
+            r = client.post(f"/api/v1/communities/{w.community.id}/drop-windows", json={"name": name, "start_time": starts, "end_time": ends}, headers=h)
             assert r.status_code == 201, r.text
         w._field = {"station_id": station.json()["id"]}
     return w._field
@@ -282,7 +282,7 @@ def _scan(client, w: World, index: int) -> dict:
 
 
 def _window(client, w: World) -> int:
-    body = {"name": f"夜{_key()[-6:]}", "starts": "22:00", "ends": "23:00", "active": False}
+    body = {"name": f"夜{_key()[-6:]}", "start_time": "22:00", "end_time": "23:00", "active": False}
     r = client.post(f"/api/v1/communities/{w.community.id}/drop-windows", json=body, headers=w.h("committee"))
     assert r.status_code == 201, r.text
     return r.json()["id"]
@@ -436,7 +436,7 @@ REPLAYS.update({
     ),
     ("POST", c + "/drop-windows"): lambda client, w: Call(
         "POST", f"/api/v1/communities/{w.community.id}/drop-windows", "committee",
-        {"json": {"name": f"夜{_key()[-6:]}", "starts": "22:00", "ends": "23:00", "active": False}},
+        {"json": {"name": f"夜{_key()[-6:]}", "start_time": "22:00", "end_time": "23:00", "active": False}},
     ),
     ("PATCH", "/api/v1/drop-windows/{window_id}"): lambda client, w: Call(
         "PATCH", f"/api/v1/drop-windows/{_window(client, w)}", "committee", {"json": {"weekdays": "67"}}, True,

@@ -62,7 +62,7 @@ class Street:
         self.volunteer = self.login(f"demo{seed}-c1-volunteer1")
         self.community = client.get("/api/v1/communities", headers=self.committee).json()["items"][0]["id"]
         c = self.community
-        station = client.get(f"/api/v1/communities/{c}/stations", headers=self.committee).json()[0]["id"]
+        station = client.get(f"/api/v1/communities/{c}/stations", headers=self.committee).json()["items"][0]["id"]
         # What the generator does not make: an activity and a points cheque.
         activity = {"client_id": cid(), "kind": "lecture", "title": "垃圾分类大讲堂", "held_on": local_day(1).isoformat(),
                     "place": "社区活动室", "duration_minutes": 90, "participants": 60, "unique_participants": 45}

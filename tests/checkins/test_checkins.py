@@ -196,14 +196,14 @@ def test_points_follow_the_rule_version_in_force_and_the_daily_cap(client, world
     assert current["checkin_correct"] == 7 and current["daily_cap"] == 12
     late = _post(client, world, scan(f["station_id"], payload(world, 6), yesterday_at(18, 30)))
     assert late.json()["points"] == 10  # scanned before the new version started
-    r = client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"starts": "00:00", "ends": "23:59:59.999999"}, headers=h)
+    r = client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"start_time": "00:00", "end_time": "23:59:59.999999"}, headers=h)
     assert r.status_code == 409  # overlaps the evening window
     client.patch(f"/api/v1/drop-windows/{f['evening']}", json={"active": False}, headers=h)
-    r = client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"starts": "00:00", "ends": "23:59:59.999999"}, headers=h)
+    r = client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"start_time": "00:00", "end_time": "23:59:59.999999"}, headers=h)
     assert r.status_code == 200, r.text
     now = _post(client, world, scan(f["station_id"], payload(world, 7), utcnow()))
     assert now.json()["points"] == 7
-    assert [v["checkin_correct"] for v in client.get(f"/api/v1/communities/{c}/points-rules", headers=h).json()] == [7]
+    assert [v["checkin_correct"] for v in client.get(f"/api/v1/communities/{c}/points-rules", headers=h).json()["items"]] == [7]
     assert balance(client, world, 6) == 20 and balance(client, world, 7) == 7
 
 
@@ -235,12 +235,12 @@ def test_residents_see_their_own_checkins_only(client, world):
 def test_station_and_window_rules(client, world):
     c = world.community.id
     h = world.h("committee")
-    assert client.post(f"/api/v1/communities/{c}/drop-windows", json={"name": "x", "starts": "09:00", "ends": "08:00"}, headers=h).status_code == 422
+    assert client.post(f"/api/v1/communities/{c}/drop-windows", json={"name": "x", "start_time": "09:00", "end_time": "08:00"}, headers=h).status_code == 422
     assert client.post(f"/api/v1/communities/{c}/stations", json={"name": "A"}, headers=h).status_code == 201
     dup = client.post(f"/api/v1/communities/{c}/stations", json={"name": "A"}, headers=h)
     assert dup.status_code == 409
     assert client.post(f"/api/v1/communities/{c}/stations", json={"name": "B"}, headers=world.h("volunteer")).status_code == 403
-    stations = client.get(f"/api/v1/communities/{c}/stations", headers=world.h("volunteer")).json()
+    stations = client.get(f"/api/v1/communities/{c}/stations", headers=world.h("volunteer")).json()["items"]
     assert [s["name"] for s in stations] == ["A"]
 
 
@@ -251,7 +251,7 @@ def test_patterns_are_enforced(client, world):
     bad = scan(f["station_id"], payload(world, 1), yesterday_at(7, 5)) | {"client_id": "扫码记录一二三四五六"}
     r = _post(client, world, bad)
     assert r.status_code == 422 and r.json()["error"]["field"] == "client_id", r.text
-    r = client.post(f"/api/v1/communities/{c}/drop-windows", json={"name": "周末", "starts": "10:00", "ends": "11:00", "weekdays": "89"},
+    r = client.post(f"/api/v1/communities/{c}/drop-windows", json={"name": "周末", "start_time": "10:00", "end_time": "11:00", "weekdays": "89"},
                     headers=world.h("committee"))
     assert r.status_code == 422 and r.json()["error"]["field"] == "weekdays", r.text
     listed = client.get(f"/api/v1/communities/{c}/checkins", headers=world.h("committee")).json()["items"]
@@ -265,7 +265,7 @@ def _all_day_with_cap(client, world, cap: int) -> dict:
     f = setup_field(client, world)
     h = world.h("committee")
     client.patch(f"/api/v1/drop-windows/{f['evening']}", json={"active": False}, headers=h)
-    r = client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"starts": "00:00", "ends": "23:59:59.999999"}, headers=h)
+    r = client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"start_time": "00:00", "end_time": "23:59:59.999999"}, headers=h)
     assert r.status_code == 200, r.text
     r = client.post(f"/api/v1/communities/{world.community.id}/points-rules", json={"checkin_correct": 10, "daily_cap": cap}, headers=h)
     assert r.status_code == 201, r.text
@@ -367,11 +367,11 @@ def test_a_batch_stays_under_the_daily_cap(client, world, clock):
     now = clock.now()
     h = world.h("committee")
     split = (now + timedelta(minutes=1)).astimezone(SHANGHAI).time().replace(microsecond=0)
-    r = client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"ends": split.isoformat()}, headers=h)
+    r = client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"end_time": split.isoformat()}, headers=h)
     assert r.status_code == 200, r.text
     r = client.patch(
         f"/api/v1/drop-windows/{f['evening']}",
-        json={"starts": split.isoformat(), "ends": "23:59:59.999999", "active": True},
+        json={"start_time": split.isoformat(), "end_time": "23:59:59.999999", "active": True},
         headers=h,
     )
     assert r.status_code == 200, r.text

@@ -187,8 +187,8 @@ def test_a_scan_held_up_by_a_long_write_does_not_hold_up_the_others(client, worl
     assert first.status_code == 201, first.text  # household 0 has a balance row now; its window slot is taken
     # A second window, so that household 0 can earn again and must touch its balance row.
     h = world.h("committee")
-    assert client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"ends": "00:00:01"}, headers=h).status_code == 200
-    r = client.patch(f"/api/v1/drop-windows/{f['evening']}", json={"starts": "00:00:01", "ends": "23:59:59.999999", "active": True}, headers=h)
+    assert client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"end_time": "00:00:01"}, headers=h).status_code == 200
+    r = client.patch(f"/api/v1/drop-windows/{f['evening']}", json={"start_time": "00:00:01", "end_time": "23:59:59.999999", "active": True}, headers=h)
     assert r.status_code == 200, r.text
 
     blocker = engine.connect()

@@ -237,7 +237,7 @@ def test_a_refused_replay_never_uses_the_daily_cap(client, route_only, world, ot
     f = setup_field(client, world)
     c, h = world.community.id, world.h("committee")
     client.patch(f"/api/v1/drop-windows/{f['evening']}", json={"active": False}, headers=h)
-    r = client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"starts": "00:00", "ends": "23:59:59.999999"}, headers=h)
+    r = client.patch(f"/api/v1/drop-windows/{f['morning']}", json={"start_time": "00:00", "end_time": "23:59:59.999999"}, headers=h)
     assert r.status_code == 200, r.text
     r = client.post(f"/api/v1/communities/{c}/points-rules", json={"checkin_correct": 10, "daily_cap": 10}, headers=h)
     assert r.status_code == 201, r.text

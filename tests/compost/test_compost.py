@@ -37,7 +37,7 @@ def test_drops_earn_points_and_are_idempotent(client, world):
     assert first.status_code == 201 and again.status_code == 200
     assert again.json() == first.json()
     assert balance(client, world, 1) == 23 + 8
-    bins = client.get(f"/api/v1/communities/{world.community.id}/compost-bins", headers=world.h("street_viewer")).json()
+    bins = client.get(f"/api/v1/communities/{world.community.id}/compost-bins", headers=world.h("street_viewer")).json()["items"]
     assert bins[0]["fed_g"] == 3100 and bins[0]["state"] == "accepting"
     assert client.post(f"/api/v1/compost-bins/{b['id']}/drops", json=body | {"client_id": cid(), "weight_g": 0}, headers=world.h("volunteer")).status_code == 422
 
@@ -82,7 +82,7 @@ def test_harvest_shares_compost_in_proportion_and_claims_are_collected_once(clie
     assert sum(c["share_g"] for c in claims.values()) == 1001
     assert claims[hh[1].id]["fed_g"] == 4000
 
-    mine = client.get(f"/api/v1/households/{hh[1].id}/compost-claims", headers=world.h("committee")).json()
+    mine = client.get(f"/api/v1/households/{hh[1].id}/compost-claims", headers=world.h("committee")).json()["items"]
     assert [c["share_g"] for c in mine] == [667]
     claim_id = claims[hh[1].id]["id"]
     url = f"/api/v1/compost-claims/{claim_id}/collect"
@@ -97,7 +97,7 @@ def test_harvest_shares_compost_in_proportion_and_claims_are_collected_once(clie
     for t in threads:
         t.join()
     assert sorted(answers) == [200, 409, 409]
-    listed = client.get(f"/api/v1/compost-bins/{bid}/harvests", headers=world.h("committee")).json()
+    listed = client.get(f"/api/v1/compost-bins/{bid}/harvests", headers=world.h("committee")).json()["items"]
     assert [c["collected_at"] is not None for c in listed[0]["claims"]].count(True) == 1
 
 

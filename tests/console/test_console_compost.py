@@ -32,7 +32,7 @@ def test_a_compost_cycle_from_the_console(client, world, engine, live_server, ch
         console.number(".el-card .toolbar .el-input-number input", kilograms)
         page.click("button:has-text('记录投放')")
         page.wait_for_selector(f".el-card .el-table__row >> nth={index}")
-    bin_id = client.get(f"/api/v1/communities/{c}/compost-bins", headers=keeper).json()[0]["id"]
+    bin_id = client.get(f"/api/v1/communities/{c}/compost-bins", headers=keeper).json()["items"][0]["id"]
     drops = client.get(f"/api/v1/compost-bins/{bin_id}/drops", headers=keeper).json()["items"]
     assert sorted(d["weight_g"] for d in drops) == [1000, 2000]
 
@@ -49,7 +49,7 @@ def test_a_compost_cycle_from_the_console(client, world, engine, live_server, ch
     page.wait_for_selector(".el-tab-pane:visible td:has-text('2.00')")  # 2 of the 3 kg to the first household
     page.click(".el-tab-pane:visible .el-table__row:has-text('2.00') button:has-text('领取')")
     page.wait_for_selector(".el-tab-pane:visible .el-table__row:has-text('2.00') >> text=/\\d{4}-\\d{2}-\\d{2}/")
-    [harvest] = client.get(f"/api/v1/compost-bins/{bin_id}/harvests", headers=keeper).json()
+    [harvest] = client.get(f"/api/v1/compost-bins/{bin_id}/harvests", headers=keeper).json()["items"]
     assert harvest["compost_g"] == 3000
     assert sorted((cl["share_g"], cl["collected_at"] is not None) for cl in harvest["claims"]) == [(1000, False), (2000, True)]
     assert console.errors == []
@@ -65,7 +65,7 @@ def test_a_team_and_a_shift_from_the_console(client, world, engine, live_server,
     page.fill("input[placeholder='队伍名称']", "盯桶侠志愿队")
     page.click("#pane-teams .toolbar button:has-text('添加')")
     page.wait_for_selector("#pane-teams td:has-text('盯桶侠志愿队')")
-    teams = client.get(f"/api/v1/communities/{c}/volunteer-teams", headers=world.h("committee")).json()
+    teams = client.get(f"/api/v1/communities/{c}/volunteer-teams", headers=world.h("committee")).json()["items"]
     assert [t["name"] for t in teams] == ["盯桶侠志愿队"]
 
     page.click(".el-tabs__item:has-text('值班')")

@@ -28,7 +28,7 @@ def test_a_recycling_day_at_the_weigh_in_desk(client, world, engine, live_server
     console.number("#pane-rates .el-input-number input", 5)
     rate.locator("button:has-text('保存')").click()
     page.wait_for_selector("#pane-rates td:has-text('废纸')")
-    assert [(r["code"], r["unit"], r["points"]) for r in client.get(f"/api/v1/communities/{c}/recycling-rates", headers=committee).json()] == [("paper", "kg", 5)]
+    assert [(r["code"], r["unit"], r["points"]) for r in client.get(f"/api/v1/communities/{c}/recycling-rates", headers=committee).json()["items"]] == [("paper", "kg", 5)]
 
     # Today's recycling day (the schedule page makes them; one is enough here).
     day = client.post(f"/api/v1/communities/{c}/recycling-events", headers=committee, json={
@@ -63,8 +63,8 @@ def test_a_recycling_day_at_the_weigh_in_desk(client, world, engine, live_server
     dest.locator("button:has-text('添加')").click()
     page.wait_for_selector("#pane-desk td:has-text('昆山再生资源公司'), .el-message--error")
     assert page.locator(".el-message--error").count() == 0, page.inner_text(".el-message--error")
-    went = client.get(f"/api/v1/recycling-events/{day.json()['id']}/destinations", headers=committee).json()
+    went = client.get(f"/api/v1/recycling-events/{day.json()['id']}/destinations", headers=committee).json()["items"]
     assert [(d["category"], d["quantity_g"], d["destination"]) for d in went] == [("paper", 3400, "昆山再生资源公司")]
-    totals = client.get(f"/api/v1/recycling-events/{day.json()['id']}/totals", headers=committee).json()
+    totals = client.get(f"/api/v1/recycling-events/{day.json()['id']}/totals", headers=committee).json()["items"]
     assert [(t["category"], t["weight_g"], t["weigh_ins"]) for t in totals] == [("paper", 3400, 2)]
     assert console.errors == []

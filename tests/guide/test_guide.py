@@ -69,7 +69,7 @@ def test_searches_that_find_nothing_are_counted_for_the_committee(client, world)
     assert _search(client, world, "量子计算机")["found"] is False
     misses = client.get(f"/api/v1/communities/{world.community.id}/guide/misses", headers=world.h("committee"))
     assert misses.status_code == 200, misses.text
-    got = [(m["query"], m["count"]) for m in misses.json()]
+    got = [(m["query"], m["count"]) for m in misses.json()["items"]]
     assert got[0] == ("量子计算机", 3) and ("liangzijisuanji", 1) in got
     assert "大骨头" not in {q for q, _ in got}
     assert client.get(f"/api/v1/communities/{world.community.id}/guide/misses", headers=world.h("resident")).status_code == 403
@@ -91,7 +91,7 @@ def test_a_community_overrides_and_adds_items_for_its_own_bins(client, world, ot
                        json={"group": "recyclable", "instruction": "大件垃圾：周六上午预约物业上门"}, headers=world.h("committee"))
     assert added.status_code == 200, added.text
     assert _first(client, world, "jiushafa")["name"] == "旧沙发"
-    own = client.get(f"/api/v1/communities/{c}/guide/own-items", headers=world.h("resident")).json()
+    own = client.get(f"/api/v1/communities/{c}/guide/own-items", headers=world.h("resident")).json()["items"]
     assert [e["name"] for e in own] == ["旧沙发", "玻璃瓶"]
     with engine.connect() as conn:
         actions = [a for (a,) in conn.execute(text("SELECT action FROM audit_log WHERE community_id = :c AND action LIKE 'guide.%' ORDER BY id"), {"c": c})]
@@ -113,10 +113,10 @@ def test_wrong_sorting_reasons_link_to_guide_entries(client, world):
     assert r.status_code == 201, r.text
     reasons = client.get(f"/api/v1/communities/{world.community.id}/guide/reasons", headers=world.h("resident"))
     assert reasons.status_code == 200, reasons.text
-    first = reasons.json()[0]
+    first = reasons.json()["items"][0]
     assert (first["reason"], first["recent_count"]) == ("mixed", 1)
     assert {"大骨头", "贝壳"} <= {i["name"] for i in first["items"]}
-    bag = next(x for x in reasons.json() if x["reason"] == "bag_not_removed")
+    bag = next(x for x in reasons.json()["items"] if x["reason"] == "bag_not_removed")
     assert "破袋" in bag["tip"] and bag["items"][0]["name"] == "塑料袋" and bag["items"][0]["group"] == "other"
 
 

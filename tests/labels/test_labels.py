@@ -38,7 +38,7 @@ def _add_households(client, world, building_id: int, n: int) -> list[int]:
 def test_building_sheet_has_every_door_plate_on_a4_pages(client, world):
     building = world.buildings[0]
     _add_households(client, world, building.id, 10)  # 4 + 10 = 14 households: two pages of 12
-    r = client.get(f"/api/v1/buildings/{building.id}/labels.pdf", headers=world.h("committee"))
+    r = client.get(f"/api/v1/buildings/{building.id}/labels", headers=world.h("committee"))
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/pdf"
     reader = _pdf(r.content)
@@ -62,7 +62,7 @@ def test_building_sheet_has_every_door_plate_on_a4_pages(client, world):
 def test_moved_out_households_get_no_label(client, world):
     gone = world.households[1]
     client.patch(f"/api/v1/households/{gone.id}", json={"status": "moved_out"}, headers=world.h("committee"))
-    r = client.get(f"/api/v1/buildings/{world.buildings[0].id}/labels.pdf", headers=world.h("org_admin"))
+    r = client.get(f"/api/v1/buildings/{world.buildings[0].id}/labels", headers=world.h("org_admin"))
     assert r.status_code == 200
     assert gone.public_code not in _text(_pdf(r.content))
 
@@ -120,7 +120,7 @@ def test_the_printed_qr_code_is_the_households_signed_payload(client, world, eng
 
 
 def test_labels_scope(client, world, other_world):
-    url = f"/api/v1/buildings/{world.buildings[0].id}/labels.pdf"
+    url = f"/api/v1/buildings/{world.buildings[0].id}/labels"
     for role in ("volunteer", "clerk", "street_viewer", "resident"):
         assert client.get(url, headers=world.h(role)).status_code == 403, role
     assert client.get(url, headers=other_world.h("committee")).status_code == 403
@@ -177,7 +177,7 @@ def test_labels_embed_the_cjk_truetype_font_when_it_is_installed(client, world):
     path = get_settings().label_font_path
     if not Path(path).is_file():
         pytest.skip(f"{path} not installed (apt install fonts-wqy-microhei)")
-    r = client.get(f"/api/v1/buildings/{world.buildings[0].id}/labels.pdf", headers=world.h("committee"))
+    r = client.get(f"/api/v1/buildings/{world.buildings[0].id}/labels", headers=world.h("committee"))
     assert r.status_code == 200, r.text
     names, embedded = _font_objects(r.content)
     assert embedded, names  # the glyphs travel with the file: every viewer prints the same
@@ -190,7 +190,7 @@ def test_labels_fall_back_to_the_cid_font_without_a_font_file(client, world, mon
     from app.core.config import get_settings
 
     monkeypatch.setattr(get_settings(), "label_font_path", "/nonexistent/font.ttc")
-    r = client.get(f"/api/v1/buildings/{world.buildings[0].id}/labels.pdf", headers=world.h("committee"))
+    r = client.get(f"/api/v1/buildings/{world.buildings[0].id}/labels", headers=world.h("committee"))
     assert r.status_code == 200, r.text
     names, embedded = _font_objects(r.content)
     assert not embedded and any("STSong-Light" in n for n in names), names

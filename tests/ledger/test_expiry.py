@@ -118,7 +118,7 @@ def test_rolling_expiry_date_is_the_day_the_run_takes_the_points(client, world, 
     pb = client.get(f"/api/v1/households/{h.id}/passbook", headers=world.h("committee")).json()
     assert pb["expiring_points"] == 80
     assert datetime.fromisoformat(pb["expiring_on"]).astimezone(SH).date().isoformat() == "2026-12-15"
-    page = client.get(f"/api/v1/households/{h.id}/statement.html", headers=world.h("committee"))
+    page = client.get(f"/api/v1/households/{h.id}/statement?format=html", headers=world.h("committee"))
     assert page.status_code == 200 and "80 积分将于 2026-12-15 前过期" in page.text, page.text
 
     clock.set(_at(2026, 12, 14, 23))  # the run of the day before takes nothing

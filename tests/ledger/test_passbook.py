@@ -40,7 +40,7 @@ def test_statement_reads_like_a_bank_passbook(client, world, engine):
     # the ledger's: these credits were posted without any record behind them.
     assert totals["grams_by_category"] == {} and set(totals["grams_by_group"].values()) == {0}
 
-    html = client.get(f"/api/v1/households/{h.id}/statement.html", headers=world.h("clerk"))
+    html = client.get(f"/api/v1/households/{h.id}/statement?format=html", headers=world.h("clerk"))
     assert html.status_code == 200 and "减废存折" in html.text and "重复登记扣回" in html.text and "18" in html.text
     verify_clean(engine, world.community.id)
 
@@ -62,11 +62,11 @@ def test_statement_pages_by_cursor_and_period(client, world, engine):
     day = (now - timedelta(days=8)).date().isoformat()  # UTC date; community is UTC+8, pick a wide window
     period = client.get(
         f"/api/v1/households/{h.id}/statement",
-        params={"from": (now - timedelta(days=9)).date().isoformat(), "to": day},
+        params={"start": (now - timedelta(days=9)).date().isoformat(), "end": day},
         headers=world.h("resident"),
     ).json()
     assert 1 <= len(period["items"]) <= 3 and all(x["points_in"] in (1, 2, 3) for x in period["items"])
-    bad = client.get(f"/api/v1/households/{h.id}/statement", params={"from": "2026-02-01", "to": "2026-01-01"}, headers=world.h("resident"))
+    bad = client.get(f"/api/v1/households/{h.id}/statement", params={"start": "2026-02-01", "end": "2026-01-01"}, headers=world.h("resident"))
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_period"
 
 

@@ -16,11 +16,12 @@ def _payload(engine, household) -> str:
 
 def test_qr_images(client, world):
     hid = world.households[0].id
-    svg = client.get(f"/api/v1/households/{hid}/qr.svg", headers=world.h("committee"))
+    svg = client.get(f"/api/v1/households/{hid}/qr?format=svg", headers=world.h("committee"))
     assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml") and b"<svg" in svg.content
-    png = client.get(f"/api/v1/households/{hid}/qr.png", headers=world.h("committee"))
+    png = client.get(f"/api/v1/households/{hid}/qr?format=png", headers=world.h("committee"))
     assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
-    assert client.get(f"/api/v1/households/{hid}/qr.gif", headers=world.h("committee")).status_code == 422
+    assert client.get(f"/api/v1/households/{hid}/qr", params={"format": "gif"}, headers=world.h("committee")).status_code == 422
+    assert client.get(f"/api/v1/households/{hid}/qr.svg", headers=world.h("committee")).status_code == 404  # no path extensions
 
 
 def test_scan_resolves_genuine_codes_only(client, world, engine):
@@ -49,7 +50,7 @@ def test_qr_payload_decodes_from_the_png(client, world, engine):
     import segno
 
     payload = _payload(engine, world.households[0])
-    png = client.get(f"/api/v1/households/{world.households[0].id}/qr.png", headers=world.h("committee")).content
+    png = client.get(f"/api/v1/households/{world.households[0].id}/qr?format=png", headers=world.h("committee")).content
     expected = io.BytesIO()
     segno.make(payload, error="m").save(expected, kind="png", scale=8, border=2)
     assert png == expected.getvalue()

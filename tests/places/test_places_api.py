@@ -92,7 +92,7 @@ def test_residents_see_only_their_household(client, world):
     mine, other = world.households[0].id, world.households[1].id
     assert client.get(f"/api/v1/households/{mine}", headers=world.h("resident")).status_code == 200
     assert client.get(f"/api/v1/households/{other}", headers=world.h("resident")).status_code == 403
-    assert client.get(f"/api/v1/households/{mine}/qr.svg", headers=world.h("resident")).status_code == 200
+    assert client.get(f"/api/v1/households/{mine}/qr?format=svg", headers=world.h("resident")).status_code == 200
 
 
 def test_platform_admin_creates_streets_and_communities(client, world):

@@ -28,7 +28,7 @@ def test_a_residents_first_week(client, world, wechat_state):
     stations = client.get(f"/api/v1/communities/{c}/stations", headers=me)
     rules = client.get(f"/api/v1/communities/{c}/points-rules/current", headers=me)
     assert [r.status_code for r in (community, windows, stations, rules)] == [200, 200, 200, 200]
-    assert len(windows.json()) == 2 and stations.json()[0]["name"] == "3号楼东侧"
+    assert len(windows.json()["items"]) == 2 and stations.json()["items"][0]["name"] == "3号楼东侧"
 
     groups = {q: client.get(f"/api/v1/communities/{c}/guide", params={"q": q}, headers=me).json()["items"][0]["local_name"]
               for q in ("大骨头", "dianchi", "niunaihe")}
@@ -47,5 +47,5 @@ def test_a_residents_first_week(client, world, wechat_state):
     me = auth(tokens["access_token"])
     passbook = client.get(f"/api/v1/households/{household.id}/passbook", headers=me).json()
     assert passbook["unit"] == "积分" and passbook["balance"] == 10 + 20  # the check-in, and 2 kg of compost
-    [claim] = client.get(f"/api/v1/households/{household.id}/compost-claims", headers=me).json()
+    [claim] = client.get(f"/api/v1/households/{household.id}/compost-claims", headers=me).json()["items"]
     assert (claim["site_name"], claim["site_address"], claim["share_g"]) == ("南门堆肥点", "南门自行车棚旁", 600)

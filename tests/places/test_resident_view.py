@@ -13,9 +13,9 @@ def test_a_resident_sees_when_and_where_to_drop_and_what_earns_what(client, worl
     assert community.status_code == 200 and community.json()["name"] == world.community.name
     windows = client.get(f"/api/v1/communities/{c}/drop-windows", headers=h)
     assert windows.status_code == 200
-    assert sorted((w["name"], w["starts"][:5], w["ends"][:5]) for w in windows.json()) == [("早间", "07:00", "09:00"), ("晚间", "18:00", "21:00")]
+    assert sorted((w["name"], w["start_time"][:5], w["end_time"][:5]) for w in windows.json()["items"]) == [("早间", "07:00", "09:00"), ("晚间", "18:00", "21:00")]
     stations = client.get(f"/api/v1/communities/{c}/stations", headers=h)
-    assert stations.status_code == 200 and [s["id"] for s in stations.json()] == [f["station_id"]]
+    assert stations.status_code == 200 and [s["id"] for s in stations.json()["items"]] == [f["station_id"]]
     rules = client.get(f"/api/v1/communities/{c}/points-rules/current", headers=h)
     assert rules.status_code == 200 and rules.json()["checkin_correct"] == 10
     # The full history of the rules and the check-ins stay with the staff.
@@ -29,7 +29,7 @@ def test_a_resident_is_told_where_to_collect_their_compost(client, world):
     drop = client.post(f"/api/v1/compost-bins/{bin_['id']}/drops", json={"client_id": cid(), "payload": payload(world, 0), "weight_g": 3000}, headers=world.h("volunteer"))
     assert drop.status_code == 201, drop.text
     h = world.h("resident")
-    assert [s["name"] for s in client.get(f"/api/v1/communities/{c}/compost-sites", headers=h).json()] == ["东门堆肥点"]
+    assert [s["name"] for s in client.get(f"/api/v1/communities/{c}/compost-sites", headers=h).json()["items"]] == ["东门堆肥点"]
     assert client.get(f"/api/v1/compost-bins/{bin_['id']}", headers=h).json()["state"] == "accepting"
     assert client.get(f"/api/v1/compost-bins/{bin_['id']}/drops", headers=h).status_code == 403  # who dropped what: staff only
     for step in ("close", "ready"):
@@ -37,7 +37,7 @@ def test_a_resident_is_told_where_to_collect_their_compost(client, world):
     assert client.post(f"/api/v1/compost-bins/{bin_['id']}/harvest", json={"compost_g": 900}, headers=world.h("compost_keeper")).status_code == 201
     claims = client.get(f"/api/v1/households/{world.households[0].id}/compost-claims", headers=h)
     assert claims.status_code == 200, claims.text
-    [claim] = claims.json()
+    [claim] = claims.json()["items"]
     assert (claim["site_name"], claim["site_address"], claim["bin_name"], claim["share_g"]) == ("东门堆肥点", "东门花园北侧", "2号箱", 900)
     assert claim["collected_at"] is None
 

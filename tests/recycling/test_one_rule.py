@@ -156,7 +156,7 @@ def test_every_entry_point_decides_every_weigh_in_alike(client, world, other_wor
     for name, by_entry in seen.items():
         assert len(set(by_entry.values())) == 1, (name, by_entry)
     created = sum(o[0] == 201 for _, _, want in CASES.values() for o in want)
-    totals = client.get(f"/api/v1/recycling-events/{events['open']}/totals", headers=world.h("committee")).json()
+    totals = client.get(f"/api/v1/recycling-events/{events['open']}/totals", headers=world.h("committee")).json()["items"]
     assert sum(t["weigh_ins"] for t in totals) == len(ENTRY_POINTS) * created  # a refusal records nothing, a replay nothing twice
     report = client.get(f"/api/v1/communities/{world.community.id}/ledger/verify", headers=world.h("committee")).json()
     assert report["balance_mismatches"] == [] and report["unbalanced_entries"] == []  # the cheques' entries balance too

@@ -152,7 +152,7 @@ def test_weigh_ins_earn_points_from_the_event_rates(client, world):
     assert paper.json()["points"] == 5
     r = client.put(f"/api/v1/recycling-events/{eid}/categories", json=[], headers=world.h("committee"))
     assert r.status_code == 409
-    totals = {t["category"]: t for t in client.get(f"/api/v1/recycling-events/{eid}/totals", headers=world.h("committee")).json()}
+    totals = {t["category"]: t for t in client.get(f"/api/v1/recycling-events/{eid}/totals", headers=world.h("committee")).json()["items"]}
     assert totals["paper"]["weight_g"] == 3500 and totals["milk_carton"]["count"] == 10 and "clothes" not in totals  # reversed
 
 
@@ -167,7 +167,7 @@ def test_weigh_in_corrections_are_reversals(client, world):
     assert done.status_code == 200 and done.json()["reversed"] is True and done.json()["points"] == 20
     assert balance(client, world, 2) == 0
     assert client.post(url, json={"reason": "again"}, headers=world.h("committee")).status_code == 409
-    totals = client.get(f"/api/v1/recycling-events/{eid}/totals", headers=world.h("committee")).json()
+    totals = client.get(f"/api/v1/recycling-events/{eid}/totals", headers=world.h("committee")).json()["items"]
     assert totals == []
 
 
@@ -215,7 +215,7 @@ def test_reversing_an_unclaimed_walk_in_cancels_its_voucher(client, world):
     again = client.post(url, json={"reason": "称重有误"}, headers=world.h("clerk"))
     assert again.status_code == 409 and again.json()["error"]["code"] == "already_reversed"
     assert _entries(world) == before + 1
-    assert client.get(f"/api/v1/recycling-events/{eid}/totals", headers=world.h("committee")).json() == []
+    assert client.get(f"/api/v1/recycling-events/{eid}/totals", headers=world.h("committee")).json()["items"] == []
     _ledger_ok(client, world)
 
 
@@ -310,11 +310,11 @@ def test_destinations_are_visible_to_households_that_took_part(client, world):
     assert bad.status_code == 422
     # households[0] is the resident's: they took part, so they see where it went.
     mine = client.get(f"/api/v1/recycling-events/{eid}/destinations", headers=world.h("resident"))
-    assert mine.status_code == 200 and mine.json()[0]["destination"] == "某公益旧衣回收项目"
-    assert [x["kind"] for x in client.get(f"/api/v1/households/{world.households[0].id}/recycling-destinations", headers=world.h("resident")).json()] == ["charity"]
+    assert mine.status_code == 200 and mine.json()["items"][0]["destination"] == "某公益旧衣回收项目"
+    assert [x["kind"] for x in client.get(f"/api/v1/households/{world.households[0].id}/recycling-destinations", headers=world.h("resident")).json()["items"]] == ["charity"]
     other = make_member(world, "volunteer", 3)  # a resident who did not take part
     assert client.get(f"/api/v1/recycling-events/{eid}/destinations", headers=other).status_code == 200  # volunteer is staff
-    assert client.get(f"/api/v1/households/{world.households[3].id}/recycling-destinations", headers=other).json() == []
+    assert client.get(f"/api/v1/households/{world.households[3].id}/recycling-destinations", headers=other).json()["items"] == []
     # A resident of the community whose household brought nothing: not for them (the permission's rule).
     with Session(world.engine) as s:
         world._add_resident(s, "neighbour", world.households[4].id)

@@ -35,12 +35,12 @@ class Resident:
         body = {"client_id": client_id or cid(), "results": {template: result}}
         r = client.post("/api/v1/me/subscriptions", json=body, headers=auth(self.token))
         assert r.status_code == 200, r.text
-        return {s["template_id"]: s["remaining"] for s in r.json()}
+        return {s["template_id"]: s["remaining"] for s in r.json()["items"]}
 
     def remaining(self, client) -> dict[str, int]:
         r = client.get("/api/v1/me/subscriptions", headers=auth(self.token))
         assert r.status_code == 200, r.text
-        return {s["template_id"]: s["remaining"] for s in r.json()}
+        return {s["template_id"]: s["remaining"] for s in r.json()["items"]}
 
 
 def recycling_day(client, world, days_ahead: int = 1, place: str = "北门广场") -> int:

@@ -71,7 +71,7 @@ def test_subscriptions_count_each_acceptance_once(client, world, wechat_state):
     body = {"client_id": "sub-report-0001", "results": {RECYCLING: "accept", COMPOST: "reject"}}
     first = client.post("/api/v1/me/subscriptions", json=body, headers={"Authorization": f"Bearer {alice.token}"})
     assert first.status_code == 200, first.text
-    assert {s["template_id"]: s["remaining"] for s in first.json()} == {RECYCLING: 1, COMPOST: 0}
+    assert {s["template_id"]: s["remaining"] for s in first.json()["items"]} == {RECYCLING: 1, COMPOST: 0}
     again = client.post("/api/v1/me/subscriptions", json=body, headers={"Authorization": f"Bearer {alice.token}"})
     assert again.json() == first.json()  # a resent report counts once
     assert alice.subscribe(client, RECYCLING) == {RECYCLING: 2, COMPOST: 0}

@@ -53,7 +53,7 @@ def _points(figures: dict[str, tuple]) -> dict[str, tuple]:
 
 
 def _passbook_totals(world, household, start: str, end: str) -> dict:
-    r = world.client.get(f"/api/v1/households/{household.id}/statement/totals", params={"from": start, "to": end},
+    r = world.client.get(f"/api/v1/households/{household.id}/statement/totals", params={"start": start, "end": end},
                          headers=world.h("committee"))
     assert r.status_code == 200, r.text
     return r.json()

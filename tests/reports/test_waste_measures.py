@@ -105,7 +105,7 @@ def test_every_place_shows_the_same_kilograms(client, world, engine, clock):
     total = sum(OCT_KG.values())
 
     # The recycling day's own totals: 10.0 kg of recyclables, 18.0 kg of hazardous waste.
-    day = client.get(f"/api/v1/recycling-events/{ids['event']}/totals", headers=world.h("clerk")).json()
+    day = client.get(f"/api/v1/recycling-events/{ids['event']}/totals", headers=world.h("clerk")).json()["items"]
     by_code = {t["category"]: t for t in day}
     assert {c: (t["waste_group"], t["weight_g"]) for c, t in by_code.items()} == {
         "battery": ("hazardous", 3000), "paint": ("hazardous", 15000), "paper": ("recyclable", 10000)}
@@ -158,7 +158,7 @@ def test_every_place_shows_the_same_kilograms(client, world, engine, clock):
     # Every household's passbook totals, plus the unclaimed walk-in, add up to the report.
     summed = dict.fromkeys(OCT_KG, 0)
     for h in world.households:
-        t = client.get(f"/api/v1/households/{h.id}/statement/totals", params={"from": "2026-10-01", "to": "2026-10-31"},
+        t = client.get(f"/api/v1/households/{h.id}/statement/totals", params={"start": "2026-10-01", "end": "2026-10-31"},
                        headers=world.h("committee")).json()
         for g, grams in t["grams_by_group"].items():
             summed[g] += grams
@@ -257,7 +257,7 @@ def test_a_later_correction_counts_in_its_own_month_and_october_never_changes(cl
     h4 = world.households[4].id
     totals = lambda **p: client.get(f"/api/v1/households/{h4}/statement/totals", params=p,  # noqa: E731
                                     headers=world.h("committee")).json()
-    assert totals(**{"from": "2026-10-01", "to": "2026-10-31"})["grams_by_group"]["hazardous"] == 11000
+    assert totals(start="2026-10-01", end="2026-10-31")["grams_by_group"]["hazardous"] == 11000
 
     # Corrected on 4 November: a wrong household, found a month later.
     w = Weighed(client, world, clock)
@@ -281,11 +281,11 @@ def test_a_later_correction_counts_in_its_own_month_and_october_never_changes(cl
     months = {m["month"]: m["kg"] for m in client.get(f"/api/v1/communities/{world.community.id}/reports/dashboard",
                                                        headers=world.h("committee")).json()["kg_by_month"]}
     assert (months["2026-10"]["hazardous"], months["2026-11"]["hazardous"]) == (18.0, -11.0)
-    assert totals(**{"from": "2026-10-01", "to": "2026-10-31"})["grams_by_group"]["hazardous"] == 11000
-    assert totals(**{"from": "2026-11-01", "to": "2026-11-30"})["grams_by_group"]["hazardous"] == -11000
+    assert totals(start="2026-10-01", end="2026-10-31")["grams_by_group"]["hazardous"] == 11000
+    assert totals(start="2026-11-01", end="2026-11-30")["grams_by_group"]["hazardous"] == -11000
     assert totals()["grams_by_group"]["hazardous"] == 0
     day = {t["category"]: t["weight_g"] for t in client.get(f"/api/v1/recycling-events/{ids['event']}/totals",
-                                                           headers=world.h("clerk")).json()}
+                                                           headers=world.h("clerk")).json()["items"]}
     assert day["paint"] == 4000
 
 
@@ -310,7 +310,7 @@ def test_waste_groups_are_data_the_committee_sets(client, world, other_world, en
     assert r.status_code == 200 and (r.json()["waste_group"], r.json()["waste_group_name"]) == ("other", "其他垃圾")
     report = _figures(_report(client, world, "2026-10").json())
     assert (report["waste_recyclable_kg"][0], report["waste_other_kg"][0], report["waste_reduced_kg"][0]) == (0, 2.5, 3.2)
-    day_totals = {t["category"]: t["waste_group"] for t in client.get(f"/api/v1/recycling-events/{day}/totals", headers=committee).json()}
+    day_totals = {t["category"]: t["waste_group"] for t in client.get(f"/api/v1/recycling-events/{day}/totals", headers=committee).json()["items"]}
     assert day_totals == {"clothes": "other", "cooking_oil": "kitchen"}
     # Validated, scoped, audited with what it was.
     assert client.put(url, json={"waste_group": "compostable"}, headers=committee).status_code == 422
@@ -345,6 +345,6 @@ def test_a_shanghai_community_reads_its_own_group_names(client, engine, clock):
     assert labels["waste_hazardous_kg"] == "有害垃圾减量"
     dash = client.get(f"/api/v1/communities/{c}/reports/dashboard", headers=world.h("committee")).json()
     assert dash["waste_group_names"] == {"kitchen": "湿垃圾", "recyclable": "可回收物", "hazardous": "有害垃圾", "other": "干垃圾"}
-    html = client.get(f"/api/v1/households/{world.households[0].id}/statement.html", params={"from": "2026-10-01"},
+    html = client.get(f"/api/v1/households/{world.households[0].id}/statement", params={"start": "2026-10-01", "format": "html"},
                       headers=world.h("committee")).text
     assert "湿垃圾 1.5 公斤" in html

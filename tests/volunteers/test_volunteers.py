@@ -20,7 +20,7 @@ def test_teams(client, world, other_world):
     assert stranger.status_code == 404
     assert client.post(f"/api/v1/communities/{c}/volunteer-teams", json={"name": "盯桶侠"}, headers=world.h("committee")).status_code == 409
     assert client.post(f"/api/v1/communities/{c}/volunteer-teams", json={"name": "x"}, headers=world.h("volunteer")).status_code == 403
-    assert [t["name"] for t in client.get(f"/api/v1/communities/{c}/volunteer-teams", headers=world.h("volunteer")).json()] == ["盯桶侠"]
+    assert [t["name"] for t in client.get(f"/api/v1/communities/{c}/volunteer-teams", headers=world.h("volunteer")).json()["items"]] == ["盯桶侠"]
 
 
 def test_shift_sign_in_and_out_counts_minutes_once(client, world):
@@ -45,7 +45,7 @@ def test_shift_sign_in_and_out_counts_minutes_once(client, world):
 
     hours = client.get(f"/api/v1/communities/{c}/volunteer-hours", headers=world.h("committee"))
     assert hours.status_code == 200
-    mine = [h for h in hours.json() if h["user_id"] == world.users["volunteer"]]
+    mine = [h for h in hours.json()["items"] if h["user_id"] == world.users["volunteer"]]
     assert mine[0]["minutes"] == minutes and mine[0]["shifts"] == 1
     assert client.get(f"/api/v1/communities/{c}/volunteer-hours", headers=world.h("volunteer")).status_code == 403
     open_shifts = client.get(f"/api/v1/communities/{c}/shifts", params={"open_only": True}, headers=world.h("supervisor")).json()["items"]

@@ -1,1 +1,0 @@
-import{e as s}from"./index-0LHbaMsb.js";async function m(o){return s(`/communities/${o}/compounds`)}async function c(o){const n=await m(o);return(await Promise.all(n.map(a=>s(`/compounds/${a.id}/buildings`)))).flatMap((a,i)=>a.map(t=>({...t,compound:n[i].name})))}export{m as a,c as l};
