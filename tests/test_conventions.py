@@ -11,8 +11,6 @@ import pytest
 from app.kit.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from tests.field import cid, local_day, payload, setup_field
 
-# The monthly report's drill-downs keep their own page size (100) while they are being reworked.
-OWN_PAGE_SIZE = {"network_drilldown", "organisation_drilldown", "street_drilldown"}
 # Objects with a list inside that are not lists of the resource: a search's best matches (capped, no
 # further page), an activity's attendees with their counts.
 NOT_LISTS = {"search", "list_attendees", "add_attendees", "remove_attendee"}
@@ -88,7 +86,7 @@ def test_every_list_is_a_page_with_one_page_size(spec):
             wrong.append(f"{name}: items without next_cursor")
         if "next_cursor" in fields and "cursor" not in query and "`next_cursor` always null" not in op["description"]:
             wrong.append(f"{name}: a page without cursor (or say that next_cursor is always null)")
-        if "cursor" in query and name not in OWN_PAGE_SIZE:
+        if "cursor" in query:
             limit = query.get("limit", {}).get("schema", {})
             if (limit.get("default"), limit.get("maximum")) != (DEFAULT_LIMIT, MAX_LIMIT):
                 wrong.append(f"{name}: limit {limit.get('default')}/{limit.get('maximum')}, not {DEFAULT_LIMIT}/{MAX_LIMIT}")

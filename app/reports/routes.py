@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingRes
 from app.core.db import SessionDep
 from app.kit.errors import error_responses
 from app.kit.headers import page_policy
-from app.kit.pagination import Page
+from app.kit.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from app.reports import dashboard, media, rates, service
 from app.reports.auth import (
     CommunityManager,
@@ -197,8 +197,6 @@ def network_monthly(request: Request, session: SessionDep, principal: NetworkRep
 RecordsMeasure = StrEnum("RecordsMeasure", {m: m for m in (*(m.value for m in Measure), *(m.value for m in WASTE_MEASURES),
                                                              *POINTS_RECORDS, *PROGRAMME_RECORDS)})
 Cumulative = Annotated[bool, Query(description="true：累计（项目开始至本月末）；默认本月")]
-Cursor = Annotated[str | None, Query(max_length=300, description="上一页返回的 next_cursor")]
-Limit = Annotated[int, Query(ge=1, le=200)]
 _DRILLDOWN_DESCRIPTION = (
     "The records behind a figure of the monthly report (明细), computed as the report computes it; `measure` is the "
     "figure's `records` key. Kilograms (`waste_reduced_kg`, `waste_kitchen_kg`, `waste_recyclable_kg`, `waste_hazardous_kg`, "
@@ -226,7 +224,7 @@ def _drilldown(request: Request, session, principal, kind: ScopeKind, scope_id: 
 @api.get("/networks/{network_id}/reports/monthly/records/{measure}", summary="The records behind a figure of a network's monthly report",
          description=_DRILLDOWN_DESCRIPTION, response_model=Drilldown, responses=_READ_DETAIL)
 def network_drilldown(request: Request, session: SessionDep, principal: NetworkReportReader, network_id: int, measure: RecordsMeasure,
-                      month: Month = None, cumulative: Cumulative = False, cursor: Cursor = None, limit: Limit = 100):
+                      month: Month = None, cumulative: Cumulative = False, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
     return _drilldown(request, session, principal, ScopeKind.network, network_id, month, measure, cumulative, cursor, limit)
 
 
@@ -235,14 +233,14 @@ def network_drilldown(request: Request, session: SessionDep, principal: NetworkR
          response_model=Drilldown, responses=_READ_DETAIL)
 def organisation_drilldown(request: Request, session: SessionDep, principal: OrganisationReportReader, organisation_id: int,
                            measure: RecordsMeasure, month: Month = None, cumulative: Cumulative = False, cursor: Cursor = None,
-                           limit: Limit = 100):
+                           limit: Limit = DEFAULT_LIMIT):
     return _drilldown(request, session, principal, ScopeKind.organisation, organisation_id, month, measure, cumulative, cursor, limit)
 
 
 @api.get("/streets/{street_id}/reports/monthly/records/{measure}", summary="The records behind a figure of a street's monthly report",
          description=_DRILLDOWN_DESCRIPTION, response_model=Drilldown, responses=_READ_DETAIL)
 def street_drilldown(request: Request, session: SessionDep, principal: StreetReportReader, street_id: int, measure: RecordsMeasure,
-                     month: Month = None, cumulative: Cumulative = False, cursor: Cursor = None, limit: Limit = 100):
+                     month: Month = None, cumulative: Cumulative = False, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT):
     return _drilldown(request, session, principal, ScopeKind.street, street_id, month, measure, cumulative, cursor, limit)
 
 
