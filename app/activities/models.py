@@ -140,6 +140,8 @@ class ActivityAttendance(SQLModel, table=True):
 
 class AttendeesAdd(SQLModel):
     household_ids: list[int] = Field(min_length=1, max_length=500, description="到场住户（本社区）；已登记的不重复计")
+    backdate_reason: str | None = Field(default=None, min_length=4, max_length=200,
+                                        description="补录原因（居委会）：活动日期早于 3 天前时须填写")
 
 
 class Attendee(SQLModel):

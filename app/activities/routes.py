@@ -97,13 +97,15 @@ def list_attendees(session: SessionDep, principal: ActivityStaff, activity_id: i
 @router.post("/activities/{activity_id}/attendees", summary="Name households that took part in an activity (idempotent; audited)",
              response_model=Attendees, responses=WRITE)
 def add_attendees(session: SessionDep, principal: ActivityManager, activity_id: int, data: AttendeesAdd):
-    return service.add_attendees(session, principal, activity_id, data.household_ids)
+    return service.add_attendees(session, principal, activity_id, data.household_ids, data.backdate_reason)
 
 
 @router.delete("/activities/{activity_id}/attendees/{household_id}", summary="Take a household off an activity's attendees (audited)",
                response_model=Attendees, responses=WRITE)
-def remove_attendee(session: SessionDep, principal: ActivityManager, activity_id: int, household_id: int):
-    return service.remove_attendee(session, principal, activity_id, household_id)
+def remove_attendee(session: SessionDep, principal: ActivityManager, activity_id: int, household_id: int,
+                    backdate_reason: Annotated[str | None, Query(min_length=4, max_length=200,
+                                                                 description="补录原因（居委会）：活动日期早于 3 天前时须填写")] = None):
+    return service.remove_attendee(session, principal, activity_id, household_id, backdate_reason)
 
 
 @router.post("/communities/{community_id}/challenges", summary="Create a check-in challenge (打卡挑战)", status_code=201, response_model=ChallengePublic, responses=WRITE)

@@ -56,6 +56,22 @@ def _check_organisation(session: Session, community_id: int, organisation_id: in
         raise not_found("社会组织", "Organisation", "organisation_id")
 
 
+def backdating(session: Session, principal: Principal, community_id: int, held_on: date, reason: str | None) -> bool:
+    """The one rule for writing an activity held more than LATE_DAYS ago (creating it, editing it, naming
+    or removing its attendees): a closed month's figures change only on the committee's word, with a
+    reason (补录). True when the write is back-dated; refuses a reason where none is needed."""
+    late = held_on < _today(session, community_id) - timedelta(days=LATE_DAYS)
+    if late and reason is None:
+        raise BadRequest("backdate_reason_required", "活动日期已过去 3 天以上：须由居委会填写补录原因",
+                         "This activity was held more than 3 days ago: the committee back-dates it with a reason", "backdate_reason")
+    if reason is not None and not late:
+        raise BadRequest("not_backdated", "活动日期在 3 天内，无需补录原因", "Only an activity held more than 3 days ago is back-dated",
+                         "backdate_reason")
+    if late:
+        authorize(session, principal, community_id, BACKDATERS)
+    return late
+
+
 def create_activity(session: Session, principal: Principal, community_id: int, data: ActivityCreate) -> Activity:
     _check_organisation(session, community_id, data.organisation_id)
 
@@ -65,15 +81,7 @@ def create_activity(session: Session, principal: Principal, community_id: int, d
     existing = own_replay(stored(), principal.user_id, "created_by")
     if existing is not None:
         return existing
-    backdated = data.held_on < _today(session, community_id) - timedelta(days=LATE_DAYS)
-    if backdated and data.backdate_reason is None:
-        raise BadRequest("backdate_reason_required", "活动日期已过去 3 天以上：须由居委会填写补录原因",
-                         "This activity was held more than 3 days ago: the committee back-dates it with a reason", "backdate_reason")
-    if data.backdate_reason is not None:
-        if not backdated:
-            raise BadRequest("not_backdated", "活动日期在 3 天内，无需补录原因", "Only an activity held more than 3 days ago is back-dated",
-                             "backdate_reason")
-        authorize(session, principal, community_id, BACKDATERS)
+    backdated = backdating(session, principal, community_id, data.held_on, data.backdate_reason)
     row = Activity(community_id=community_id, created_by=principal.user_id, backdated=backdated, **data.model_dump())
     session.add(row)
     try:
@@ -102,18 +110,9 @@ def update_activity(session: Session, principal: Principal, activity_id: int, da
     row = get_activity(session, activity_id)
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     reason = changes.pop("backdate_reason", None)
-    # A closed month's figures change only on the committee's word: editing an activity held more than
-    # LATE_DAYS ago, or moving one there, is back-dating it.
-    oldest = min(row.held_on, changes.get("held_on", row.held_on))
-    if oldest < _today(session, row.community_id) - timedelta(days=LATE_DAYS):
-        if reason is None:
-            raise BadRequest("backdate_reason_required", "活动日期已过去 3 天以上：须由居委会填写补录原因",
-                             "This activity was held more than 3 days ago: the committee back-dates it with a reason", "backdate_reason")
-        authorize(session, principal, row.community_id, BACKDATERS)
+    # Editing an activity held long ago, or moving one there, is back-dating it.
+    if backdating(session, principal, row.community_id, min(row.held_on, changes.get("held_on", row.held_on)), reason):
         changes |= {"backdated": True, "backdate_reason": reason}
-    elif reason is not None:
-        raise BadRequest("not_backdated", "活动日期在 3 天内，无需补录原因", "Only an activity held more than 3 days ago is back-dated",
-                         "backdate_reason")
     if "participants" in changes:
         _lock(session, activity_id)
     if "participants" in changes and changes["participants"] < _named(session, activity_id):
@@ -199,13 +198,15 @@ def attendees(session: Session, activity_id: int) -> Attendees:
                      unnamed=activity.participants - len(items), items=items)
 
 
-def add_attendees(session: Session, principal: Principal, activity_id: int, household_ids: list[int]) -> Attendees:
+def add_attendees(session: Session, principal: Principal, activity_id: int, household_ids: list[int],
+                  backdate_reason: str | None = None) -> Attendees:
     """Name households among the activity's participants. Naming one again changes nothing (a retry
     is safe); all of them are named or none: each must live in the activity's community, and the
-    names cannot outnumber the attendances (人次) recorded."""
+    names cannot outnumber the attendances (人次) recorded. An activity held long ago: `backdating`."""
     from app.places.models import Household
 
     activity = get_activity(session, activity_id)
+    backdating(session, principal, activity.community_id, activity.held_on, backdate_reason)
     _lock(session, activity_id)  # names added at once are checked against the 人次 one after the other
     wanted = sorted(set(household_ids))
     found = set(session.scalars(select(Household.id).where(Household.id.in_(wanted), Household.community_id == activity.community_id)))
@@ -222,19 +223,24 @@ def add_attendees(session: Session, principal: Principal, activity_id: int, hous
         raise Conflict("more_than_attendances", "登记的参与者多于本场参与人次，请先更正参与人次",
                        "More attendees named than the attendances recorded: correct the attendances first")
     if added:
-        audit.record_act(session, principal, "activity.attendees_add", activity, activity.community_id, household_ids=sorted(added))
+        audit.record_act(session, principal, "activity.attendees_add", activity, activity.community_id, household_ids=sorted(added),
+                         **({"backdate_reason": backdate_reason} if backdate_reason else {}))
     session.commit()
     return attendees(session, activity_id)
 
 
-def remove_attendee(session: Session, principal: Principal, activity_id: int, household_id: int) -> Attendees:
-    """Take a household off the activity's named participants; one that is not named changes nothing."""
+def remove_attendee(session: Session, principal: Principal, activity_id: int, household_id: int,
+                    backdate_reason: str | None = None) -> Attendees:
+    """Take a household off the activity's named participants; one that is not named changes nothing.
+    An activity held long ago: `backdating`."""
     activity = get_activity(session, activity_id)
+    backdating(session, principal, activity.community_id, activity.held_on, backdate_reason)
     gone = session.execute(
         ATTENDANCE.delete().where(ATTENDANCE.c.activity_id == activity_id, ATTENDANCE.c.household_id == household_id)
     ).rowcount
     if gone:
-        audit.record_act(session, principal, "activity.attendee_remove", activity, activity.community_id, household_id=household_id)
+        audit.record_act(session, principal, "activity.attendee_remove", activity, activity.community_id, household_id=household_id,
+                         **({"backdate_reason": backdate_reason} if backdate_reason else {}))
     session.commit()
     return attendees(session, activity_id)
 

@@ -103,6 +103,16 @@ def test_a_past_month_is_back_dated_by_the_committee_and_earns_under_its_own_rul
     r = client.patch(f"/api/v1/activities/{recent}", json={"title": "改个名字", "backdate_reason": "无需补录"}, headers=world.h("committee"))
     assert r.status_code == 400 and r.json()["error"]["code"] == "not_backdated"
     assert client.patch(f"/api/v1/activities/{recent}", json={"title": "改个名字"}, headers=world.h("committee")).status_code == 200
+    # Naming (or removing) who came to it, too.
+    named = f"{edit}/attendees"
+    one = {"household_ids": [world.households[0].id]}
+    r = client.post(named, json=one, headers=world.h("committee"))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "backdate_reason_required"
+    assert client.post(named, json=one | {"backdate_reason": "签到表补录"}, headers=world.h("org_admin")).status_code == 403
+    assert client.post(named, json=one | {"backdate_reason": "签到表补录"}, headers=world.h("committee")).json()["named"] == 1
+    gone = f"{named}/{world.households[0].id}"
+    assert client.delete(gone, headers=world.h("committee")).json()["error"]["code"] == "backdate_reason_required"
+    assert client.delete(gone, params={"backdate_reason": "登记错了"}, headers=world.h("committee")).json()["named"] == 0
 
     # The reports: October's points are those of the act's day; the activity says it was back-dated.
     totals = client.get(f"/api/v1/communities/{c}/reports/point-totals", params={"month": "2026-10", "format": "xlsx"},

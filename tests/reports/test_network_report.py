@@ -14,7 +14,7 @@ import openpyxl
 from sqlmodel import Session, select
 
 from app.audit.models import AuditLog
-from tests.field import SHANGHAI
+from tests.field import SHANGHAI, local_day
 from tests.support import backdating
 
 ADMIN = "platform_admin"
@@ -66,7 +66,7 @@ class Network:
                 "place": "活动室", "participants": participants} | backdating(held_on, "网络补录活动签到表") | figures
         row = _ok(self.client.post(f"/api/v1/communities/{community}/activities", json=body, headers=self.h))
         if named:
-            listed = _ok(self.client.post(f"/api/v1/activities/{row['id']}/attendees", json={"household_ids": list(named)},
+            listed = _ok(self.client.post(f"/api/v1/activities/{row['id']}/attendees", json={"household_ids": list(named), **backdating(held_on, "网络补录活动签到表")},
                                           headers=self.h), 200)
             assert (listed["named"], listed["unnamed"]) == (len(set(named)), participants - len(set(named)))
         sent = body | {"id": row["id"], "community": community, "named": sorted(set(named))}
@@ -333,8 +333,8 @@ def test_network_api_partners_and_audit(client, world, other_world):
 
 def test_attendees_are_named_once_within_the_attendances(client, world, other_world):
     h = world.h("committee")
-    body = {"client_id": f"att-{uuid.uuid4().hex}", "kind": "class", "title": "小课堂", "held_on": "2026-10-09", "participants": 3,
-            **backdating("2026-10-09")}
+    body = {"client_id": f"att-{uuid.uuid4().hex}", "kind": "class", "title": "小课堂", "held_on": local_day().isoformat(),
+            "participants": 3}
     activity = _ok(client.post(f"/api/v1/communities/{world.community.id}/activities", json=body, headers=h))
     url = f"/api/v1/activities/{activity['id']}/attendees"
     mine = [x.id for x in world.households]
@@ -348,7 +348,7 @@ def test_attendees_are_named_once_within_the_attendances(client, world, other_wo
     assert foreign.status_code == 404
     assert client.post(url, json={"household_ids": [mine[2]]}, headers=other_world.h("committee")).status_code == 403
     assert client.post(url, json={"household_ids": [mine[2]]}, headers=world.h("volunteer")).status_code == 403
-    fewer = client.patch(f"/api/v1/activities/{activity['id']}", json={"participants": 1, **backdating("2026-10-09")}, headers=h)
+    fewer = client.patch(f"/api/v1/activities/{activity['id']}", json={"participants": 1}, headers=h)
     assert fewer.status_code == 422 and fewer.json()["error"]["code"] == "fewer_than_named"
     left = _ok(client.delete(f"{url}/{mine[0]}", headers=h), 200)
     assert [a["household_id"] for a in left["items"]] == [mine[1]] and "phone" not in str(left)
@@ -364,8 +364,8 @@ def test_names_sent_at_once_never_outnumber_the_attendances(client, world):
     from tests.support import race
 
     h = world.h("committee")
-    body = {"client_id": f"race-{uuid.uuid4().hex}", "kind": "game", "title": "游戏", "held_on": "2026-10-10", "participants": 2,
-            **backdating("2026-10-10")}
+    body = {"client_id": f"race-{uuid.uuid4().hex}", "kind": "game", "title": "游戏", "held_on": local_day().isoformat(),
+            "participants": 2}
     activity = _ok(client.post(f"/api/v1/communities/{world.community.id}/activities", json=body, headers=h))
     url = f"/api/v1/activities/{activity['id']}/attendees"
     ids = [x.id for x in world.households]
