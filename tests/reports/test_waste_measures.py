@@ -223,19 +223,19 @@ def test_each_figure_lists_exactly_the_records_it_counts(client, world, engine, 
 
     # The XLSX: a 明细 sheet per measure, its total row equal to the figure.
     book = openpyxl.load_workbook(io.BytesIO(_report(client, world, "2026-10", "xlsx").content))
-    assert {"明细·垃圾减量合计", "明细·厨余垃圾", "明细·可回收物", "明细·有害垃圾", "明细·其他垃圾", "明细·参与家庭"} <= set(book.sheetnames)
-    printed = book["明细·有害垃圾"]
+    assert {"明细-垃圾减量合计", "明细-厨余垃圾", "明细-可回收物", "明细-有害垃圾", "明细-其他垃圾", "明细-参与家庭"} <= set(book.sheetnames)
+    printed = book["明细-有害垃圾"]
     # The workbook's layout (app.reports.workbook): the name and period in the title rows, repeated on every page.
     assert (printed.page_setup.paperSize, printed.page_setup.orientation, printed.print_title_rows) == (9, "landscape", "$1:$4")
     assert world.street.name in printed["A1"].value and "2026年10月" in printed["A1"].value
-    sheet = list(book["明细·有害垃圾"].iter_rows(values_only=True))
+    sheet = list(book["明细-有害垃圾"].iter_rows(values_only=True))
     header, lines = sheet[3], [row for row in sheet[4:] if row[0] is not None]
     records, totals = [row for row in lines if row[0] != "合计"], [row for row in lines if row[0] == "合计"]
     kg = header.index("重量(kg)")
     assert len(records) == 3 and round(sum(row[kg] for row in records), 3) == 18.0 and totals[0][kg] == 18.0
     assert isinstance(records[0][0], datetime) and records[0][0].date().isoformat() == "2026-10-10"
     assert {row[header.index("记录编号")] for row in records} == ids["hazardous"]
-    households = [row for row in book["明细·参与家庭"].iter_rows(min_row=5, values_only=True) if row[0] and row[0] != "合计"]
+    households = [row for row in book["明细-参与家庭"].iter_rows(min_row=5, values_only=True) if row[0] and row[0] != "合计"]
     assert len(households) == 8
 
     # Same readers as the report; the first page is audited.

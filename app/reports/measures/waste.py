@@ -532,7 +532,7 @@ def detail_sheets(session: Session, community_ids, lo: datetime, hi: datetime, t
     for measure in WASTE_MEASURES:
         if measure == WasteMeasure.participating_households:
             rows = list(detail_rows(session, measure, community_ids, lo, hi, tz, names))
-            yield DetailSheet("明细·参与家庭", _HOUSEHOLD_COLUMNS, iter(
+            yield DetailSheet("明细-参与家庭", _HOUSEHOLD_COLUMNS, iter(
                 (h.community, h.compound, h.building, h.unit, h.door_plate, h.acts, h.weigh_ins, h.compost_drops, h.checkins,
                  h.challenge_days) for h in rows), ("合计", f"{len(rows)} 户", "", "", "", sum(h.acts for h in rows)))
             continue
@@ -540,7 +540,7 @@ def detail_sheets(session: Session, community_ids, lo: datetime, hi: datetime, t
         records_ = list(detail_rows(session, measure, community_ids, lo, hi, tz, names))
         title = "垃圾减量合计" if group is None else names[group]
         total_g = sum(r.grams for r in records_)
-        yield DetailSheet(f"明细·{title}"[:31], _WASTE_COLUMNS, iter(
+        yield DetailSheet(f"明细-{title}"[:31], _WASTE_COLUMNS, iter(
             (datetime.fromisoformat(r.local_date), r.kind_name, r.record_id, r.community, r.compound, r.building, r.unit,
              r.door_plate or ("（积分支票未领取）" if r.walk_in else ""), "是" if r.walk_in else "", r.category_name,
              r.waste_group_name, r.grams / 1000, r.points) for r in records_),
