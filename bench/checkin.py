@@ -50,6 +50,8 @@ os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="jianfei-bench-"))
 os.environ.setdefault("JWT_SECRET", SECRET)
 os.environ.setdefault("PHONE_HASH_KEY", "bench-phone-key")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+# The scheduled jobs (a backup's pg_dump, reminders, roll-ups) would share the two cores with the run.
+os.environ.setdefault("JOBS_IN_SERVICE", "false")
 
 from sqlalchemy import create_engine, insert, text  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
