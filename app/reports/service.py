@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from urllib.parse import quote
@@ -162,10 +162,11 @@ def monthly_report(session: Session, principal: Principal | None, kind: ScopeKin
     if fmt == MonthlyFormat.html:
         return _render_monthly(report)
     scope = resolve(session, kind, scope_id)
-    lo, hi = month_period(month).bounds(scope.tz)
-    details = [*people.drilldowns(session, scope, month_period(month)),
+    period = month_period(month)
+    lo, hi = period.bounds(scope.tz)
+    details = [*people.drilldowns(session, scope, period),
                *(points.drilldown(session, m, scope.community_ids, lo, hi, scope.tz, None, None) for m in points.POINTS_RECORDS),
-               *(programme.drilldown(session, m, scope.community_ids, lo, hi, scope.tz, *astuple(month_period(month)))
+               *(programme.drilldown(session, m, scope.community_ids, lo, hi, scope.tz, period.start, period.end)
                  for m in programme.PROGRAMME_RECORDS)]
     fd, path = tempfile.mkstemp(suffix=".xlsx")
     os.close(fd)
